@@ -1,0 +1,50 @@
+# quorumd — build, test, bench, lint, demo.
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+# Short fuzz runs in CI: "package FuzzName" pairs, each run for FUZZTIME.
+FUZZTIME  ?= 10s
+FUZZ_TARGETS :=
+
+.PHONY: all build test test-race test-timing fuzz bench lint demo deps softhsm clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+deps:
+	bash .ci/deps
+
+softhsm:
+	bash hsm/softhsm-init.sh .softhsm
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+# The README's test command: lint, every test under the race detector, the
+# constant-time tests without it (the race detector distorts timing), and
+# short fuzz runs of every decoder.
+test: deps lint test-race test-timing fuzz
+
+test-race:
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+test-timing:
+	QUORUMD_TIMING=ci $(GO) test -count=1 -run 'ConstantTime' -timeout 20m ./mpc/...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
+
+bench:
+	QUORUMD_TIMING=long $(GO) test -run 'ConstantTime' -count=1 -timeout 60m ./mpc/...
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+demo: deps build
+	bash cmd/quorumctl/demo.sh
+
+clean:
+	rm -rf $(BIN) .state .softhsm
