@@ -1,0 +1,379 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Client defaults.
+const (
+	DefaultRequestTimeout      = 10 * time.Second
+	DefaultPollChunk           = 25 * time.Second
+	DefaultMaxIdleConnsPerHost = 128
+	DefaultMaxResponseBytes    = 64 << 20
+)
+
+// ClientConfig tunes a Client; zero fields take defaults.
+type ClientConfig struct {
+	// TLS is used for https base URLs (root CAs, optional client certificate).
+	TLS *tls.Config
+	// RequestTimeout bounds each request; long-polls get wait + RequestTimeout.
+	RequestTimeout time.Duration
+	// PollChunk is the longest single long-poll Conn.Recv issues; it must not
+	// exceed the relay's MaxWait (30 s by default).
+	PollChunk time.Duration
+	// MaxConnsPerHost caps connections to the relay (0 = unlimited). Every
+	// waiting Recv holds one connection.
+	MaxConnsPerHost     int
+	MaxIdleConnsPerHost int
+	// MaxResponseBytes caps what is read from one relay answer.
+	MaxResponseBytes int64
+	// Transport replaces the built-in pooled transport (TLS and the
+	// connection limits above are then ignored).
+	Transport http.RoundTripper
+}
+
+// expectThreshold is the body size above which requests announce
+// Expect: 100-continue; small envelopes skip the extra round trip.
+const expectThreshold = 32 << 10
+
+// Client talks to one relay over HTTP/1.1 with pooled keep-alive connections.
+// It is safe for concurrent use. The relay is untrusted: answers are checked
+// against the wire contract and violations reported as ErrProtocol.
+type Client struct {
+	base string
+	hc   *http.Client
+	tr   *http.Transport // nil when the caller supplied a Transport
+	cfg  ClientConfig
+}
+
+// Message is one envelope as delivered by the relay.
+type Message struct {
+	Seq  uint64 `json:"seq"`
+	From string `json:"from"`
+	To   string `json:"to"` // empty for a broadcast
+	Body []byte `json:"body"`
+}
+
+// RoomInfo describes a freshly created room.
+type RoomInfo struct {
+	ID        string
+	Size      int
+	ExpiresAt time.Time
+}
+
+// NewClient returns a client for the relay at baseURL ("http(s)://host:port",
+// optionally with a path prefix). A bare "host:port" means http, or https
+// when cfg.TLS is set.
+func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.PollChunk <= 0 {
+		cfg.PollChunk = DefaultPollChunk
+	}
+	if cfg.PollChunk > maxWaitMsCap*time.Millisecond {
+		return nil, fmt.Errorf("relay: PollChunk %v exceeds the wire limit of %d ms", cfg.PollChunk, maxWaitMsCap)
+	}
+	if cfg.MaxIdleConnsPerHost <= 0 {
+		cfg.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if !strings.Contains(baseURL, "://") {
+		if cfg.TLS != nil {
+			baseURL = "https://" + baseURL
+		} else {
+			baseURL = "http://" + baseURL
+		}
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("relay: base URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("relay: base URL %q must be http(s)://host:port[/prefix]", baseURL)
+	}
+	c := &Client{base: strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), cfg: cfg}
+	rt := cfg.Transport
+	if rt == nil {
+		c.tr = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       cfg.TLS,
+			TLSHandshakeTimeout:   10 * time.Second,
+			MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+			MaxConnsPerHost:       cfg.MaxConnsPerHost,
+			IdleConnTimeout:       60 * time.Second, // below the relay's 120 s so the client closes first
+			DisableCompression:    true,
+			ForceAttemptHTTP2:     false,           // the relay speaks HTTP/1.1
+			ExpectContinueTimeout: 2 * time.Second, // only for bodies over expectThreshold
+		}
+		rt = c.tr
+	}
+	c.hc = &http.Client{
+		Transport: rt,
+		// Redirects would let the relay bounce envelopes elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c, nil
+}
+
+// BaseURL returns the normalised relay URL.
+func (c *Client) BaseURL() string { return c.base }
+
+// Close releases idle pooled connections.
+func (c *Client) Close() {
+	if c.tr != nil {
+		c.tr.CloseIdleConnections()
+	}
+}
+
+// CreateRoom opens a room for size parties with the relay's default TTL.
+func (c *Client) CreateRoom(ctx context.Context, size int) (string, error) {
+	info, err := c.CreateRoomTTL(ctx, size, 0)
+	return info.ID, err
+}
+
+// CreateRoomTTL opens a room for size parties living ttl (whole seconds;
+// 0 = the relay's default).
+func (c *Client) CreateRoomTTL(ctx context.Context, size int, ttl time.Duration) (RoomInfo, error) {
+	if size < 1 {
+		return RoomInfo{}, fmt.Errorf("relay: create room: size %d: %w", size, ErrBadRequest)
+	}
+	if ttl < 0 || (ttl > 0 && ttl < time.Second) {
+		return RoomInfo{}, fmt.Errorf("relay: create room: ttl %v must be 0 or at least 1s: %w", ttl, ErrBadRequest)
+	}
+	body := []byte(`{"size":` + strconv.Itoa(size))
+	if ttl > 0 {
+		body = append(body, `,"ttl_seconds":`+strconv.FormatInt(int64(ttl/time.Second), 10)...)
+	}
+	body = append(body, '}')
+	data, err := c.do(ctx, http.MethodPost, "/v1/rooms", "application/json", body, c.cfg.RequestTimeout)
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("relay: create room: %w", err)
+	}
+	var resp struct {
+		RoomUUID  string    `json:"room_uuid"`
+		Size      int       `json:"size"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return RoomInfo{}, fmt.Errorf("relay: create room: %w: %v", ErrProtocol, err)
+	}
+	if !ValidRoomID(resp.RoomUUID) || resp.Size != size {
+		return RoomInfo{}, fmt.Errorf("relay: create room: %w: bad room id or size in answer", ErrProtocol)
+	}
+	return RoomInfo{ID: resp.RoomUUID, Size: resp.Size, ExpiresAt: resp.ExpiresAt}, nil
+}
+
+// Post appends an envelope to room from party `from`, addressed to `to`
+// (empty = broadcast to every other member).
+func (c *Client) Post(ctx context.Context, room, from, to string, body []byte) error {
+	_, err := c.post(ctx, room, from, to, body)
+	return err
+}
+
+func (c *Client) post(ctx context.Context, room, from, to string, body []byte) (uint64, error) {
+	if err := checkRoute(room, from); err != nil {
+		return 0, fmt.Errorf("relay: post: %w", err)
+	}
+	if to != "" && !ValidParty(to) {
+		return 0, fmt.Errorf("relay: post: recipient is not a valid party name: %w", ErrBadRequest)
+	}
+	if len(body) == 0 {
+		return 0, fmt.Errorf("relay: post: empty envelope: %w", ErrBadRequest)
+	}
+	path := "/v1/rooms/" + room + "/messages?from=" + from + "&to=" + to
+	data, err := c.do(ctx, http.MethodPost, path, "application/octet-stream", body, c.cfg.RequestTimeout)
+	if err != nil {
+		return 0, fmt.Errorf("relay: post to room %s: %w", room, err)
+	}
+	var resp struct {
+		Seq *uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil || resp.Seq == nil || *resp.Seq == 0 {
+		return 0, fmt.Errorf("relay: post to room %s: %w: bad seq in answer", room, ErrProtocol)
+	}
+	return *resp.Seq, nil
+}
+
+// Fetch returns the envelopes after seq `after` that party may read
+// (addressed to it, or broadcast by another member), waiting up to wait for
+// the first one; an empty result means the wait expired. wait must not
+// exceed the relay's MaxWait.
+func (c *Client) Fetch(ctx context.Context, room, party string, after uint64, wait time.Duration) ([]Message, error) {
+	if err := checkRoute(room, party); err != nil {
+		return nil, fmt.Errorf("relay: fetch: %w", err)
+	}
+	if wait < 0 {
+		wait = 0
+	}
+	path := "/v1/rooms/" + room + "/messages?party=" + party +
+		"&after=" + strconv.FormatUint(after, 10) +
+		"&wait_ms=" + strconv.FormatInt(int64(wait/time.Millisecond), 10)
+	data, err := c.do(ctx, http.MethodGet, path, "", nil, wait+c.cfg.RequestTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("relay: fetch from room %s: %w", room, err)
+	}
+	msgs, err := decodeFetch(data, party, after)
+	if err != nil {
+		return nil, fmt.Errorf("relay: fetch from room %s: %w", room, err)
+	}
+	return msgs, nil
+}
+
+// Leave tells the relay that party is done with room; once every member has
+// left, the room is closed for good.
+func (c *Client) Leave(ctx context.Context, room, party string) error {
+	if err := checkRoute(room, party); err != nil {
+		return fmt.Errorf("relay: leave: %w", err)
+	}
+	if _, err := c.do(ctx, http.MethodDelete, "/v1/rooms/"+room+"?party="+party, "", nil, c.cfg.RequestTimeout); err != nil {
+		return fmt.Errorf("relay: leave room %s: %w", room, err)
+	}
+	return nil
+}
+
+// Health checks the relay's /healthz.
+func (c *Client) Health(ctx context.Context) error {
+	if _, err := c.do(ctx, http.MethodGet, "/healthz", "", nil, c.cfg.RequestTimeout); err != nil {
+		return fmt.Errorf("relay: health: %w", err)
+	}
+	return nil
+}
+
+func checkRoute(room, party string) error {
+	if !ValidRoomID(room) {
+		return fmt.Errorf("room id is not a lowercase UUID v4: %w", ErrBadRequest)
+	}
+	if !ValidParty(party) {
+		return fmt.Errorf("party name must be 1..%d lowercase hex characters: %w", MaxPartyLen, ErrBadRequest)
+	}
+	return nil
+}
+
+// do performs one request and returns the body of a 200 answer, a *Error for
+// any other status, or a transport error. Query strings are built from
+// validated hex and digits only, so they need no escaping.
+func (c *Client) do(ctx context.Context, method, pathQuery, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, rd)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if len(body) > expectThreshold {
+		// Lets the relay refuse an oversized envelope before it is sent,
+		// instead of resetting the connection mid-upload.
+		req.Header.Set("Expect", "100-continue")
+	}
+	req.Header.Set("Accept", "application/json")
+	op := method + " " + pathOnly(pathQuery)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &transportError{op: op, err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return nil, &transportError{op: op, err: err}
+	}
+	if int64(len(data)) > c.cfg.MaxResponseBytes {
+		return nil, fmt.Errorf("%w: answer exceeds %d bytes", ErrProtocol, c.cfg.MaxResponseBytes)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return data, nil
+	}
+	return nil, decodeError(resp.StatusCode, data)
+}
+
+func pathOnly(pq string) string {
+	p, _, _ := strings.Cut(pq, "?")
+	return p
+}
+
+// decodeError turns a non-200 answer into *Error. The text comes from an
+// untrusted relay, so it is bounded and stripped of control characters.
+func decodeError(status int, data []byte) *Error {
+	var eb errorBody
+	_ = json.Unmarshal(data, &eb) // a non-JSON body (proxy, fasthttp) still yields the status
+	clean := func(s string, n int) string {
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return -1
+			}
+			return r
+		}, s)
+		if len(s) > n {
+			s = s[:n]
+		}
+		return s
+	}
+	return &Error{Status: status, Code: clean(eb.Error, 64), Message: clean(eb.Message, 256)}
+}
+
+// decodeFetch parses a fetch answer and checks it against the contract:
+// strictly increasing seqs above after, each addressed to party or a
+// broadcast from another valid party.
+func decodeFetch(data []byte, party string, after uint64) ([]Message, error) {
+	var resp struct {
+		Messages *[]Message `json:"messages"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	if resp.Messages == nil {
+		return nil, fmt.Errorf("%w: answer has no messages list", ErrProtocol)
+	}
+	msgs := *resp.Messages
+	last := after
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Seq <= last {
+			return nil, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
+		}
+		last = m.Seq
+		if !ValidParty(m.From) {
+			return nil, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
+		}
+		switch m.To {
+		case party:
+		case "":
+			if m.From == party {
+				return nil, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
+			}
+		default:
+			return nil, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	return msgs, nil
+}
+
+// isCtxDone reports whether err stems from ctx ending.
+func isCtxDone(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTransport))
+}

@@ -1,0 +1,180 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// MaxPartyLen is the longest party name the relay accepts, in hex characters.
+const MaxPartyLen = 130
+
+// maxWaitMsCap is the wire contract's upper bound for wait_ms.
+const maxWaitMsCap = 30000
+
+// ValidParty reports whether s is an acceptable party name: 1..130 lowercase
+// hex characters (in practice a 66-char compressed identity key).
+func ValidParty(s string) bool {
+	if len(s) == 0 || len(s) > MaxPartyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidRoomID reports whether s is a canonical lowercase UUID version 4 with
+// the RFC 4122 variant, the only form the relay issues.
+func ValidRoomID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
+}
+
+// paramError is a 400 with a human explanation.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
+func badParam(format string, a ...any) error { return &paramError{fmt.Sprintf(format, a...)} }
+
+// createRequest is the POST /v1/rooms body.
+type createRequest struct {
+	Size       *int   `json:"size"`
+	TTLSeconds *int64 `json:"ttl_seconds,omitempty"`
+}
+
+// parseCreate decodes and bounds-checks a room creation body.
+func parseCreate(body []byte, cfg *Config) (size int, ttl time.Duration, err error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return 0, 0, badParam(`body must be JSON {"size": N, "ttl_seconds": optional}`)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req createRequest
+	if err := dec.Decode(&req); err != nil {
+		return 0, 0, badParam("invalid JSON body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return 0, 0, badParam("trailing data after JSON body")
+	}
+	if req.Size == nil {
+		return 0, 0, badParam("size is required")
+	}
+	size = *req.Size
+	if size < 1 || size > cfg.MaxRoomSize {
+		return 0, 0, badParam("size %d out of range 1..%d", size, cfg.MaxRoomSize)
+	}
+	ttl = cfg.DefaultRoomTTL
+	if req.TTLSeconds != nil {
+		maxSec := int64(cfg.MaxRoomTTL / time.Second)
+		if *req.TTLSeconds < 1 || *req.TTLSeconds > maxSec {
+			return 0, 0, badParam("ttl_seconds %d out of range 1..%d", *req.TTLSeconds, maxSec)
+		}
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+	}
+	return size, ttl, nil
+}
+
+// singleArg returns the value of a query parameter that may appear at most once.
+func singleArg(args *fasthttp.Args, key string) (val string, present bool, err error) {
+	vals := args.PeekMulti(key)
+	switch len(vals) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return string(vals[0]), true, nil
+	default:
+		return "", true, badParam("query parameter %q given %d times", key, len(vals))
+	}
+}
+
+// requiredParty reads a mandatory party-name parameter.
+func requiredParty(args *fasthttp.Args, key string) (string, error) {
+	v, ok, err := singleArg(args, key)
+	if err != nil {
+		return "", err
+	}
+	if !ok || v == "" {
+		return "", badParam("query parameter %q is required", key)
+	}
+	if !ValidParty(v) {
+		return "", badParam("query parameter %q must be 1..%d lowercase hex characters", key, MaxPartyLen)
+	}
+	return v, nil
+}
+
+// parsePostParams reads ?from=<party>&to=<party or empty for broadcast>.
+func parsePostParams(args *fasthttp.Args) (from, to string, err error) {
+	if from, err = requiredParty(args, "from"); err != nil {
+		return "", "", err
+	}
+	to, _, err = singleArg(args, "to")
+	if err != nil {
+		return "", "", err
+	}
+	if to != "" && !ValidParty(to) {
+		return "", "", badParam(`query parameter "to" must be empty (broadcast) or 1..%d lowercase hex characters`, MaxPartyLen)
+	}
+	return from, to, nil
+}
+
+// parseFetchParams reads ?party=<party>&after=<seq>&wait_ms=<ms>; waits are
+// capped at maxWait.
+func parseFetchParams(args *fasthttp.Args, maxWait time.Duration) (party string, after uint64, wait time.Duration, err error) {
+	if party, err = requiredParty(args, "party"); err != nil {
+		return "", 0, 0, err
+	}
+	a, ok, err := singleArg(args, "after")
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if ok {
+		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
+			return "", 0, 0, badParam(`query parameter "after" must be a decimal sequence number`)
+		}
+	}
+	w, ok, err := singleArg(args, "wait_ms")
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if ok {
+		ms, perr := strconv.ParseInt(w, 10, 64)
+		if perr != nil || ms < 0 || ms > maxWaitMsCap {
+			return "", 0, 0, badParam(`query parameter "wait_ms" must be an integer in 0..%d`, maxWaitMsCap)
+		}
+		// Within the wire bound, a relay configured for shorter waits just
+		// answers earlier: an empty list is always a valid long-poll answer.
+		wait = min(time.Duration(ms)*time.Millisecond, maxWait)
+	}
+	return party, after, wait, nil
+}
+
+// parseLeaveParams reads ?party=<party>.
+func parseLeaveParams(args *fasthttp.Args) (string, error) {
+	return requiredParty(args, "party")
+}

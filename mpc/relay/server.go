@@ -1,0 +1,669 @@
+// Package relay is the untrusted message relay of the import and signing
+// ceremonies (DESIGN §8): an HTTP service with one-time rooms of fixed size,
+// an ordered envelope log per room and long-poll delivery, plus its client.
+// The relay only routes opaque envelope bytes; envelopes carry their own
+// signatures and encryption, so nothing here needs to be trusted.
+// The wire contract is documented on Server.
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Server is the relay. Routes (all JSON, errors as {"error": code, "message": text}):
+//
+//	POST   /v1/rooms                       {"size":N,"ttl_seconds":opt} → {"room_uuid","size","expires_at"}
+//	POST   /v1/rooms/{room}/messages?from=P&to=Q   raw envelope (to empty = broadcast) → {"seq":n}
+//	GET    /v1/rooms/{room}/messages?party=P&after=S&wait_ms=W   long-poll → {"messages":[{seq,from,to,body(base64)}]}
+//	DELETE /v1/rooms/{room}?party=P         leave; the room closes when every member has left
+//	GET    /healthz, /metrics
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	hs  *fasthttp.Server
+	m   metrics
+
+	totalBytes atomic.Int64 // envelope bytes held in all open rooms
+
+	mu       sync.RWMutex
+	rooms    map[string]*room // open rooms and tombstones
+	open     int
+	tombs    []*room // ended rooms in forgetAt order; tombs[tombHead:] are live
+	tombHead int
+
+	closing    chan struct{} // closed by Shutdown: long-polls answer 503 at once
+	closeOnce  sync.Once
+	gcOnce     sync.Once
+	gcStopOnce sync.Once
+	gcStop     chan struct{}
+	gcDone     chan struct{}
+}
+
+// New builds a relay from cfg (zero fields take defaults).
+func New(cfg Config) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     c,
+		log:     c.Logger,
+		rooms:   make(map[string]*room),
+		closing: make(chan struct{}),
+		gcStop:  make(chan struct{}),
+		gcDone:  make(chan struct{}),
+	}
+	s.hs = &fasthttp.Server{
+		Handler:               s.Handler,
+		ErrorHandler:          s.errorHandler,
+		Name:                  "quorum-relay",
+		NoDefaultServerHeader: true,
+		ReadTimeout:           c.ReadTimeout,
+		WriteTimeout:          c.WriteTimeout,
+		IdleTimeout:           c.IdleTimeout,
+		Concurrency:           c.MaxConcurrentConns,
+		// Bodies a little over the envelope limit are still read, so the
+		// handler can answer 413 in JSON on a connection that stays usable;
+		// anything larger is cut off by fasthttp while reading (the client
+		// may then see a reset instead of the 413). Large senders should use
+		// Expect: 100-continue, as Client does, to be refused before sending.
+		MaxRequestBodySize: c.MaxEnvelopeBytes + bodySlack,
+		ExpectHandler:      s.expect,
+		CloseOnShutdown:    true,
+		Logger:             fasthttpLogger{c.Logger},
+	}
+	return s, nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (s *Server) Config() Config { return s.cfg }
+
+// Serve accepts connections on ln (wrapped in TLS when Config.TLS is set)
+// until Shutdown. It returns nil after a graceful shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.TLS != nil {
+		tc := s.cfg.TLS.Clone()
+		if tc.MinVersion < tls.VersionTLS12 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	s.gcOnce.Do(func() { go s.gcLoop() })
+	return s.hs.Serve(ln)
+}
+
+// ListenAndServe listens on addr ("host:port") and serves.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("relay: listen %s: %w", addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting, answers pending long-polls with 503
+// shutting_down, and waits for in-flight requests until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	err := s.hs.ShutdownWithContext(ctx)
+	started := true
+	s.gcOnce.Do(func() { started = false }) // and Serve can no longer start it
+	if started {
+		s.gcStopOnce.Do(func() { close(s.gcStop) })
+		<-s.gcDone
+	}
+	if err != nil {
+		return fmt.Errorf("relay: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Handler serves one request; exposed so the relay can be mounted in-process.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	method := string(ctx.Method())
+	switch {
+	case bytes.Equal(path, []byte("/healthz")):
+		if method != fasthttp.MethodGet && method != fasthttp.MethodHead {
+			s.methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+	case bytes.Equal(path, []byte("/metrics")):
+		if method != fasthttp.MethodGet && method != fasthttp.MethodHead {
+			s.methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		ctx.SetBody(s.appendMetrics(make([]byte, 0, 4096)))
+	case bytes.Equal(path, []byte("/v1/rooms")):
+		if method != fasthttp.MethodPost {
+			s.methodNotAllowed(ctx, "POST")
+			return
+		}
+		s.createRoom(ctx)
+	case bytes.HasPrefix(path, []byte("/v1/rooms/")):
+		rest := path[len("/v1/rooms/"):]
+		id, tail, hasTail := bytes.Cut(rest, []byte("/"))
+		switch {
+		case !hasTail:
+			if method != fasthttp.MethodDelete {
+				s.methodNotAllowed(ctx, "DELETE")
+				return
+			}
+			s.leave(ctx, string(id))
+		case bytes.Equal(tail, []byte("messages")):
+			switch method {
+			case fasthttp.MethodPost:
+				s.post(ctx, string(id))
+			case fasthttp.MethodGet:
+				s.fetch(ctx, string(id))
+			default:
+				s.methodNotAllowed(ctx, "GET, POST")
+			}
+		default:
+			s.reject(ctx, CodeNotFound, "no such route")
+		}
+	default:
+		s.reject(ctx, CodeNotFound, "no such route")
+	}
+}
+
+func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
+	size, ttl, err := parseCreate(ctx.PostBody(), &s.cfg)
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if s.open >= s.cfg.MaxRooms {
+		s.mu.Unlock()
+		s.sweep(now) // expired rooms may not have been collected yet
+		s.mu.Lock()
+	}
+	if s.open >= s.cfg.MaxRooms {
+		s.mu.Unlock()
+		s.reject(ctx, CodeTooManyRooms, fmt.Sprintf("%d rooms open, the limit", s.cfg.MaxRooms))
+		return
+	}
+	id := newRoomID()
+	for s.rooms[id] != nil { // 122 random bits: never in practice, but never reuse
+		id = newRoomID()
+	}
+	r := newRoom(id, size, now, ttl)
+	s.rooms[id] = r
+	s.open++
+	s.mu.Unlock()
+	s.m.roomsCreated.Add(1)
+	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String())
+
+	b := make([]byte, 0, 128)
+	b = append(b, `{"room_uuid":"`...)
+	b = append(b, id...)
+	b = append(b, `","size":`...)
+	b = strconv.AppendInt(b, int64(size), 10)
+	b = append(b, `,"expires_at":"`...)
+	b = r.expires.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `"}`...)
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// lockOpenRoom finds room id and returns it locked if it is open, or the
+// code to answer with. An open room past its TTL is expired on the spot.
+func (s *Server) lockOpenRoom(id string) (*room, string) {
+	s.mu.RLock()
+	r := s.rooms[id]
+	s.mu.RUnlock()
+	if r == nil {
+		return nil, CodeUnknownRoom
+	}
+	r.mu.Lock()
+	if r.state == roomOpen {
+		now := time.Now()
+		if now.Before(r.expires) {
+			return r, ""
+		}
+		ended := r.endLocked(roomExpired, now, s.cfg.ForgetAfter)
+		r.mu.Unlock()
+		if ended {
+			s.retire(r, roomExpired)
+		}
+		return nil, CodeRoomExpired
+	}
+	r.mu.Unlock()
+	return nil, CodeRoomExpired
+}
+
+func (s *Server) roomFromPath(ctx *fasthttp.RequestCtx, id string) (*room, bool) {
+	if !ValidRoomID(id) {
+		s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
+		return nil, false
+	}
+	r, code := s.lockOpenRoom(id)
+	if code != "" {
+		s.rejectRoom(ctx, code, id)
+		return nil, false
+	}
+	return r, true
+}
+
+func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
+	from, to, err := parsePostParams(ctx.QueryArgs())
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
+	in := ctx.PostBody()
+	if len(in) == 0 {
+		s.reject(ctx, CodeBadRequest, "empty envelope")
+		return
+	}
+	if len(in) > s.cfg.MaxEnvelopeBytes { // fasthttp lets up to bodySlack more through to get here
+		s.reject(ctx, CodeTooLarge, fmt.Sprintf("envelope of %d bytes exceeds %d", len(in), s.cfg.MaxEnvelopeBytes))
+		return
+	}
+	// fasthttp reuses the request buffer after the handler returns.
+	body := append([]byte(nil), in...)
+
+	r, ok := s.roomFromPath(ctx, id)
+	if !ok {
+		return
+	}
+	if _, code := r.admitLocked(from, false); code != "" {
+		r.mu.Unlock()
+		s.rejectRoom(ctx, code, id)
+		return
+	}
+	if code, msg := s.roomLimitLocked(r, len(body)); code != "" {
+		r.mu.Unlock()
+		s.reject(ctx, code, msg)
+		return
+	}
+	drop := false
+	if s.cfg.Intercept != nil {
+		// Run the test hook without the room lock; recheck afterwards.
+		r.mu.Unlock()
+		var nb []byte
+		nb, drop = s.cfg.Intercept(id, from, to, body)
+		if nb != nil {
+			body = nb
+		}
+		r.mu.Lock()
+		if r.state != roomOpen {
+			r.mu.Unlock()
+			s.rejectRoom(ctx, CodeRoomExpired, id)
+			return
+		}
+		if code, msg := s.roomLimitLocked(r, len(body)); code != "" && !drop {
+			r.mu.Unlock()
+			s.reject(ctx, code, msg)
+			return
+		}
+	}
+	r.lastSeq++
+	seq := r.lastSeq
+	if drop {
+		s.m.dropped.Add(1)
+	} else {
+		r.msgs = append(r.msgs, &message{seq: seq, from: from, to: to, body: body})
+		r.bytes += len(body)
+		s.totalBytes.Add(int64(len(body)))
+		r.wakeLocked()
+		s.m.messages.Add(1)
+		s.m.messageBytes.Add(uint64(len(body)))
+	}
+	r.mu.Unlock()
+
+	b := make([]byte, 0, 32)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '}')
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// roomLimitLocked checks the per-room storage limits for one more envelope.
+func (s *Server) roomLimitLocked(r *room, n int) (code, msg string) {
+	if len(r.msgs) >= s.cfg.MaxRoomMessages {
+		return CodeRoomMessageLimit, fmt.Sprintf("room holds %d envelopes, the limit", s.cfg.MaxRoomMessages)
+	}
+	if r.bytes+n > s.cfg.MaxRoomBytes {
+		return CodeRoomMessageLimit, fmt.Sprintf("room would exceed %d envelope bytes", s.cfg.MaxRoomBytes)
+	}
+	if s.totalBytes.Load()+int64(n) > s.cfg.MaxTotalBytes {
+		return CodeStorageFull, fmt.Sprintf("relay holds %d envelope bytes, the limit", s.cfg.MaxTotalBytes)
+	}
+	return "", ""
+}
+
+func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
+	party, after, wait, err := parseFetchParams(ctx.QueryArgs(), s.cfg.MaxWait)
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
+	r, ok := s.roomFromPath(ctx, id)
+	if !ok {
+		return
+	}
+	idx, code := r.admitLocked(party, false)
+	if code != "" {
+		r.mu.Unlock()
+		s.rejectRoom(ctx, code, id)
+		return
+	}
+	start := time.Now()
+	deadline := start.Add(wait)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		// Invariant: r.mu held, r open, party a member.
+		if batch := r.collectLocked(party, after, s.cfg.MaxFetchBytes); len(batch) > 0 {
+			r.mu.Unlock()
+			s.m.delivered.Add(uint64(len(batch)))
+			writeJSON(ctx, fasthttp.StatusOK, appendMessages(make([]byte, 0, 256), batch))
+			return
+		}
+		now := time.Now()
+		if !now.Before(r.expires) {
+			ended := r.endLocked(roomExpired, now, s.cfg.ForgetAfter)
+			r.mu.Unlock()
+			if ended {
+				s.retire(r, roomExpired)
+			}
+			s.rejectRoom(ctx, CodeRoomExpired, id)
+			return
+		}
+		if !now.Before(deadline) {
+			r.mu.Unlock()
+			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"messages":[]}`))
+			return
+		}
+		ch := r.waitChanLocked()
+		r.mu.Unlock()
+		if timer == nil {
+			// Wake at the wait deadline or at expiry, whichever is first.
+			until := deadline
+			if r.expires.Before(until) {
+				until = r.expires
+			}
+			timer = time.NewTimer(until.Sub(now))
+		}
+		s.m.waiters.Add(1)
+		select {
+		case <-ch:
+		case <-timer.C:
+		case <-s.closing:
+			s.m.waiters.Add(-1)
+			s.reject(ctx, CodeShuttingDown, "relay is shutting down")
+			return
+		}
+		s.m.waiters.Add(-1)
+		r.mu.Lock()
+		if r.state != roomOpen {
+			r.mu.Unlock()
+			s.rejectRoom(ctx, CodeRoomExpired, id)
+			return
+		}
+		if r.members[idx].left {
+			r.mu.Unlock()
+			s.rejectRoom(ctx, CodePartyLeft, id)
+			return
+		}
+	}
+}
+
+// appendMessages encodes a fetch answer. Party names are validated hex, so
+// only the body needs encoding.
+func appendMessages(b []byte, batch []*message) []byte {
+	b = append(b, `{"messages":[`...)
+	for i, m := range batch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendUint(b, m.seq, 10)
+		b = append(b, `,"from":"`...)
+		b = append(b, m.from...)
+		b = append(b, `","to":"`...)
+		b = append(b, m.to...)
+		b = append(b, `","body":"`...)
+		b = base64.StdEncoding.AppendEncode(b, m.body)
+		b = append(b, `"}`...)
+	}
+	return append(b, "]}"...)
+}
+
+func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
+	party, err := parseLeaveParams(ctx.QueryArgs())
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
+	r, ok := s.roomFromPath(ctx, id)
+	if !ok {
+		return
+	}
+	idx, code := r.admitLocked(party, true)
+	if code != "" {
+		r.mu.Unlock()
+		s.rejectRoom(ctx, code, id)
+		return
+	}
+	r.members[idx].left = true
+	r.wakeLocked()
+	closed := false
+	if r.allLeftLocked() {
+		closed = r.endLocked(roomClosed, time.Now(), s.cfg.ForgetAfter)
+	}
+	r.mu.Unlock()
+	if closed {
+		s.retire(r, roomClosed)
+	}
+	if closed {
+		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true,"room_closed":true}`))
+	} else {
+		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true,"room_closed":false}`))
+	}
+}
+
+// retire accounts for a room that just ended (r.mu must not be held).
+func (s *Server) retire(r *room, st roomState) {
+	r.mu.Lock()
+	forgetAt, final, msgs := r.forgetAt, r.final, r.lastSeq
+	r.mu.Unlock()
+	s.totalBytes.Add(-int64(final.bytes))
+	s.mu.Lock()
+	s.open--
+	s.tombs = append(s.tombs, r)
+	for len(s.tombs)-s.tombHead > s.cfg.MaxTombstones {
+		s.forgetLocked()
+	}
+	s.mu.Unlock()
+	if st == roomExpired {
+		s.m.roomsClosedExpire.Add(1)
+	} else {
+		s.m.roomsClosedLeft.Add(1)
+	}
+	s.log.Info("room ended", "room", r.id, "reason", st.String(), "members", final.members, "last_seq", msgs,
+		"forget_at", forgetAt.UTC().Format(time.RFC3339))
+}
+
+// forgetLocked drops the oldest tombstone: its id answers 404 from now on.
+func (s *Server) forgetLocked() {
+	r := s.tombs[s.tombHead]
+	s.tombs[s.tombHead] = nil
+	s.tombHead++
+	delete(s.rooms, r.id)
+	// Compact once the dead prefix dominates, keeping appends amortised O(1).
+	if s.tombHead > 1024 && s.tombHead*2 > len(s.tombs) {
+		s.tombs = append(s.tombs[:0:0], s.tombs[s.tombHead:]...)
+		s.tombHead = 0
+	}
+}
+
+// sweep expires overdue open rooms and forgets old tombstones.
+func (s *Server) sweep(now time.Time) {
+	var overdue []*room
+	s.mu.Lock()
+	for s.tombHead < len(s.tombs) {
+		t := s.tombs[s.tombHead]
+		// forgetAt is written once under t.mu before t is queued, and the
+		// queue append happens under s.mu, so reading it here is ordered.
+		if now.Before(t.forgetAt) {
+			break
+		}
+		s.forgetLocked()
+	}
+	for _, r := range s.rooms {
+		// expires is immutable; the state is rechecked under r.mu below.
+		if !r.ended.Load() && !now.Before(r.expires) {
+			overdue = append(overdue, r)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range overdue {
+		r.mu.Lock()
+		ended := r.endLocked(roomExpired, now, s.cfg.ForgetAfter)
+		r.mu.Unlock()
+		if ended {
+			s.retire(r, roomExpired)
+		}
+	}
+}
+
+func (s *Server) gcLoop() {
+	defer close(s.gcDone)
+	t := time.NewTicker(s.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case now := <-t.C:
+			s.sweep(now)
+		}
+	}
+}
+
+func newRoomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails since Go 1.24: it aborts the program instead
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (s *Server) reject(ctx *fasthttp.RequestCtx, code, msg string) {
+	s.m.reject(code)
+	status, ok := codeStatus[code]
+	if !ok {
+		status = fasthttp.StatusBadRequest
+	}
+	b, err := json.Marshal(errorBody{Error: code, Message: msg})
+	if err != nil { // cannot happen for two strings; keep the answer well-formed
+		b = []byte(`{"error":"` + code + `","message":""}`)
+	}
+	s.log.Debug("request rejected", "code", code, "status", status, "method", string(ctx.Method()),
+		"path", string(ctx.Path()), "remote", ctx.RemoteAddr().String())
+	writeJSON(ctx, status, b)
+}
+
+func (s *Server) rejectRoom(ctx *fasthttp.RequestCtx, code, id string) {
+	var msg string
+	switch code {
+	case CodeUnknownRoom:
+		msg = "no room " + id
+	case CodeRoomExpired:
+		msg = "room " + id + " has expired or been closed; rooms are one-time"
+	case CodeRoomFull:
+		msg = "room " + id + " already has all its members"
+	case CodePartyLeft:
+		msg = "this party has left room " + id
+	default:
+		msg = code
+	}
+	s.reject(ctx, code, msg)
+}
+
+func (s *Server) methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	s.reject(ctx, CodeMethodNotAllowed, "method not allowed; use "+allow)
+}
+
+// bodySlack is how far over MaxEnvelopeBytes a body is still read in full.
+const bodySlack = 64 << 10
+
+// expect refuses an oversized envelope announced with Expect: 100-continue
+// before its body is sent (fasthttp allows only a bare status here).
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	if ctx.Request.Header.ContentLength() > s.cfg.MaxEnvelopeBytes {
+		s.m.reject(CodeTooLarge)
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
+// errorHandler answers requests fasthttp could not read, in the relay's JSON.
+func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.reject(ctx, CodeTooLarge, fmt.Sprintf("envelope exceeds %d bytes", s.cfg.MaxEnvelopeBytes))
+	case errors.As(err, &ne) && ne.Timeout():
+		s.m.reject(codeRequestTimeout)
+		b, _ := json.Marshal(errorBody{Error: codeRequestTimeout, Message: "request not received in time"})
+		writeJSON(ctx, fasthttp.StatusRequestTimeout, b)
+	default:
+		s.reject(ctx, CodeBadRequest, "malformed HTTP request")
+	}
+}
+
+// fasthttpLogger routes fasthttp's own printf logging into slog.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn("http server", "detail", fmt.Sprintf(format, args...))
+}
