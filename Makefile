@@ -32,7 +32,7 @@ test-race:
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 test-timing:
-	QUORUMD_TIMING=ci $(GO) test -count=1 -run 'ConstantTime' -timeout 20m ./mpc/...
+	QUORUMD_TIMING=ci $(GO) test -p 1 -count=1 -run 'ConstantTime' -timeout 20m ./mpc/...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -40,7 +40,7 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 bench:
-	QUORUMD_TIMING=long $(GO) test -run 'ConstantTime' -count=1 -timeout 60m ./mpc/...
+	QUORUMD_TIMING=long $(GO) test -p 1 -run 'ConstantTime' -count=1 -timeout 60m ./mpc/...
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 demo: deps build

@@ -180,6 +180,26 @@ func (c *Client) CreateRoomTTL(ctx context.Context, size int, ttl time.Duration)
 	return RoomInfo{ID: resp.RoomUUID, Size: resp.Size, ExpiresAt: resp.ExpiresAt}, nil
 }
 
+// RoomInfo returns an open room's size and expiry.
+func (c *Client) RoomInfo(ctx context.Context, room string) (RoomInfo, error) {
+	if !ValidRoomID(room) {
+		return RoomInfo{}, fmt.Errorf("relay: room info: %w: bad room id", ErrBadRequest)
+	}
+	data, err := c.do(ctx, http.MethodGet, "/v1/rooms/"+room, "", nil, c.cfg.RequestTimeout)
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("relay: room info: %w", err)
+	}
+	var resp struct {
+		RoomUUID  string    `json:"room_uuid"`
+		Size      int       `json:"size"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil || resp.RoomUUID != room || resp.Size < 1 {
+		return RoomInfo{}, fmt.Errorf("relay: room info: %w: bad answer", ErrProtocol)
+	}
+	return RoomInfo{ID: resp.RoomUUID, Size: resp.Size, ExpiresAt: resp.ExpiresAt}, nil
+}
+
 // Post appends an envelope to room from party `from`, addressed to `to`
 // (empty = broadcast to every other member).
 func (c *Client) Post(ctx context.Context, room, from, to string, body []byte) error {

@@ -1000,3 +1000,26 @@ func TestErrorIs(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomInfo(t *testing.T) {
+	addr := testkit.Relay(t, relay.Config{DefaultRoomTTL: time.Minute})
+	c := newClient(t, addr)
+	ctx := context.Background()
+	room, err := c.CreateRoom(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.RoomInfo(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != room || info.Size != 3 || time.Until(info.ExpiresAt) <= 0 {
+		t.Fatalf("room info %+v", info)
+	}
+	if _, err := c.RoomInfo(ctx, "0f0e0d0c-0b0a-4908-8706-050403020100"); !errors.Is(err, relay.ErrUnknownRoom) {
+		t.Fatalf("unknown room: %v", err)
+	}
+	if _, err := c.RoomInfo(ctx, "not-a-room"); !errors.Is(err, relay.ErrBadRequest) {
+		t.Fatalf("bad id: %v", err)
+	}
+}

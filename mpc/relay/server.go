@@ -164,11 +164,14 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		id, tail, hasTail := bytes.Cut(rest, []byte("/"))
 		switch {
 		case !hasTail:
-			if method != fasthttp.MethodDelete {
-				s.methodNotAllowed(ctx, "DELETE")
-				return
+			switch method {
+			case fasthttp.MethodDelete:
+				s.leave(ctx, string(id))
+			case fasthttp.MethodGet:
+				s.roomInfo(ctx, string(id))
+			default:
+				s.methodNotAllowed(ctx, "GET, DELETE")
 			}
-			s.leave(ctx, string(id))
 		case bytes.Equal(tail, []byte("messages")):
 			switch method {
 			case fasthttp.MethodPost:
@@ -215,15 +218,7 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 	s.m.roomsCreated.Add(1)
 	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String())
 
-	b := make([]byte, 0, 128)
-	b = append(b, `{"room_uuid":"`...)
-	b = append(b, id...)
-	b = append(b, `","size":`...)
-	b = strconv.AppendInt(b, int64(size), 10)
-	b = append(b, `,"expires_at":"`...)
-	b = r.expires.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `"}`...)
-	writeJSON(ctx, fasthttp.StatusOK, b)
+	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), r))
 }
 
 // lockOpenRoom finds room id and returns it locked if it is open, or the
@@ -453,6 +448,28 @@ func appendMessages(b []byte, batch []*message) []byte {
 		b = append(b, `"}`...)
 	}
 	return append(b, "]}"...)
+}
+
+// roomInfo answers an open room's size and expiry, so a party that was
+// given only the room id (a signer) learns how many parties it holds.
+func (s *Server) roomInfo(ctx *fasthttp.RequestCtx, id string) {
+	r, ok := s.roomFromPath(ctx, id)
+	if !ok {
+		return
+	}
+	b := appendRoomJSON(make([]byte, 0, 128), r)
+	r.mu.Unlock()
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+func appendRoomJSON(b []byte, r *room) []byte {
+	b = append(b, `{"room_uuid":"`...)
+	b = append(b, r.id...)
+	b = append(b, `","size":`...)
+	b = strconv.AppendInt(b, int64(r.size), 10)
+	b = append(b, `,"expires_at":"`...)
+	b = r.expires.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
 }
 
 func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
