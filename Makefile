@@ -4,7 +4,7 @@ BIN       := bin
 PKGS      := ./...
 # Short fuzz runs in CI: "package FuzzName" pairs, each run for FUZZTIME.
 FUZZTIME  ?= 10s
-FUZZ_TARGETS := ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch
+FUZZ_TARGETS := ./mpc/bip340:FuzzVerify ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch
 
 .PHONY: all build test test-race test-timing fuzz bench lint demo deps softhsm clean
 
@@ -31,8 +31,10 @@ test: deps lint test-race test-timing fuzz
 test-race:
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
+# The constant-time tests and the 10,000-input btcec cross-checks run here,
+# without the race detector.
 test-timing:
-	QUORUMD_TIMING=ci $(GO) test -p 1 -count=1 -run 'ConstantTime' -timeout 20m ./mpc/...
+	QUORUMD_TIMING=ci $(GO) test -p 1 -count=1 -run 'ConstantTime|MatchesBtcec' -timeout 20m ./mpc/...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
