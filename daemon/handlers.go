@@ -1,0 +1,580 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request order in every handler: decode and validate (400s), wipe the
+// body, authorize (401 / policy errors), look the key up, then act. So an
+// unauthenticated caller learns nothing but whether its request is well
+// formed, and a private key never outlives the decoding of its buffer.
+
+func (rc *reqCtx) body() []byte { return rc.fc.Request.Body() }
+
+// wipeBody zeroes the request body buffer (it may have held a private key or
+// an API key) as soon as it has been decoded.
+func (rc *reqCtx) wipeBody() { clear(rc.fc.Request.Body()) }
+
+// writeJSON answers 200 with v.
+func (rc *reqCtx) writeJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	rc.status = 200
+	rc.fc.SetStatusCode(200)
+	rc.fc.SetContentType("application/json")
+	rc.fc.SetBody(b)
+	return nil
+}
+
+// noBody accepts an empty body or "{}" on routes that take none.
+func noBody(rc *reqCtx) error {
+	b := rc.body()
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	err := decodeObject(b, nil)
+	rc.wipeBody()
+	return err
+}
+
+func (s *Server) requestContext(rc *reqCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithValue(s.base, requestIDKey, rc.requestID), s.cfg.Server.RequestTimeout)
+}
+
+func (s *Server) ceremonyContext(rc *reqCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithValue(s.base, requestIDKey, rc.requestID), s.cfg.Ceremony.Timeout)
+}
+
+// authorize authenticates the Authorization header (the raw API key, no
+// scheme) and asks the Authorizer whether the caller may do op.
+func (s *Server) authorize(rc *reqCtx, op Operation, p AuthParams) error {
+	key := rc.fc.Request.Header.Peek("Authorization")
+	if len(key) == 0 {
+		return ErrAccessDenied
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	c, err := s.b.Auth.Authorize(ctx, string(key), op, p)
+	if err != nil {
+		return fmt.Errorf("authorize %s: %w", op, err)
+	}
+	if c.UserID == "" {
+		return fmt.Errorf("authorize %s: authorizer accepted a key without a user id", op)
+	}
+	rc.caller = c
+	// Defence in depth: admin routes need an admin whatever the policy says.
+	if AdminOperation(op) && !c.Admin {
+		return Errorf(ErrTypeYouHaveToBeAdmin, "this endpoint needs an admin API key")
+	}
+	return nil
+}
+
+// ceremonyError turns an untyped timeout or cancellation into
+// executor_result; errors the Typed interface or the Classify hook
+// recognise pass unchanged (they may name a culprit).
+func (s *Server) ceremonyError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var t Typed
+	if errors.As(err, &t) {
+		return err
+	}
+	if s.b.Classify != nil {
+		if _, _, ok := s.b.Classify(err); ok {
+			return err
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (%v)", Errorf(ErrTypeExecutorResult, "the ceremony did not complete within %s: a party or the relay did not respond", s.cfg.Ceremony.Timeout), err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w (%v)", Errorf(ErrTypeExecutorResult, "the ceremony was aborted: the daemon is shutting down"), err)
+	}
+	return err
+}
+
+// outcome is the ceremony metric label: ok or the answered err_type.
+func (s *Server) outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return classify(err, s.rules()).errType
+}
+
+// --- operational ------------------------------------------------------------
+
+func (s *Server) healthz(rc *reqCtx) error {
+	return rc.writeJSON(map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(rc *reqCtx) error {
+	if s.stopping.Load() {
+		s.writeError(rc, statusBusy, ErrTypeInternalProblem, "not ready: shutting down")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.Server.ReadyTimeout)
+	defer cancel()
+	errs := make([]error, len(s.b.Ready))
+	var wg sync.WaitGroup
+	for i, c := range s.b.Ready {
+		wg.Go(func() { errs[i] = c.Check(ctx) })
+	}
+	wg.Wait()
+	checks := map[string]string{}
+	var failed []string
+	for i, c := range s.b.Ready {
+		if errs[i] != nil {
+			failed = append(failed, c.Name)
+			checks[c.Name] = "failed"
+			s.log.Warn("readiness check failed", "request_id", rc.requestID, "check", c.Name, "error", errs[i].Error())
+			continue
+		}
+		checks[c.Name] = "ok"
+	}
+	if len(failed) > 0 {
+		s.writeError(rc, statusBusy, ErrTypeInternalProblem, "not ready: "+strings.Join(failed, ", "))
+		return nil
+	}
+	return rc.writeJSON(map[string]any{"status": "ready", "checks": checks})
+}
+
+func (s *Server) metricsHandler(rc *reqCtx) error {
+	var b bytes.Buffer
+	if _, err := s.metrics.WriteTo(&b); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	rc.status = 200
+	rc.fc.SetStatusCode(200)
+	rc.fc.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	rc.fc.SetBody(b.Bytes())
+	return nil
+}
+
+// --- admin ------------------------------------------------------------------
+
+func queryArg(rc *reqCtx, name string) (string, error) {
+	if !rc.fc.QueryArgs().Has(name) {
+		return "", badRequest("missing query parameter %q", name)
+	}
+	return string(rc.fc.QueryArgs().Peek(name)), nil
+}
+
+func (s *Server) createUser(rc *reqCtx) error {
+	if err := noBody(rc); err != nil {
+		return err
+	}
+	name, err := queryArg(rc, "name")
+	if err != nil {
+		return err
+	}
+	if err := checkUserName(name); err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpCreateUser, AuthParams{}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	u, err := s.b.Admin.CreateUser(ctx, name)
+	if err == nil && (u.UserID == "" || u.APIKey == "") {
+		err = errors.New("admin backend returned an empty user id or API key")
+	}
+	s.audit(rc, AuditUserCreated, err, slog.String("new_user_id", u.UserID), slog.String("name", name))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"api_key": u.APIKey, "user_id": u.UserID})
+}
+
+func (s *Server) revokeAPIKey(rc *reqCtx) error {
+	req, err := decodeRevoke(rc.body())
+	rc.wipeBody()
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpRevokeAPIKey, AuthParams{}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	err = s.b.Admin.RevokeAPIKey(ctx, req.UserID, req.APIKey)
+	s.audit(rc, AuditAPIKeyRevoked, err, slog.String("target_user_id", req.UserID))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"user_id": req.UserID})
+}
+
+func (s *Server) deleteUser(rc *reqCtx) error {
+	if err := noBody(rc); err != nil {
+		return err
+	}
+	userID, err := queryArg(rc, "user_id")
+	if err != nil {
+		return err
+	}
+	if err := checkUserID(userID); err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpDeleteUser, AuthParams{}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	keys, err := s.b.Keys.ListByOwner(ctx, userID)
+	if err == nil && len(keys) > 0 {
+		err = ErrUserHasAssociatedKey
+	}
+	if err == nil {
+		err = s.b.Admin.DeleteUser(ctx, userID)
+	}
+	s.audit(rc, AuditUserDeleted, err, slog.String("target_user_id", userID))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"user_id": userID})
+}
+
+func (s *Server) listAllSystemKeys(rc *reqCtx) error {
+	if err := noBody(rc); err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpListAllSystemKeys, AuthParams{}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	all, err := s.b.Keys.ListAll(ctx)
+	if err != nil {
+		return err
+	}
+	out := make(map[string][]keyRecord, len(all))
+	for user, keys := range all {
+		recs := make([]keyRecord, 0, len(keys))
+		for _, k := range keys {
+			recs = append(recs, recordOf(k))
+		}
+		out[user] = recs
+	}
+	return rc.writeJSON(map[string]any{"keys_by_user": out})
+}
+
+// --- rooms and key slots ------------------------------------------------------
+
+func (s *Server) createRoom(rc *reqCtx) error {
+	size, err := decodeCreateRoom(rc.body(), s.cfg.Limits.MaxParties)
+	rc.wipeBody()
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpCreateRoom, AuthParams{N: size}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	room, err := s.b.Rooms.CreateRoom(ctx, size)
+	if err != nil {
+		var t Typed
+		if !errors.As(err, &t) {
+			s.log.Warn("room creation failed", "request_id", rc.requestID, "error", err.Error())
+			return fmt.Errorf("%w (%v)", Errorf(ErrTypeRoomCreationProblem, "the relay could not create a room"), err)
+		}
+		return err
+	}
+	if !validUUID(room) {
+		return fmt.Errorf("relay returned a malformed room id")
+	}
+	return rc.writeJSON(map[string]string{"room_uuid": room})
+}
+
+func (s *Server) createKey(rc *reqCtx) error {
+	if err := noBody(rc); err != nil {
+		return err
+	}
+	// The key quota needs the caller's key count, known only once the key
+	// is authenticated: authorize, count, then authorize with the count
+	// (a cache hit in the policy layer).
+	if err := s.authorize(rc, OpCreateKey, AuthParams{}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	owned, err := s.b.Keys.ListByOwner(ctx, rc.caller.UserID)
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpCreateKey, AuthParams{KeyCount: len(owned)}); err != nil {
+		return err
+	}
+	slot, err := s.b.Keys.Create(ctx, rc.caller.UserID)
+	if err == nil && (!ValidKeyID(slot.KeyID) || len(slot.KeygenID) != 33) {
+		err = fmt.Errorf("key backend returned a malformed slot (key id %q, %d-byte keygen id)", slot.KeyID, len(slot.KeygenID))
+	}
+	s.audit(rc, AuditKeyCreated, err, slog.String("key_id", slot.KeyID))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"key_id": slot.KeyID, "keygen_id": hex.EncodeToString(slot.KeygenID)})
+}
+
+// pathKeyID validates the :key_id path segment.
+func pathKeyID(rc *reqCtx) (string, error) {
+	if !ValidKeyID(rc.param) {
+		return "", badRequest("key_id in the path must be a lowercase UUID")
+	}
+	return rc.param, nil
+}
+
+func (s *Server) exportID(rc *reqCtx) error {
+	info, err := s.ownedKey(rc, OpExportID)
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"keygen_id": hex.EncodeToString(info.KeygenID)})
+}
+
+func (s *Server) getKey(rc *reqCtx) error {
+	info, err := s.ownedKey(rc, OpGetKey)
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(recordOf(info))
+}
+
+// ownedKey serves the GET /bip340/...:key_id routes.
+func (s *Server) ownedKey(rc *reqCtx, op Operation) (KeyInfo, error) {
+	if err := noBody(rc); err != nil {
+		return KeyInfo{}, err
+	}
+	keyID, err := pathKeyID(rc)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	if err := s.authorize(rc, op, AuthParams{KeyID: keyID}); err != nil {
+		return KeyInfo{}, err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	return s.b.Keys.Get(ctx, rc.caller.UserID, keyID)
+}
+
+func (s *Server) deleteKeyShare(rc *reqCtx) error {
+	if err := noBody(rc); err != nil {
+		return err
+	}
+	keyID, err := pathKeyID(rc)
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpDeleteKeyShare, AuthParams{KeyID: keyID}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	err = s.b.Keys.Delete(ctx, rc.caller.UserID, keyID)
+	s.audit(rc, AuditKeyDeleted, err, slog.String("key_id", keyID))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"key_id": keyID})
+}
+
+// keyRecord is the JSON public record of a key.
+type keyRecord struct {
+	KeyID        string   `json:"key_id"`
+	State        KeyState `json:"state"`
+	KeygenID     string   `json:"keygen_id"`
+	T            int      `json:"t,omitempty"`
+	N            int      `json:"n,omitempty"`
+	OwnID        *int     `json:"own_id,omitempty"`
+	Pubkey       string   `json:"pubkey,omitempty"`
+	PubShares    []string `json:"pubshares,omitempty"`
+	Participants []string `json:"participants,omitempty"`
+	CreatedAt    string   `json:"created_at"`
+}
+
+func recordOf(k KeyInfo) keyRecord {
+	r := keyRecord{
+		KeyID:     k.KeyID,
+		State:     k.State,
+		KeygenID:  hex.EncodeToString(k.KeygenID),
+		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339),
+	}
+	if k.State == KeyReady {
+		id := k.ParticipantID
+		r.T, r.N, r.OwnID = k.Threshold, k.N, &id
+		r.Pubkey = hex.EncodeToString(k.Pubkey)
+		for _, p := range k.PubShares {
+			r.PubShares = append(r.PubShares, hex.EncodeToString(p))
+		}
+		for _, p := range k.Participants {
+			r.Participants = append(r.Participants, hex.EncodeToString(p))
+		}
+	}
+	return r
+}
+
+// --- ceremonies ---------------------------------------------------------------
+
+func (s *Server) importKey(rc *reqCtx) error       { return s.runImport(rc, true) }
+func (s *Server) importRecipient(rc *reqCtx) error { return s.runImport(rc, false) }
+
+// runImport serves both import endpoints; importer selects the dealer side.
+// The private key lives in req.PrivateKey from decoding until the ceremony
+// returns, and is zeroed on every path.
+func (s *Server) runImport(rc *reqCtx, importer bool) error {
+	req, err := decodeImport(rc.body(), importer, s.cfg.Limits.MaxParties)
+	rc.wipeBody()
+	if err != nil {
+		return err
+	}
+	defer req.PrivateKey.Zero()
+	op, kind := OpImportShareReceiver, "import_recipient"
+	if importer {
+		op, kind = OpImportKey, "import_importer"
+	}
+	n := len(req.Others) + 1
+	if err := s.authorize(rc, op, AuthParams{KeyID: req.KeyID, N: n, Threshold: req.Threshold, RelayAddress: req.RelayAddress}); err != nil {
+		return err
+	}
+	if err := s.checkImportable(rc, req); err != nil {
+		return err
+	}
+	p := ImportParams{
+		Owner:        rc.caller.UserID,
+		KeyID:        req.KeyID,
+		RoomUUID:     req.RoomUUID,
+		Threshold:    req.Threshold,
+		Others:       req.Others,
+		RelayAddress: req.RelayAddress,
+		RequestID:    rc.requestID,
+	}
+	ctx, cancel := s.ceremonyContext(rc)
+	defer cancel()
+	start := time.Now()
+	var res ImportResult
+	if importer {
+		res, err = s.b.Ceremonies.ImportKey(ctx, p, &req.PrivateKey)
+		req.PrivateKey.Zero()
+	} else {
+		res, err = s.b.Ceremonies.ImportRecipient(ctx, p)
+	}
+	err = s.ceremonyError(err)
+	if err == nil && len(res.Pubkey) != 32 {
+		err = fmt.Errorf("import ceremony returned a %d-byte pubkey", len(res.Pubkey))
+	}
+	s.metrics.ObserveCeremony(kind, s.outcome(err), time.Since(start))
+	role := "recipient"
+	if importer {
+		role = "importer"
+	}
+	s.audit(rc, AuditKeyImported, err, slog.String("key_id", req.KeyID), slog.String("role", role),
+		slog.Int("t", req.Threshold), slog.Int("n", n), slog.String("room_uuid", req.RoomUUID))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"key_id": req.KeyID, "pubkey": hex.EncodeToString(res.Pubkey)})
+}
+
+// checkImportable fails early, before a room is joined, when the key is not
+// the caller's, already holds a share, or its own keygen_id is listed among
+// the others. The ceremony's commit re-checks the state atomically.
+func (s *Server) checkImportable(rc *reqCtx, req *importRequest) error {
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	info, err := s.b.Keys.Get(ctx, rc.caller.UserID, req.KeyID)
+	if err != nil {
+		return err
+	}
+	switch info.State {
+	case KeyCreated:
+	case KeyReady:
+		return ErrKeyAlreadyImported
+	default:
+		return fmt.Errorf("key %s in unknown state %q", req.KeyID, info.State)
+	}
+	for i, o := range req.Others {
+		if bytes.Equal(o, info.KeygenID) {
+			return badRequest("others_keygen_ids[%d] is this key's own keygen_id", i)
+		}
+	}
+	return nil
+}
+
+func (s *Server) sign(rc *reqCtx) error {
+	req, err := decodeSign(rc.body())
+	rc.wipeBody()
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress}); err != nil {
+		return err
+	}
+	rctx, rcancel := s.requestContext(rc)
+	info, err := s.b.Keys.Get(rctx, rc.caller.UserID, req.KeyID)
+	rcancel()
+	if err != nil {
+		return err
+	}
+	if info.State != KeyReady {
+		return ErrKeyNotReady
+	}
+	ctx, cancel := s.ceremonyContext(rc)
+	defer cancel()
+	start := time.Now()
+	sig, err := s.b.Ceremonies.Sign(ctx, SignParams{
+		Owner:        rc.caller.UserID,
+		KeyID:        req.KeyID,
+		RoomUUID:     req.RoomUUID,
+		Msg:          req.Msg,
+		Tweaks:       req.Tweaks,
+		RelayAddress: req.RelayAddress,
+		RequestID:    rc.requestID,
+	})
+	err = s.ceremonyError(err)
+	if err == nil && len(sig) != 64 {
+		err = fmt.Errorf("sign ceremony returned a %d-byte signature", len(sig))
+	}
+	s.metrics.ObserveCeremony("sign", s.outcome(err), time.Since(start))
+	digest := sha256.Sum256(req.Msg)
+	s.audit(rc, AuditKeySigned, err, slog.String("key_id", req.KeyID), slog.String("room_uuid", req.RoomUUID),
+		slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", req.Tweaks.Path != nil || req.Tweaks.Tweak != nil))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"signature": hex.EncodeToString(sig)})
+}
+
+func (s *Server) deriveTweakPubkey(rc *reqCtx) error {
+	req, err := decodeDerive(rc.body())
+	rc.wipeBody()
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpDeriveTweakPubkey, AuthParams{KeyID: req.KeyID}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	pk, err := s.b.Keys.DerivePubkey(ctx, rc.caller.UserID, req.KeyID, req.Tweaks)
+	if err != nil {
+		return err
+	}
+	if len(pk) != 32 {
+		return fmt.Errorf("derive returned a %d-byte pubkey", len(pk))
+	}
+	return rc.writeJSON(map[string]string{"pubkey": hex.EncodeToString(pk)})
+}

@@ -1,0 +1,357 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+)
+
+func TestCtNibble(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		v, bad := ctNibble(byte(c))
+		want, err := strconv.ParseUint(string([]byte{byte(c)}), 16, 8)
+		if (err != nil) != (bad == 1) || (err == nil && uint64(v) != want) {
+			t.Fatalf("char %#x: got %d bad=%d, want %d err=%v", c, v, bad, want, err)
+		}
+	}
+}
+
+func TestPrivateKeyField(t *testing.T) {
+	cases := []struct {
+		name, raw string
+		ok        bool
+	}{
+		{"one", `"` + strings.Repeat("0", 63) + `1"`, true},
+		{"n-1", `"` + curveN[:63] + `0"`, true},
+		{"upper case", `"` + strings.ToUpper(curveN[:63]) + `0"`, true},
+		{"zero", `"` + strings.Repeat("0", 64) + `"`, false},
+		{"n", `"` + curveN + `"`, false},
+		{"n+1", `"` + curveN[:63] + `2"`, false},
+		{"2^256-1", `"` + strings.Repeat("f", 64) + `"`, false},
+		{"non-hex", `"` + strings.Repeat("0", 63) + `g"`, false},
+		{"space", `"` + strings.Repeat("0", 63) + ` "`, false},
+		{"short", `"` + strings.Repeat("1", 62) + `"`, false},
+		{"long", `"` + strings.Repeat("1", 66) + `"`, false},
+		{"number", strings.Repeat("1", 66), false},
+		{"escape", `"\u0031` + strings.Repeat("1", 58) + `"`, false},
+		{"unterminated", `"` + strings.Repeat("1", 65), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var k btcec.ModNScalar
+			var present bool
+			err := privateKeyField(&k, &present).decode([]byte(c.raw))
+			if (err == nil) != c.ok || present != c.ok {
+				t.Fatalf("err %v present %v", err, present)
+			}
+			if !c.ok {
+				if !k.IsZero() {
+					t.Fatal("rejected key left in the scalar")
+				}
+				var e *Error
+				if !errors.As(err, &e) || e.Type != ErrTypeBadRequestParams || e.Msg != privateKeyMsg {
+					t.Fatalf("error %v", err)
+				}
+				return
+			}
+			want, _ := hex.DecodeString(strings.Trim(c.raw, `"`))
+			if got := k.Bytes(); !bytes.Equal(got[:], want) {
+				t.Fatalf("parsed %x", got)
+			}
+		})
+	}
+}
+
+func TestDecodeObject(t *testing.T) {
+	type out struct {
+		A    string
+		B    int
+		L    []string
+		hasB bool
+	}
+	decode := func(body string) (out, error) {
+		var o out
+		err := decodeObject([]byte(body), []field{
+			stringField("a", true, 10, nil, &o.A),
+			intField("b", false, &o.B, &o.hasB),
+			stringListField("l", false, &o.L),
+		})
+		return o, err
+	}
+	cases := []struct {
+		body    string
+		want    out
+		errPart string // "" = success
+	}{
+		{`{"a":"x"}`, out{A: "x"}, ""},
+		{" \n{ \"a\" : \"x\" , \"b\" : -3 }\t", out{A: "x", B: -3, hasB: true}, ""},
+		{`{"a":"x","b":null}`, out{A: "x"}, ""},
+		{`{"l":["}",",","\"]"],"a":"x"}`, out{A: "x", L: []string{"}", ",", "\"]"}}, ""},
+		{`{"\u0061":"x"}`, out{A: "x"}, ""},
+		{`{"a":"\u00e9t\u00e9"}`, out{A: "été"}, ""},
+		{`{"a":null}`, out{}, `missing field "a"`},
+		{`{}`, out{}, `missing field "a"`},
+		{`{"a":"x","a":"y"}`, out{}, `duplicate field "a"`},
+		{`{"a":"x","b":null,"b":1}`, out{}, `duplicate field "b"`},
+		{`{"a":"x","c":{"d":[1,{"e":"}"}]}}`, out{}, `unknown field "c"`},
+		{`{"a":"x","b":1.5}`, out{}, `"b" must be an integer`},
+		{`{"a":"x","b":1e2}`, out{}, `"b" must be an integer`},
+		{`{"a":"x","b":99999999999}`, out{}, `"b" is out of range`},
+		{`{"a":"x","b":"1"}`, out{}, `"b" must be an integer`},
+		{`{"a":1}`, out{}, `"a" must be a string`},
+		{`{"a":"` + strings.Repeat("x", 11) + `"}`, out{}, `longer than 10`},
+		{`{"a":"x","l":[1]}`, out{}, `array of strings`},
+		{`{"a":"x"} {}`, out{}, "not valid JSON"},
+		{`{"a":"x",}`, out{}, "not valid JSON"},
+		{`"a"`, out{}, "must be a JSON object"},
+		{`null`, out{}, "must be a JSON object"},
+		{``, out{}, "empty"},
+		{"  ", out{}, "empty"},
+		{`{"` + strings.Repeat("k", 33) + `":1}`, out{}, `unknown field "(name not shown)"`},
+		{`{"` + strings.Repeat("0", 64) + `":1}`, out{}, `unknown field "(name not shown)"`},
+		{`{"extra_field":1}`, out{}, `unknown field "extra_field"`},
+	}
+	for _, c := range cases {
+		t.Run(c.body, func(t *testing.T) {
+			got, err := decode(c.body)
+			if c.errPart == "" {
+				if err != nil || !reflect.DeepEqual(got, c.want) {
+					t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Type != ErrTypeBadRequestParams || !strings.Contains(e.Msg, c.errPart) {
+				t.Fatalf("err %v, want bad_request_params containing %q", err, c.errPart)
+			}
+		})
+	}
+}
+
+func TestParseDerivationPath(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []uint32
+		ok   bool
+	}{
+		{"m", []uint32{}, true},
+		{"m/0", []uint32{0}, true},
+		{"m/0/1/2147483647", []uint32{0, 1, 2147483647}, true},
+		{"m/2147483648", nil, false},
+		{"m/0'", nil, false},
+		{"m/0h", nil, false},
+		{"m/01", nil, false},
+		{"m/", nil, false},
+		{"m//1", nil, false},
+		{"0/1", nil, false},
+		{"M/1", nil, false},
+		{"m/-1", nil, false},
+		{"m/+1", nil, false},
+		{"m/1 ", nil, false},
+		{"m/99999999999", nil, false},
+		{"m" + strings.Repeat("/1", 256), nil, false},
+	}
+	for _, c := range cases {
+		got, err := ParseDerivationPath(c.in)
+		if (err == nil) != c.ok || (c.ok && !reflect.DeepEqual(got, c.want)) {
+			t.Errorf("%q: got %v %v", c.in, got, err)
+		}
+	}
+	if p, err := ParseDerivationPath("m" + strings.Repeat("/1", 255)); err != nil || len(p) != 255 {
+		t.Fatalf("depth 255: %v", err)
+	}
+}
+
+func TestCheckRelayAddress(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"relay.example.com:7000": true, "127.0.0.1:1": true, "[::1]:443": true, "relay:65535": true,
+		"relay": false, "relay:0": false, "relay:65536": false, ":80": false, "relay:http": false,
+		"relay:080": false, "-bad.example:1": false, "a..b:1": false, "a b:1": false, "relay:": false,
+		"http://relay:1": false, strings.Repeat("a", 64) + ".b:1": false,
+	} {
+		if err := checkRelayAddress(in); (err == nil) != ok {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
+func TestKeyIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		id := NewKeyID()
+		if !ValidKeyID(id) || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) || seen[id] {
+			t.Fatalf("key id %q", id)
+		}
+		seen[id] = true
+	}
+	for _, bad := range []string{"", "00000000-0000-4000-8000-00000000000", "00000000-0000-4000-8000-00000000000G", "00000000x0000-4000-8000-000000000000", "00000000-0000-4000-8000-0000000000AA"} {
+		if ValidKeyID(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// --- fuzzing ----------------------------------------------------------------
+
+// FuzzDecodeObject checks the span walker against encoding/json: whenever
+// decodeObject accepts a body, json.Unmarshal sees the same members.
+func FuzzDecodeObject(f *testing.F) {
+	for _, s := range []string{`{"a":"x"}`, `{"a":"x","b":[1,{"c":"}"}],"d":null}`, `{"a":"\"}"}`, ` { } `, `{"a":1,"a":2}`, `[{}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got := map[string]string{}
+		var fields []field
+		for _, name := range []string{"a", "b", "c", "d", "key_id"} {
+			fields = append(fields, field{name: name, decode: func(raw []byte) error {
+				got[name] = string(raw)
+				return nil
+			}})
+		}
+		if decodeObject(body, fields) != nil {
+			return
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatalf("accepted %q that encoding/json rejects: %v", body, err)
+		}
+		for k, v := range want {
+			if string(v) == "null" {
+				if _, ok := got[k]; ok {
+					t.Fatalf("%q: null delivered for %s", body, k)
+				}
+				continue
+			}
+			if got[k] != string(v) {
+				t.Fatalf("%q: member %s = %q, encoding/json says %q", body, k, got[k], v)
+			}
+		}
+		if len(got) > len(want) {
+			t.Fatalf("%q: extra members %v", body, got)
+		}
+	})
+}
+
+// FuzzDecodeImport checks the import decoder's invariants: it never panics,
+// fails only with the two request err_types and never echoes the private
+// key, and what it accepts satisfies every request rule.
+func FuzzDecodeImport(f *testing.F) {
+	kg := func(seed byte) string {
+		var k btcec.ModNScalar
+		k.SetInt(uint32(seed) + 1)
+		return hex.EncodeToString(btcec.PrivKeyFromScalar(&k).PubKey().SerializeCompressed())
+	}
+	priv := strings.Repeat("0", 62) + "2a"
+	f.Add([]byte(importBody("00000000-0000-4000-8000-000000000000", "11111111-1111-4111-8111-111111111111", 2, []string{kg(1), kg(2)}, priv)), true)
+	f.Add([]byte(importBody("00000000-0000-4000-8000-000000000000", "11111111-1111-4111-8111-111111111111", 1, []string{kg(1)}, "")), false)
+	f.Add([]byte(`{"num_parties":2,"threshold":2,"others_keygen_ids":["`+kg(3)+`"],"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111"}`), false)
+	f.Fuzz(func(t *testing.T, body []byte, importer bool) {
+		const maxN = 8
+		orig := string(body)
+		r, err := decodeImport(body, importer, maxN)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || (e.Type != ErrTypeBadRequestParams && e.Type != ErrTypeBadNAndTParams) {
+				t.Fatalf("error %v", err)
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(orig), &m) == nil {
+				if pk, ok := m["private_key"].(string); ok && len(pk) >= 8 && strings.Contains(e.Msg, pk) {
+					t.Fatalf("private key echoed: %s", e.Msg)
+				}
+			}
+			return
+		}
+		n := len(r.Others) + 1
+		if n < 2 || n > maxN || r.Threshold < 1 || r.Threshold > n || !ValidKeyID(r.KeyID) || !validUUID(r.RoomUUID) {
+			t.Fatalf("accepted n=%d t=%d", n, r.Threshold)
+		}
+		for i, o := range r.Others {
+			if _, err := btcec.ParsePubKey(o); err != nil || len(o) != 33 {
+				t.Fatalf("accepted keygen id %x", o)
+			}
+			for _, p := range r.Others[:i] {
+				if bytes.Equal(o, p) {
+					t.Fatal("accepted duplicate keygen ids")
+				}
+			}
+		}
+		if importer == r.PrivateKey.IsZero() {
+			t.Fatalf("importer=%v with zero key=%v", importer, r.PrivateKey.IsZero())
+		}
+		r.PrivateKey.Zero()
+	})
+}
+
+// FuzzDecodeSign checks the sign and derive decoders never panic, fail only
+// with bad_request_params, and accept only well-formed values.
+func FuzzDecodeSign(f *testing.F) {
+	f.Add([]byte(`{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","msg":"00ff","derivation_path":"m/0/1","tweak":"` + strings.Repeat("0", 64) + `"}`))
+	f.Add([]byte(`{"key_id":"11111111-1111-4111-8111-111111111111","derivation_path":"m/1'"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check := func(err error) {
+			var e *Error
+			if err != nil && (!errors.As(err, &e) || e.Type != ErrTypeBadRequestParams) {
+				t.Fatalf("error %v", err)
+			}
+		}
+		checkTweaks := func(tw Tweaks) {
+			for _, i := range tw.Path {
+				if i >= 1<<31 {
+					t.Fatalf("hardened index %d accepted", i)
+				}
+			}
+			if tw.Tweak != nil {
+				var k btcec.ModNScalar
+				if k.SetBytes(tw.Tweak) != 0 {
+					t.Fatal("tweak >= n accepted")
+				}
+			}
+		}
+		s, err := decodeSign(bytes.Clone(body))
+		check(err)
+		if err == nil {
+			if len(s.Msg) == 0 || !ValidKeyID(s.KeyID) || !validUUID(s.RoomUUID) {
+				t.Fatalf("accepted %+v", s)
+			}
+			checkTweaks(s.Tweaks)
+		}
+		d, err := decodeDerive(bytes.Clone(body))
+		check(err)
+		if err == nil {
+			checkTweaks(d.Tweaks)
+		}
+	})
+}
+
+// FuzzParseDerivationPath: an accepted path prints back to itself.
+func FuzzParseDerivationPath(f *testing.F) {
+	for _, s := range []string{"m", "m/0/1", "m/2147483647", "m/0'", "m/01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseDerivationPath(s)
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		b.WriteString("m")
+		for _, i := range p {
+			if i >= 1<<31 {
+				t.Fatalf("%q: hardened index", s)
+			}
+			fmt.Fprintf(&b, "/%d", i)
+		}
+		if b.String() != s {
+			t.Fatalf("%q parsed as %s", s, b.String())
+		}
+	})
+}
