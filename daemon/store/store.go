@@ -1,0 +1,232 @@
+// Package store keeps key records: the public data of each key share plus
+// the HSM-sealed share and identity key. Writes are atomic and durable before
+// they return, so a crash leaves a record either absent or complete.
+//
+// Store is the interface the daemon uses; Bolt implements it on one bbolt
+// file. A SQL implementation for several replicas only needs the same
+// semantics: a unique key_id, a conditional created→ready transition, and
+// owner-scoped reads that cannot tell "absent" from "someone else's".
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors returned by Store implementations; match them with errors.Is.
+var (
+	// ErrNotFound: no such key for this owner (also for another owner's key
+	// and for deleted keys, so callers cannot probe foreign key_ids).
+	ErrNotFound = errors.New("store: key not found")
+	// ErrDuplicate: CreateSlot with a key_id that exists or existed.
+	ErrDuplicate = errors.New("store: key_id already exists")
+	// ErrAlreadyCommitted: Commit on a key that already holds a share.
+	ErrAlreadyCommitted = errors.New("store: key already committed")
+	// ErrNotCommitted: an operation that needs a share on a key that has none.
+	ErrNotCommitted = errors.New("store: key not committed")
+	// ErrInvalid: the record to write is incomplete or inconsistent.
+	ErrInvalid = errors.New("store: invalid record")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrCorrupt: a stored record cannot be decoded.
+	ErrCorrupt = errors.New("store: corrupt record")
+)
+
+// State is a key record's life-cycle stage.
+type State string
+
+// Key record states: a slot is created by /bip340/create, becomes ready when
+// a ceremony commits its share, and deleted when the owner deletes it.
+const (
+	StateCreated State = "created"
+	StateReady   State = "ready"
+	StateDeleted State = "deleted"
+)
+
+// Source says how a key share was obtained.
+type Source string
+
+// Share sources.
+const (
+	SourceImport Source = "import"
+	SourceKeygen Source = "keygen"
+)
+
+// Limits enforced on records (far above what the API accepts) so that a bug
+// upstream cannot write unbounded data.
+const (
+	MaxIDLen     = 128
+	MaxParties   = 1024
+	MaxPointLen  = 65
+	MaxSealedLen = 4096
+)
+
+// Record is a key record. Sealed fields hold hsm blobs, never plaintext.
+type Record struct {
+	KeyID  string `json:"key_id"`
+	Owner  string `json:"owner"`  // user_id of the owner
+	Scheme string `json:"scheme"` // e.g. "bip340"
+	State  State  `json:"state"`
+
+	// Set by CreateSlot.
+	KeygenID          []byte `json:"keygen_id,omitempty"` // this party's identity public key (compressed point)
+	SealedIdentityKey []byte `json:"sealed_identity_key,omitempty"`
+
+	// Set by Commit.
+	Source       Source   `json:"source,omitempty"`
+	T            int      `json:"t,omitempty"`
+	N            int      `json:"n,omitempty"`
+	OwnID        int      `json:"own_id"`                  // this party's participant id, 0..N-1
+	KeygenIDs    [][]byte `json:"keygen_ids,omitempty"`    // all participants' identity keys, indexed by participant id
+	PublicShares [][]byte `json:"public_shares,omitempty"` // all participants' public shares, indexed by participant id
+	PublicKey    []byte   `json:"public_key,omitempty"`    // the threshold public key (compressed point)
+	SealedShare  []byte   `json:"sealed_share,omitempty"`
+
+	CreatedAt   time.Time `json:"created_at"`
+	CommittedAt time.Time `json:"committed_at,omitzero"` // zero until ready
+	DeletedAt   time.Time `json:"deleted_at,omitzero"`   // zero unless deleted
+}
+
+// Slot is what CreateSlot stores.
+type Slot struct {
+	KeyID, Owner, Scheme string
+	KeygenID             []byte
+	SealedIdentityKey    []byte
+	CreatedAt            time.Time // zero: now
+}
+
+// Commitment is what Commit adds to a slot.
+type Commitment struct {
+	Source       Source
+	T, N, OwnID  int
+	KeygenIDs    [][]byte
+	PublicShares [][]byte
+	PublicKey    []byte
+	SealedShare  []byte
+	CommittedAt  time.Time // zero: now
+}
+
+// ResealFunc receives a ready record and returns its share and identity key
+// sealed afresh (e.g. under a new wrapping key).
+type ResealFunc func(r Record) (sealedShare, sealedIdentityKey []byte, err error)
+
+// Store is the key-record store. Owner-scoped methods answer ErrNotFound for
+// another owner's key exactly as for an absent one.
+type Store interface {
+	// CreateSlot stores a new record in state created; ErrDuplicate if the
+	// key_id was ever used.
+	CreateSlot(ctx context.Context, s Slot) error
+	// Commit moves the owner's slot from created to ready with c, atomically
+	// and durably; ErrAlreadyCommitted if it is ready already.
+	Commit(ctx context.Context, owner, keyID string, c Commitment) error
+	// Get returns a live (created or ready) record whatever its owner.
+	Get(ctx context.Context, keyID string) (Record, error)
+	// GetOwned returns the owner's live record.
+	GetOwned(ctx context.Context, owner, keyID string) (Record, error)
+	// ListByOwner returns the owner's live records ordered by key_id.
+	ListByOwner(ctx context.Context, owner string) ([]Record, error)
+	// ListAll returns every live record ordered by key_id.
+	ListAll(ctx context.Context) ([]Record, error)
+	// Reseal replaces the sealed material of a ready record with what fn
+	// returns, in one transaction (wrapping-key rotation).
+	Reseal(ctx context.Context, keyID string, fn ResealFunc) error
+	// Delete destroys the owner's record's sealed material and marks it
+	// deleted; the key_id stays reserved.
+	Delete(ctx context.Context, owner, keyID string) error
+	// Close releases the store.
+	Close() error
+}
+
+func checkID(what, v string) error {
+	if v == "" || len(v) > MaxIDLen {
+		return fmt.Errorf("%w: %s must be 1..%d bytes", ErrInvalid, what, MaxIDLen)
+	}
+	return nil
+}
+
+func checkBytes(what string, v []byte, max int) error {
+	if len(v) == 0 || len(v) > max {
+		return fmt.Errorf("%w: %s must be 1..%d bytes", ErrInvalid, what, max)
+	}
+	return nil
+}
+
+func (s Slot) validate() error {
+	if err := checkID("key_id", s.KeyID); err != nil {
+		return err
+	}
+	if err := checkID("owner", s.Owner); err != nil {
+		return err
+	}
+	if err := checkID("scheme", s.Scheme); err != nil {
+		return err
+	}
+	if err := checkBytes("keygen_id", s.KeygenID, MaxPointLen); err != nil {
+		return err
+	}
+	return checkBytes("sealed identity key", s.SealedIdentityKey, MaxSealedLen)
+}
+
+// validate checks c against the slot it commits: the party's own keygen_id
+// must sit at OwnID, so a share can never be filed under the wrong identity.
+func (c Commitment) validate(slotKeygenID []byte) error {
+	switch c.Source {
+	case SourceImport, SourceKeygen:
+	default:
+		return fmt.Errorf("%w: unknown source %q", ErrInvalid, c.Source)
+	}
+	if c.N < 1 || c.N > MaxParties || c.T < 1 || c.T > c.N {
+		return fmt.Errorf("%w: t=%d n=%d", ErrInvalid, c.T, c.N)
+	}
+	if c.OwnID < 0 || c.OwnID >= c.N {
+		return fmt.Errorf("%w: own id %d outside 0..%d", ErrInvalid, c.OwnID, c.N-1)
+	}
+	if len(c.KeygenIDs) != c.N || len(c.PublicShares) != c.N {
+		return fmt.Errorf("%w: %d keygen_ids and %d public shares for n=%d", ErrInvalid, len(c.KeygenIDs), len(c.PublicShares), c.N)
+	}
+	for i := range c.N {
+		if err := checkBytes("keygen_id", c.KeygenIDs[i], MaxPointLen); err != nil {
+			return err
+		}
+		if err := checkBytes("public share", c.PublicShares[i], MaxPointLen); err != nil {
+			return err
+		}
+	}
+	if !bytes.Equal(c.KeygenIDs[c.OwnID], slotKeygenID) {
+		return fmt.Errorf("%w: keygen_ids[%d] is not this slot's keygen_id", ErrInvalid, c.OwnID)
+	}
+	if err := checkBytes("public key", c.PublicKey, MaxPointLen); err != nil {
+		return err
+	}
+	return checkBytes("sealed share", c.SealedShare, MaxSealedLen)
+}
+
+// complete reports whether r satisfies every invariant of its state; reads
+// use it to refuse (rather than return) a record that is not whole.
+func (r *Record) complete() error {
+	if r.KeyID == "" || r.Owner == "" || r.Scheme == "" || r.CreatedAt.IsZero() {
+		return fmt.Errorf("%w: %q lacks identity fields", ErrCorrupt, r.KeyID)
+	}
+	switch r.State {
+	case StateCreated:
+		if len(r.KeygenID) == 0 || len(r.SealedIdentityKey) == 0 || r.N != 0 || len(r.SealedShare) != 0 {
+			return fmt.Errorf("%w: created record %q is not a clean slot", ErrCorrupt, r.KeyID)
+		}
+	case StateReady:
+		c := Commitment{Source: r.Source, T: r.T, N: r.N, OwnID: r.OwnID, KeygenIDs: r.KeygenIDs,
+			PublicShares: r.PublicShares, PublicKey: r.PublicKey, SealedShare: r.SealedShare}
+		if err := c.validate(r.KeygenID); err != nil || len(r.SealedIdentityKey) == 0 || r.CommittedAt.IsZero() {
+			return fmt.Errorf("%w: ready record %q is incomplete: %v", ErrCorrupt, r.KeyID, err)
+		}
+	case StateDeleted:
+		if len(r.SealedShare) != 0 || len(r.SealedIdentityKey) != 0 || r.DeletedAt.IsZero() {
+			return fmt.Errorf("%w: deleted record %q still holds sealed material", ErrCorrupt, r.KeyID)
+		}
+	default:
+		return fmt.Errorf("%w: %q has unknown state %q", ErrCorrupt, r.KeyID, r.State)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package envelope
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/secp"
+)
+
+const (
+	sigTag  = "quorumd/envelope/v1"
+	hkdfTag = "quorumd/p2p/v1"
+	nonceSz = 12
+)
+
+// Sender writes the envelopes of one party in one session, numbering each
+// channel (broadcast, and each recipient) 1, 2, 3, …
+type Sender struct {
+	id      *Identity
+	session [SessionIDSize]byte
+	kind    uint8
+	seq     map[Party]uint32
+}
+
+// NewSender returns a Sender for id in session.
+func NewSender(id *Identity, kind uint8, session [SessionIDSize]byte) *Sender {
+	return &Sender{id: id, session: session, kind: kind, seq: map[Party]uint32{}}
+}
+
+// Seal builds and signs an envelope. Payloads to a single recipient are
+// encrypted when encrypt is set (broadcasts never are). Signing and the ECDH
+// are constant time in the identity key.
+func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]byte, error) {
+	s.seq[to]++
+	e := &Envelope{Kind: s.kind, Round: round, Session: s.session, From: s.id.pub, To: to, Seq: s.seq[to]}
+	if encrypt {
+		if to.IsBroadcast() {
+			return nil, errors.New("envelope: broadcasts cannot be encrypted")
+		}
+		e.Flags |= FlagEncrypted
+		aead, err := channelAEAD(&s.id.priv, to, e.From, e.To, e.Session)
+		if err != nil {
+			return nil, err
+		}
+		ct := make([]byte, nonceSz, nonceSz+len(payload)+aead.Overhead())
+		if _, err := rand.Read(ct); err != nil {
+			return nil, fmt.Errorf("envelope: nonce: %w", err)
+		}
+		// The header's payload length covers nonce, ciphertext and tag.
+		e.Payload = make([]byte, nonceSz+len(payload)+aead.Overhead())
+		ad := e.header()
+		ct = aead.Seal(ct, ct[:nonceSz], payload, ad)
+		e.Payload = ct
+	} else {
+		e.Payload = append([]byte(nil), payload...)
+	}
+	var aux [32]byte
+	if _, err := rand.Read(aux[:]); err != nil {
+		return nil, fmt.Errorf("envelope: aux randomness: %w", err)
+	}
+	digest := bip340.TaggedHash(sigTag, e.signedPart())
+	sig, err := bip340.Sign(&s.id.priv, digest[:], aux)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: signing: %w", err)
+	}
+	e.Sig = sig
+	return e.Marshal(), nil
+}
+
+// verifySig checks the sender's BIP340 signature (public data, variable time).
+func verifySig(e *Envelope) error {
+	digest := bip340.TaggedHash(sigTag, e.signedPart())
+	return bip340.Verify(e.From[1:], digest[:], e.Sig[:])
+}
+
+// open decrypts an encrypted payload addressed to id.
+func open(id *Identity, e *Envelope) ([]byte, error) {
+	if len(e.Payload) < nonceSz {
+		return nil, fmt.Errorf("%w: ciphertext too short", ErrMalformed)
+	}
+	aead, err := channelAEAD(&id.priv, e.From, e.From, e.To, e.Session)
+	if err != nil {
+		return nil, err
+	}
+	return aead.Open(nil, e.Payload[:nonceSz], e.Payload[nonceSz:], e.header())
+}
+
+// channelAEAD derives the AES-256-GCM key of the (from → to) channel in a
+// session: HKDF-SHA256 over the ECDH x coordinate, salted with the session id.
+// ECDH is constant time in priv; the derived key is wiped once the cipher is
+// keyed.
+func channelAEAD(priv *btcec.ModNScalar, peer, from, to Party, session [SessionIDSize]byte) (cipher.AEAD, error) {
+	pub, err := btcec.ParsePubKey(peer[:])
+	if err != nil {
+		return nil, fmt.Errorf("envelope: peer key: %w", err)
+	}
+	shared, err := secp.ECDH(priv, pub)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: ECDH: %w", err)
+	}
+	defer clear(shared[:])
+	info := make([]byte, 0, len(hkdfTag)+2*PartySize)
+	info = append(append(append(info, hkdfTag...), from[:]...), to[:]...)
+	key, err := hkdf.Key(sha256.New, shared[:], session[:], string(info), 32)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: HKDF: %w", err)
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
