@@ -1,0 +1,160 @@
+package policy
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+const (
+	lookupIDLen = 16 // hex digits of 8 random bytes
+	secretLen   = 43 // base64url (no padding) of 32 random bytes
+	apiKeyLen   = lookupIDLen + 1 + secretLen
+	secretBytes = 32
+	userIDLen   = 36 // UUID text form
+)
+
+// newAPIKey returns a fresh API key, its lookup id and the hex SHA-256 of
+// its secret part. The random secret bytes are zeroed before returning; the
+// returned key string cannot be (Go strings are immutable), so callers hand
+// it to the client once and drop it.
+func newAPIKey() (key, lookupID, digestHex string, err error) {
+	var id [lookupIDLen / 2]byte
+	var sec [secretBytes]byte
+	defer clear(sec[:])
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", "", "", fmt.Errorf("policy: random: %w", err)
+	}
+	if _, err := rand.Read(sec[:]); err != nil {
+		return "", "", "", fmt.Errorf("policy: random: %w", err)
+	}
+	var buf [apiKeyLen]byte
+	defer clear(buf[:])
+	hex.Encode(buf[:lookupIDLen], id[:])
+	buf[lookupIDLen] = '.'
+	base64.RawURLEncoding.Encode(buf[lookupIDLen+1:], sec[:])
+	d := sha256.Sum256(buf[lookupIDLen+1:])
+	return string(buf[:]), string(buf[:lookupIDLen]), hex.EncodeToString(d[:]), nil
+}
+
+// parseAPIKey splits "<lookup_id>.<secret>". The lookup id is public and
+// checked with ordinary branches; the secret's alphabet check runs in time
+// independent of its content (only its fixed length shapes the work).
+func parseAPIKey(key string) (lookupID, secret string, ok bool) {
+	if len(key) != apiKeyLen || key[lookupIDLen] != '.' {
+		return "", "", false
+	}
+	lookupID, secret = key[:lookupIDLen], key[lookupIDLen+1:]
+	if !validLookupID(lookupID) || !base64URLAlphabet(secret) {
+		return "", "", false
+	}
+	return lookupID, secret, true
+}
+
+// base64URLAlphabet reports whether every byte of s is in [A-Za-z0-9_-],
+// branch-free over the content (constant time for a given length).
+func base64URLAlphabet(s string) bool {
+	bad := 0
+	for i := 0; i < len(s); i++ {
+		c := int(s[i])
+		in := inRange(c, 'A', 'Z') | inRange(c, 'a', 'z') | inRange(c, '0', '9') |
+			eq(c, '-') | eq(c, '_')
+		bad |= in ^ 1
+	}
+	return bad == 0
+}
+
+// inRange returns 1 if lo ≤ c ≤ hi else 0, without branches (c, lo, hi in
+// 0..255).
+func inRange(c, lo, hi int) int {
+	return int(uint(c-lo)>>63^1) & int(uint(hi-c)>>63^1)
+}
+
+func eq(c, v int) int { return subtle.ConstantTimeByteEq(uint8(c), uint8(v)) }
+
+// secretDigest is SHA-256 of the secret text. The copy into a stack buffer
+// keeps the hot path allocation-free and is zeroed afterwards; SHA-256 runs
+// in time independent of the data.
+func secretDigest(secret string) [32]byte {
+	var buf [secretLen]byte
+	copy(buf[:], secret)
+	d := sha256.Sum256(buf[:])
+	clear(buf[:])
+	return d
+}
+
+// digestEqual compares two digests in constant time.
+func digestEqual(a, b *[32]byte) bool {
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// validLookupID accepts 16 lowercase hex digits.
+func validLookupID(s string) bool {
+	if len(s) != lookupIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// newUserID returns a random (version 4) UUID in lowercase text form.
+func newUserID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("policy: random: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [userIDLen]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:]), nil
+}
+
+// validUserID accepts a lowercase UUID text form, so a user id is always a
+// safe single path segment.
+func validUserID(s string) bool {
+	if len(s) != userIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var errHex = errors.New("bad hex")
+
+// decodeHex decodes exactly len(dst) bytes of hex (public data only).
+func decodeHex(dst []byte, s string) (int, error) {
+	if len(s) != 2*len(dst) {
+		return 0, errHex
+	}
+	return hex.Decode(dst, []byte(s))
+}
