@@ -378,8 +378,11 @@ func (c *Config) Validate() error {
 	if h.Module == "" {
 		bad("hsm.module (the PKCS#11 library path) is required")
 	}
-	if h.TokenLabel == "" || h.KeyLabel == "" {
-		bad("hsm.token_label and hsm.key_label are required")
+	if h.TokenLabel == "" && h.SlotNumber == nil {
+		bad("hsm: set token_label or slot_number (slot_number wins when both are set)")
+	}
+	if h.KeyLabel == "" {
+		bad("hsm.key_label is required")
 	}
 	if (h.PINFile == "") == (h.PINEnv == "") {
 		bad("hsm: set exactly one of pin_file and pin_env")
@@ -392,8 +395,8 @@ func (c *Config) Validate() error {
 			bad("hsm.read_key_labels: empty or equal to key_label")
 		}
 	}
-	if h.MaxSessions < 1 {
-		bad("hsm.max_sessions must be at least 1")
+	if h.MaxSessions < 2 {
+		bad("hsm.max_sessions must be at least 2 (one session holds the login)")
 	}
 	if c.Policy.DefaultUserPolicy == "" {
 		bad("policy.default_user_policy is required")

@@ -3,23 +3,195 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/quorum"
+	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/hsm"
+	"github.com/quorumd/quorumd/mpc/relay"
+	"github.com/quorumd/quorumd/policy"
 )
 
-// errNotWired is what openBackends answers until the real parts are
-// connected here; the daemon then refuses to start rather than serve
-// without an HSM, store or policy source.
-var errNotWired = errors.New("this build does not wire the HSM, key store, policy source, relay client and ceremonies into the daemon")
-
-// openBackends is the single seam between configuration and the real
-// parts: it must open the HSM (cfg.HSM), the key store under cfg.StateDir,
-// the policy source (cfg.Policy), the relay client (cfg.Relay) and the
-// ceremony runner, and return them as daemon.Backends with /readyz checks
-// for the HSM session and the policy source. The closer releases them in
-// reverse order after the server has stopped.
+// openBackends opens the real parts in dependency order — HSM, key store,
+// policy source, relay clients — and returns them as daemon.Backends with
+// /readyz checks for the HSM session and the policy source. The closer
+// releases them in reverse order after the server has stopped.
 func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (daemon.Backends, io.Closer, error) {
-	return daemon.Backends{}, nil, errNotWired
+	var cl closers
+	fail := func(err error) (daemon.Backends, io.Closer, error) {
+		cl.Close()
+		return daemon.Backends{}, nil, err
+	}
+
+	h, err := hsm.Open(hsmConfig(cfg.HSM))
+	if err != nil {
+		return fail(fmt.Errorf("opening the HSM: %w", err))
+	}
+	cl = append(cl, h.Close)
+	log.Info("hsm ready", "module", cfg.HSM.Module, "token", cfg.HSM.TokenLabel, "key_label", h.ActiveKeyLabel())
+
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fail(fmt.Errorf("state directory: %w", err))
+	}
+	st, err := store.OpenDir(cfg.StateDir, store.Options{})
+	if err != nil {
+		return fail(fmt.Errorf("opening the key store in %s: %w", cfg.StateDir, err))
+	}
+	cl = append(cl, st.Close)
+	log.Info("key store ready", "path", filepath.Join(cfg.StateDir))
+
+	src, err := openPolicySource(ctx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	cl = append(cl, src.Close)
+	log.Info("policy source", "source", src.Name())
+	acfg := policy.DefaultAuthorizerConfig()
+	acfg.Logger = log
+	if v := cfg.Policy.Vault; cfg.Policy.Source == "vault" {
+		if v.CacheTTL > 0 {
+			acfg.TTL = v.CacheTTL
+		}
+		if v.NegativeCacheTTL > 0 {
+			acfg.NegativeTTL = v.NegativeCacheTTL
+		}
+		acfg.StaleWindow = v.StaleWindow
+	}
+	auth, err := policy.NewAuthorizer(src, acfg)
+	if err != nil {
+		return fail(fmt.Errorf("policy cache: %w", err))
+	}
+
+	relays := &quorum.RelayPool{Default: cfg.Relay.DefaultAddress}
+	if t := cfg.Relay.TLS; t.Enabled {
+		tc, err := relay.ClientTLSConfig(t.CAFile, t.CertFile, t.KeyFile)
+		if err != nil {
+			return fail(fmt.Errorf("relay TLS: %w", err))
+		}
+		tc.ServerName = t.ServerName
+		relays.TLS = tc
+	}
+	cl = append(cl, func() error { relays.Close(); return nil })
+
+	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log}
+	return daemon.Backends{
+		Auth:       authorizer{auth},
+		Admin:      admin{auth, cfg.Policy.DefaultUserPolicy},
+		Keys:       svc,
+		Rooms:      svc,
+		Ceremonies: svc,
+		Ready: []daemon.ReadinessCheck{
+			{Name: "hsm", Check: h.Ping},
+			{Name: "policy", Check: auth.Ping},
+		},
+		Errors: []daemon.ErrorMapping{
+			{Target: store.ErrNotFound, Type: daemon.ErrTypeKeyIDNotExists, Msg: "key_id does not exist"},
+			{Target: store.ErrDuplicate, Type: daemon.ErrTypeUniqueViolation, Msg: "key_id already exists"},
+			{Target: store.ErrAlreadyCommitted, Type: daemon.ErrTypeAlreadyPerformedKeygen, Msg: "the key already holds a share"},
+			{Target: store.ErrNotCommitted, Type: daemon.ErrTypeKeyOperationBeforeKeygen, Msg: "the key has no share yet: run an import first"},
+		},
+	}, cl, nil
+}
+
+// hsmConfig converts the daemon's HSM section; a configured slot number
+// selects the token by slot, overriding the (defaulted) token label.
+func hsmConfig(c daemon.HSMConfig) hsm.Config {
+	if c.SlotNumber != nil {
+		c.TokenLabel = ""
+	}
+	return hsm.Config{
+		ModulePath: c.Module, TokenLabel: c.TokenLabel, SlotNumber: c.SlotNumber,
+		PINFile: c.PINFile, PINEnv: c.PINEnv, KeyLabel: c.KeyLabel, ReadKeyLabels: c.ReadKeyLabels,
+		CreateKey: c.CreateKey, MaxSessions: c.MaxSessions,
+	}
+}
+
+// openPolicySource opens Vault or the embedded file, as configured.
+func openPolicySource(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (policy.Source, error) {
+	switch cfg.Policy.Source {
+	case "vault":
+		v := cfg.Policy.Vault
+		vc := policy.DefaultVaultConfig()
+		vc.Address, vc.Namespace, vc.CACertFile, vc.TLSServerName = v.Address, v.Namespace, v.CACertFile, v.TLSServerName
+		vc.MaxRetries, vc.Logger = v.MaxRetries, log
+		if v.Mount != "" {
+			vc.Mount = v.Mount
+		}
+		if v.Prefix != "" {
+			vc.Prefix = v.Prefix
+		}
+		if v.Timeout > 0 {
+			vc.Timeout = v.Timeout
+		}
+		if v.TokenFile != "" {
+			vc.Auth = policy.VaultAuthConfig{Method: "token", TokenFile: v.TokenFile}
+		} else {
+			vc.Auth = policy.VaultAuthConfig{Method: "approle", AppRoleMount: v.AppRoleMount,
+				RoleIDFile: v.RoleIDFile, SecretIDFile: v.SecretIDFile}
+			if vc.Auth.AppRoleMount == "" {
+				vc.Auth.AppRoleMount = "approle"
+			}
+		}
+		src, err := policy.OpenVault(ctx, vc)
+		if err != nil {
+			return nil, fmt.Errorf("opening Vault at %s: %w", v.Address, err)
+		}
+		return src, nil
+	case "embedded", "":
+		src, err := policy.OpenFile(cfg.Policy.Embedded.File)
+		if err != nil {
+			return nil, fmt.Errorf("opening the embedded policy file: %w", err)
+		}
+		log.Warn("using the embedded policy file, not Vault", "file", cfg.Policy.Embedded.File)
+		return src, nil
+	}
+	return nil, fmt.Errorf("unknown policy source %q", cfg.Policy.Source)
+}
+
+// authorizer adapts policy.Authorizer to the daemon's interface.
+type authorizer struct{ a *policy.Authorizer }
+
+func (a authorizer) Authorize(ctx context.Context, apiKey string, op daemon.Operation, p daemon.AuthParams) (daemon.Caller, error) {
+	u, err := a.a.Authorize(ctx, apiKey, policy.Operation(op), policy.Params{
+		N: p.N, Threshold: p.Threshold, RelayAddress: p.RelayAddress, KeyCount: p.KeyCount})
+	if err != nil {
+		return daemon.Caller{}, err
+	}
+	return daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}, nil
+}
+
+// admin adapts the policy source's user administration; users made through
+// the API get the configured default policy.
+type admin struct {
+	a             *policy.Authorizer
+	defaultPolicy string
+}
+
+func (a admin) CreateUser(ctx context.Context, name string) (daemon.NewUser, error) {
+	key, id, err := a.a.CreateUser(ctx, name, false, a.defaultPolicy)
+	return daemon.NewUser{UserID: id, APIKey: key}, err
+}
+
+func (a admin) RevokeAPIKey(ctx context.Context, userID, apiKey string) error {
+	return a.a.RevokeAPIKey(ctx, userID, apiKey)
+}
+
+func (a admin) DeleteUser(ctx context.Context, userID string) error {
+	return a.a.DeleteUser(ctx, userID)
+}
+
+// closers closes in reverse order of opening.
+type closers []func() error
+
+func (c closers) Close() error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		errs = append(errs, c[i]())
+	}
+	return errors.Join(errs...)
 }

@@ -110,11 +110,13 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
-func TestUnwiredBuildRefusesToStart(t *testing.T) {
+// TestUnusableHSMRefusesToStart: the daemon never serves without its HSM.
+func TestUnusableHSMRefusesToStart(t *testing.T) {
 	cfgPath, env := testEnv(t, "")
+	env = append(env, "QUORUMD_HSM_MODULE=/nonexistent/libpkcs11.so")
 	var stderr lockedBuffer
 	code := run(context.Background(), []string{"-config", cfgPath}, env, io.Discard, &stderr, openBackends, nil)
-	if code != exitFailure || !strings.Contains(stderr.String(), errNotWired.Error()) {
+	if code != exitFailure || !strings.Contains(stderr.String(), "opening the HSM") {
 		t.Fatalf("code %d, log %s", code, stderr.String())
 	}
 }

@@ -1,0 +1,386 @@
+package quorum
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/hsm"
+	"github.com/quorumd/quorumd/mpc/ceremony"
+	"github.com/quorumd/quorumd/mpc/envelope"
+	"github.com/quorumd/quorumd/mpc/relay"
+)
+
+// Scheme is the only key scheme this service handles.
+const Scheme = "bip340"
+
+// Relays hands out relay clients: the configured default, or an explicit,
+// policy-approved address.
+type Relays interface {
+	Client(address string) (*relay.Client, error)
+}
+
+// Service implements daemon.Keys, daemon.Rooms and daemon.Ceremonies.
+type Service struct {
+	Store  store.Store
+	Sealer hsm.Sealer
+	Relays Relays
+	Log    *slog.Logger
+}
+
+var (
+	_ daemon.Keys       = (*Service)(nil)
+	_ daemon.Rooms      = (*Service)(nil)
+	_ daemon.Ceremonies = (*Service)(nil)
+)
+
+func identityAAD(keyID, owner string) []byte {
+	return []byte("quorumd/identity/v1\x00" + keyID + "\x00" + owner)
+}
+
+func shareAAD(keyID, owner string, id int) []byte {
+	return []byte("quorumd/share/v1\x00" + keyID + "\x00" + owner + "\x00" + strconv.Itoa(id))
+}
+
+// Create makes a key slot: a fresh identity key sealed under the HSM and a
+// record in state created.
+func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, error) {
+	id, err := envelope.GenerateIdentity()
+	if err != nil {
+		return daemon.KeySlot{}, err
+	}
+	defer id.Zero()
+	keyID, err := newKeyID()
+	if err != nil {
+		return daemon.KeySlot{}, err
+	}
+	priv := id.PrivateBytes()
+	sealed, err := s.Sealer.Seal(priv[:], identityAAD(keyID, owner))
+	clear(priv[:])
+	if err != nil {
+		return daemon.KeySlot{}, fmt.Errorf("sealing identity key: %w", err)
+	}
+	pub := id.Public()
+	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
+		KeygenID: pub[:], SealedIdentityKey: sealed}); err != nil {
+		return daemon.KeySlot{}, fmt.Errorf("storing key slot: %w", err)
+	}
+	return daemon.KeySlot{KeyID: keyID, KeygenID: pub[:]}, nil
+}
+
+// newKeyID returns a random lowercase UUIDv4.
+func newKeyID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("key id: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
+// Get returns the owner's key record (public part).
+func (s *Service) Get(ctx context.Context, owner, keyID string) (daemon.KeyInfo, error) {
+	r, err := s.owned(ctx, owner, keyID)
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	return info(r), nil
+}
+
+func (s *Service) owned(ctx context.Context, owner, keyID string) (store.Record, error) {
+	r, err := s.Store.GetOwned(ctx, owner, keyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, fmt.Errorf("%w", daemon.ErrKeyNotFound)
+	}
+	return r, err
+}
+
+func info(r store.Record) daemon.KeyInfo {
+	k := daemon.KeyInfo{KeyID: r.KeyID, Owner: r.Owner, State: daemon.KeyCreated, KeygenID: r.KeygenID, CreatedAt: r.CreatedAt}
+	if r.State == store.StateReady {
+		k.State = daemon.KeyReady
+		k.Threshold, k.N, k.ParticipantID = r.T, r.N, r.OwnID
+		if len(r.PublicKey) == 33 {
+			k.Pubkey = r.PublicKey[1:]
+		}
+		k.Participants, k.PubShares = r.KeygenIDs, r.PublicShares
+	}
+	return k
+}
+
+// Delete destroys the key slot and its sealed material.
+func (s *Service) Delete(ctx context.Context, owner, keyID string) error {
+	err := s.Store.Delete(ctx, owner, keyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w", daemon.ErrKeyNotFound)
+	}
+	return err
+}
+
+// ListByOwner lists the owner's keys.
+func (s *Service) ListByOwner(ctx context.Context, owner string) ([]daemon.KeyInfo, error) {
+	rs, err := s.Store.ListByOwner(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]daemon.KeyInfo, len(rs))
+	for i, r := range rs {
+		out[i] = info(r)
+	}
+	return out, nil
+}
+
+// ListAll lists every key by owner.
+func (s *Service) ListAll(ctx context.Context) (map[string][]daemon.KeyInfo, error) {
+	rs, err := s.Store.ListAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]daemon.KeyInfo{}
+	for _, r := range rs {
+		out[r.Owner] = append(out[r.Owner], info(r))
+	}
+	return out, nil
+}
+
+// DerivePubkey returns the x-only key after the derivation and tweak.
+func (s *Service) DerivePubkey(ctx context.Context, owner, keyID string, tw daemon.Tweaks) ([]byte, error) {
+	r, err := s.ready(ctx, owner, keyID)
+	if err != nil {
+		return nil, err
+	}
+	_, out, err := Tweaks([33]byte(r.PublicKey), tw)
+	if err != nil {
+		return nil, daemon.Errorf(daemon.ErrTypeBadRequestParams, "derivation: %v", err)
+	}
+	return out[:], nil
+}
+
+func (s *Service) ready(ctx context.Context, owner, keyID string) (store.Record, error) {
+	r, err := s.owned(ctx, owner, keyID)
+	if err != nil {
+		return r, err
+	}
+	if r.State != store.StateReady || len(r.PublicKey) != 33 {
+		return r, fmt.Errorf("%w", daemon.ErrKeyNotReady)
+	}
+	return r, nil
+}
+
+// CreateRoom makes a room on the default relay.
+func (s *Service) CreateRoom(ctx context.Context, size int) (string, error) {
+	c, err := s.Relays.Client("")
+	if err != nil {
+		return "", err
+	}
+	return c.CreateRoom(ctx, size)
+}
+
+// identity opens a slot's sealed identity key.
+func (s *Service) identity(r store.Record) (*envelope.Identity, error) {
+	b, err := s.Sealer.Open(r.SealedIdentityKey, identityAAD(r.KeyID, r.Owner))
+	if err != nil {
+		return nil, fmt.Errorf("opening identity key of %s: %w", r.KeyID, err)
+	}
+	defer clear(b)
+	var k btcec.ModNScalar
+	defer k.Zero()
+	if len(b) != 32 || k.SetByteSlice(b) {
+		return nil, fmt.Errorf("identity key of %s: bad length", r.KeyID)
+	}
+	return envelope.NewIdentity(&k)
+}
+
+// ImportKey is the importer's side of an import.
+func (s *Service) ImportKey(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
+	xc := *x // ceremony.Import zeroes its copy; the caller zeroes x
+	return s.runImport(ctx, p, &xc)
+}
+
+// ImportRecipient is a recipient's side of an import: the seed endpoint.
+func (s *Service) ImportRecipient(ctx context.Context, p daemon.ImportParams) (daemon.ImportResult, error) {
+	return s.runImport(ctx, p, nil)
+}
+
+// importLocks serialises imports per key so that two concurrent requests
+// for one slot cannot both run a ceremony; the store's Commit is the final
+// guard.
+var importLocks sync.Map
+
+func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
+	if x != nil {
+		defer x.Zero()
+	}
+	mu, _ := importLocks.LoadOrStore(p.Owner+"\x00"+p.KeyID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+
+	r, err := s.owned(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	if r.State == store.StateReady {
+		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
+	}
+	id, err := s.identity(r)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	defer id.Zero()
+	others := make([]envelope.Party, len(p.Others))
+	for i, o := range p.Others {
+		if others[i], err = envelope.ParseParty(o); err != nil {
+			return daemon.ImportResult{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "others_keygen_ids[%d]: %v", i, err)
+		}
+	}
+	rc, err := s.Relays.Client(p.RelayAddress)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	start := time.Now()
+	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
+		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
+		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()), PrivateKey: x,
+	}, func(ks *ceremony.KeyShare) error { return s.commit(ctx, r, ks) })
+	if err != nil {
+		return daemon.ImportResult{}, ceremonyError(err)
+	}
+	x32 := ki.XOnly()
+	s.log().Info("audit", "event", "key_imported", "key_id", p.KeyID, "user_id", p.Owner,
+		"role", role(x), "t", ki.T, "n", ki.N, "pubkey", fmt.Sprintf("%x", x32[:]),
+		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
+	return daemon.ImportResult{KeyID: p.KeyID, Pubkey: x32[:]}, nil
+}
+
+func role(x *btcec.ModNScalar) string {
+	if x != nil {
+		return "importer"
+	}
+	return "recipient"
+}
+
+// commit seals the share and writes the ready record in one transaction.
+func (s *Service) commit(ctx context.Context, r store.Record, ks *ceremony.KeyShare) error {
+	sb := ks.Share.Bytes()
+	sealed, err := s.Sealer.Seal(sb[:], shareAAD(r.KeyID, r.Owner, ks.ID))
+	clear(sb[:])
+	if err != nil {
+		return fmt.Errorf("sealing share: %w", err)
+	}
+	c := store.Commitment{Source: store.SourceImport, T: ks.T, N: ks.N, OwnID: ks.ID,
+		PublicKey: ks.ThreshPK[:], SealedShare: sealed}
+	for i := range ks.Parties {
+		c.KeygenIDs = append(c.KeygenIDs, ks.Parties[i][:])
+		c.PublicShares = append(c.PublicShares, ks.PubShares[i][:])
+	}
+	// The ceremony's own deadline must not cut a durable write short.
+	if err := s.Store.Commit(context.WithoutCancel(ctx), r.Owner, r.KeyID, c); err != nil {
+		if errors.Is(err, store.ErrAlreadyCommitted) {
+			return fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
+		}
+		return fmt.Errorf("storing share: %w", err)
+	}
+	return nil
+}
+
+// Sign runs a signing ceremony with the key's share.
+func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error) {
+	r, err := s.ready(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyInfo(r)
+	if err != nil {
+		return nil, err
+	}
+	tweaks, _, err := Tweaks(key.ThreshPK, p.Tweaks)
+	if err != nil {
+		return nil, daemon.Errorf(daemon.ErrTypeBadRequestParams, "derivation: %v", err)
+	}
+	rc, err := s.Relays.Client(p.RelayAddress)
+	if err != nil {
+		return nil, err
+	}
+	room, err := rc.RoomInfo(ctx, p.RoomUUID)
+	if err != nil {
+		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
+	}
+	id, err := s.identity(r)
+	if err != nil {
+		return nil, err
+	}
+	defer id.Zero()
+	sb, err := s.Sealer.Open(r.SealedShare, shareAAD(r.KeyID, r.Owner, r.OwnID))
+	if err != nil {
+		return nil, fmt.Errorf("opening share of %s: %w", r.KeyID, err)
+	}
+	var share btcec.ModNScalar
+	defer share.Zero()
+	overflow := share.SetByteSlice(sb)
+	clear(sb)
+	if overflow || len(sb) != 32 {
+		return nil, fmt.Errorf("share of %s: bad encoding", r.KeyID)
+	}
+	start := time.Now()
+	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
+		Room: p.RoomUUID, Identity: id, Key: key, Share: &share, Signers: room.Size,
+		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+	})
+	if err != nil {
+		return nil, ceremonyError(err)
+	}
+	s.log().Info("audit", "event", "key_signed", "key_id", p.KeyID, "user_id", p.Owner,
+		"signers", room.Size, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
+	return sig[:], nil
+}
+
+func keyInfo(r store.Record) (*ceremony.KeyInfo, error) {
+	k := &ceremony.KeyInfo{T: r.T, N: r.N}
+	if len(r.KeygenIDs) != r.N || len(r.PublicShares) != r.N || len(r.PublicKey) != 33 {
+		return nil, fmt.Errorf("key record %s is inconsistent", r.KeyID)
+	}
+	k.ThreshPK = [33]byte(r.PublicKey)
+	for i := range r.N {
+		p, err := envelope.ParseParty(r.KeygenIDs[i])
+		if err != nil {
+			return nil, fmt.Errorf("key record %s: %w", r.KeyID, err)
+		}
+		k.Parties = append(k.Parties, p)
+		k.PubShares = append(k.PubShares, [33]byte(r.PublicShares[i]))
+	}
+	return k, nil
+}
+
+// ceremonyError turns a ceremony abort into executor_result, naming the
+// culprit's keygen_id; other failures (HSM, store) pass through.
+func ceremonyError(err error) error {
+	var ae *ceremony.AbortError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	if errors.Is(err, ceremony.ErrCommit) {
+		var t daemon.Typed
+		if errors.As(err, &t) {
+			return t
+		}
+		return err
+	}
+	return &daemon.Error{Type: daemon.ErrTypeExecutorResult, Msg: ae.Error()}
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ceremony
+
+const slow = 1

@@ -1,0 +1,210 @@
+package ceremony
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/envelope"
+	"github.com/quorumd/quorumd/mpc/frost"
+)
+
+// Signing rounds.
+const (
+	roundNonce uint8 = 1
+	roundPsig  uint8 = 2
+)
+
+// SignLabel versions the signing protocol inside every session id.
+const SignLabel = "quorumd/sign/v1"
+
+// SignParams are one signer's inputs to a signing ceremony.
+type SignParams struct {
+	Room      string
+	Identity  *envelope.Identity
+	Key       *KeyInfo
+	Share     *btcec.ModNScalar // this party's secret share (not modified)
+	Signers   int               // u: the room's size, t ≤ u ≤ n
+	Msg       []byte
+	Tweaks    []frost.Tweak
+	Transport Transport
+	Rand      io.Reader // nonce randomness; crypto/rand when nil
+
+	// tamperPsig lets this package's tests play a cheating signer.
+	tamperPsig func(*frost.PartialSig)
+}
+
+// Sign runs one signer's side of BIP445 signing: broadcast a public nonce,
+// aggregate the u nonces, broadcast a partial signature, verify every other
+// partial signature (an invalid one aborts naming its signer), aggregate, and
+// verify the final BIP340 signature under the (tweaked) threshold key before
+// returning it. The secret nonce lives only in memory and is consumed once.
+func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
+	var zero [64]byte
+	k := p.Key
+	if k == nil || p.Identity == nil || p.Transport == nil || p.Share == nil {
+		return zero, &AbortError{Err: ErrInput, Detail: "key, identity, share and transport are required"}
+	}
+	myID := k.IDOf(p.Identity.Public())
+	if myID < 0 {
+		return zero, &AbortError{Err: ErrInput, Detail: "this party is not a participant of the key"}
+	}
+	if p.Signers < k.T || p.Signers > k.N || p.Signers < 1 {
+		return zero, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", p.Signers, k.T, k.N)}
+	}
+	tc, err := frost.NewTweakCtx(k.ThreshPK)
+	if err != nil {
+		return zero, &AbortError{Err: ErrInput, Detail: err.Error()}
+	}
+	if err := tc.ApplyTweaks(p.Tweaks); err != nil {
+		return zero, &AbortError{Err: ErrInput, Detail: err.Error()}
+	}
+	outKey := tc.XOnlyPubKey()
+	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
+	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
+	sig, err := runSign(ctx, pt, p, myID, session, outKey)
+	if err != nil {
+		return zero, pt.fail(err)
+	}
+	return sig, nil
+}
+
+// signContext binds the key, the signer count, the message and the tweaks
+// into the session id: parties that disagree on any of them never accept
+// each other's envelopes (ErrWrongSession names the other side).
+func signContext(k *KeyInfo, p SignParams) []byte {
+	b := append([]byte(nil), k.ThreshPK[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(p.Signers))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Tweaks)))
+	for _, t := range p.Tweaks {
+		b = append(b, t.Value[:]...)
+		if t.XOnly {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Msg)))
+	return append(b, p.Msg...)
+}
+
+func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32]byte, outKey [32]byte) ([64]byte, error) {
+	var zero [64]byte
+	k := p.Key
+	secnonce, pubnonce, err := frost.NonceGen(p.Rand, &frost.NonceGenArgs{
+		SecShare: p.Share, PubShare: k.PubShares[myID][:], ThreshPKXOnly: outKey[:],
+		Msg: p.Msg, HasMsg: true, ExtraIn: session[:],
+	})
+	if err != nil {
+		return zero, abortf(roundNonce, envelope.Broadcast, ErrInput, "nonce generation: %v", err)
+	}
+	defer secnonce.Destroy()
+	if err := pt.send(ctx, roundNonce, envelope.Broadcast, pubnonce[:], false); err != nil {
+		return zero, err
+	}
+	got, err := pt.collect(ctx, roundNonce, pt.others(), p.Signers-1, nil)
+	if err != nil {
+		return zero, err
+	}
+	// The signer set, in id order: everyone heard in round 1, and us.
+	var signers []envelope.Party
+	nonces := map[envelope.Party]frost.PubNonce{pt.me: pubnonce}
+	for id, m := range pt.members {
+		if id == myID {
+			signers = append(signers, m)
+			continue
+		}
+		if e := got[othersIndex(id, myID)]; e != nil {
+			pn, err := frost.ParsePubNonce(e.Payload)
+			if err != nil {
+				return zero, abortf(roundNonce, m, ErrProtocol, "public nonce: %v", err)
+			}
+			signers = append(signers, m)
+			nonces[m] = pn
+		}
+	}
+	ids := make([]uint32, len(signers))
+	pubnonces := make([]frost.PubNonce, len(signers))
+	pubshares := make([]frost.PubShare, len(signers))
+	for i, s := range signers {
+		id := pt.index[s]
+		ids[i], pubnonces[i], pubshares[i] = uint32(id), nonces[s], frost.PubShare(k.PubShares[id])
+	}
+	agg, err := frost.NonceAgg(pubnonces)
+	if err != nil {
+		return zero, blame(roundNonce, signers, err)
+	}
+	sess := &frost.SessionCtx{
+		Signers:  frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: ids, PubShares: pubshares, ThreshPK: k.ThreshPK},
+		AggNonce: agg, Tweaks: p.Tweaks, Msg: p.Msg,
+	}
+	psig, err := frost.Sign(secnonce, p.Share, uint32(myID), sess)
+	if err != nil {
+		return zero, abortf(roundPsig, envelope.Broadcast, ErrInput, "partial signature: %v", err)
+	}
+	sent := psig
+	if p.tamperPsig != nil {
+		p.tamperPsig(&sent)
+	}
+	if err := pt.send(ctx, roundPsig, envelope.Broadcast, sent[:], false); err != nil {
+		return zero, err
+	}
+	otherSigners := make([]envelope.Party, 0, len(signers)-1)
+	for _, s := range signers {
+		if s != pt.me {
+			otherSigners = append(otherSigners, s)
+		}
+	}
+	pos := make(map[envelope.Party]int, len(signers))
+	for i, s := range signers {
+		pos[s] = i
+	}
+	psigs := make([]frost.PartialSig, len(signers))
+	psigs[pos[pt.me]] = psig
+	// Each partial signature is verified as it arrives: identifiable abort.
+	_, err = pt.collect(ctx, roundPsig, otherSigners, len(otherSigners), func(e *envelope.Envelope) error {
+		i := pos[e.From]
+		ps, err := frost.ParsePartialSig(e.Payload)
+		if err == nil {
+			err = frost.PartialSigVerifyInternal(ps, ids[i], pubnonces[i], pubshares[i], sess)
+		}
+		if err != nil {
+			return abortf(roundPsig, e.From, ErrBadPartialSig, "signer id %d", ids[i])
+		}
+		psigs[i] = ps
+		return nil
+	})
+	if err != nil {
+		return zero, err
+	}
+	sig, err := frost.PartialSigAgg(psigs, sess)
+	if err != nil {
+		return zero, blame(roundPsig, signers, err)
+	}
+	if err := bip340.Verify(outKey[:], p.Msg, sig[:]); err != nil {
+		return zero, abortf(roundPsig, envelope.Broadcast, ErrProtocol, "aggregate signature does not verify: %v", err)
+	}
+	return [64]byte(sig), nil
+}
+
+// othersIndex maps a member id to its index in party.others().
+func othersIndex(id, myID int) int {
+	if id > myID {
+		return id - 1
+	}
+	return id
+}
+
+// blame names the signer a frost contribution error points at.
+func blame(round uint8, signers []envelope.Party, err error) error {
+	var ice *frost.InvalidContributionError
+	if errors.As(err, &ice) && ice.Signer >= 0 && ice.Signer < len(signers) {
+		return abortf(round, signers[ice.Signer], ErrProtocol, "%v", err)
+	}
+	return abortf(round, envelope.Broadcast, ErrProtocol, "%v", err)
+}
