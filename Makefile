@@ -4,7 +4,7 @@ BIN       := bin
 PKGS      := ./...
 # Short fuzz runs in CI: "package FuzzName" pairs, each run for FUZZTIME.
 FUZZTIME  ?= 10s
-FUZZ_TARGETS := ./mpc/frost:FuzzParsePubShare ./mpc/frost:FuzzParsePubNonce ./mpc/frost:FuzzParseAggNonce ./mpc/frost:FuzzParsePartialSig ./mpc/frost:FuzzNonceAgg ./policy:FuzzParseAPIKey ./hsm:FuzzOpen ./daemon/store:FuzzStoredRecord ./daemon:FuzzDecodeObject ./daemon:FuzzDecodeImport ./daemon:FuzzDecodeSign ./daemon:FuzzParseDerivationPath ./mpc/envelope:FuzzUnmarshal ./mpc/bip340:FuzzVerify ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch
+FUZZ_TARGETS := ./cmd/quorumctl:FuzzParsePrivateKeyHex ./mpc/frost:FuzzParsePubShare ./mpc/frost:FuzzParsePubNonce ./mpc/frost:FuzzParseAggNonce ./mpc/frost:FuzzParsePartialSig ./mpc/frost:FuzzNonceAgg ./policy:FuzzParseAPIKey ./hsm:FuzzOpen ./daemon/store:FuzzStoredRecord ./daemon:FuzzDecodeObject ./daemon:FuzzDecodeImport ./daemon:FuzzDecodeSign ./daemon:FuzzParseDerivationPath ./mpc/envelope:FuzzUnmarshal ./mpc/bip340:FuzzVerify ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch
 
 .PHONY: all build test test-race test-timing fuzz bench lint demo deps softhsm clean
 

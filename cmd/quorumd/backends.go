@@ -45,11 +45,14 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, st.Close)
 	log.Info("key store ready", "path", filepath.Join(cfg.StateDir))
 
-	src, err := openPolicySource(ctx, cfg, log)
+	src, err := quorum.OpenPolicySource(ctx, cfg, "", log)
 	if err != nil {
 		return fail(err)
 	}
 	cl = append(cl, src.Close)
+	if cfg.Policy.Source == "embedded" {
+		log.Warn("using the embedded policy file, not Vault", "file", cfg.Policy.Embedded.File)
+	}
 	log.Info("policy source", "source", src.Name())
 	acfg := policy.DefaultAuthorizerConfig()
 	acfg.Logger = log
@@ -109,48 +112,6 @@ func hsmConfig(c daemon.HSMConfig) hsm.Config {
 		PINFile: c.PINFile, PINEnv: c.PINEnv, KeyLabel: c.KeyLabel, ReadKeyLabels: c.ReadKeyLabels,
 		CreateKey: c.CreateKey, MaxSessions: c.MaxSessions,
 	}
-}
-
-// openPolicySource opens Vault or the embedded file, as configured.
-func openPolicySource(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (policy.Source, error) {
-	switch cfg.Policy.Source {
-	case "vault":
-		v := cfg.Policy.Vault
-		vc := policy.DefaultVaultConfig()
-		vc.Address, vc.Namespace, vc.CACertFile, vc.TLSServerName = v.Address, v.Namespace, v.CACertFile, v.TLSServerName
-		vc.MaxRetries, vc.Logger = v.MaxRetries, log
-		if v.Mount != "" {
-			vc.Mount = v.Mount
-		}
-		if v.Prefix != "" {
-			vc.Prefix = v.Prefix
-		}
-		if v.Timeout > 0 {
-			vc.Timeout = v.Timeout
-		}
-		if v.TokenFile != "" {
-			vc.Auth = policy.VaultAuthConfig{Method: "token", TokenFile: v.TokenFile}
-		} else {
-			vc.Auth = policy.VaultAuthConfig{Method: "approle", AppRoleMount: v.AppRoleMount,
-				RoleIDFile: v.RoleIDFile, SecretIDFile: v.SecretIDFile}
-			if vc.Auth.AppRoleMount == "" {
-				vc.Auth.AppRoleMount = "approle"
-			}
-		}
-		src, err := policy.OpenVault(ctx, vc)
-		if err != nil {
-			return nil, fmt.Errorf("opening Vault at %s: %w", v.Address, err)
-		}
-		return src, nil
-	case "embedded", "":
-		src, err := policy.OpenFile(cfg.Policy.Embedded.File)
-		if err != nil {
-			return nil, fmt.Errorf("opening the embedded policy file: %w", err)
-		}
-		log.Warn("using the embedded policy file, not Vault", "file", cfg.Policy.Embedded.File)
-		return src, nil
-	}
-	return nil, fmt.Errorf("unknown policy source %q", cfg.Policy.Source)
 }
 
 // authorizer adapts policy.Authorizer to the daemon's interface.

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bench bounds: the load is meant for a local quorum, not a stress tool
+// pointed at someone else's servers.
+const (
+	maxBenchConcurrency = 1024
+	maxBenchDuration    = 10 * time.Minute
+	maxBenchWarmup      = time.Minute
+)
+
+// latencyStats summarizes one latency series (nearest-rank percentiles).
+type latencyStats struct {
+	Count int           `json:"count"`
+	P50   time.Duration `json:"-"`
+	P95   time.Duration `json:"-"`
+	P99   time.Duration `json:"-"`
+	Max   time.Duration `json:"-"`
+	Mean  time.Duration `json:"-"`
+}
+
+// MarshalJSON reports durations in milliseconds.
+func (s latencyStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"count": s.Count, "p50_ms": msf(s.P50), "p95_ms": msf(s.P95),
+		"p99_ms": msf(s.P99), "max_ms": msf(s.Max), "mean_ms": msf(s.Mean)})
+}
+
+func (s latencyStats) String() string {
+	if s.Count == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (mean %s)", ms(s.P50), ms(s.P95), ms(s.P99), ms(s.Max), ms(s.Mean))
+}
+
+// summarize computes nearest-rank percentiles of ds (which it sorts).
+func summarize(ds []time.Duration) latencyStats {
+	s := latencyStats{Count: len(ds)}
+	if len(ds) == 0 {
+		return s
+	}
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	s.P50, s.P95, s.P99 = percentile(ds, 50), percentile(ds, 95), percentile(ds, 99)
+	s.Max, s.Mean = ds[len(ds)-1], sum/time.Duration(len(ds))
+	return s
+}
+
+// percentile is the nearest-rank p-th percentile of the sorted ds:
+// the smallest value with at least p% of the samples at or below it.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	rank := (p*len(sorted) + 99) / 100 // ceil(p/100 · n)
+	if rank < 1 {
+		rank = 1
+	}
+	return sorted[rank-1]
+}
+
+// benchSample is one operation's outcome.
+type benchSample struct {
+	total  time.Duration
+	phases map[string]time.Duration
+	err    error
+}
+
+// benchReport is the result of a bench run.
+type benchReport struct {
+	Mode        string                  `json:"mode"`
+	Threshold   int                     `json:"threshold"`
+	N           int                     `json:"n"`
+	Signers     int                     `json:"signers,omitempty"`
+	Concurrency int                     `json:"concurrency"`
+	Duration    string                  `json:"duration"`
+	Warmup      string                  `json:"warmup"`
+	OK          int                     `json:"ok"`
+	Failed      int                     `json:"failed"`
+	Elapsed     float64                 `json:"elapsed_s"`
+	Throughput  float64                 `json:"throughput_per_s"`
+	Latency     latencyStats            `json:"latency"`
+	Phases      map[string]latencyStats `json:"phases"`
+	Failures    map[string]int          `json:"failures,omitempty"`
+	FirstError  string                  `json:"first_error,omitempty"`
+	CPUs        int                     `json:"cpus"`
+	LoadBefore  string                  `json:"loadavg_before,omitempty"`
+	LoadAfter   string                  `json:"loadavg_after,omitempty"`
+}
+
+// benchLoop runs op from c workers until d has passed after warmup; ops
+// started during the warm-up are not counted. opTimeout bounds each op.
+func benchLoop(ctx context.Context, c int, warmup, d, opTimeout time.Duration, op func(ctx context.Context) benchSample) (samples []benchSample, elapsed time.Duration) {
+	start := time.Now()
+	measureFrom := start.Add(warmup)
+	deadline := measureFrom.Add(d)
+	var mu sync.Mutex
+	var lastEnd time.Time
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				began := time.Now()
+				if !began.Before(deadline) {
+					return
+				}
+				octx, cancel := context.WithTimeout(ctx, opTimeout)
+				s := op(octx)
+				cancel()
+				if began.Before(measureFrom) {
+					continue
+				}
+				end := time.Now()
+				mu.Lock()
+				samples = append(samples, s)
+				if end.After(lastEnd) {
+					lastEnd = end
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if lastEnd.After(measureFrom) {
+		elapsed = lastEnd.Sub(measureFrom)
+	}
+	return samples, elapsed
+}
+
+// report tallies samples.
+func (r *benchReport) fill(samples []benchSample, elapsed time.Duration) {
+	var lat []time.Duration
+	phases := map[string][]time.Duration{}
+	r.Failures = map[string]int{}
+	for _, s := range samples {
+		if s.err != nil {
+			r.Failed++
+			r.Failures[errType(s.err)]++
+			if r.FirstError == "" {
+				r.FirstError = s.err.Error()
+			}
+			continue
+		}
+		r.OK++
+		lat = append(lat, s.total)
+		for k, v := range s.phases {
+			phases[k] = append(phases[k], v)
+		}
+	}
+	r.Elapsed = elapsed.Seconds()
+	if elapsed > 0 {
+		r.Throughput = float64(r.OK) / elapsed.Seconds()
+	}
+	r.Latency = summarize(lat)
+	r.Phases = map[string]latencyStats{}
+	for k, v := range phases {
+		r.Phases[k] = summarize(v)
+	}
+	if len(r.Failures) == 0 {
+		r.Failures = nil
+	}
+}
+
+func (r *benchReport) human(w io.Writer) {
+	unit := "imports/s"
+	if r.Mode == "sign" {
+		unit = "signatures/s"
+	}
+	fmt.Fprintf(w, "ok %d, failed %d in %.2fs: throughput %.1f %s\n", r.OK, r.Failed, r.Elapsed, r.Throughput, unit)
+	fmt.Fprintf(w, "latency (whole %s): %s\n", r.Mode, r.Latency)
+	for _, k := range sortedKeys(r.Phases) {
+		fmt.Fprintf(w, "  %-9s %s\n", k+":", r.Phases[k])
+	}
+	if r.Failed > 0 {
+		var parts []string
+		for _, k := range sortedKeys(r.Failures) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.Failures[k]))
+		}
+		fmt.Fprintf(w, "failures: %s\nfirst error: %s\n", strings.Join(parts, ", "), r.FirstError)
+	}
+	fmt.Fprintf(w, "machine: %d CPUs, load average before %s, after %s\n", r.CPUs, r.LoadBefore, r.LoadAfter)
+}
+
+// loadavg returns the first three fields of /proc/loadavg ("" elsewhere).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func runBenchCmd(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 || (args[0] != "import" && args[0] != "sign") {
+		return usagef("bench import|sign [flags]")
+	}
+	mode := args[0]
+	fs := flag.NewFlagSet("quorumctl bench "+mode, flag.ContinueOnError)
+	var h httpFlags
+	var q quorumFlags
+	h.register(fs, 60*time.Second)
+	fs.Lookup("timeout").Usage = "time limit of one operation"
+	q.register(fs)
+	conc := fs.Int("c", 32, "concurrent operations (1..1024)")
+	dur := fs.Duration("d", 10*time.Second, "measured duration (at most 10m)")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up before the measured duration")
+	threshold := fs.Int("threshold", 2, "threshold t of the imported keys")
+	importer := fs.Int("importer", 0, "import: index of the importer")
+	signers := fs.String("signers", "", "sign: indexes of the signers (default: the first t daemons)")
+	keyIDs := fs.String("key-ids", "", "sign: an imported key's ids, one per daemon (default: import a fresh key first)")
+	msgSize := fs.Int("msg-size", 32, "sign: bytes of the random message signed each time")
+	if err := c.parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case *conc < 1 || *conc > maxBenchConcurrency:
+		return usagef("-c %d: want 1..%d", *conc, maxBenchConcurrency)
+	case *dur <= 0 || *dur > maxBenchDuration:
+		return usagef("-d %s: want (0, %s]", *dur, maxBenchDuration)
+	case *warmup < 0 || *warmup > maxBenchWarmup:
+		return usagef("-warmup %s: want [0, %s]", *warmup, maxBenchWarmup)
+	case *msgSize < 1 || *msgSize > 4096:
+		return usagef("-msg-size %d: want 1..4096", *msgSize)
+	}
+	parties, err := q.parties(&h, *conc)
+	if err != nil {
+		return err
+	}
+	for _, p := range parties {
+		if err := checkLoopback(ctx, p.Base); err != nil {
+			return fmt.Errorf("bench only loads daemons on this machine: %w", err)
+		}
+	}
+	n := len(parties)
+	out := h.printer(c)
+	rep := &benchReport{Mode: mode, Threshold: *threshold, N: n, Concurrency: *conc, Duration: dur.String(),
+		Warmup: warmup.String(), CPUs: runtime.NumCPU()}
+
+	var op func(ctx context.Context) benchSample
+	switch mode {
+	case "import":
+		if *importer < 0 || *importer >= n {
+			return usagef("-importer %d: want 0..%d", *importer, n-1)
+		}
+		op = func(ctx context.Context) benchSample {
+			k, err := generatePrivateKey()
+			if err != nil {
+				return benchSample{err: err}
+			}
+			defer k.wipe()
+			t0 := time.Now()
+			res, err := runImport(ctx, importPlan{Parties: parties, Threshold: *threshold, Importer: *importer, Key: k}, nil)
+			if err != nil {
+				return benchSample{err: err}
+			}
+			return benchSample{total: time.Since(t0), phases: map[string]time.Duration{
+				"slots": res.Timing.Slots, "room": res.Timing.Room, "ceremony": res.Timing.Ceremony}}
+		}
+	case "sign":
+		plan, key, err := benchSignSetup(ctx, parties, &h, *threshold, *signers, *keyIDs, out)
+		if err != nil {
+			return err
+		}
+		rep.Threshold, rep.Signers = key.T, len(plan.Signers)
+		op = func(ctx context.Context) benchSample {
+			p := *plan
+			p.Msg = make([]byte, *msgSize)
+			rand.Read(p.Msg)
+			t0 := time.Now()
+			res, err := runSign(ctx, &p, key, nil)
+			if err != nil {
+				return benchSample{err: err}
+			}
+			return benchSample{total: time.Since(t0), phases: map[string]time.Duration{
+				"room": res.timings.Room, "ceremony": res.timings.Ceremony}}
+		}
+	}
+	what := fmt.Sprintf("%d-of-%d import on %d daemons", *threshold, n, n)
+	if mode == "sign" {
+		what = fmt.Sprintf("sign with %d of a %d-of-%d key", rep.Signers, rep.Threshold, n)
+	}
+	out.step("bench %s: %s, concurrency %d, duration %s (+%s warm-up)", mode, what, *conc, *dur, *warmup)
+	rep.LoadBefore = loadavg()
+	samples, elapsed := benchLoop(ctx, *conc, *warmup, *dur, h.timeout, op)
+	rep.LoadAfter = loadavg()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bench interrupted: %w", err)
+	}
+	rep.fill(samples, elapsed)
+	if err := out.result(rep, rep.human); err != nil {
+		return err
+	}
+	switch {
+	case rep.OK == 0 && rep.Failed == 0:
+		return fmt.Errorf("no %s completed in the measured window: raise -d (or -warmup)", mode)
+	case rep.OK == 0:
+		return fmt.Errorf("no %s succeeded (%d failed): %s", mode, rep.Failed, rep.FirstError)
+	}
+	return nil
+}
+
+// benchSignSetup picks the signers and the key: the given key ids, or a
+// key imported for the occasion with a fresh private key.
+func benchSignSetup(ctx context.Context, parties []*Client, h *httpFlags, threshold int, signers, keyIDs string, out *printer) (*signPlan, *signKey, error) {
+	n := len(parties)
+	sctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	ids := splitList(keyIDs)
+	if len(ids) == 0 {
+		k, err := generatePrivateKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := runImport(sctx, importPlan{Parties: parties, Threshold: threshold, Key: k}, nil)
+		k.wipe()
+		if err != nil {
+			return nil, nil, fmt.Errorf("importing the key to sign with: %w", err)
+		}
+		ids = res.KeyIDs
+		out.step("imported a fresh %d-of-%d key: pubkey %s, key_ids %s", threshold, n, res.Pubkey, strings.Join(ids, ","))
+	}
+	if len(ids) != n {
+		return nil, nil, usagef("%d key ids for %d daemons", len(ids), n)
+	}
+	var idx []int
+	if signers != "" {
+		var err error
+		if idx, err = parseIndexes(signers, n); err != nil {
+			return nil, nil, err
+		}
+	}
+	plan := &signPlan{}
+	pick := func(idx []int) {
+		plan.Index, plan.Signers, plan.KeyIDs = idx, nil, nil
+		for _, i := range idx {
+			plan.Signers = append(plan.Signers, parties[i])
+			plan.KeyIDs = append(plan.KeyIDs, ids[i])
+		}
+	}
+	if idx == nil {
+		// Learn t from the first daemon's record, then take the first t.
+		rec, err := parties[0].GetKey(sctx, ids[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading key %s on daemon 0: %w", ids[0], err)
+		}
+		if rec.T < 1 || rec.T > n {
+			return nil, nil, errors.New("daemon 0 reports no threshold for the key: is it imported?")
+		}
+		for i := range rec.T {
+			idx = append(idx, i)
+		}
+	}
+	pick(idx)
+	key, err := checkSignKey(sctx, plan, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, key, nil
+}

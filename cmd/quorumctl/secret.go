@@ -1,0 +1,148 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/bip340"
+)
+
+// errBadPrivateKey never carries the offending value.
+var errBadPrivateKey = errors.New("private key must be 64 hex characters encoding 0 < x < n")
+
+// privateKey is the importer's secret: 32 big-endian bytes of 0 < x < n.
+// Its buffer is zeroed by wipe; a copy that came in as a Go string (a flag
+// or environment value) cannot be zeroed, which is why -generate and
+// -private-key-file are preferred.
+type privateKey struct{ b [32]byte }
+
+func (k *privateKey) wipe() { clear(k.b[:]) }
+
+// generatePrivateKey draws a fresh key from the OS CSPRNG. Constant time:
+// the range check is ModNScalar's constant-time SetBytes and IsZeroBit; a
+// rejection (probability ~2^-128) only costs another draw.
+func generatePrivateKey() (*privateKey, error) {
+	k := &privateKey{}
+	for {
+		if _, err := rand.Read(k.b[:]); err != nil {
+			return nil, fmt.Errorf("random private key: %w", err)
+		}
+		var s btcec.ModNScalar
+		bad := s.SetBytes(&k.b) | s.IsZeroBit()
+		s.Zero()
+		if bad == 0 {
+			return k, nil
+		}
+	}
+}
+
+// parsePrivateKeyHex decodes 64 hex digits (surrounding whitespace
+// ignored). Constant time in the digits and the value: ctHexDecode is
+// branch-free and the range check is ModNScalar's; only the final
+// valid/invalid outcome branches. The error never contains the input.
+func parsePrivateKeyHex(s string) (*privateKey, error) {
+	s = strings.TrimSpace(s)
+	if len(s) != 64 {
+		return nil, errBadPrivateKey
+	}
+	k := &privateKey{}
+	digits := []byte(s) // a copy we can zero; s itself cannot be
+	defer clear(digits)
+	bad := ctHexDecode(k.b[:], digits)
+	var sc btcec.ModNScalar
+	bad |= sc.SetBytes(&k.b) | sc.IsZeroBit()
+	sc.Zero()
+	if bad != 0 {
+		k.wipe()
+		return nil, errBadPrivateKey
+	}
+	return k, nil
+}
+
+// readPrivateKeyFile reads a hex private key from path and zeroes the file
+// buffer after parsing. The file must not be readable by group or others.
+func readPrivateKeyFile(path string) (*privateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("private key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("private key file %s: mode %v is readable by others; want 0600", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("private key file: %w", err)
+	}
+	defer clear(b)
+	trimmed := b
+	for len(trimmed) > 0 && (trimmed[len(trimmed)-1] == '\n' || trimmed[len(trimmed)-1] == '\r' || trimmed[len(trimmed)-1] == ' ') {
+		trimmed = trimmed[:len(trimmed)-1]
+	}
+	if len(trimmed) != 64 {
+		return nil, fmt.Errorf("private key file %s: %w", path, errBadPrivateKey)
+	}
+	k := &privateKey{}
+	bad := ctHexDecode(k.b[:], trimmed)
+	var sc btcec.ModNScalar
+	bad |= sc.SetBytes(&k.b) | sc.IsZeroBit()
+	sc.Zero()
+	if bad != 0 {
+		k.wipe()
+		return nil, fmt.Errorf("private key file %s: %w", path, errBadPrivateKey)
+	}
+	return k, nil
+}
+
+// xonlyPubkey returns the BIP340 x-only public key of k. Constant time in
+// the key: bip340.PublicKey multiplies through the constant-time mpc/secp.
+func (k *privateKey) xonlyPubkey() ([32]byte, error) {
+	var s btcec.ModNScalar
+	defer s.Zero()
+	s.SetBytes(&k.b)
+	return bip340.PublicKey(&s)
+}
+
+// appendHexCT appends the lowercase hex encoding of src to dst without
+// table lookups or branches on the data (for secrets).
+func appendHexCT(dst, src []byte) []byte {
+	for _, b := range src {
+		dst = append(dst, ctHexDigit(b>>4), ctHexDigit(b&0x0f))
+	}
+	return dst
+}
+
+// ctHexDigit maps a nibble to '0'-'9' / 'a'-'f', branch-free.
+func ctHexDigit(n byte) byte {
+	v := int32(n)
+	// isLetter = 1 when v > 9: (9 - v) is negative then.
+	isLetter := ((9 - v) >> 31) & 1
+	return byte(v + '0' + isLetter*('a'-'0'-10))
+}
+
+// ctHexDecode decodes len(dst)*2 hex digits (either case) from src into dst
+// and returns 1 if any character is not a hex digit. Branch-free and without
+// table lookups on the characters.
+func ctHexDecode(dst, src []byte) uint32 {
+	var bad uint32
+	for i := range dst {
+		hi, b1 := ctNibble(src[2*i])
+		lo, b2 := ctNibble(src[2*i+1])
+		dst[i] = hi<<4 | lo
+		bad |= b1 | b2
+	}
+	return bad
+}
+
+func ctNibble(c byte) (val byte, bad uint32) {
+	d := int32(c) - '0'
+	isDigit := (^(d >> 31) & ^((9 - d) >> 31)) & 1
+	l := int32(c|0x20) - 'a'
+	isLetter := (^(l >> 31) & ^((5 - l) >> 31)) & 1
+	v := (d & -isDigit) | ((l + 10) & -isLetter)
+	return byte(v), uint32(1 ^ (isDigit | isLetter))
+}
