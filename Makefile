@@ -6,7 +6,7 @@ PKGS      := ./...
 FUZZTIME  ?= 10s
 FUZZ_TARGETS := ./cmd/quorumctl:FuzzParsePrivateKeyHex ./mpc/frost:FuzzParsePubShare ./mpc/frost:FuzzParsePubNonce ./mpc/frost:FuzzParseAggNonce ./mpc/frost:FuzzParsePartialSig ./mpc/frost:FuzzNonceAgg ./policy:FuzzParseAPIKey ./hsm:FuzzOpen ./daemon/store:FuzzStoredRecord ./daemon:FuzzDecodeObject ./daemon:FuzzDecodeImport ./daemon:FuzzDecodeSign ./daemon:FuzzParseDerivationPath ./mpc/envelope:FuzzUnmarshal ./mpc/bip340:FuzzVerify ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch
 
-.PHONY: all build test test-race test-timing fuzz bench lint demo deps softhsm clean
+.PHONY: all build test test-race test-timing fuzz bench lint demo deps softhsm clean check-units
 
 all: build
 
@@ -26,7 +26,12 @@ lint:
 # The README's test command: lint, every test under the race detector, the
 # constant-time tests without it (the race detector distorts timing), and
 # short fuzz runs of every decoder.
-test: deps lint test-race test-timing fuzz
+test: deps lint check-units test-race test-timing fuzz
+
+# systemd units: exposure ≤ 1.5 (systemd-analyze security --offline), verify,
+# sysusers/tmpfiles applied to a scratch root.
+check-units:
+	bash .ci/check-units
 
 test-race:
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
