@@ -128,6 +128,11 @@ func serve(ctx context.Context, cfg *daemon.Config, log *slog.Logger, open openF
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("sd_notify", "error", err.Error())
 	}
+	if every := watchdogInterval(); every > 0 {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go watchdog(wctx, every, log)
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
