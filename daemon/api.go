@@ -144,6 +144,8 @@ type Keys interface {
 	Delete(ctx context.Context, owner, keyID string) error
 	// ListByOwner lists owner's keys (any state).
 	ListByOwner(ctx context.Context, owner string) ([]KeyInfo, error)
+	// CountByOwner counts owner's keys (any state) for the key quota.
+	CountByOwner(ctx context.Context, owner string) (int, error)
 	// ListAll lists every key by owner (admin view).
 	ListAll(ctx context.Context) (map[string][]KeyInfo, error)
 	// DerivePubkey returns the 32-byte x-only public key of a ready key after

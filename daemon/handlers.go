@@ -312,11 +312,11 @@ func (s *Server) createKey(rc *reqCtx) error {
 	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
-	owned, err := s.b.Keys.ListByOwner(ctx, rc.caller.UserID)
+	owned, err := s.b.Keys.CountByOwner(ctx, rc.caller.UserID)
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(rc, OpCreateKey, AuthParams{KeyCount: len(owned)}); err != nil {
+	if err := s.authorize(rc, OpCreateKey, AuthParams{KeyCount: owned}); err != nil {
 		return err
 	}
 	slot, err := s.b.Keys.Create(ctx, rc.caller.UserID)

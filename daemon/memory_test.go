@@ -181,6 +181,11 @@ func (k *memKeys) Delete(_ context.Context, owner, keyID string) error {
 	return nil
 }
 
+func (k *memKeys) CountByOwner(ctx context.Context, owner string) (int, error) {
+	l, err := k.ListByOwner(ctx, owner)
+	return len(l), err
+}
+
 func (k *memKeys) ListByOwner(_ context.Context, owner string) ([]KeyInfo, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

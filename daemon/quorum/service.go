@@ -140,6 +140,11 @@ func (s *Service) ListByOwner(ctx context.Context, owner string) ([]daemon.KeyIn
 	return out, nil
 }
 
+// CountByOwner counts the owner's keys.
+func (s *Service) CountByOwner(ctx context.Context, owner string) (int, error) {
+	return s.Store.CountByOwner(ctx, owner)
+}
+
 // ListAll lists every key by owner.
 func (s *Service) ListAll(ctx context.Context) (map[string][]daemon.KeyInfo, error) {
 	rs, err := s.Store.ListAll(ctx)

@@ -457,6 +457,19 @@ func (s *Bolt) ListByOwner(ctx context.Context, owner string) (out []Record, err
 	return out, err
 }
 
+// CountByOwner implements Store: a scan of the owner index, decoding nothing.
+func (s *Bolt) CountByOwner(ctx context.Context, owner string) (n int, err error) {
+	prefix := ownerPrefix(owner)
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOwners).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // ListAll implements Store.
 func (s *Bolt) ListAll(ctx context.Context) (out []Record, err error) {
 	err = s.view(ctx, func(tx *bolt.Tx) error {

@@ -128,6 +128,9 @@ type Store interface {
 	GetOwned(ctx context.Context, owner, keyID string) (Record, error)
 	// ListByOwner returns the owner's live records ordered by key_id.
 	ListByOwner(ctx context.Context, owner string) ([]Record, error)
+	// CountByOwner returns how many live records the owner has, cheaply
+	// (the key quota is checked on every key creation).
+	CountByOwner(ctx context.Context, owner string) (int, error)
 	// ListAll returns every live record ordered by key_id.
 	ListAll(ctx context.Context) ([]Record, error)
 	// Reseal replaces the sealed material of a ready record with what fn

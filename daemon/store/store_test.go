@@ -124,6 +124,9 @@ func TestLifecycle(t *testing.T) {
 			if err != nil || len(list) != 2 || list[0].KeyID != k || list[1].KeyID != k2 {
 				t.Fatalf("ListByOwner: %v %v", keyIDs(list), err)
 			}
+			if n, err := s.CountByOwner(ctx, owner); err != nil || n != 2 {
+				t.Fatalf("CountByOwner: %d %v", n, err)
+			}
 			all, err := s.ListAll(ctx)
 			if err != nil || len(all) != 3 {
 				t.Fatalf("ListAll: %v %v", keyIDs(all), err)
@@ -180,6 +183,9 @@ func TestLifecycle(t *testing.T) {
 			all, _ = s.ListAll(ctx)
 			if len(list) != 1 || list[0].KeyID != k2 || len(all) != 2 {
 				t.Fatalf("lists after delete: %v %v", keyIDs(list), keyIDs(all))
+			}
+			if n, _ := s.CountByOwner(ctx, owner); n != 1 {
+				t.Fatalf("CountByOwner after delete: %d", n)
 			}
 			// A created (never committed) slot can be deleted too.
 			if err := s.Delete(ctx, owner, k2); err != nil {
