@@ -228,7 +228,7 @@ func (emptySystem) Create(context.Context, string) (daemon.KeySlot, error) {
 func (emptySystem) Get(context.Context, string, string) (daemon.KeyInfo, error) {
 	return daemon.KeyInfo{}, daemon.ErrKeyNotFound
 }
-func (emptySystem) Delete(context.Context, string, string) error { return daemon.ErrKeyNotFound }
+func (emptySystem) Delete(context.Context, string, string) error      { return daemon.ErrKeyNotFound }
 func (emptySystem) CountByOwner(context.Context, string) (int, error) { return 0, nil }
 
 func (emptySystem) ListByOwner(context.Context, string) ([]daemon.KeyInfo, error) {
