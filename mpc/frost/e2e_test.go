@@ -13,6 +13,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/quorumd/quorumd/mpc/secp"
+	"github.com/quorumd/quorumd/mpc/vss"
 )
 
 // testKey is trusted-dealer key material for tests: a random polynomial f of
@@ -45,28 +46,42 @@ func pointOf(k *btcec.ModNScalar) [33]byte {
 	return cbytes(&p)
 }
 
-// dealTestKey is a test-only dealer (the real one is mpc/vss).
+// dealTestKey deals a random key with the real Feldman VSS dealer (mpc/vss,
+// coefficients drawn from rng so a failing seed reproduces), then checks the
+// dealing the way a recipient would.
 func dealTestKey(t testing.TB, rng *mrand.Rand, threshold, n uint32) *testKey {
 	t.Helper()
 	k := &testKey{n: n, t: threshold, secret: randScalar(t, rng)}
-	coeffs := []btcec.ModNScalar{k.secret}
-	for range threshold - 1 {
-		coeffs = append(coeffs, randScalar(t, rng))
+	d, err := vss.Deal(&k.secret, int(threshold), int(n), rngReader{rng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := vss.PublicShares(d.Commitments, int(n))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for id := range n {
-		x := scalarFromUint64(uint64(id) + 1)
-		var y btcec.ModNScalar // Horner
-		for i := len(coeffs) - 1; i >= 0; i-- {
-			y.Mul(&x).Add(&coeffs[i])
+		if err := vss.VerifyShare(d.Commitments, int(id), &d.Shares[id]); err != nil {
+			t.Fatal(err)
 		}
-		if y.IsZero() {
-			t.Fatal("zero share (negligible): rerun")
-		}
-		k.shares = append(k.shares, y)
-		k.pubshares = append(k.pubshares, pointOf(&y))
+		k.shares = append(k.shares, d.Shares[id])
+		k.pubshares = append(k.pubshares, PubShare(pubs[id].SerializeCompressed()))
 	}
 	k.threshPK = pointOf(&k.secret)
+	if [33]byte(d.Commitments[0].SerializeCompressed()) != k.threshPK {
+		t.Fatal("C_0 is not x·G")
+	}
 	return k
+}
+
+// rngReader feeds a seeded math/rand generator to vss.Deal.
+type rngReader struct{ r *mrand.Rand }
+
+func (r rngReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r.r.Uint32())
+	}
+	return len(p), nil
 }
 
 func (k *testKey) signers(ids []uint32) *SignersCtx {
