@@ -82,6 +82,18 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log}
+	if len(cfg.HSM.ReadKeyLabels) > 0 {
+		// A rotation is under way: re-seal old blobs while serving.
+		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if _, err := quorum.ResealAll(rctx, st, h, log); err != nil {
+				log.Error("re-seal under the new wrapping key stopped; it resumes at the next start", "error", err.Error())
+			}
+		}()
+		cl = append(cl, func() error { stop(); <-done; return nil })
+	}
 	return daemon.Backends{
 		Auth:       authorizer{auth},
 		Admin:      admin{auth, cfg.Policy.DefaultUserPolicy},
