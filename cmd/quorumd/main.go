@@ -37,6 +37,10 @@ const (
 )
 
 func main() {
+	// A stray SIGHUP (a closed terminal, a reload by habit) must not kill a
+	// daemon holding ceremonies in flight; configuration changes need a
+	// restart, which drains them.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, openBackends, nil))
