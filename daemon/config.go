@@ -44,7 +44,10 @@ type ServerConfig struct {
 	RequestTimeout        time.Duration `yaml:"request_timeout"`
 	ReadyTimeout          time.Duration `yaml:"ready_timeout"`
 	ShutdownTimeout       time.Duration `yaml:"shutdown_timeout"`
-	TLS                   TLSConfig     `yaml:"tls"`
+	// LockedSecretSlots sizes the locked-memory arena (64 bytes a slot)
+	// holding the secrets of calls in flight; 0 disables locking.
+	LockedSecretSlots int       `yaml:"locked_secret_slots"`
+	TLS               TLSConfig `yaml:"tls"`
 }
 
 // TLSConfig enables TLS when CertFile is set. ClientAuth is none, request
@@ -159,6 +162,7 @@ func DefaultConfig() *Config {
 			RequestTimeout:        15 * time.Second,
 			ReadyTimeout:          3 * time.Second,
 			ShutdownTimeout:       75 * time.Second,
+			LockedSecretSlots:     DefaultLockedSecretSlots,
 			TLS:                   TLSConfig{ClientAuth: "none"},
 		},
 		Limits:   LimitsConfig{MaxParties: 16},
@@ -186,6 +190,13 @@ func DefaultConfig() *Config {
 		Log:      LogConfig{Level: "info"},
 	}
 }
+
+// DefaultLockedSecretSlots is 32 KiB of locked memory: 256 signing or
+// import ceremonies (two slots each) holding secrets at once.
+const DefaultLockedSecretSlots = 512
+
+// MaxLockedSecretSlots bounds server.locked_secret_slots (64 MiB locked).
+const MaxLockedSecretSlots = 1 << 20
 
 // EnvPrefix starts every environment override: QUORUMD_<SECTION>_<FIELD>,
 // e.g. QUORUMD_SERVER_LISTEN, QUORUMD_SERVER_TLS_CERT_FILE,
@@ -352,6 +363,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad("%s must be positive", name)
 		}
+	}
+	if n := s.LockedSecretSlots; n != 0 && (n < 2 || n > MaxLockedSecretSlots) {
+		bad("server.locked_secret_slots %d: want 0 (no locking) or 2..%d (a ceremony holds two at once)", n, MaxLockedSecretSlots)
 	}
 	if s.TLS.Enabled() != (s.TLS.KeyFile != "") {
 		bad("server.tls: cert_file and key_file go together")

@@ -17,15 +17,25 @@ import (
 	"github.com/quorumd/quorumd/policy"
 )
 
-// openBackends opens the real parts in dependency order — HSM, key store,
-// policy source, relay clients — and returns them as daemon.Backends with
-// /readyz checks for the HSM session and the policy source. The closer
-// releases them in reverse order after the server has stopped.
+// openBackends opens the real parts in dependency order — locked memory
+// for secrets, HSM, key store, policy source, relay clients — and returns
+// them as daemon.Backends with /readyz checks for the HSM session and the
+// policy source. The closer releases them in reverse order after the
+// server has stopped.
 func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (daemon.Backends, io.Closer, error) {
 	var cl closers
 	fail := func(err error) (daemon.Backends, io.Closer, error) {
 		cl.Close()
 		return daemon.Backends{}, nil, err
+	}
+
+	secrets, err := lockSecrets(cfg.Server.LockedSecretSlots, log)
+	if err != nil {
+		return fail(err)
+	}
+	if secrets != nil {
+		// Closed last: it refuses while a call still holds a slot.
+		cl = append(cl, secrets.Close)
 	}
 
 	h, err := hsm.Open(hsmConfig(cfg.HSM))
@@ -81,7 +91,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	}
 	cl = append(cl, func() error { relays.Close(); return nil })
 
-	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log}
+	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
 	if len(cfg.HSM.ReadKeyLabels) > 0 {
 		// A rotation is under way: re-seal old blobs while serving.
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))

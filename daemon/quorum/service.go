@@ -13,6 +13,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/ceremony"
@@ -35,6 +36,31 @@ type Service struct {
 	Sealer hsm.Sealer
 	Relays Relays
 	Log    *slog.Logger
+	// Secrets holds the secret scalars of calls in flight (identity key,
+	// share, imported key) in locked memory: a call takes its slots with
+	// its request context, so calls beyond the arena's capacity wait and
+	// then fail with the context's error. nil keeps them on the Go heap.
+	Secrets *secmem.Arena
+}
+
+// Slots each call holds at once (taken together, see secmem.AcquireN).
+const (
+	createSlots = 1 // identity key (+ its encoding in the slot's scratch)
+	signSlots   = 2 // identity key, share
+	importSlots = 2 // identity key; imported key (importer) and the share's encoding
+)
+
+// secretSlots takes n zeroed slots for a call's secrets; the caller defers
+// secmem.ReleaseAll, which zeroes them.
+func (s *Service) secretSlots(ctx context.Context, n int) ([]*secmem.Slot, error) {
+	if s.Secrets == nil {
+		return secmem.Unlocked(n), nil
+	}
+	slots, err := s.Secrets.AcquireN(ctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for locked memory for secrets (server.locked_secret_slots, %d in use): %w", s.Secrets.InUse(), err)
+	}
+	return slots, nil
 }
 
 var (
@@ -54,18 +80,26 @@ func shareAAD(keyID, owner string, id int) []byte {
 // Create makes a key slot: a fresh identity key sealed under the HSM and a
 // record in state created.
 func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, error) {
-	id, err := envelope.GenerateIdentity()
-	if err != nil {
-		return daemon.KeySlot{}, err
-	}
-	defer id.Zero()
 	keyID, err := newKeyID()
 	if err != nil {
 		return daemon.KeySlot{}, err
 	}
-	priv := id.PrivateBytes()
-	sealed, err := s.Sealer.Seal(priv[:], identityAAD(keyID, owner))
-	clear(priv[:])
+	slots, err := s.secretSlots(ctx, createSlots)
+	if err != nil {
+		return daemon.KeySlot{}, err
+	}
+	defer secmem.ReleaseAll(slots)
+	id, err := envelope.GenerateIdentityAt(slots[0].Scalar())
+	if err != nil {
+		return daemon.KeySlot{}, err
+	}
+	defer id.Zero()
+	// The encoding goes to the HSM from the slot's scratch half; the
+	// PKCS#11 layer's own copies are beyond reach (see package secmem).
+	priv := slots[0].Bytes()[secmem.ScalarSize:]
+	id.PutPrivateBytes(priv)
+	sealed, err := s.Sealer.Seal(priv, identityAAD(keyID, owner))
+	clear(priv)
 	if err != nil {
 		return daemon.KeySlot{}, fmt.Errorf("sealing identity key: %w", err)
 	}
@@ -191,25 +225,29 @@ func (s *Service) CreateRoom(ctx context.Context, size int) (string, error) {
 	return c.CreateRoom(ctx, size)
 }
 
-// identity opens a slot's sealed identity key.
-func (s *Service) identity(r store.Record) (*envelope.Identity, error) {
+// identity opens a key slot's sealed identity key into storage (a locked
+// slot) and returns the identity using it in place. The HSM's plaintext is
+// a Go-heap slice: it is decoded straight into storage and cleared at once.
+// Decoding is constant time (SetByteSlice).
+func (s *Service) identity(r store.Record, storage *btcec.ModNScalar) (*envelope.Identity, error) {
 	b, err := s.Sealer.Open(r.SealedIdentityKey, identityAAD(r.KeyID, r.Owner))
 	if err != nil {
 		return nil, fmt.Errorf("opening identity key of %s: %w", r.KeyID, err)
 	}
-	defer clear(b)
-	var k btcec.ModNScalar
-	defer k.Zero()
-	if len(b) != 32 || k.SetByteSlice(b) {
+	overflow := storage.SetByteSlice(b)
+	n := len(b)
+	clear(b)
+	if n != 32 || overflow {
+		storage.Zero()
 		return nil, fmt.Errorf("identity key of %s: bad length", r.KeyID)
 	}
-	return envelope.NewIdentity(&k)
+	return envelope.NewIdentityAt(storage)
 }
 
-// ImportKey is the importer's side of an import.
+// ImportKey is the importer's side of an import. x is copied into locked
+// memory for the ceremony (which zeroes that copy); the caller zeroes x.
 func (s *Service) ImportKey(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
-	xc := *x // ceremony.Import zeroes its copy; the caller zeroes x
-	return s.runImport(ctx, p, &xc)
+	return s.runImport(ctx, p, x)
 }
 
 // ImportRecipient is a recipient's side of an import: the seed endpoint.
@@ -223,9 +261,6 @@ func (s *Service) ImportRecipient(ctx context.Context, p daemon.ImportParams) (d
 var importLocks sync.Map
 
 func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
-	if x != nil {
-		defer x.Zero()
-	}
 	mu, _ := importLocks.LoadOrStore(p.Owner+"\x00"+p.KeyID, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
@@ -237,11 +272,23 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 	if r.State == store.StateReady {
 		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
 	}
-	id, err := s.identity(r)
+	slots, err := s.secretSlots(ctx, importSlots)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	defer secmem.ReleaseAll(slots)
+	id, err := s.identity(r, slots[0].Scalar())
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
 	defer id.Zero()
+	// The importer's key: a copy in locked memory, zeroed by the ceremony.
+	var key *btcec.ModNScalar
+	if x != nil {
+		key = slots[1].Scalar()
+		key.Set(x)
+	}
+	shareScratch := slots[1].Bytes()[secmem.ScalarSize:]
 	others := make([]envelope.Party, len(p.Others))
 	for i, o := range p.Others {
 		if others[i], err = envelope.ParseParty(o); err != nil {
@@ -255,8 +302,8 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 	start := time.Now()
 	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
-		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()), PrivateKey: x,
-	}, func(ks *ceremony.KeyShare) error { return s.commit(ctx, r, ks) })
+		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()), PrivateKey: key,
+	}, func(ks *ceremony.KeyShare) error { return s.commit(ctx, r, ks, shareScratch) })
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
 	}
@@ -275,10 +322,13 @@ func role(x *btcec.ModNScalar) string {
 }
 
 // commit seals the share and writes the ready record in one transaction.
-func (s *Service) commit(ctx context.Context, r store.Record, ks *ceremony.KeyShare) error {
-	sb := ks.Share.Bytes()
-	sealed, err := s.Sealer.Seal(sb[:], shareAAD(r.KeyID, r.Owner, ks.ID))
-	clear(sb[:])
+// The share's encoding is written to scratch (32 bytes of locked memory)
+// for the HSM and cleared after; encoding is constant time.
+func (s *Service) commit(ctx context.Context, r store.Record, ks *ceremony.KeyShare, scratch []byte) error {
+	sb := scratch[:32]
+	ks.Share.PutBytesUnchecked(sb)
+	sealed, err := s.Sealer.Seal(sb, shareAAD(r.KeyID, r.Owner, ks.ID))
+	clear(sb)
 	if err != nil {
 		return fmt.Errorf("sealing share: %w", err)
 	}
@@ -320,25 +370,33 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	if err != nil {
 		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
 	}
-	id, err := s.identity(r)
+	slots, err := s.secretSlots(ctx, signSlots)
+	if err != nil {
+		return nil, err
+	}
+	defer secmem.ReleaseAll(slots)
+	id, err := s.identity(r, slots[0].Scalar())
 	if err != nil {
 		return nil, err
 	}
 	defer id.Zero()
+	// The share is decoded from the HSM's Go-heap plaintext straight into
+	// locked memory (constant time), and the plaintext cleared at once.
 	sb, err := s.Sealer.Open(r.SealedShare, shareAAD(r.KeyID, r.Owner, r.OwnID))
 	if err != nil {
 		return nil, fmt.Errorf("opening share of %s: %w", r.KeyID, err)
 	}
-	var share btcec.ModNScalar
+	share := slots[1].Scalar()
 	defer share.Zero()
 	overflow := share.SetByteSlice(sb)
+	n := len(sb)
 	clear(sb)
-	if overflow || len(sb) != 32 {
+	if overflow || n != 32 {
 		return nil, fmt.Errorf("share of %s: bad encoding", r.KeyID)
 	}
 	start := time.Now()
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
-		Room: p.RoomUUID, Identity: id, Key: key, Share: &share, Signers: room.Size,
+		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
 		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
 	})
 	if err != nil {

@@ -12,36 +12,81 @@ import (
 // Identity is a party's long-lived identity key pair for one key slot. The
 // public half is the party's keygen_id.
 type Identity struct {
-	priv btcec.ModNScalar
+	priv *btcec.ModNScalar // own, or storage given to NewIdentityAt
+	own  btcec.ModNScalar
 	pub  Party
 }
 
 // NewIdentity derives the identity for a 32-byte private key; constant time
-// in the key (secp.ScalarBaseMult). The caller keeps ownership of priv.
+// in the key (secp.ScalarBaseMult). The identity keeps its own copy; the
+// caller keeps ownership of priv.
 func NewIdentity(priv *btcec.ModNScalar) (*Identity, error) {
-	if priv.IsZero() {
-		return nil, fmt.Errorf("envelope: zero identity key")
+	id := &Identity{}
+	id.own = *priv
+	id.priv = &id.own
+	if err := id.derive(); err != nil {
+		id.own.Zero()
+		return nil, err
 	}
-	id := &Identity{priv: *priv}
-	var p btcec.JacobianPoint
-	secp.ScalarBaseMult(&id.priv, &p)
-	id.pub = compress(&p)
 	return id, nil
+}
+
+// NewIdentityAt derives the identity for the private key held in storage
+// and keeps using storage in place, without a copy, so a key kept in locked
+// memory (package daemon/secmem) stays there; Zero wipes storage. storage
+// must outlive the Identity. Constant time in the key.
+func NewIdentityAt(storage *btcec.ModNScalar) (*Identity, error) {
+	id := &Identity{priv: storage}
+	if err := id.derive(); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+func (id *Identity) derive() error {
+	if id.priv.IsZero() {
+		return fmt.Errorf("envelope: zero identity key")
+	}
+	var p btcec.JacobianPoint
+	secp.ScalarBaseMult(id.priv, &p)
+	id.pub = compress(&p)
+	return nil
 }
 
 // GenerateIdentity makes a fresh identity key from crypto/rand.
 func GenerateIdentity() (*Identity, error) {
+	id := &Identity{}
+	id.priv = &id.own
+	if err := randomScalar(id.priv); err != nil {
+		return nil, err
+	}
+	if err := id.derive(); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// GenerateIdentityAt makes a fresh identity key from crypto/rand directly
+// in storage and keeps using it in place, as NewIdentityAt does.
+func GenerateIdentityAt(storage *btcec.ModNScalar) (*Identity, error) {
+	if err := randomScalar(storage); err != nil {
+		return nil, err
+	}
+	return NewIdentityAt(storage)
+}
+
+// randomScalar sets k to a uniform non-zero scalar by rejection sampling;
+// the candidate bytes are cleared. The overflow and zero checks are
+// constant time; the number of draws (almost always one) is not secret.
+func randomScalar(k *btcec.ModNScalar) error {
 	var b [32]byte
 	defer clear(b[:])
 	for {
 		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("envelope: reading randomness: %w", err)
+			return fmt.Errorf("envelope: reading randomness: %w", err)
 		}
-		var k btcec.ModNScalar
 		if overflow := k.SetBytes(&b); overflow == 0 && !k.IsZero() {
-			id, err := NewIdentity(&k)
-			k.Zero()
-			return id, err
+			return nil
 		}
 	}
 }
@@ -53,7 +98,13 @@ func (id *Identity) Public() Party { return id.pub }
 // The caller must zero it after use.
 func (id *Identity) PrivateBytes() [32]byte { return id.priv.Bytes() }
 
-// Zero wipes the private key.
+// PutPrivateBytes writes the 32-byte private key into dst[:32] (e.g. locked
+// memory), so no copy lands on the stack; constant time. It panics if dst
+// is shorter than 32 bytes. The caller must zero it after use.
+func (id *Identity) PutPrivateBytes(dst []byte) { id.priv.PutBytesUnchecked(dst[:32]) }
+
+// Zero wipes the private key: the identity's own copy, or the storage given
+// to NewIdentityAt / GenerateIdentityAt.
 func (id *Identity) Zero() { id.priv.Zero() }
 
 func compress(p *btcec.JacobianPoint) Party {
@@ -78,7 +129,7 @@ func ParseParty(b []byte) (Party, error) {
 
 // PrivateScalar returns a copy of the private key for a signature the
 // caller makes itself; the caller must Zero it.
-func (id *Identity) PrivateScalar() btcec.ModNScalar { return id.priv }
+func (id *Identity) PrivateScalar() btcec.ModNScalar { return *id.priv }
 
 // Bytes returns the 33-byte encoding.
 func (p Party) Bytes() []byte { return p[:] }

@@ -46,7 +46,7 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 			return nil, errors.New("envelope: broadcasts cannot be encrypted")
 		}
 		e.Flags |= FlagEncrypted
-		aead, err := channelAEAD(&s.id.priv, to, e.From, e.To, e.Session)
+		aead, err := channelAEAD(s.id.priv, to, e.From, e.To, e.Session)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 		return nil, fmt.Errorf("envelope: aux randomness: %w", err)
 	}
 	digest := bip340.TaggedHash(sigTag, e.signedPart())
-	sig, err := bip340.Sign(&s.id.priv, digest[:], aux)
+	sig, err := bip340.Sign(s.id.priv, digest[:], aux)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: signing: %w", err)
 	}
@@ -86,7 +86,7 @@ func open(id *Identity, e *Envelope) ([]byte, error) {
 	if len(e.Payload) < nonceSz {
 		return nil, fmt.Errorf("%w: ciphertext too short", ErrMalformed)
 	}
-	aead, err := channelAEAD(&id.priv, e.From, e.From, e.To, e.Session)
+	aead, err := channelAEAD(id.priv, e.From, e.From, e.To, e.Session)
 	if err != nil {
 		return nil, err
 	}
