@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -255,15 +254,11 @@ func (s *Service) ImportRecipient(ctx context.Context, p daemon.ImportParams) (d
 	return s.runImport(ctx, p, nil)
 }
 
-// importLocks serialises imports per key so that two concurrent requests
-// for one slot cannot both run a ceremony; the store's Commit is the final
-// guard.
-var importLocks sync.Map
+// importLocks serialises imports per key.
+var importLocks keyLocks
 
 func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
-	mu, _ := importLocks.LoadOrStore(p.Owner+"\x00"+p.KeyID, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer importLocks.lock(p.Owner + "\x00" + p.KeyID)()
 
 	r, err := s.owned(ctx, p.Owner, p.KeyID)
 	if err != nil {
