@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"github.com/quorumd/quorumd/internal/testkit"
 	"io"
 	"log/slog"
 	"os"
@@ -14,24 +15,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// repoRoot walks up from the package directory to the directory of go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
+// repoRoot is the module root.
+func repoRoot(t testing.TB) string { return testkit.ModuleRoot(t) }
 
 type oaSchema struct {
 	Ref        string               `yaml:"$ref"`

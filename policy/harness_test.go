@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/quorumd/quorumd/internal/testkit"
 	"io"
 	"log"
 	"net"
@@ -443,23 +444,8 @@ func randID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
+// repoRoot is the module root.
+func repoRoot(t testing.TB) string { return testkit.ModuleRoot(t) }
 
 // errType returns the err_type of err ("" if it is not an *Error).
 func errType(err error) string {

@@ -10,8 +10,8 @@ package systemd
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
+	"github.com/quorumd/quorumd/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,32 +193,11 @@ func seconds(span string) (time.Duration, error) {
 	return d, nil
 }
 
-// findRoot walks up from the working directory to the one holding go.mod.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
+// findRoot is the module root, for TestMain (no testing.TB there).
+func findRoot() (string, error) { return testkit.FindModuleRoot() }
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := findRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
+// repoRoot is the module root.
+func repoRoot(t testing.TB) string { return testkit.ModuleRoot(t) }
 
 func loadUnit(t testing.TB, name string) *unit {
 	t.Helper()

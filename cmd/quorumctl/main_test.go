@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"os"
-	"path/filepath"
+	"github.com/quorumd/quorumd/internal/testkit"
 	"sort"
 	"strings"
 	"testing"
@@ -23,25 +22,8 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdo
 	return code, out.String(), errb.String()
 }
 
-// repoRoot walks up from the package directory to the directory holding
-// go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+// repoRoot is the module root.
+func repoRoot(t testing.TB) string { return testkit.ModuleRoot(t) }
 
 func TestCommandDispatch(t *testing.T) {
 	tests := []struct {

@@ -241,7 +241,7 @@ func relayCleanEnv() []string {
 
 func relayBuildBinary(t testing.TB) string {
 	t.Helper()
-	root, err := relayModuleRoot()
+	root, err := FindModuleRoot()
 	if err != nil {
 		t.Fatalf("testkit.RelayProcess: %v", err)
 	}
@@ -256,24 +256,6 @@ func relayBuildBinary(t testing.TB) string {
 		t.Fatalf("testkit.RelayProcess: go build: %v\n%s", err, b)
 	}
 	return out
-}
-
-// relayModuleRoot walks up from the working directory to the dir holding go.mod.
-func relayModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 type relayLogBuf struct {

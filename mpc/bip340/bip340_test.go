@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
+	"github.com/quorumd/quorumd/internal/testkit"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,25 +19,8 @@ import (
 	"github.com/quorumd/quorumd/mpc/internal/dudect"
 )
 
-// vectorsDir returns <repo root>/../shared/vectors, the root being the
-// nearest ancestor directory holding go.mod.
-func vectorsDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "vectors")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+// vectorsDir is where the shared test vectors are read in place.
+func vectorsDir(tb testing.TB) string { return testkit.VectorsDir(tb) }
 
 type vector struct {
 	index    int

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/quorumd/quorumd/internal/testkit"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,24 +17,8 @@ import (
 	"github.com/quorumd/quorumd/mpc/bip340"
 )
 
-// vectorsDir locates <repo root>/../shared/vectors by walking up to go.mod.
-func vectorsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "vectors")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+// vectorsDir is where the shared test vectors are read in place.
+func vectorsDir(tb testing.TB) string { return testkit.VectorsDir(tb) }
 
 func loadVectors(t testing.TB, name string, v any) {
 	t.Helper()
