@@ -125,7 +125,7 @@ func TestQuorumdUnitMatchesConfig(t *testing.T) {
 	if !ok || !inDir(conf, "/etc", confDirs) {
 		t.Fatalf("SOFTHSM2_CONF=%s: want a file in the ConfigurationDirectory=", conf)
 	}
-	tokenDir := softhsmTokenDir(t, filepath.Join(root, "systemd", filepath.Base(conf)))
+	tokenDir := softhsmTokenDir(t, filepath.Join(root, "configs", "softhsm2.example.conf"))
 	if !slices.ContainsFunc(stateDirs, func(d string) bool { return filepath.Join("/var/lib", d) == tokenDir }) {
 		t.Errorf("SoftHSM tokendir %s is not a StateDirectory= (%q): the sandbox would make it read-only", tokenDir, stateDirs)
 	}
