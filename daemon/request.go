@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/quorumd/quorumd/mpc/secp"
 	"net"
 	"strconv"
 	"strings"
@@ -234,7 +235,7 @@ func privateKeyField(dst *btcec.ModNScalar, present *bool) field {
 			return badRequest(privateKeyMsg)
 		}
 		var buf [32]byte
-		bad := ctHexDecode(buf[:], raw[1:65])
+		bad := secp.DecodeHex(buf[:], raw[1:65])
 		bad |= dst.SetBytes(&buf)
 		clear(buf[:])
 		bad |= dst.IsZeroBit()
@@ -245,31 +246,6 @@ func privateKeyField(dst *btcec.ModNScalar, present *bool) field {
 		*present = true
 		return nil
 	}}
-}
-
-// ctHexDecode decodes len(dst)*2 hex digits (either case) from src into dst
-// and returns 1 if any character is not a hex digit, else 0. Constant time:
-// no branch or table lookup depends on the characters.
-func ctHexDecode(dst, src []byte) uint32 {
-	var bad uint32
-	for i := range dst {
-		hi, b1 := ctNibble(src[2*i])
-		lo, b2 := ctNibble(src[2*i+1])
-		dst[i] = hi<<4 | lo
-		bad |= b1 | b2
-	}
-	return bad
-}
-
-// ctNibble maps one hex digit to its value, branch-free; bad is 1 for a
-// non-hex character.
-func ctNibble(c byte) (val byte, bad uint32) {
-	d := int32(c) - '0'
-	isDigit := (^(d >> 31) & ^((9 - d) >> 31)) & 1
-	l := int32(c|0x20) - 'a'
-	isLetter := (^(l >> 31) & ^((5 - l) >> 31)) & 1
-	v := (d & -isDigit) | ((l + 10) & -isLetter)
-	return byte(v), uint32(1 ^ (isDigit | isLetter))
 }
 
 // --- value validators -----------------------------------------------------

@@ -7,22 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 )
-
-func TestCtNibble(t *testing.T) {
-	for c := 0; c < 256; c++ {
-		v, bad := ctNibble(byte(c))
-		want, err := strconv.ParseUint(string([]byte{byte(c)}), 16, 8)
-		if (err != nil) != (bad == 1) || (err == nil && uint64(v) != want) {
-			t.Fatalf("char %#x: got %d bad=%d, want %d err=%v", c, v, bad, want, err)
-		}
-	}
-}
 
 func TestPrivateKeyField(t *testing.T) {
 	cases := []struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/quorumd/quorumd/daemon"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,7 +199,7 @@ func TestCreateUserAndRoom(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if outputField(stdout, "api_key") == "" || !validUUID(outputField(stdout, "user_id")) {
+	if outputField(stdout, "api_key") == "" || !daemon.ValidKeyID(outputField(stdout, "user_id")) {
 		t.Errorf("output:\n%s", stdout)
 	}
 	code, _, stderr = runCLI(t, nil, "create-user", "-daemon", d.srv.URL, "-admin-key", "0000000000000000.wrong", "-name", "bob")
@@ -220,7 +221,7 @@ func TestCreateUserAndRoom(t *testing.T) {
 		RoomUUID string `json:"room_uuid"`
 		Size     int    `json:"room_size"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &room); err != nil || !validUUID(room.RoomUUID) || room.Size != 3 {
+	if err := json.Unmarshal([]byte(stdout), &room); err != nil || !daemon.ValidKeyID(room.RoomUUID) || room.Size != 3 {
 		t.Errorf("create-room output %q (%v)", stdout, err)
 	}
 	if r := q.rooms[room.RoomUUID]; r == nil || r.size != 3 {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/quorumd/quorumd/daemon"
 	"io"
 	"net/http"
 	"net/url"
@@ -204,7 +205,7 @@ func (c *Client) CreateKey(ctx context.Context) (KeySlot, error) {
 	if err := c.do(ctx, http.MethodGet, "/bip340/create", nil, nil, &s); err != nil {
 		return KeySlot{}, err
 	}
-	if !validUUID(s.KeyID) {
+	if !daemon.ValidKeyID(s.KeyID) {
 		return KeySlot{}, c.badResponse("/bip340/create", "key_id %q is not a UUID", printable([]byte(s.KeyID), 64))
 	}
 	if err := checkKeygenID(s.KeygenID); err != nil {
@@ -222,7 +223,7 @@ func (c *Client) CreateRoom(ctx context.Context, size int) (string, error) {
 	if err := c.do(ctx, http.MethodPost, "/create-room", nil, body, &r); err != nil {
 		return "", err
 	}
-	if !validUUID(r.RoomUUID) {
+	if !daemon.ValidKeyID(r.RoomUUID) {
 		return "", c.badResponse("/create-room", "room_uuid %q is not a UUID", printable([]byte(r.RoomUUID), 64))
 	}
 	return r.RoomUUID, nil
@@ -329,7 +330,7 @@ type KeyRecord struct {
 
 // GetKey fetches a key's public record.
 func (c *Client) GetKey(ctx context.Context, keyID string) (KeyRecord, error) {
-	if !validUUID(keyID) {
+	if !daemon.ValidKeyID(keyID) {
 		return KeyRecord{}, usagef("key id %q is not a lowercase UUID", keyID)
 	}
 	var r KeyRecord
@@ -391,26 +392,6 @@ func (c *Client) Probe(ctx context.Context, path string) error {
 }
 
 // --- response validation ---------------------------------------------------
-
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 // checkKeygenID checks a 33-byte compressed secp256k1 point in hex.
 func checkKeygenID(s string) error {

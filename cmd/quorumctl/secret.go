@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/quorumd/quorumd/mpc/secp"
 	"os"
 	"strings"
 
@@ -53,7 +54,7 @@ func parsePrivateKeyHex(s string) (*privateKey, error) {
 	k := &privateKey{}
 	digits := []byte(s) // a copy we can zero; s itself cannot be
 	defer clear(digits)
-	bad := ctHexDecode(k.b[:], digits)
+	bad := secp.DecodeHex(k.b[:], digits)
 	var sc btcec.ModNScalar
 	bad |= sc.SetBytes(&k.b) | sc.IsZeroBit()
 	sc.Zero()
@@ -87,7 +88,7 @@ func readPrivateKeyFile(path string) (*privateKey, error) {
 		return nil, fmt.Errorf("private key file %s: %w", path, errBadPrivateKey)
 	}
 	k := &privateKey{}
-	bad := ctHexDecode(k.b[:], trimmed)
+	bad := secp.DecodeHex(k.b[:], trimmed)
 	var sc btcec.ModNScalar
 	bad |= sc.SetBytes(&k.b) | sc.IsZeroBit()
 	sc.Zero()
@@ -122,27 +123,4 @@ func ctHexDigit(n byte) byte {
 	// isLetter = 1 when v > 9: (9 - v) is negative then.
 	isLetter := ((9 - v) >> 31) & 1
 	return byte(v + '0' + isLetter*('a'-'0'-10))
-}
-
-// ctHexDecode decodes len(dst)*2 hex digits (either case) from src into dst
-// and returns 1 if any character is not a hex digit. Branch-free and without
-// table lookups on the characters.
-func ctHexDecode(dst, src []byte) uint32 {
-	var bad uint32
-	for i := range dst {
-		hi, b1 := ctNibble(src[2*i])
-		lo, b2 := ctNibble(src[2*i+1])
-		dst[i] = hi<<4 | lo
-		bad |= b1 | b2
-	}
-	return bad
-}
-
-func ctNibble(c byte) (val byte, bad uint32) {
-	d := int32(c) - '0'
-	isDigit := (^(d >> 31) & ^((9 - d) >> 31)) & 1
-	l := int32(c|0x20) - 'a'
-	isLetter := (^(l >> 31) & ^((5 - l) >> 31)) & 1
-	v := (d & -isDigit) | ((l + 10) & -isLetter)
-	return byte(v), uint32(1 ^ (isDigit | isLetter))
 }

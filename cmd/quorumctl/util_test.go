@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/quorumd/quorumd/mpc/secp"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -130,17 +131,17 @@ func TestHexCT(t *testing.T) {
 		}
 		var dec [32]byte
 		upper := []byte(strings.ToUpper(string(got)))
-		if bad := ctHexDecode(dec[:], upper); bad != 0 || dec != b {
-			t.Fatalf("ctHexDecode(%s) = %x, bad %d", upper, dec, bad)
+		if bad := secp.DecodeHex(dec[:], upper); bad != 0 || dec != b {
+			t.Fatalf("secp.DecodeHex(%s) = %x, bad %d", upper, dec, bad)
 		}
 	}
 	// Every byte value: only hex digits decode.
 	for c := range 256 {
 		var dst [1]byte
-		bad := ctHexDecode(dst[:], []byte{byte(c), '0'})
+		bad := secp.DecodeHex(dst[:], []byte{byte(c), '0'})
 		isHex := strings.ContainsRune("0123456789abcdefABCDEF", rune(c))
 		if (bad == 0) != isHex {
-			t.Errorf("ctHexDecode(%q): bad=%d", rune(c), bad)
+			t.Errorf("secp.DecodeHex(%q): bad=%d", rune(c), bad)
 		}
 	}
 }

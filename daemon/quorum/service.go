@@ -2,7 +2,6 @@ package quorum
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,10 +78,7 @@ func shareAAD(keyID, owner string, id int) []byte {
 // Create makes a key slot: a fresh identity key sealed under the HSM and a
 // record in state created.
 func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, error) {
-	keyID, err := newKeyID()
-	if err != nil {
-		return daemon.KeySlot{}, err
-	}
+	keyID := daemon.NewKeyID()
 	slots, err := s.secretSlots(ctx, createSlots)
 	if err != nil {
 		return daemon.KeySlot{}, err
@@ -108,17 +104,6 @@ func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, err
 		return daemon.KeySlot{}, fmt.Errorf("storing key slot: %w", err)
 	}
 	return daemon.KeySlot{KeyID: keyID, KeygenID: pub[:]}, nil
-}
-
-// newKeyID returns a random lowercase UUIDv4.
-func newKeyID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("key id: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // Get returns the owner's key record (public part).
