@@ -33,4 +33,3 @@ func TestDecodeHex(t *testing.T) {
 		t.Fatal("non-hex accepted")
 	}
 }
-
