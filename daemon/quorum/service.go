@@ -288,8 +288,9 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 		return daemon.ImportResult{}, ceremonyError(err)
 	}
 	x32 := ki.XOnly()
-	s.log().Info("audit", "event", "key_imported", "key_id", p.KeyID, "user_id", p.Owner,
-		"role", role(x), "t", ki.T, "n", ki.N, "pubkey", fmt.Sprintf("%x", x32[:]),
+	// The HTTP layer writes the one audit line (key.imported); this is the
+	// ceremony's own detail.
+	s.log().Debug("import ceremony committed", "key_id", p.KeyID, "role", role(x), "t", ki.T, "n", ki.N,
 		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return daemon.ImportResult{KeyID: p.KeyID, Pubkey: x32[:]}, nil
 }
@@ -382,8 +383,8 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	if err != nil {
 		return nil, ceremonyError(err)
 	}
-	s.log().Info("audit", "event", "key_signed", "key_id", p.KeyID, "user_id", p.Owner,
-		"signers", room.Size, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
+	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "signers", room.Size,
+		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return sig[:], nil
 }
 
