@@ -23,6 +23,17 @@ import (
 // and committed nothing.
 func expectAbort(t *testing.T, out []*importOutcome, honest []int, want error, culprit *envelope.Party) {
 	t.Helper()
+	// Someone must have detected the failure first-hand: remote aborts alone
+	// would mean the class under test was never seen.
+	firstHand := want == nil
+	for _, i := range honest {
+		if errors.Is(out[i].err, want) && !errors.Is(out[i].err, ErrRemoteAbort) {
+			firstHand = true
+		}
+	}
+	if !firstHand {
+		t.Errorf("no honest party detected %v itself", want)
+	}
 	for _, i := range honest {
 		o := out[i]
 		if o.commits != 0 {
@@ -309,5 +320,43 @@ func TestSignWithTweaks(t *testing.T) {
 			t.Fatal(o.err)
 		}
 		verifyBTCEC(t, tc.XOnlyPubKey(), msg, o.sig)
+	}
+}
+
+// TestImportCommitFailure: a party whose commit step fails (HSM or store
+// down) reports ErrCommit and returns no key; the others are unaffected by
+// its local failure.
+func TestImportCommitFailure(t *testing.T) {
+	q := newQuorum(t, testkit.Relay(t), 3)
+	x := randomScalar(t)
+	room := q.room(3)
+	ctx, cancel := context.WithTimeout(context.Background(), slow*20*time.Second)
+	defer cancel()
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i, id := range q.ids {
+		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: 2,
+			Transport: RelayTransport(q.client, room, id.Public())}
+		if i == 0 {
+			xc := *x
+			p.PrivateKey = &xc
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = Import(ctx, p, func(*KeyShare) error {
+				if i == 2 {
+					return errors.New("hsm: token unavailable")
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("healthy parties: %v, %v", errs[0], errs[1])
+	}
+	if !errors.Is(errs[2], ErrCommit) {
+		t.Fatalf("failing commit: %v, want ErrCommit", errs[2])
 	}
 }
