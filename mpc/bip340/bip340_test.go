@@ -75,6 +75,16 @@ var wantVerifyErr = map[int]error{
 	14: ErrInvalidPublicKey,   // x ≥ p
 }
 
+// verifiers are the two BIP340 verifiers every verification test holds to
+// the same answers.
+var verifiers = []struct {
+	name   string
+	verify func(pub, msg, sig []byte) error
+}{
+	{"Verify (libsecp256k1)", Verify},
+	{"VerifyReference", VerifyReference},
+}
+
 func TestVectors(t *testing.T) {
 	vs := loadVectors(t)
 	if len(vs) != 19 {
@@ -101,19 +111,21 @@ func TestVectors(t *testing.T) {
 					t.Fatalf("Sign = %X\nwant   %X", sig, v.sig)
 				}
 			}
-			err := Verify(v.pub, v.msg, v.sig)
-			switch {
-			case v.valid && err != nil:
-				t.Fatalf("Verify: %v, want valid (%s)", err, v.comment)
-			case !v.valid && err == nil:
-				t.Fatalf("Verify accepted an invalid signature (%s)", v.comment)
-			case !v.valid:
-				want := wantVerifyErr[v.index]
-				if want == nil {
-					want = ErrInvalidSignature
-				}
-				if !errors.Is(err, want) {
-					t.Fatalf("Verify error %v, want %v (%s)", err, want, v.comment)
+			for _, vf := range verifiers {
+				err := vf.verify(v.pub, v.msg, v.sig)
+				switch {
+				case v.valid && err != nil:
+					t.Fatalf("%s: %v, want valid (%s)", vf.name, err, v.comment)
+				case !v.valid && err == nil:
+					t.Fatalf("%s accepted an invalid signature (%s)", vf.name, v.comment)
+				case !v.valid:
+					want := wantVerifyErr[v.index]
+					if want == nil {
+						want = ErrInvalidSignature
+					}
+					if !errors.Is(err, want) {
+						t.Fatalf("%s error %v, want %v (%s)", vf.name, err, want, v.comment)
+					}
 				}
 			}
 		})
@@ -185,8 +197,10 @@ func TestCrossCheckBTCEC(t *testing.T) {
 			t.Fatal(err)
 		}
 		theirs := theirSig.Serialize()
-		if err := Verify(pub[:], msg[:], theirs); err != nil {
-			t.Fatalf("#%d we reject btcec's signature: %v", i, err)
+		for _, vf := range verifiers {
+			if err := vf.verify(pub[:], msg[:], theirs); err != nil {
+				t.Fatalf("#%d %s rejects btcec's signature: %v", i, vf.name, err)
+			}
 		}
 		if !bytes.Equal(theirs, ours[:]) {
 			t.Fatalf("#%d signatures differ with the same aux_rand:\n ours   %X\n btcec  %X", i, ours, theirs)
@@ -214,8 +228,10 @@ func TestCrossCheckBTCEC(t *testing.T) {
 			otherPub := XOnly(btcec.PrivKeyFromScalar(randScalar(t)).PubKey())
 			c.name, c.pub, c.msg, c.sig = "key", otherPub[:], msg[:], ours[:]
 		}
-		if Verify(c.pub, c.msg, c.sig) == nil {
-			t.Fatalf("#%d we accept a tampered %s", i, c.name)
+		for _, vf := range verifiers {
+			if vf.verify(c.pub, c.msg, c.sig) == nil {
+				t.Fatalf("#%d %s accepts a tampered %s", i, vf.name, c.name)
+			}
 		}
 		if btcecVerify(c.pub, c.msg, c.sig) {
 			t.Fatalf("#%d btcec accepts a tampered %s", i, c.name)
@@ -235,15 +251,55 @@ func TestSignAnyLength(t *testing.T) {
 		if err != nil {
 			t.Fatalf("len %d: %v", n, err)
 		}
-		if err := Verify(pub[:], msg, sig[:]); err != nil {
-			t.Fatalf("len %d: %v", n, err)
+		for _, vf := range verifiers {
+			if err := vf.verify(pub[:], msg, sig[:]); err != nil {
+				t.Fatalf("%s, len %d: %v", vf.name, n, err)
+			}
+			if err := vf.verify(pub[:], append(msg, 0), sig[:]); !errors.Is(err, ErrInvalidSignature) {
+				t.Fatalf("%s, len %d: extended message: %v", vf.name, n, err)
+			}
+			if n > 0 {
+				if err := vf.verify(pub[:], msg[:n-1], sig[:]); !errors.Is(err, ErrInvalidSignature) {
+					t.Fatalf("%s, len %d: truncated message: %v", vf.name, n, err)
+				}
+			}
 		}
-		if err := Verify(pub[:], append(msg, 0), sig[:]); !errors.Is(err, ErrInvalidSignature) {
-			t.Fatalf("len %d: extended message: %v", n, err)
+	}
+}
+
+// TestSignWithPublicKey: with the right public key the signature is Sign's,
+// byte for byte; with a wrong one (other key, or flipped parity) signing
+// fails and returns no signature.
+func TestSignWithPublicKey(t *testing.T) {
+	for i := range 200 {
+		k := randScalar(t)
+		var p btcec.JacobianPoint
+		btcec.ScalarBaseMultNonConst(k, &p) // test only: k is not a real secret
+		p.ToAffine()
+		pub := [33]byte(btcec.NewPublicKey(&p.X, &p.Y).SerializeCompressed())
+		msg := make([]byte, i%70)
+		crand.Read(msg)
+		aux := rand32()
+		want, err := Sign(k, msg, aux)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n > 0 {
-			if err := Verify(pub[:], msg[:n-1], sig[:]); !errors.Is(err, ErrInvalidSignature) {
-				t.Fatalf("len %d: truncated message: %v", n, err)
+		got, err := SignWithPublicKey(k, &pub, msg, aux)
+		if err != nil || got != want {
+			t.Fatalf("case %d: %x, %v; want %x", i, got, err, want)
+		}
+		flipped := pub
+		flipped[0] ^= 1
+		other := randScalar(t)
+		btcec.ScalarBaseMultNonConst(other, &p)
+		p.ToAffine()
+		otherPub := [33]byte(btcec.NewPublicKey(&p.X, &p.Y).SerializeCompressed())
+		uncompressed := pub
+		uncompressed[0] = 4
+		for name, bad := range map[string][33]byte{"flipped parity": flipped, "other key": otherPub, "bad prefix": uncompressed} {
+			sig, err := SignWithPublicKey(k, &bad, msg, aux)
+			if !errors.Is(err, ErrSigningFailed) || sig != ([64]byte{}) {
+				t.Fatalf("case %d, %s: %x, %v", i, name, sig, err)
 			}
 		}
 	}
@@ -352,6 +408,21 @@ func TestPublicKeyHelpers(t *testing.T) {
 	}
 }
 
+var (
+	fieldP = [32]byte(mustHex("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F"))
+	groupN = [32]byte(mustHex("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141"))
+	// x = 5: 5³ + 7 = 132 is not a square mod p.
+	notOnCurve = [32]byte(mustHex("0000000000000000000000000000000000000000000000000000000000000005"))
+)
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 func TestVerifyMalformed(t *testing.T) {
 	k := randScalar(t)
 	pub, _ := PublicKey(k)
@@ -367,9 +438,15 @@ func TestVerifyMalformed(t *testing.T) {
 		{"short sig", pub[:], sig[:63], ErrMalformedSignature},
 		{"long sig", pub[:], append(sig[:], 0), ErrMalformedSignature},
 		{"nil sig", pub[:], nil, ErrMalformedSignature},
+		{"pub not on the curve", notOnCurve[:], sig[:], ErrInvalidPublicKey},
+		{"pub x = p", fieldP[:], sig[:], ErrInvalidPublicKey},
+		{"r = p", pub[:], append(fieldP[:], sig[32:]...), ErrMalformedSignature},
+		{"s = n", pub[:], append(sig[:32:32], groupN[:]...), ErrMalformedSignature},
 	} {
-		if err := Verify(c.pub, msg, c.sig); !errors.Is(err, c.want) {
-			t.Fatalf("%s: %v, want %v", c.name, err, c.want)
+		for _, vf := range verifiers {
+			if err := vf.verify(c.pub, msg, c.sig); !errors.Is(err, c.want) {
+				t.Fatalf("%s, %s: %v, want %v", vf.name, c.name, err, c.want)
+			}
 		}
 	}
 }
@@ -408,8 +485,9 @@ func TestSignConstantTime(t *testing.T) {
 		})
 }
 
-// FuzzVerify: parsing and verification must never panic, and for 32-byte
-// messages must agree with btcec's schnorr verifier.
+// FuzzVerify: parsing and verification must never panic, the two verifiers
+// must agree on every input, and for 32-byte messages both must agree with
+// btcec's schnorr verifier.
 func FuzzVerify(f *testing.F) {
 	for _, v := range loadVectors(f) {
 		f.Add(v.pub, v.msg, v.sig)
@@ -417,6 +495,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte{}, []byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, pub, msg, sig []byte) {
 		err := Verify(pub, msg, sig)
+		if ref := VerifyReference(pub, msg, sig); (err == nil) != (ref == nil) {
+			t.Fatalf("Verify %v, VerifyReference %v", err, ref)
+		}
 		if _, perr := ParsePublicKey(pub); perr != nil && err == nil {
 			t.Fatal("Verify accepted an unparsable key")
 		}
@@ -436,16 +517,28 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
+// BenchmarkVerify compares the two verifiers and btcec's.
 func BenchmarkVerify(b *testing.B) {
 	k := randScalar(b)
 	msg := rand32()
 	pub, _ := PublicKey(k)
 	sig, _ := Sign(k, msg[:], rand32())
-	for b.Loop() {
-		if err := Verify(pub[:], msg[:], sig[:]); err != nil {
-			b.Fatal(err)
-		}
+	for _, vf := range verifiers {
+		b.Run(vf.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := vf.verify(pub[:], msg[:], sig[:]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
+	b.Run("btcec", func(b *testing.B) {
+		for b.Loop() {
+			if !btcecVerify(pub[:], msg[:], sig[:]) {
+				b.Fatal("btcec rejects")
+			}
+		}
+	})
 }
 
 // TestSignConstantTimeHarnessDetectsLeak runs the same classes through

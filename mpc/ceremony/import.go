@@ -336,9 +336,7 @@ func signHash(id *envelope.Identity, h [32]byte) ([64]byte, error) {
 	if _, err := rand.Read(aux[:]); err != nil {
 		return [64]byte{}, abortf(roundDeal, envelope.Broadcast, ErrInput, "randomness: %v", err)
 	}
-	priv := id.PrivateScalar()
-	defer priv.Zero()
-	sig, err := bip340.Sign(&priv, h[:], aux)
+	sig, err := id.Sign(h[:], aux)
 	if err != nil {
 		return sig, abortf(roundDeal, envelope.Broadcast, ErrInput, "signing commitments: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/mpc/bip340"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -89,6 +90,13 @@ func randomScalar(k *btcec.ModNScalar) error {
 			return nil
 		}
 	}
+}
+
+// Sign returns the BIP340 signature of msg under the identity key, reusing
+// the public key derived at construction. Constant time in the key.
+func (id *Identity) Sign(msg []byte, auxRand [32]byte) ([64]byte, error) {
+	pub := [33]byte(id.pub)
+	return bip340.SignWithPublicKey(id.priv, &pub, msg, auxRand)
 }
 
 // Public returns the identity's public key (keygen_id).

@@ -67,7 +67,7 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 		return nil, fmt.Errorf("envelope: aux randomness: %w", err)
 	}
 	digest := bip340.TaggedHash(sigTag, e.signedPart())
-	sig, err := bip340.Sign(s.id.priv, digest[:], aux)
+	sig, err := s.id.Sign(digest[:], aux)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: signing: %w", err)
 	}

@@ -1,0 +1,73 @@
+// Package libsecp verifies BIP340 signatures with libsecp256k1 (Bitcoin
+// Core's library, Debian's libsecp256k1-dev), through cgo.
+//
+// Only public data crosses into C here: x-only public keys, messages and
+// signatures. Secret keys, shares and nonces never do; their operations stay
+// in the pure-Go, constant-time mpc/secp (its package doc says why). The
+// reason for C on this side is cost: verification is most of a ceremony's
+// CPU, and libsecp256k1 verifies about four times faster than btcec.
+package libsecp
+
+/*
+#cgo LDFLAGS: -lsecp256k1
+#include <secp256k1.h>
+#include <secp256k1_extrakeys.h>
+#include <secp256k1_schnorrsig.h>
+
+// A verification-only context: read-only after creation, so one context is
+// shared by every goroutine (libsecp256k1 documents const contexts as
+// thread-safe).
+static secp256k1_context *verify_ctx;
+
+static int quorumd_init(void) {
+	verify_ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+	return verify_ctx != NULL;
+}
+
+// Returns -1 when pub32 is not the x coordinate of a curve point, 1 for a
+// valid signature, 0 otherwise.
+static int quorumd_verify(const unsigned char *pub32, const unsigned char *msg, size_t msglen, const unsigned char *sig64) {
+	secp256k1_xonly_pubkey pk;
+	if (!secp256k1_xonly_pubkey_parse(verify_ctx, &pk, pub32)) return -1;
+	return secp256k1_schnorrsig_verify(verify_ctx, sig64, msg, msglen, &pk);
+}
+*/
+import "C"
+
+import "unsafe"
+
+func init() {
+	if C.quorumd_init() == 0 {
+		panic("libsecp: secp256k1_context_create failed")
+	}
+}
+
+// Result is the outcome of VerifySchnorr.
+type Result int
+
+const (
+	// Invalid: the signature does not verify.
+	Invalid Result = iota
+	// Valid: the signature verifies.
+	Valid
+	// BadPublicKey: pub is not the x coordinate of a curve point.
+	BadPublicKey
+)
+
+// VerifySchnorr is libsecp256k1's secp256k1_schnorrsig_verify of sig over
+// msg (any length) under the x-only key pub. Variable time; all inputs are
+// public.
+func VerifySchnorr(pub *[32]byte, msg []byte, sig *[64]byte) Result {
+	var m *C.uchar
+	if len(msg) > 0 {
+		m = (*C.uchar)(unsafe.Pointer(&msg[0]))
+	}
+	switch C.quorumd_verify((*C.uchar)(unsafe.Pointer(&pub[0])), m, C.size_t(len(msg)), (*C.uchar)(unsafe.Pointer(&sig[0]))) {
+	case 1:
+		return Valid
+	case -1:
+		return BadPublicKey
+	default:
+		return Invalid
+	}
+}
