@@ -180,12 +180,16 @@ func runSign(ctx context.Context, p *signPlan, key *signKey, out *printer) (*sig
 	return res, nil
 }
 
-// verifySignature checks a BIP340 signature with the project's verifier
-// and, for 32-byte messages (the only ones btcec accepts), independently
-// with btcec/v2/schnorr. All inputs are public.
+// verifySignature checks a BIP340 signature with libsecp256k1
+// (bip340.Verify), the project's pure-Go verifier and, for 32-byte messages
+// (the only ones btcec accepts), btcec/v2/schnorr: three implementations
+// that share no code. All inputs are public.
 func verifySignature(pub, msg, sig []byte) error {
 	if err := bip340.Verify(pub, msg, sig); err != nil {
 		return fmt.Errorf("%w: %v", errInvalidSignature, err)
+	}
+	if err := bip340.VerifyReference(pub, msg, sig); err != nil {
+		return fmt.Errorf("%w: the pure-Go verifier rejects a signature libsecp256k1 accepted: %v", errInvalidSignature, err)
 	}
 	if len(msg) != 32 {
 		return nil
