@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
@@ -154,16 +155,25 @@ func runImport(ctx context.Context, pt *party, p ImportParams, session [32]byte)
 		if commitSig, err = signHash(p.Identity, ch); err != nil {
 			return nil, err
 		}
+		// Each deal costs an ECDH and a signature, and the recipients wait
+		// for theirs: seal and post them concurrently.
+		errs := make([]error, n)
+		var wg sync.WaitGroup
 		for id, to := range pt.members {
 			if id == myID {
 				continue
 			}
-			payload := dealPayload(commitments, commitSig, &d.Shares[id])
-			if p.tamperDeal != nil {
-				payload = p.tamperDeal(session, id, payload)
-			}
-			err := pt.send(ctx, roundDeal, to, payload, true)
-			clear(payload)
+			wg.Go(func() {
+				payload := dealPayload(commitments, commitSig, &d.Shares[id])
+				if p.tamperDeal != nil {
+					payload = p.tamperDeal(session, id, payload)
+				}
+				errs[id] = pt.send(ctx, roundDeal, to, payload, true)
+				clear(payload)
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
 			if err != nil {
 				return nil, err
 			}

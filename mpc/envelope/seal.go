@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
@@ -22,11 +23,14 @@ const (
 )
 
 // Sender writes the envelopes of one party in one session, numbering each
-// channel (broadcast, and each recipient) 1, 2, 3, …
+// channel (broadcast, and each recipient) 1, 2, 3, … Seal may be called from
+// several goroutines, for different recipients: the envelopes of one channel
+// are numbered in the order their Seal calls began.
 type Sender struct {
 	id      *Identity
 	session [SessionIDSize]byte
 	kind    uint8
+	mu      sync.Mutex
 	seq     map[Party]uint32
 }
 
@@ -39,8 +43,11 @@ func NewSender(id *Identity, kind uint8, session [SessionIDSize]byte) *Sender {
 // encrypted when encrypt is set (broadcasts never are). Signing and the ECDH
 // are constant time in the identity key.
 func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]byte, error) {
+	s.mu.Lock()
 	s.seq[to]++
-	e := &Envelope{Kind: s.kind, Round: round, Session: s.session, From: s.id.pub, To: to, Seq: s.seq[to]}
+	seq := s.seq[to]
+	s.mu.Unlock()
+	e := &Envelope{Kind: s.kind, Round: round, Session: s.session, From: s.id.pub, To: to, Seq: seq}
 	if encrypt {
 		if to.IsBroadcast() {
 			return nil, errors.New("envelope: broadcasts cannot be encrypted")
