@@ -51,6 +51,9 @@ func BenchmarkE2EImport(b *testing.B) {
 				}()
 			}
 			wg.Wait()
+			if len(lat) < b.N {
+				b.Fatalf("%d of %d imports did not complete (key slots not created?)", b.N-len(lat), b.N)
+			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "imports/s")
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")

@@ -90,7 +90,7 @@ func newNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr string, allowedRe
 		policy.OpImportKeyRecipient, policy.OpSign, policy.OpDeriveTweakPubkey, policy.OpExportID,
 		policy.OpGetKey, policy.OpDeleteKey}
 	if err := src.PutPolicy(ctx, policy.Policy{Name: "default", AllowedOperations: all, MaxN: 16,
-		MinThreshold: 1, MaxThreshold: 16, KeyQuota: 1000, AllowedRelayAddresses: allowedRelays}); err != nil {
+		MinThreshold: 1, MaxThreshold: 16, KeyQuota: 100000, AllowedRelayAddresses: allowedRelays}); err != nil {
 		t.Fatal(err)
 	}
 	if n.adminKey, _, err = policy.BootstrapAdmin(ctx, src, "admin"); err != nil {

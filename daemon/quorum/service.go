@@ -225,6 +225,9 @@ func (s *Service) identity(r store.Record, storage *btcec.ModNScalar) (*envelope
 		storage.Zero()
 		return nil, fmt.Errorf("identity key of %s: bad length", r.KeyID)
 	}
+	if len(r.KeygenID) == envelope.PartySize {
+		return envelope.NewIdentityAtWithPublic(storage, envelope.Party(r.KeygenID))
+	}
 	return envelope.NewIdentityAt(storage)
 }
 

@@ -44,6 +44,21 @@ func NewIdentityAt(storage *btcec.ModNScalar) (*Identity, error) {
 	return id, nil
 }
 
+// NewIdentityAtWithPublic is NewIdentityAt for a caller that stored the
+// public key (keygen_id) beside the sealed private key: it skips the
+// constant-time k·G. A pub that does not belong to the key cannot produce a
+// valid envelope: signing fails its self-check, and peers' ECDH with pub
+// yields another channel key, so their decryption fails.
+func NewIdentityAtWithPublic(storage *btcec.ModNScalar, pub Party) (*Identity, error) {
+	if storage.IsZero() {
+		return nil, fmt.Errorf("envelope: zero identity key")
+	}
+	if _, err := ParseParty(pub[:]); err != nil {
+		return nil, err
+	}
+	return &Identity{priv: storage, pub: pub}, nil
+}
+
 func (id *Identity) derive() error {
 	if id.priv.IsZero() {
 		return fmt.Errorf("envelope: zero identity key")

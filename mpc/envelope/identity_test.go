@@ -106,3 +106,45 @@ func TestIdentityRejectsZero(t *testing.T) {
 		t.Error("NewIdentityAt accepted a zero key")
 	}
 }
+
+// TestIdentityWithPublic: with its own public key the identity signs as
+// NewIdentityAt's does; with another key's it cannot seal anything.
+func TestIdentityWithPublic(t *testing.T) {
+	a, err := GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := a.PrivateScalar()
+	good, err := NewIdentityAtWithPublic(&storage, a.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session [SessionIDSize]byte
+	raw, err := NewSender(good, KindImport, session).Seal(1, b.Public(), []byte("share"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewInbox(b, KindImport, session, []Party{a.Public(), b.Public()}).Accept(raw)
+	if err != nil || string(e.Payload) != "share" {
+		t.Fatalf("Accept: %v", err)
+	}
+
+	wrong, err := NewIdentityAtWithPublic(&storage, b.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSender(wrong, KindImport, session).Seal(1, a.Public(), []byte("share"), true); err == nil {
+		t.Fatal("sealed under another identity's public key")
+	}
+	var zero btcec.ModNScalar
+	if _, err := NewIdentityAtWithPublic(&zero, a.Public()); err == nil {
+		t.Fatal("accepted a zero key")
+	}
+	if _, err := NewIdentityAtWithPublic(&storage, Party{}); err == nil {
+		t.Fatal("accepted an invalid public key")
+	}
+}
