@@ -25,9 +25,10 @@
 // timing test (mpc/internal/dudect). It costs about twice btcec's
 // variable-time functions, well inside quorumd's budgets.
 //
-// The cgo objections are about secrets. BIP340 verification, which sees only
-// public keys, messages and signatures and is most of a ceremony's CPU, does
-// go to libsecp256k1 (mpc/bip340.Verify through mpc/internal/libsecp).
+// The cgo objections are about secrets. BIP340 verification and FROST's
+// point·scalar on public points and coefficients, which see only public data
+// and are most of a ceremony's CPU, do go to libsecp256k1 (through
+// mpc/internal/libsecp).
 //
 // # Design
 //

@@ -1,11 +1,13 @@
-// Package libsecp verifies BIP340 signatures with libsecp256k1 (Bitcoin
-// Core's library, Debian's libsecp256k1-dev), through cgo.
+// Package libsecp calls libsecp256k1 (Bitcoin Core's library, Debian's
+// libsecp256k1-dev) through cgo for operations on public data: BIP340
+// verification and point·scalar for public points and scalars.
 //
-// Only public data crosses into C here: x-only public keys, messages and
-// signatures. Secret keys, shares and nonces never do; their operations stay
-// in the pure-Go, constant-time mpc/secp (its package doc says why). The
-// reason for C on this side is cost: verification is most of a ceremony's
-// CPU, and libsecp256k1 verifies about four times faster than btcec.
+// Only public data crosses into C here: public keys and points, public
+// scalars (challenges, coefficients), messages and signatures. Secret keys,
+// shares and nonces never do; their operations stay in the pure-Go,
+// constant-time mpc/secp (its package doc says why). The reason for C on
+// this side is cost: verification is most of a ceremony's CPU, and
+// libsecp256k1 verifies about four times faster than btcec.
 package libsecp
 
 /*
@@ -30,6 +32,16 @@ static int quorumd_verify(const unsigned char *pub32, const unsigned char *msg, 
 	secp256k1_xonly_pubkey pk;
 	if (!secp256k1_xonly_pubkey_parse(verify_ctx, &pk, pub32)) return -1;
 	return secp256k1_schnorrsig_verify(verify_ctx, sig64, msg, msglen, &pk);
+}
+
+// out65 = k32·pub65 (uncompressed encodings). Returns 0 when pub65 is not a
+// curve point or k32 is zero or not below the group order.
+static int quorumd_mul(const unsigned char *pub65, const unsigned char *k32, unsigned char *out65) {
+	secp256k1_pubkey pk;
+	size_t len = 65;
+	if (!secp256k1_ec_pubkey_parse(verify_ctx, &pk, pub65, 65)) return 0;
+	if (!secp256k1_ec_pubkey_tweak_mul(verify_ctx, &pk, k32)) return 0;
+	return secp256k1_ec_pubkey_serialize(verify_ctx, out65, &len, &pk, SECP256K1_EC_UNCOMPRESSED);
 }
 */
 import "C"
@@ -70,4 +82,16 @@ func VerifySchnorr(pub *[32]byte, msg []byte, sig *[64]byte) Result {
 	default:
 		return Invalid
 	}
+}
+
+// MulPoint returns k·p for a curve point p in uncompressed SEC1 encoding
+// (0x04 ‖ x ‖ y) and a scalar 0 < k < n (big-endian), in the same encoding,
+// and false when p is not a curve point or k is out of range. k·p is never
+// the point at infinity for such inputs (the group has prime order).
+// libsecp256k1 multiplies in constant time, but callers must still pass
+// public data only.
+func MulPoint(p *[65]byte, k *[32]byte) ([65]byte, bool) {
+	var out [65]byte
+	ok := C.quorumd_mul((*C.uchar)(unsafe.Pointer(&p[0])), (*C.uchar)(unsafe.Pointer(&k[0])), (*C.uchar)(unsafe.Pointer(&out[0])))
+	return out, ok == 1
 }

@@ -1,6 +1,7 @@
 package libsecp
 
 import (
+	"crypto/rand"
 	"sync"
 	"testing"
 
@@ -53,4 +54,92 @@ func TestBadPublicKey(t *testing.T) {
 	if got := VerifySchnorr(&pub, nil, &sig); got != BadPublicKey {
 		t.Fatalf("got %v, want BadPublicKey", got)
 	}
+}
+
+func uncompressed(p *btcec.JacobianPoint) [65]byte {
+	a := *p
+	a.ToAffine()
+	var out [65]byte
+	out[0] = 4
+	a.X.PutBytesUnchecked(out[1:33])
+	a.Y.PutBytesUnchecked(out[33:])
+	return out
+}
+
+// TestMulPointMatchesBtcec: k·P equals btcec's ScalarMultNonConst on random
+// and edge scalars; a zero or out-of-range k and an off-curve P are refused.
+func TestMulPointMatchesBtcec(t *testing.T) {
+	iterations := 10000
+	if testing.Short() {
+		iterations = 1000
+	}
+	var nMinus1, nMinus2, two btcec.ModNScalar
+	nMinus1.SetInt(1).Negate()
+	nMinus2.SetInt(2).Negate()
+	two.SetInt(2)
+	edges := []btcec.ModNScalar{*new(btcec.ModNScalar).SetInt(1), two, nMinus1, nMinus2, *new(btcec.ModNScalar).SetInt(0xffffffff)}
+	for i := range iterations + len(edges) {
+		var k, pk btcec.ModNScalar
+		if i < len(edges) {
+			k = edges[i]
+		} else {
+			var b [32]byte
+			rand.Read(b[:])
+			k.SetBytes(&b)
+		}
+		var b [32]byte
+		rand.Read(b[:])
+		pk.SetBytes(&b)
+		var p, want btcec.JacobianPoint
+		btcec.ScalarBaseMultNonConst(&pk, &p)
+		btcec.ScalarMultNonConst(&k, &p, &want)
+		in := uncompressed(&p)
+		kb := k.Bytes()
+		got, ok := MulPoint(&in, &kb)
+		if !ok || got != uncompressed(&want) {
+			t.Fatalf("#%d: k·P differs from btcec (ok=%v)", i, ok)
+		}
+	}
+	var one btcec.ModNScalar
+	one.SetInt(1)
+	var g btcec.JacobianPoint
+	btcec.ScalarBaseMultNonConst(&one, &g)
+	in := uncompressed(&g)
+	var zero [32]byte
+	if _, ok := MulPoint(&in, &zero); ok {
+		t.Error("accepted k = 0")
+	}
+	n := [32]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+		0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41}
+	if _, ok := MulPoint(&in, &n); ok {
+		t.Error("accepted k = n")
+	}
+	off := in
+	off[64] ^= 1
+	k := [32]byte{31: 2}
+	if _, ok := MulPoint(&off, &k); ok {
+		t.Error("accepted an off-curve point")
+	}
+}
+
+func BenchmarkMulPoint(b *testing.B) {
+	var k btcec.ModNScalar
+	var kr [32]byte
+	rand.Read(kr[:])
+	k.SetBytes(&kr)
+	var p btcec.JacobianPoint
+	btcec.ScalarBaseMultNonConst(&k, &p)
+	in := uncompressed(&p)
+	kb := k.Bytes()
+	b.Run("libsecp256k1", func(b *testing.B) {
+		for b.Loop() {
+			MulPoint(&in, &kb)
+		}
+	})
+	b.Run("btcec NonConst", func(b *testing.B) {
+		var r btcec.JacobianPoint
+		for b.Loop() {
+			btcec.ScalarMultNonConst(&k, &p, &r)
+		}
+	})
 }
