@@ -71,9 +71,19 @@ type node struct {
 
 const e2eKeyLabel = "quorumd-wrap"
 
-// newNode configures a daemon on token tok with a default relay and a
-// policy file holding an admin and a permissive policy.
+// newNode configures and starts a daemon on token tok with a default relay
+// and a policy file holding an admin and a permissive policy.
 func newNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr string, allowedRelays ...string) *node {
+	t.Helper()
+	n := configureNode(t, tok, relayAddr, e2eCeremonyTimeout, allowedRelays...)
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// configureNode writes a daemon's configuration and policy file (newNode's
+// setup) without starting it.
+func configureNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr, ceremonyTimeout string, allowedRelays ...string) *node {
 	t.Helper()
 	dir := t.TempDir()
 	n := &node{t: t, tok: tok, dir: dir, policyFile: filepath.Join(dir, "policy.json"), logs: &lockedBuffer{}}
@@ -120,13 +130,11 @@ ceremony:
   timeout: %s
 log:
   level: debug
-`, filepath.Join(dir, "state"), tok.Module, tok.Label, pinFile, e2eKeyLabel, n.policyFile, relayAddr, e2eCeremonyTimeout)
+`, filepath.Join(dir, "state"), tok.Module, tok.Label, pinFile, e2eKeyLabel, n.policyFile, relayAddr, ceremonyTimeout)
 	n.cfgPath = filepath.Join(dir, "quorumd.yaml")
 	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.start()
-	t.Cleanup(n.stop)
 	return n
 }
 

@@ -3,3 +3,10 @@
 package main
 
 const e2eCeremonyTimeout = "15s"
+
+// crashCeremonyTimeout bounds how long the survivors of a crashed party wait
+// in TestE2ECrashMidCeremony, and crashTrials is how many crashes it runs.
+const (
+	crashCeremonyTimeout = "4s"
+	crashTrials          = 8
+)

@@ -42,10 +42,9 @@ func buildQuorumd(t *testing.T) string {
 	return bin
 }
 
-// unprivileged is a quorumd process started through setpriv without
-// CAP_IPC_LOCK, so RLIMIT_MEMLOCK binds it as it binds a systemd service
-// (CapabilityBoundingSet= is empty in quorumd.service).
-type unprivileged struct {
+// daemonProcess is a quorumd running as a real process; its JSON log lines
+// are kept and "quorumd serving" yields its address.
+type daemonProcess struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	logs strings.Builder
@@ -53,9 +52,19 @@ type unprivileged struct {
 	done chan error
 }
 
-func startUnprivileged(t *testing.T, setpriv, bin, cfgPath string, env []string) *unprivileged {
+// startUnprivileged starts quorumd through setpriv without CAP_IPC_LOCK, so
+// RLIMIT_MEMLOCK binds it as it binds a systemd service
+// (CapabilityBoundingSet= is empty in quorumd.service).
+func startUnprivileged(t *testing.T, setpriv, bin, cfgPath string, env []string) *daemonProcess {
 	t.Helper()
-	cmd := exec.Command(setpriv, "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", bin, "-config", cfgPath)
+	return startProcess(t, env, setpriv, "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", bin, "-config", cfgPath)
+}
+
+// startProcess starts argv as a daemonProcess, killed at the end of the test
+// if still running.
+func startProcess(t *testing.T, env []string, argv ...string) *daemonProcess {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -64,7 +73,7 @@ func startUnprivileged(t *testing.T, setpriv, bin, cfgPath string, env []string)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &unprivileged{cmd: cmd, addr: make(chan string, 1), done: make(chan error, 1)}
+	p := &daemonProcess{cmd: cmd, addr: make(chan string, 1), done: make(chan error, 1)}
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
@@ -95,7 +104,7 @@ func startUnprivileged(t *testing.T, setpriv, bin, cfgPath string, env []string)
 	return p
 }
 
-func (p *unprivileged) String() string {
+func (p *daemonProcess) String() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.logs.String()
