@@ -248,6 +248,20 @@ func HasEvenY(pub *btcec.PublicKey) bool {
 	return pub.SerializeCompressed()[0] == 0x02
 }
 
+// parseSignature splits sig into r < p and s < n, or says why it cannot.
+func parseSignature(sig []byte, r *btcec.FieldVal, s *btcec.ModNScalar) error {
+	if len(sig) != SignatureSize {
+		return fmt.Errorf("%w: length %d", ErrMalformedSignature, len(sig))
+	}
+	if r.SetByteSlice(sig[:32]) {
+		return fmt.Errorf("%w: r not below the field size", ErrMalformedSignature)
+	}
+	if s.SetByteSlice(sig[32:]) {
+		return fmt.Errorf("%w: s not below the group order", ErrMalformedSignature)
+	}
+	return nil
+}
+
 // Verify checks a BIP340 signature of msg (any length) under the x-only key
 // pub with libsecp256k1's secp256k1_schnorrsig_verify (mpc/internal/libsecp),
 // which costs about a quarter of btcec's verification. Variable time: every
@@ -257,18 +271,12 @@ func Verify(pub, msg, sig []byte) error {
 	if len(pub) != 32 {
 		return ErrInvalidPublicKey
 	}
-	if len(sig) != SignatureSize {
-		return fmt.Errorf("%w: length %d", ErrMalformedSignature, len(sig))
-	}
-	// libsecp256k1 folds these into "invalid"; they are checked here so the
-	// error says which input is wrong, as VerifyReference's does.
+	// libsecp256k1 folds a malformed signature into "invalid"; it is checked
+	// here so the error says which input is wrong, as VerifyReference's does.
 	var r btcec.FieldVal
-	if r.SetByteSlice(sig[:32]) {
-		return fmt.Errorf("%w: r not below the field size", ErrMalformedSignature)
-	}
 	var s btcec.ModNScalar
-	if s.SetByteSlice(sig[32:]) {
-		return fmt.Errorf("%w: s not below the group order", ErrMalformedSignature)
+	if err := parseSignature(sig, &r, &s); err != nil {
+		return err
 	}
 	switch libsecp.VerifySchnorr((*[32]byte)(pub), msg, (*[64]byte)(sig)) {
 	case libsecp.Valid:
@@ -290,16 +298,10 @@ func VerifyReference(pub, msg, sig []byte) error {
 	if !liftX(pub, &p) {
 		return ErrInvalidPublicKey
 	}
-	if len(sig) != SignatureSize {
-		return fmt.Errorf("%w: length %d", ErrMalformedSignature, len(sig))
-	}
 	var r btcec.FieldVal
-	if r.SetByteSlice(sig[:32]) {
-		return fmt.Errorf("%w: r not below the field size", ErrMalformedSignature)
-	}
 	var s btcec.ModNScalar
-	if s.SetByteSlice(sig[32:]) {
-		return fmt.Errorf("%w: s not below the group order", ErrMalformedSignature)
+	if err := parseSignature(sig, &r, &s); err != nil {
+		return err
 	}
 
 	ch := taggedHash(&tagChallenge, sig[:32], pub, msg)
