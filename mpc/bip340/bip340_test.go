@@ -485,6 +485,31 @@ func TestSignConstantTime(t *testing.T) {
 		})
 }
 
+// TestSignWithPublicKeyConstantTime: the same, for the path envelopes use
+// (the public key is given; computing it is outside the timed region).
+func TestSignWithPublicKeyConstantTime(t *testing.T) {
+	type in struct {
+		signInput
+		pub [33]byte
+	}
+	withPub := func(k *btcec.ModNScalar) in {
+		var p btcec.JacobianPoint
+		btcec.ScalarBaseMultNonConst(k, &p) // test input preparation, not timed
+		p.ToAffine()
+		return in{signInput{k, rand32(), rand32()}, [33]byte(btcec.NewPublicKey(&p.X, &p.Y).SerializeCompressed())}
+	}
+	var fixedKey btcec.ModNScalar
+	fixedKey.SetInt(1)
+	dudect.Test(t,
+		func() in { return withPub(&fixedKey) },
+		func() in { return withPub(randScalar(t)) },
+		func(x in) {
+			if _, err := SignWithPublicKey(x.key, &x.pub, x.msg[:], x.aux); err != nil {
+				panic(err)
+			}
+		})
+}
+
 // FuzzVerify: parsing and verification must never panic, the two verifiers
 // must agree on every input, and for 32-byte messages both must agree with
 // btcec's schnorr verifier.
