@@ -647,12 +647,16 @@ func TestSigAggVectors(t *testing.T) {
 	}
 }
 
-// verifyFinal checks a final signature with btcec's schnorr (32-byte messages
-// only) and with the independent verifier of mpc/bip340 (any length).
+// verifyFinal checks a final signature with libsecp256k1 and the pure-Go
+// verifier of mpc/bip340 (any length), and with btcec's schnorr (32-byte
+// messages only): three implementations that share no code.
 func verifyFinal(t testing.TB, pk [32]byte, msg []byte, sig Signature) {
 	t.Helper()
 	if err := bip340.Verify(pk[:], msg, sig[:]); err != nil {
-		t.Fatalf("bip340.Verify: %v", err)
+		t.Fatalf("bip340.Verify (libsecp256k1): %v", err)
+	}
+	if err := bip340.VerifyReference(pk[:], msg, sig[:]); err != nil {
+		t.Fatalf("bip340.VerifyReference: %v", err)
 	}
 	if len(msg) != 32 {
 		return
