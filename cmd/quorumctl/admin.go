@@ -139,17 +139,12 @@ func runCreateUser(ctx context.Context, c *cli, args []string) error {
 	if *daemonURL == "" || *adminKey == "" || *name == "" {
 		return usagef("-daemon, -admin-key and -name are required")
 	}
-	base, err := normalizeURL(*daemonURL)
+	cl, ctx, cancel, err := h.client(ctx, *daemonURL, *adminKey)
 	if err != nil {
 		return err
 	}
-	hc, err := newHTTPClient(h.tls, 1)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	u, err := NewClient(hc, base, *adminKey).CreateUser(ctx, *name)
+	u, err := cl.CreateUser(ctx, *name)
 	if err != nil {
 		return err
 	}

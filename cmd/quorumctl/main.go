@@ -221,6 +221,21 @@ func (h *httpFlags) register(fs *flag.FlagSet, defTimeout time.Duration) {
 
 func (h *httpFlags) printer(c *cli) *printer { return &printer{w: c.stdout, json: h.json} }
 
+// client returns a Client of the daemon at rawURL using key, and ctx bounded
+// by -timeout; the caller calls cancel.
+func (h *httpFlags) client(ctx context.Context, rawURL, key string) (*Client, context.Context, context.CancelFunc, error) {
+	base, err := normalizeURL(rawURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hc, err := newHTTPClient(h.tls, 1)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	return NewClient(hc, base, key), ctx, cancel, nil
+}
+
 // quorumFlags name N daemons and the API key to use on each.
 type quorumFlags struct {
 	daemons string

@@ -53,17 +53,12 @@ func runCreateRoom(ctx context.Context, c *cli, args []string) error {
 	if *daemon == "" || *key == "" || *size < 1 {
 		return usagef("-daemon, -key and -size (>= 1) are required")
 	}
-	base, err := normalizeURL(*daemon)
+	cl, ctx, cancel, err := h.client(ctx, *daemon, *key)
 	if err != nil {
 		return err
 	}
-	hc, err := newHTTPClient(h.tls, 1)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	room, err := NewClient(hc, base, *key).CreateRoom(ctx, *size)
+	room, err := cl.CreateRoom(ctx, *size)
 	if err != nil {
 		return err
 	}
