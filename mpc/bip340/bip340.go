@@ -152,8 +152,26 @@ func SignWithPublicKey(priv *btcec.ModNScalar, pub *[33]byte, msg []byte, auxRan
 	return sign(priv, &px, uint32(pub[0]&1), msg, auxRand)
 }
 
-// sign is Sign given the x coordinate and y parity (public) of priv·G.
+// sign is Sign given the x coordinate and y parity (public) of priv·G:
+// signCore, then BIP340's recommended self-check against fault attacks that
+// would otherwise leak d through a wrong signature. The check is Verify on
+// public values (variable time; its time depends on the public key, which
+// is public).
 func sign(priv *btcec.ModNScalar, px *[32]byte, oddY uint32, msg []byte, auxRand [32]byte) ([64]byte, error) {
+	sig, err := signCore(priv, px, oddY, msg, auxRand)
+	if err != nil {
+		return sig, err
+	}
+	if err := Verify(px[:], msg, sig[:]); err != nil {
+		clear(sig[:])
+		return sig, fmt.Errorf("%w: self-verification failed", ErrSigningFailed)
+	}
+	return sig, nil
+}
+
+// signCore is the part of signing that touches the secret key and nonce:
+// nonce derivation, R = k·G and s = k + e·d. Constant time in priv and k.
+func signCore(priv *btcec.ModNScalar, px *[32]byte, oddY uint32, msg []byte, auxRand [32]byte) ([64]byte, error) {
 	var sig [64]byte
 	var d, k, e btcec.ModNScalar
 	defer d.Zero()
@@ -189,13 +207,6 @@ func sign(priv *btcec.ModNScalar, px *[32]byte, oddY uint32, msg []byte, auxRand
 	e.Mul(&d).Add(&k)
 	copy(sig[:32], rx[:])
 	e.PutBytesUnchecked(sig[32:])
-
-	// BIP340 recommends verifying to defend against fault attacks that would
-	// otherwise leak d through a wrong signature.
-	if err := Verify(px[:], msg, sig[:]); err != nil {
-		clear(sig[:])
-		return sig, fmt.Errorf("%w: self-verification failed", ErrSigningFailed)
-	}
 	return sig, nil
 }
 

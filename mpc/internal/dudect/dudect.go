@@ -116,8 +116,10 @@ func samplesFrom(v string) (int, error) {
 
 // Test measures op with Samples() inputs per class and fails t if |T| ≥
 // Threshold. fixed and random are called once per sample before timing starts
-// and should return a fresh value each call (so both classes' inputs are
-// spread over memory alike). It skips under the race detector.
+// and should return a fresh value each call and make the same allocations
+// (so both classes' inputs are spread over memory alike: a class whose
+// inputs sit closer together runs measurably faster). It skips under the
+// race detector.
 //
 // A first |t| ≥ Threshold is confirmed by a second, independent measurement
 // before the test fails: on a shared 2-core machine a burst of interference
