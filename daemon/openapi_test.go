@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"github.com/quorumd/quorumd/internal/testkit"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/quorumd/quorumd/internal/testkit"
 )
 
 // repoRoot is the module root.

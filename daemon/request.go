@@ -2,16 +2,17 @@ package daemon
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/quorumd/quorumd/mpc/secp"
 	"net"
 	"strconv"
 	"strings"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/internal/uuid"
+	"github.com/quorumd/quorumd/mpc/secp"
 )
 
 // Request decoding is hand-rolled on top of encoding/json for one reason:
@@ -255,34 +256,10 @@ func privateKeyField(dst *btcec.ModNScalar, present *bool) field {
 func ValidKeyID(s string) bool { return validUUID(s) }
 
 // NewKeyID returns a random (version 4) UUID in canonical lowercase form.
-func NewKeyID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (Go 1.24+)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
+func NewKeyID() string { return uuid.New() }
 
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// validUUID is uuid.Valid: room ids and key ids share the form.
+func validUUID(s string) bool { return uuid.Valid(s) }
 
 func checkKeyID(s string) error {
 	if !ValidKeyID(s) {

@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/quorumd/quorumd/internal/uuid"
 )
 
 const (
@@ -107,47 +109,11 @@ func validLookupID(s string) bool {
 }
 
 // newUserID returns a random (version 4) UUID in lowercase text form.
-func newUserID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("policy: random: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [userIDLen]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:]), nil
-}
+func newUserID() (string, error) { return uuid.New(), nil }
 
 // validUserID accepts a lowercase UUID text form, so a user id is always a
 // safe single path segment.
-func validUserID(s string) bool {
-	if len(s) != userIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
+func validUserID(s string) bool { return uuid.Valid(s) }
 
 var errHex = errors.New("bad hex")
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"github.com/quorumd/quorumd/internal/testkit"
 	"io"
 	"log"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy/vaulttest"
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/internal/testkit"

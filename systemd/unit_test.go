@@ -11,7 +11,6 @@ package systemd
 import (
 	"bufio"
 	"fmt"
-	"github.com/quorumd/quorumd/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quorumd/quorumd/internal/testkit"
 )
 
 // unit is a parsed unit file: section → key → every assignment in order

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/quorumd/quorumd/daemon/quorum"
 	"io"
 	"os"
 	"time"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/quorum"
 	"github.com/quorumd/quorumd/policy"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/quorumd/quorumd/daemon"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/policy"
 	"github.com/quorumd/quorumd/policy/vaulttest"
 )

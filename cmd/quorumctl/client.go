@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/quorumd/quorumd/daemon"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/daemon"
 )
 
 // maxResponseBytes bounds what is read from a daemon.

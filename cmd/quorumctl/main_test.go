@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"github.com/quorumd/quorumd/internal/testkit"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/quorumd/quorumd/internal/testkit"
 )
 
 // runCLI runs quorumctl in-process with exactly env as its environment.

@@ -4,13 +4,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/quorumd/quorumd/mpc/secp"
 	"os"
 	"strings"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/secp"
 )
 
 // errBadPrivateKey never carries the offending value.

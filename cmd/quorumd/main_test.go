@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/daemon"
 )
 

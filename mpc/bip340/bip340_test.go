@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
-	"github.com/quorumd/quorumd/internal/testkit"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 
+	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/mpc/internal/dudect"
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/mpc/secp"
 	"github.com/quorumd/quorumd/mpc/vss"
 )

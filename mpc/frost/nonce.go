@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 

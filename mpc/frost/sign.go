@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 

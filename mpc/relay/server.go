@@ -9,10 +9,8 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/quorumd/quorumd/internal/uuid"
 )
 
 // Server is the relay. Routes (all JSON, errors as {"error": code, "message": text}):
@@ -584,23 +584,7 @@ func (s *Server) gcLoop() {
 	}
 }
 
-func newRoomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails since Go 1.24: it aborts the program instead
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
-}
+func newRoomID() string { return uuid.New() }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetStatusCode(status)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/mpc/internal/dudect"
 )
 

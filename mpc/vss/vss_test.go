@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/quorumd/quorumd/internal/testkit"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/mpc/internal/dudect"
 )
 

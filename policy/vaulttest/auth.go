@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/quorumd/quorumd/internal/uuid"
 )
 
 // systemMaxTTL is Vault's default system lease TTL and max TTL (32 days).
@@ -269,7 +271,7 @@ func (s *Server) approleAdmin(q *request, m *approleMount, rest string) {
 	switch {
 	case len(parts) == 2 && (q.method == http.MethodPost || q.method == http.MethodPut):
 		if r == nil {
-			r = &role{name: name, roleID: uuid(), bindSecretID: true, secretIDs: map[string]*secretID{}}
+			r = &role{name: name, roleID: uuid.New(), bindSecretID: true, secretIDs: map[string]*secretID{}}
 			m.roles[name] = r
 		}
 		for _, k := range []string{"token_policies", "policies"} {
@@ -325,8 +327,8 @@ func (s *Server) approleAdmin(q *request, m *approleMount, rest string) {
 			writeErrors(q.w, http.StatusBadRequest, []string{fmt.Sprintf("role %q does not exist", name)})
 			return
 		}
-		id := uuid()
-		e := &secretID{accessor: uuid(), usesLeft: r.secretIDNumUses}
+		id := uuid.New()
+		e := &secretID{accessor: uuid.New(), usesLeft: r.secretIDNumUses}
 		if r.secretIDTTL > 0 {
 			e.expires = time.Now().Add(r.secretIDTTL)
 		}

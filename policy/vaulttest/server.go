@@ -36,6 +36,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumd/quorumd/internal/uuid"
 )
 
 // Fault alters the answers to matching requests.
@@ -568,7 +570,7 @@ func envelope(data, auth any, warnings []string) map[string]any {
 		warn = warnings
 	}
 	return map[string]any{
-		"request_id": uuid(), "lease_id": "", "renewable": false, "lease_duration": 0,
+		"request_id": uuid.New(), "lease_id": "", "renewable": false, "lease_duration": 0,
 		"data": data, "wrap_info": nil, "warnings": warn, "auth": auth, "mount_type": "",
 	}
 }
@@ -600,17 +602,6 @@ func randHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-func uuid() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // parseDuration reads Vault's duration parameters: a number of seconds
