@@ -225,10 +225,18 @@ func (s *Service) identity(r store.Record, storage *btcec.ModNScalar) (*envelope
 		storage.Zero()
 		return nil, fmt.Errorf("identity key of %s: bad length", r.KeyID)
 	}
-	if len(r.KeygenID) == envelope.PartySize {
-		return envelope.NewIdentityAtWithPublic(storage, envelope.Party(r.KeygenID))
+	if len(r.KeygenID) != envelope.PartySize {
+		storage.Zero()
+		return nil, fmt.Errorf("key slot %s: stored keygen_id is %d bytes, not a compressed point", r.KeyID, len(r.KeygenID))
 	}
-	return envelope.NewIdentityAt(storage)
+	// The stored keygen_id saves a constant-time k·G; a keygen_id that does
+	// not match the key cannot produce a valid envelope (NewIdentityAtWithPublic).
+	id, err := envelope.NewIdentityAtWithPublic(storage, envelope.Party(r.KeygenID))
+	if err != nil {
+		storage.Zero()
+		return nil, fmt.Errorf("key slot %s: %w", r.KeyID, err)
+	}
+	return id, nil
 }
 
 // ImportKey is the importer's side of an import. x is copied into locked

@@ -46,3 +46,24 @@ func TestMulPublicMatchesBtcec(t *testing.T) {
 		t.Error("1·∞ is not infinity")
 	}
 }
+
+// TestMulPublicFallback: a point libsecp256k1 refuses (off the curve; no
+// caller passes one, points are parsed first) still gets btcec's answer, so
+// mulPublic stays total and agrees with what it replaced.
+func TestMulPublicFallback(t *testing.T) {
+	var k, one btcec.ModNScalar
+	k.SetInt(7)
+	one.SetInt(1)
+	var g btcec.JacobianPoint
+	btcec.ScalarBaseMultNonConst(&one, &g)
+	g.ToAffine()
+	off := g
+	off.Y.AddInt(1).Normalize() // (Gx, Gy+1) is not on the curve
+	var want btcec.JacobianPoint
+	btcec.ScalarMultNonConst(&k, &off, &want)
+	got := mulPublic(&k, &off)
+	if got.X != want.X || got.Y != want.Y || got.Z != want.Z {
+		t.Fatal("fallback differs from btcec")
+	}
+}
+
