@@ -66,4 +66,3 @@ func TestMulPublicFallback(t *testing.T) {
 		t.Fatal("fallback differs from btcec")
 	}
 }
-
