@@ -1,6 +1,7 @@
 package chilldkg
 
 import (
+	"crypto/subtle"
 	"errors"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -104,7 +105,16 @@ func (c commitment) tweaked() (commitment, btcec.ModNScalar, point, error) {
 func verifySecshare(secshare *btcec.ModNScalar, pubshare *point) bool {
 	var p point
 	secp.ScalarBaseMult(secshare, &p.j)
-	ok := p.equal(pubshare)
+	// secshare·G is affine or (for secshare = 0) all zero: encode it without
+	// branching and compare without an early exit.
+	p.j.X.Normalize()
+	p.j.Y.Normalize()
+	var got [pointSize]byte
+	got[0] = 2 | byte(p.j.Y.IsOddBit())
+	p.j.X.PutBytesUnchecked(got[1:])
+	want := pubshare.bytesInf()
+	ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1 && !pubshare.isInfinity()
+	clear(got[:])
 	p.j.X.Zero()
 	p.j.Y.Zero()
 	return ok
