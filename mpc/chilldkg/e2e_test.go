@@ -60,6 +60,8 @@ type session struct {
 	coordOut *DKGOutput
 	coordRD  RecoveryData
 	coordErr error
+	pmsgs1   [][]byte // what the coordinator aggregated, and its broadcast
+	cmsg1    []byte
 }
 
 func randBytes(t testing.TB, n int) []byte {
@@ -136,7 +138,7 @@ func runSessionKeys(t *testing.T, keys [][]byte, params SessionParams, adv adver
 			}{i, r}
 		}()
 	}
-	s.coordOut, s.coordRD, s.coordErr = coordinator(params, adv, up, down, silenceTimeout)
+	s.coordOut, s.coordRD, s.coordErr = coordinator(params, adv, up, down, silenceTimeout, s)
 	for range n {
 		r := <-results
 		s.parts[r.id] = r.r
@@ -187,7 +189,7 @@ func participant(t *testing.T, i int, hostkey []byte, params SessionParams, adv 
 
 // coordinator collects a round; a participant missing after silenceTimeout
 // is blamed, as the spec's timeout rule says.
-func coordinator(params SessionParams, adv adversary, up <-chan toCoord, down []chan fromCoord, silenceTimeout time.Duration) (*DKGOutput, RecoveryData, error) {
+func coordinator(params SessionParams, adv adversary, up <-chan toCoord, down []chan fromCoord, silenceTimeout time.Duration, rec *session) (*DKGOutput, RecoveryData, error) {
 	n := len(params.HostPubkeys)
 	abortAll := func() {
 		for i := range down {
@@ -235,6 +237,7 @@ func coordinator(params SessionParams, adv adversary, up <-chan toCoord, down []
 		abortAll()
 		return nil, nil, err
 	}
+	rec.pmsgs1, rec.cmsg1 = pmsgs1, c1
 	for i := range down {
 		m := c1
 		if adv.cmsg1 != nil {
@@ -329,6 +332,14 @@ func TestEndToEnd(t *testing.T) {
 					if !bytes.Equal(r.out.Pubshares[j], s.coordOut.Pubshares[j]) {
 						t.Fatalf("participant %d: pubshare %d differs", i, j)
 					}
+				}
+			}
+			// Any party can recompute the coordinator's aggregation from the
+			// broadcast first messages and must get the same bytes.
+			for range 2 {
+				_, c1, err := CoordinatorStep1(s.pmsgs1, s.params)
+				if err != nil || !bytes.Equal(c1, s.cmsg1) {
+					t.Fatalf("recomputed coordinator message differs: %v", err)
 				}
 			}
 			// Two signer sets: the first t, and the last t.
