@@ -26,6 +26,12 @@
 // host secret key and the recovery data; the recovery acknowledgments let
 // everyone confirm that all participants hold that data.
 //
+// Every function is deterministic in its arguments and safe for concurrent
+// use. A party that crashes between rounds rebuilds its state by calling the
+// same step again with the same randomness (persist random and aux_rand, not
+// the state): it gets the same state and the same message, so nothing it
+// already sent is contradicted.
+//
 // # Errors
 //
 // Every error of the spec is a Go type matched with errors.As and carrying

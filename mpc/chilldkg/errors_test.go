@@ -1,6 +1,7 @@
 package chilldkg
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -36,18 +37,10 @@ func TestErrorClasses(t *testing.T) {
 		}
 	}
 	// A bad host key must not appear in the error.
-	key := bytesRepeat(0xff, 32)
+	key := bytes.Repeat([]byte{0xff}, 32)
 	_, err := HostPubkeyGen(key)
 	var he *HostSeckeyError
 	if !errors.As(err, &he) || strings.Contains(strings.ToLower(err.Error()), hex.EncodeToString(key)) {
 		t.Fatalf("HostPubkeyGen(≥n): %v", err)
 	}
-}
-
-func bytesRepeat(b byte, n int) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = b
-	}
-	return out
 }
