@@ -655,7 +655,6 @@ func TestStepsReplayable(t *testing.T) {
 		t.Fatal(err)
 	}
 	pm2 := make([][]byte, n)
-	var st2 *ParticipantState2
 	for i := range n {
 		s := st1[i]
 		if i == 0 {
