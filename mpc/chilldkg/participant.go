@@ -34,7 +34,8 @@ func (s *ParticipantState2) Zero() { s.output.Zero() }
 // Pending returns a copy of the output this participant will return from
 // ParticipantFinalize once the success certificate arrives. It is NOT yet
 // deemed successful: callers may store it prepared (sealed, unusable) so a
-// certificate can later activate it, never use it before that.
+// certificate can later activate it, never use it before that. The copy
+// holds the secret share: Zero it when done.
 func (s *ParticipantState2) Pending() *DKGOutput { return s.output.clone() }
 
 // investigationData is what ParticipantInvestigate needs after a bad share:
