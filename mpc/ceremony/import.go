@@ -92,6 +92,7 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	session := envelope.SessionID(ImportLabel, p.Room, parties, t, n, nil)
 	pt := newParty(p.Identity, envelope.KindImport, session, parties, p.Transport)
 	pt.split = p.split
+	defer leave(p.Transport)
 	ks, rd, err := runDeal(ctx, pt, p, session)
 	if err != nil {
 		return nil, pt.fail(err)
