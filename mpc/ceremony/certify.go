@@ -120,7 +120,7 @@ type mismatchFunc func(e *envelope.Envelope, theirEvidence []byte) *AbortError
 func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byte, mismatch mismatchFunc) (Certificate, error) {
 	n := len(p.members)
 	myID := p.index[p.me]
-	sig, err := signTranscript(p.id, transcript)
+	sig, err := p.signCert(transcript)
 	if err != nil {
 		return nil, abortf(roundCertify, envelope.Broadcast, ErrInput, "signing the transcript: %v", err)
 	}
@@ -178,7 +178,7 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		}
 		if e.Round == roundCert {
 			c, err := parseCertificate(e.Payload[32:], n)
-			if err == nil && c.Verify(p.members, transcript) == nil {
+			if err == nil && p.checkCert(c, transcript) == nil {
 				cert, got = c, n
 			}
 			continue
@@ -188,7 +188,7 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 			continue
 		}
 		s := [64]byte(e.Payload[32:96])
-		if verifyTranscriptSig(e.From, transcript, s) {
+		if p.verifySig(i, transcript, s) {
 			cert[i], have[i] = s, true
 			got++
 		}
@@ -197,6 +197,69 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 	defer cancel()
 	_ = p.send(sctx, roundCert, envelope.Broadcast, append(transcript[:], cert.marshal()...), false)
 	return cert, nil
+}
+
+// certScheme makes and checks a ceremony's transcript signatures when they
+// are not quorumd's own (signTranscript): keygen's are ChillDKG's CertEq
+// signatures, so its certificate and recovery data are the spec's.
+type certScheme interface {
+	sign(transcript [32]byte) ([64]byte, error)
+	verify(id int, transcript [32]byte, sig [64]byte) bool
+}
+
+func (p *party) signCert(transcript [32]byte) ([64]byte, error) {
+	if p.scheme != nil {
+		return p.scheme.sign(transcript)
+	}
+	return signTranscript(p.id, transcript)
+}
+
+func (p *party) verifySig(id int, transcript [32]byte, sig [64]byte) bool {
+	if p.scheme != nil {
+		return p.scheme.verify(id, transcript, sig)
+	}
+	return verifyTranscriptSig(p.members[id], transcript, sig)
+}
+
+func (p *party) checkCert(c Certificate, transcript [32]byte) error {
+	if len(c) != len(p.members) {
+		return fmt.Errorf("%w: certificate of %d signatures for %d parties", ErrRecovery, len(c), len(p.members))
+	}
+	for i := range c {
+		if !p.verifySig(i, transcript, c[i]) {
+			return fmt.Errorf("%w: certificate signature %d (%s) invalid", ErrRecovery, i, envelope.Short(p.members[i]))
+		}
+	}
+	return nil
+}
+
+// prepareAndCertify is a certified ceremony's ending once its share is
+// computed, written once: durably prepare (d.Prepare; ks.Share is zeroed
+// after), certify, then record the certificate (d.Certified) or, on proof
+// that none can exist, discard. Errors are as Import documents.
+func (p *party) prepareAndCertify(ctx context.Context, d Durable, ks *KeyShare, rd *RecoveryData, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
+	info := ks.KeyInfo
+	err := d.Prepare(ks, rd)
+	ks.Share.Zero()
+	if err != nil {
+		return nil, p.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
+	}
+	cert, err := p.certify(ctx, info.Transcript, evidence, mismatch)
+	if err != nil {
+		ae := err.(*AbortError)
+		if ae.Refused {
+			if derr := d.Discard(&info); derr != nil {
+				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
+			}
+			return nil, ae
+		}
+		return nil, p.fail(ae)
+	}
+	rd.Cert = cert
+	// A pending record plus a certificate anywhere is already complete: a
+	// failure to mark it ready here is finished by recovery, not an abort.
+	_ = d.Certified(&info, rd)
+	return &info, nil
 }
 
 func (p *party) missingSigs(have []bool) string {

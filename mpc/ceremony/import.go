@@ -46,6 +46,17 @@ type KeyInfo struct {
 	PubShares  [][33]byte       // by id
 	ThreshPK   [33]byte         // Q, compressed
 	Transcript [32]byte
+	// EqInput is what the certificate's signatures cover when they are
+	// ChillDKG's (a keygen's eq_input); nil when they cover Transcript.
+	EqInput []byte
+}
+
+// VerifyCertificate checks a success certificate for this key.
+func (k *KeyInfo) VerifyCertificate(c Certificate) error {
+	if k.EqInput != nil {
+		return verifyChillCert(k.Parties, k.EqInput, c)
+	}
+	return c.Verify(k.Parties, k.Transcript)
 }
 
 // XOnly returns the BIP340 public key of the threshold key.

@@ -41,7 +41,8 @@ type party struct {
 	drops    int
 	lastDrop string
 
-	split    splitFunc // tests only
+	scheme   certScheme // nil: quorumd's transcript signatures (certify.go)
+	split    splitFunc  // tests only
 	splitOut map[envelope.Party]*envelope.Sender
 }
 

@@ -15,11 +15,11 @@ import (
 // owner) and, once known, the success certificate. It holds no plaintext
 // secret and authenticates itself: Recover checks it all.
 type RecoveryData struct {
-	Kind    uint8 // envelope.KindImport (later: keygen, refresh, reshare)
+	Kind    uint8 // envelope.KindImport, envelope.KindKeygen
 	Room    string
 	T       int
 	Parties []envelope.Party // sorted; index = BIP445 id
-	Deal    []byte           // the dealer's signed deal envelope, as sent
+	Deal    []byte           // import: the dealer's signed deal envelope, as sent; keygen: ChillDKG's eq_input
 	Cert    Certificate      // nil while pending
 }
 
@@ -112,13 +112,15 @@ func Recover(id *envelope.Identity, data []byte) (*KeyShare, *RecoveryData, erro
 	switch rd.Kind {
 	case envelope.KindImport:
 		ks, err = recoverImport(id, rd)
+	case envelope.KindKeygen:
+		ks, err = recoverKeygen(id, rd)
 	default:
 		err = fmt.Errorf("%w: unknown ceremony kind %d", ErrRecovery, rd.Kind)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := rd.Cert.Verify(rd.Parties, ks.Transcript); err != nil {
+	if err := ks.VerifyCertificate(rd.Cert); err != nil {
 		ks.Share.Zero()
 		return nil, nil, err
 	}
@@ -139,7 +141,7 @@ func Inspect(data []byte) (n, t int, certified bool, err error) {
 // CheckCertificate verifies cert over info's transcript, e.g. one attached
 // to a signing request by another signer.
 func CheckCertificate(info *KeyInfo, cert Certificate) error {
-	return cert.Verify(info.Parties, info.Transcript)
+	return info.VerifyCertificate(cert)
 }
 
 // ParseCertificate decodes a certificate for n parties.

@@ -244,7 +244,7 @@ func adoptCertificate(k *KeyInfo, p SignParams, got []*envelope.Envelope) error 
 			continue
 		}
 		c, err := parseCertificate(e.Payload[frost.PubNonceSize:], k.N)
-		if err != nil || c.Verify(k.Parties, k.Transcript) != nil {
+		if err != nil || k.VerifyCertificate(c) != nil {
 			continue
 		}
 		if p.OnCertified != nil {

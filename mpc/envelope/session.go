@@ -12,6 +12,7 @@ import (
 const (
 	KindImport uint8 = 1
 	KindSign   uint8 = 2
+	KindKeygen uint8 = 3 // ChillDKG (mpc/ceremony/keygen.go)
 )
 
 // SessionID binds a ceremony to its protocol label and version, its room,
