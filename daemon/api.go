@@ -36,6 +36,9 @@ const (
 	OpExportID            Operation = "export_id"
 	OpGetKey              Operation = "get_key"
 	OpDeleteKeyShare      Operation = "delete_key"
+	OpKeygen              Operation = "keygen"
+	OpBackupExport        Operation = "backup_export"
+	OpBackupImport        Operation = "backup_import"
 )
 
 // AdminOperation reports whether op is reserved to admin users.
@@ -232,7 +235,13 @@ type Backends struct {
 	// Recovery serves recovery data and recovers stuck parties; optional
 	// (without it those two routes answer not_found).
 	Recovery Recovery
-	Ready    []ReadinessCheck
+	// Keygen runs distributed key generation; optional (without it
+	// /bip340/keygen answers not_found).
+	Keygen Keygens
+	// Backups exports and imports key-share backups; optional (without it
+	// the backup routes answer not_found).
+	Backups Backups
+	Ready   []ReadinessCheck
 	// Classify maps foreign error types that carry no ErrType method (e.g.
 	// a ceremony's *AbortError to executor_result with its culprit-naming
 	// text); consulted after Typed errors. msg is shown to the client.

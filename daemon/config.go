@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 )
 
@@ -30,6 +31,7 @@ type Config struct {
 	Relay    RelayConfig    `yaml:"relay"`
 	Ceremony CeremonyConfig `yaml:"ceremony"`
 	Log      LogConfig      `yaml:"log"`
+	Backup   BackupConfig   `yaml:"backup"`
 }
 
 // ServerConfig is the REST listener.
@@ -140,6 +142,15 @@ type RelayTLSConfig struct {
 // ceremony ends or Timeout passes.
 type CeremonyConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
+}
+
+// BackupConfig is the backup export setting (DESIGN §4a), for every user
+// of this daemon until policies carry it: Export is "disabled" (default),
+// "encrypted" (to Recipient, an age X25519 recipient "age1…") or
+// "plaintext".
+type BackupConfig struct {
+	Export    string `yaml:"export"`
+	Recipient string `yaml:"recipient"`
 }
 
 // LogConfig sets the JSON log level: debug, info, warn or error.
@@ -461,6 +472,15 @@ func (c *Config) Validate() error {
 	}
 	if s.ShutdownTimeout > 0 && c.Ceremony.Timeout > 0 && s.ShutdownTimeout < c.Ceremony.Timeout {
 		bad("server.shutdown_timeout (%s) should be at least ceremony.timeout (%s) so ceremonies in flight can finish", s.ShutdownTimeout, c.Ceremony.Timeout)
+	}
+	switch c.Backup.Export {
+	case "", "disabled", "plaintext":
+	case "encrypted":
+		if _, err := age.ParseX25519Recipient(c.Backup.Recipient); err != nil {
+			bad("backup.recipient must be an age X25519 recipient (age1…) when backup.export is encrypted: %v", err)
+		}
+	default:
+		bad("backup.export must be disabled, encrypted or plaintext, got %q", c.Backup.Export)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

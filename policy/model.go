@@ -29,6 +29,9 @@ const (
 	OpExportID           Operation = "export_id"
 	OpGetKey             Operation = "get_key"
 	OpDeleteKey          Operation = "delete_key"
+	OpKeygen             Operation = "keygen"
+	OpBackupExport       Operation = "backup_export"
+	OpBackupImport       Operation = "backup_import"
 )
 
 // opRule says which policy checks an operation needs.
@@ -54,13 +57,16 @@ var opRules = map[Operation]opRule{
 	OpExportID:           {},
 	OpGetKey:             {},
 	OpDeleteKey:          {},
+	OpKeygen:             {needN: true, needT: true, relayable: true},
+	OpBackupExport:       {},
+	OpBackupImport:       {needN: true, needT: true, quota: true},
 }
 
 // Operations lists every operation, admin ones first.
 func Operations() []Operation {
 	return []Operation{OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys,
 		OpCreateRoom, OpCreateKey, OpImportKeyImporter, OpImportKeyRecipient, OpSign,
-		OpDeriveTweakPubkey, OpExportID, OpGetKey, OpDeleteKey}
+		OpDeriveTweakPubkey, OpExportID, OpGetKey, OpDeleteKey, OpKeygen, OpBackupExport, OpBackupImport}
 }
 
 // IsAdmin reports whether op is granted by the admin flag.

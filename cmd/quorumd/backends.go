@@ -111,6 +111,8 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Rooms:      svc,
 		Ceremonies: svc,
 		Recovery:   svc,
+		Keygen:     svc,
+		Backups:    svc,
 		Ready: []daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},

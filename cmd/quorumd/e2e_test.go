@@ -28,7 +28,7 @@ import (
 
 // Every daemon of the end-to-end tests has its own SoftHSM token; SoftHSM
 // lists tokens only when the module initializes, so all are made up front.
-const e2eTokens = 8
+const e2eTokens = 9 // tokens[8]: the fresh token of TestE2EBackupRoundTrip
 
 var tokens []testkit.SoftHSMToken
 
@@ -98,7 +98,7 @@ func configureNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr, ceremonyTi
 	ctx := context.Background()
 	all := []policy.Operation{policy.OpCreateRoom, policy.OpCreateKey, policy.OpImportKeyImporter,
 		policy.OpImportKeyRecipient, policy.OpSign, policy.OpDeriveTweakPubkey, policy.OpExportID,
-		policy.OpGetKey, policy.OpDeleteKey}
+		policy.OpGetKey, policy.OpDeleteKey, policy.OpKeygen, policy.OpBackupExport, policy.OpBackupImport}
 	if err := src.PutPolicy(ctx, policy.Policy{Name: "default", AllowedOperations: all, MaxN: 16,
 		MinThreshold: 1, MaxThreshold: 16, KeyQuota: 100000, AllowedRelayAddresses: allowedRelays}); err != nil {
 		t.Fatal(err)

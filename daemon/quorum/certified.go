@@ -11,6 +11,7 @@ import (
 	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/mpc/ceremony"
+	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
 // waitingFor is what a pending key shows its owner (GET /bip340/keys/:key_id).
@@ -202,7 +203,11 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 	if err != nil {
 		return daemon.KeyInfo{}, err
 	}
-	if err := s.Store.Commit(context.WithoutCancel(ctx), owner, keyID, commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())); err != nil {
+	c := commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())
+	if rd.Kind == envelope.KindKeygen {
+		c.Source = store.SourceKeygen
+	}
+	if err := s.Store.Commit(context.WithoutCancel(ctx), owner, keyID, c); err != nil {
 		if errors.Is(err, store.ErrAlreadyCommitted) {
 			return daemon.KeyInfo{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
 		}

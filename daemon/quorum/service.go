@@ -429,6 +429,14 @@ func keyInfo(r store.Record) (*ceremony.KeyInfo, error) {
 	if len(r.Transcript) == len(k.Transcript) {
 		k.Transcript = [32]byte(r.Transcript)
 	}
+	if r.Source == store.SourceKeygen {
+		// A keygen's certificate is ChillDKG's, over its eq_input.
+		rd, err := ceremony.ParseRecoveryData(r.RecoveryData)
+		if err != nil {
+			return nil, fmt.Errorf("key record %s: recovery data: %w", r.KeyID, err)
+		}
+		k.EqInput = rd.Deal
+	}
 	for i := range r.N {
 		p, err := envelope.ParseParty(r.KeygenIDs[i])
 		if err != nil {

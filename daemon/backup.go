@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"log/slog"
+)
+
+// Audit events of backups.
+const (
+	AuditBackupExported AuditEvent = "key.backup_exported"
+	AuditBackupImported AuditEvent = "key.backup_imported"
+)
+
+// BackupTarget is how an export is protected: encrypted to Recipient (an
+// age X25519 recipient, "age1…"), or in plaintext where policy allows it.
+type BackupTarget struct {
+	Plaintext bool
+	Recipient string
+}
+
+// Backups exports and restores key-share backups (DESIGN §4a).
+type Backups interface {
+	// ExportBackup returns owner's ready key's backup (identity key, share,
+	// recovery data), versioned, encrypted to to.Recipient unless
+	// to.Plaintext.
+	ExportBackup(ctx context.Context, owner, keyID string, to BackupTarget) ([]byte, error)
+	// ImportBackup verifies a plaintext backup completely (its certificate,
+	// commitments and share) and only then stores it as a new ready key of
+	// owner; bad_request_params for a tampered or foreign backup, with
+	// nothing stored.
+	ImportBackup(ctx context.Context, owner string, backup []byte) (KeyInfo, error)
+	// InspectBackup returns a plaintext backup's n and t, unverified, for
+	// the policy decision taken before ImportBackup.
+	InspectBackup(backup []byte) (n, t int, err error)
+}
+
+// backupTarget is the caller's backup export setting. Until the policy
+// model carries it (a rule's allow_backup_export), it comes from the
+// daemon's backup section: export disabled, encrypted or plaintext.
+func (s *Server) backupTarget() (BackupTarget, error) {
+	switch s.cfg.Backup.Export {
+	case "encrypted":
+		return BackupTarget{Recipient: s.cfg.Backup.Recipient}, nil
+	case "plaintext":
+		return BackupTarget{Plaintext: true}, nil
+	}
+	return BackupTarget{}, Errorf(ErrTypeServerShareBackupSettingOff, "backup export is disabled on this daemon (backup.export)")
+}
+
+// exportBackup serves GET /bip340/backup/export-key-share/:key_id.
+func (s *Server) exportBackup(rc *reqCtx) error {
+	if s.b.Backups == nil {
+		return &Error{Type: ErrTypeNotFound, Msg: "backups are not served here"}
+	}
+	if err := noBody(rc); err != nil {
+		return err
+	}
+	keyID, err := pathKeyID(rc)
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpBackupExport, AuthParams{KeyID: keyID}); err != nil {
+		return err
+	}
+	to, err := s.backupTarget()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	b, err := s.b.Backups.ExportBackup(ctx, rc.caller.UserID, keyID, to)
+	exportType := "encrypted"
+	if to.Plaintext {
+		exportType = "plaintext"
+	}
+	s.audit(rc, AuditBackupExported, err, slog.String("key_id", keyID), slog.String("export_type", exportType))
+	if err != nil {
+		return err
+	}
+	out := base64.StdEncoding.EncodeToString(b)
+	clear(b)
+	return rc.writeJSON(map[string]string{"key_id": keyID, "export_type": exportType, "key_share": out})
+}
+
+// maxBackupB64 bounds key_share in a request; the body limit caps it further.
+const maxBackupB64 = 1 << 20
+
+// importBackup serves POST /bip340/backup/import-key-share. Only a
+// plaintext backup is accepted: an encrypted one is opened by the operator
+// (quorumctl backup import with the age identity), which never gives the
+// daemon the operator's private key.
+func (s *Server) importBackup(rc *reqCtx) error {
+	if s.b.Backups == nil {
+		return &Error{Type: ErrTypeNotFound, Msg: "backups are not served here"}
+	}
+	var exportType, b64 string
+	err := decodeObject(rc.body(), []field{
+		stringField("export_type", true, 16, nil, &exportType),
+		stringField("key_share", true, maxBackupB64, nil, &b64),
+	})
+	rc.wipeBody()
+	if err != nil {
+		return err
+	}
+	switch exportType {
+	case "plaintext":
+	case "encrypted":
+		return badRequest(`export_type "encrypted": decrypt the backup with the operator's age identity first (quorumctl backup import -identity FILE), then send it as "plaintext"`)
+	default:
+		return badRequest(`export_type must be "plaintext" or "encrypted"`)
+	}
+	data, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return badRequest(`field "key_share" must be base64`)
+	}
+	defer clear(data)
+	n, t, err := s.b.Backups.InspectBackup(data)
+	if err != nil {
+		return badRequest("key_share: %v", err)
+	}
+	// A restore makes a key: authorize, count, authorize with the count
+	// (the key quota), as create does.
+	if err := s.authorize(rc, OpBackupImport, AuthParams{N: n, Threshold: t}); err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	owned, err := s.b.Keys.CountByOwner(ctx, rc.caller.UserID)
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(rc, OpBackupImport, AuthParams{N: n, Threshold: t, KeyCount: owned}); err != nil {
+		return err
+	}
+	info, err := s.b.Backups.ImportBackup(ctx, rc.caller.UserID, data)
+	s.audit(rc, AuditBackupImported, err, slog.String("key_id", info.KeyID), slog.Int("t", t), slog.Int("n", n))
+	if err != nil {
+		return err
+	}
+	return rc.writeJSON(map[string]string{"key_id": info.KeyID, "pubkey": hex.EncodeToString(info.Pubkey)})
+}
