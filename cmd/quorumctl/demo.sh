@@ -16,7 +16,10 @@
 #     private key 2-of-3 (daemon 0 the importer, 1 and 2 recipients), signs a
 #     random 32-byte message with daemons 0 and 2, verifies the signature;
 #   - prints the lines `pubkey: <64 hex>`, `message: <hex>`,
-#     `signature: <128 hex>` and stops everything it started.
+#     `signature: <128 hex>`;
+#   - generates a fresh key 2-of-3 with ChillDKG (POST /bip340/keygen on all
+#     three daemons, no dealer), signs with daemons 1 and 2, verifies, and
+#     prints the same three lines for it; then stops everything it started.
 # Exits non-zero on any failure (the work dir and the logs are then kept).
 #
 # `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench import`
@@ -25,6 +28,12 @@
 # writes the URLs and API keys to .state/demo/current.env (see
 # docs/quickstart.md) for trying the API with curl or quorumctl.
 #
+# `demo.sh lifecycle` runs the same setup, then the key lifecycle
+# (lifecycle_steps below): keygen 2-of-3 → sign → export daemon 1's backup
+# (age-encrypted to the operator's key) → delete daemon 1's share → restore
+# it on a new daemon 3 with a new SoftHSM token → sign with daemons 0 and 3,
+# printing every signature with its pubkey in the lines above.
+#
 # Environment: QUORUM_DEMO_KEEP=1 keeps the work dir; QUORUM_DEMO_LOG_LEVEL
 # (default info) sets the daemons' log level; SOFTHSM2_MODULE the PKCS#11
 # module; QUORUM_DEMO_VAULT_MOUNT the KV v2 mount (default secret).
@@ -32,9 +41,9 @@ set -euo pipefail
 
 mode=${1:-demo}
 case $mode in
-  demo | serve) ;;
+  demo | serve | lifecycle) ;;
   bench) bench_c=${2:-32}; bench_d=${3:-10s} ;;
-  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve]" >&2; exit 2 ;;
+  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve | lifecycle]" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -131,8 +140,10 @@ listen_addr() {
 
 # --- HSM tokens -------------------------------------------------------------------
 say "SoftHSM: three tokens in $work/softhsm"
+# new_token I: token demo-I in the demo's token store.
+new_token() { bash hsm/softhsm-init.sh "$work/softhsm" "demo-$1" 2>&1 | sed '/^export /d' | indent; }
 for i in 0 1 2; do
-  bash hsm/softhsm-init.sh "$work/softhsm" "demo-$i" 2>&1 | sed '/^export /d' | indent
+  new_token "$i"
 done
 export SOFTHSM2_CONF=$work/softhsm/softhsm2.conf
 [ -e "$module" ] || die "PKCS#11 module $module not found (set SOFTHSM2_MODULE)"
@@ -186,7 +197,8 @@ fi
 cat >"$work/policy.json" <<'EOF'
 {
   "allowed_operations": ["create_room", "create_key", "import_key_importer", "import_key_recipient",
-                         "sign", "derive_tweak_pubkey", "export_id", "get_key", "delete_key"],
+                         "sign", "derive_tweak_pubkey", "export_id", "get_key", "delete_key",
+                         "keygen", "backup_export", "backup_import"],
   "max_n": 16,
   "min_threshold": 1,
   "max_threshold": 16,
@@ -201,10 +213,17 @@ start relay "$bin/quorum-relay" -listen 127.0.0.1:0
 relay_addr=$(listen_addr relay "${pids[-1]}")
 echo "    relay: pid ${pids[-1]}, $relay_addr"
 
+# The operator's backup key (age X25519): the daemons encrypt backups to
+# its recipient; only quorumctl backup import with the identity opens them.
+"$ctl" backup identity -file "$work/operator.age" >"$work/operator.txt"
+backup_recipient=$(sed -n 's/^recipient: //p' "$work/operator.txt")
+
 # --- daemons ------------------------------------------------------------------------------
 urls=()
-for i in 0 1 2; do
-  d=$work/d$i
+# start_daemon I: configures daemon I (token demo-I, its own state dir and
+# policy source, an admin and the "demo" policy) and starts it.
+start_daemon() {
+  local i=$1 d=$work/d$1 policy_yaml addr
   mkdir -p "$d/state"
   if [ "$policy_mode" = vault ]; then
     policy_yaml="  source: vault
@@ -239,6 +258,9 @@ ceremony:
   timeout: 30s
 log:
   level: ${QUORUM_DEMO_LOG_LEVEL:-info}
+backup:
+  export: encrypted
+  recipient: $backup_recipient
 EOF
   say "daemon $i: bootstrap admin, policy \"demo\" ($d/quorumd.yaml)"
   "$ctl" bootstrap-admin -config "$d/quorumd.yaml" -name admin >"$d/admin.txt"
@@ -246,8 +268,11 @@ EOF
   "$ctl" put-policy -config "$d/quorumd.yaml" -name demo -file "$work/policy.json" "${operator_args[@]}" | indent
   start "quorumd-$i" "$bin/quorumd" -config "$d/quorumd.yaml"
   addr=$(listen_addr "quorumd-$i" "${pids[-1]}")
-  urls+=("http://$addr")
+  urls[$i]="http://$addr"
   echo "    quorumd $i: pid ${pids[-1]}, http://$addr, token demo-$i"
+}
+for i in 0 1 2; do
+  start_daemon "$i"
 done
 echo "started pids: ${pids[*]}${vault_pid:+ $vault_pid}"
 daemons=$(IFS=,; echo "${urls[*]}")
@@ -255,12 +280,17 @@ daemons=$(IFS=,; echo "${urls[*]}")
 
 # --- users --------------------------------------------------------------------------------
 keys=()
-for i in 0 1 2; do
+# create_user I: user "demo" on daemon I; its API key goes to keys[I].
+create_user() {
+  local i=$1 admin_key
   say "daemon $i: create user \"demo\" (GET /admin/create-user with the admin key)"
   admin_key=$(sed -n 's/^api_key: //p' "$work/d$i/admin.txt")
   QUORUMCTL_ADMIN_KEY=$admin_key "$ctl" create-user -daemon "${urls[$i]}" -name demo >"$work/d$i/user.txt"
   sed -n 's/^user_id: /    user_id: /p' "$work/d$i/user.txt"
-  keys+=("$(sed -n 's/^api_key: //p' "$work/d$i/user.txt")")
+  keys[$i]=$(sed -n 's/^api_key: //p' "$work/d$i/user.txt")
+}
+for i in 0 1 2; do
+  create_user "$i"
 done
 export QUORUMCTL_KEYS
 QUORUMCTL_KEYS=$(IFS=,; echo "${keys[*]}")
@@ -287,6 +317,75 @@ if [ "$mode" = serve ]; then
     done
     sleep 1
   done
+fi
+
+# sign_print PUBKEY DAEMONS KEYS KEY_IDS WHAT: signs a random 32-byte message
+# with the given daemons (their API keys and key ids, comma-separated),
+# verifies it against PUBKEY and prints the pubkey, message and signature
+# lines.
+sign_print() {
+  local pubkey=$1 daemons=$2 keys=$3 key_ids=$4 what=$5 message signature
+  message=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  say "sign a random 32-byte message with $what"
+  "$ctl" sign -daemons "$daemons" -keys "$keys" -key-ids "$key_ids" -msg "$message" -timeout 60s >"$work/sign-last.txt"
+  indent <"$work/sign-last.txt"
+  signature=$(sed -n 's/^signature: //p' "$work/sign-last.txt")
+  [[ $signature =~ ^[0-9a-f]{128}$ ]] || die "sign printed no signature"
+  "$ctl" verify -pubkey "$pubkey" -msg "$message" -sig "$signature" | indent
+  echo "pubkey: $pubkey"
+  echo "message: $message"
+  echo "signature: $signature"
+}
+
+# keygen_2of3: a fresh key 2-of-3 on daemons 0, 1, 2 (ChillDKG); sets
+# kg_pubkey and kg_key_ids[0..2].
+keygen_2of3() {
+  say "keygen: a fresh key 2-of-3 with ChillDKG on daemons 0, 1 and 2 (no dealer; every daemon aggregates the broadcast messages itself)"
+  "$ctl" keygen -daemons "$daemons" -threshold 2 -timeout 60s >"$work/keygen.txt"
+  indent <"$work/keygen.txt"
+  kg_pubkey=$(sed -n 's/^pubkey: //p' "$work/keygen.txt")
+  [[ $kg_pubkey =~ ^[0-9a-f]{64}$ ]] || die "keygen printed no pubkey"
+  IFS=, read -r -a kg_key_ids <<<"$(sed -n 's/^key_ids: //p' "$work/keygen.txt")"
+}
+
+# lifecycle_steps: keygen → sign → back up daemon 1's share → delete it →
+# restore it on a new daemon 3 with a new token → sign with it. It leaves
+# lc_pubkey, lc_daemons (d0,d3,d2), lc_keys and lc_key_ids for further steps
+# (refresh, reshare) appended after it.
+lifecycle_steps() {
+  keygen_2of3
+  lc_pubkey=$kg_pubkey
+  sign_print "$lc_pubkey" "${urls[0]},${urls[1]}" "${keys[0]},${keys[1]}" "${kg_key_ids[0]},${kg_key_ids[1]}" "daemons 0 and 1"
+
+  say "backup: export daemon 1's share, encrypted to the operator's age key"
+  "$ctl" backup export -daemon "${urls[1]}" -key "${keys[1]}" -key-id "${kg_key_ids[1]}" \
+    -file "$work/d1-backup.age" -identity "$work/operator.age" | indent
+  say "delete daemon 1's share (DELETE /bip340/delete-key-share)"
+  "$ctl" delete-key -daemon "${urls[1]}" -key "${keys[1]}" -key-id "${kg_key_ids[1]}" | indent
+
+  say "SoftHSM: a new token demo-3 for a new daemon 3"
+  new_token 3
+  start_daemon 3
+  echo "started pids: ${pids[*]}${vault_pid:+ $vault_pid}"
+  "$ctl" wait -daemons "${urls[3]}" -timeout 60s | indent
+  create_user 3
+  say "restore daemon 1's backup on daemon 3 (quorumctl decrypts it with the operator's identity)"
+  "$ctl" backup import -daemon "${urls[3]}" -key "${keys[3]}" -file "$work/d1-backup.age" \
+    -identity "$work/operator.age" >"$work/restore.txt"
+  indent <"$work/restore.txt"
+  local restored_pub restored_id
+  restored_pub=$(sed -n 's/^pubkey: //p' "$work/restore.txt")
+  restored_id=$(sed -n 's/^key_id: //p' "$work/restore.txt")
+  [ "$restored_pub" = "$lc_pubkey" ] || die "the restored key has pubkey $restored_pub, not $lc_pubkey"
+  lc_daemons="${urls[0]},${urls[3]},${urls[2]}"
+  lc_keys="${keys[0]},${keys[3]},${keys[2]}"
+  lc_key_ids="${kg_key_ids[0]},$restored_id,${kg_key_ids[2]}"
+  sign_print "$lc_pubkey" "${urls[0]},${urls[3]}" "${keys[0]},${keys[3]}" "${kg_key_ids[0]},$restored_id" "daemons 0 and 3 (the restored party)"
+}
+
+if [ "$mode" = lifecycle ]; then
+  lifecycle_steps
+  exit 0
 fi
 
 if [ "$mode" = bench ]; then
@@ -319,3 +418,7 @@ say "verify the signature against the imported pubkey"
 echo "pubkey: $pubkey"
 echo "message: $message"
 echo "signature: $signature"
+
+# --- keygen and sign with it ---------------------------------------------------------------
+keygen_2of3
+sign_print "$kg_pubkey" "${urls[1]},${urls[2]}" "${keys[1]},${keys[2]}" "${kg_key_ids[1]},${kg_key_ids[2]}" "the generated key on daemons 1 and 2"

@@ -34,12 +34,12 @@ var (
 // runDemo runs `bash cmd/quorumctl/demo.sh` from the repository root with
 // env added to (or, for empty values, removed from) this process's
 // environment. It fails the test, never skips: a missing tool is a failure.
-func runDemo(t *testing.T, env map[string]string) string {
+func runDemo(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
 	root := repoRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join("cmd", "quorumctl", "demo.sh"))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join("cmd", "quorumctl", "demo.sh")}, args...)...)
 	cmd.Dir = root
 	// On timeout, SIGTERM to the script's whole process group ends the
 	// command it waits on, and its trap then stops what it started; a
@@ -72,10 +72,12 @@ func runDemo(t *testing.T, env map[string]string) string {
 	return out.String()
 }
 
-// checkDemoOutput checks the three result lines (each exactly once), that
-// the signature verifies under the pubkey, and that every process the demo
-// started is gone and its work dir removed.
-func checkDemoOutput(t *testing.T, out string) {
+// checkDemoOutput checks the result lines: groups triples of pubkey,
+// message and signature lines (import, then keygen; or the lifecycle's
+// signatures), each signature verifying under its pubkey; and that every
+// process the demo started is gone and its work dir removed. It returns
+// the pubkeys in order.
+func checkDemoOutput(t *testing.T, out string, groups int) []string {
 	t.Helper()
 	one := func(re *regexp.Regexp, what string) string {
 		m := re.FindAllStringSubmatch(out, -1)
@@ -84,25 +86,47 @@ func checkDemoOutput(t *testing.T, out string) {
 		}
 		return m[0][1]
 	}
-	pub, _ := hex.DecodeString(one(demoPubkeyRE, "pubkey: <64 hex>"))
-	msg, _ := hex.DecodeString(one(demoMessageRE, "message: <hex>"))
-	sig, _ := hex.DecodeString(one(demoSignatureRE, "signature: <128 hex>"))
-	if err := bip340.Verify(pub, msg, sig); err != nil {
-		t.Errorf("the demo's signature does not verify: %v", err)
+	all := func(re *regexp.Regexp, what string) []string {
+		m := re.FindAllStringSubmatch(out, -1)
+		if len(m) != groups {
+			t.Fatalf("%d %q lines, want %d:\n%s", len(m), what, groups, out)
+		}
+		var v []string
+		for _, x := range m {
+			v = append(v, x[1])
+		}
+		return v
 	}
-	pk, err := schnorr.ParsePubKey(pub)
-	if err != nil {
-		t.Fatalf("pubkey: %v", err)
-	}
-	s, err := schnorr.ParseSignature(sig)
-	if err != nil {
-		t.Fatalf("signature: %v", err)
-	}
-	if len(msg) != 32 || !s.Verify(msg, pk) {
-		t.Errorf("btcec/schnorr rejects the demo's signature (message of %d bytes)", len(msg))
+	pubs := all(demoPubkeyRE, "pubkey: <64 hex>")
+	msgs := all(demoMessageRE, "message: <hex>")
+	sigs := all(demoSignatureRE, "signature: <128 hex>")
+	for i := range pubs {
+		pub, _ := hex.DecodeString(pubs[i])
+		msg, _ := hex.DecodeString(msgs[i])
+		sig, _ := hex.DecodeString(sigs[i])
+		if err := bip340.Verify(pub, msg, sig); err != nil {
+			t.Errorf("the demo's signature %d does not verify: %v", i, err)
+		}
+		pk, err := schnorr.ParsePubKey(pub)
+		if err != nil {
+			t.Fatalf("pubkey: %v", err)
+		}
+		s, err := schnorr.ParseSignature(sig)
+		if err != nil {
+			t.Fatalf("signature: %v", err)
+		}
+		if len(msg) != 32 || !s.Verify(msg, pk) {
+			t.Errorf("btcec/schnorr rejects the demo's signature %d (message of %d bytes)", i, len(msg))
+		}
 	}
 
-	pids := strings.Fields(one(demoPidsRE, "started pids"))
+	// The last line lists every process started (the lifecycle starts a
+	// fourth daemon later).
+	m := demoPidsRE.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		t.Fatalf("no started pids line:\n%s", out)
+	}
+	pids := strings.Fields(m[len(m)-1][1])
 	if len(pids) < 4 {
 		t.Errorf("%d processes started, want a relay and 3 daemons", len(pids))
 	}
@@ -119,6 +143,7 @@ func checkDemoOutput(t *testing.T, out string) {
 	if _, err := os.Stat(work); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("work dir %s left behind (%v)", work, err)
 	}
+	return pubs
 }
 
 // TestDemoScript runs `make demo`'s script end to end: SoftHSM tokens, a
@@ -130,7 +155,13 @@ func TestDemoScript(t *testing.T) {
 		if !strings.Contains(out, "==> policy source: the embedded JSON file source") {
 			t.Errorf("the demo does not say which policy source it uses:\n%s", out)
 		}
-		checkDemoOutput(t, out)
+		pubs := checkDemoOutput(t, out, 2)
+		if pubs[0] == pubs[1] {
+			t.Error("the generated key is the imported one")
+		}
+		if !strings.Contains(out, "==> keygen: a fresh key 2-of-3 with ChillDKG") {
+			t.Errorf("the demo does not say it runs a keygen:\n%s", out)
+		}
 	})
 
 	// With VAULT_ADDR set the daemons and quorumctl use Vault; here the
@@ -145,7 +176,7 @@ func TestDemoScript(t *testing.T) {
 		if !strings.Contains(out, "==> policy source: Vault at "+srv.Addr()) {
 			t.Errorf("the demo does not say it uses Vault:\n%s", out)
 		}
-		checkDemoOutput(t, out)
+		checkDemoOutput(t, out, 2)
 		m := demoPrefixRE.FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no Vault prefix in the output:\n%s", out)
@@ -176,4 +207,23 @@ func TestDemoScript(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDemoLifecycle runs `demo.sh lifecycle`: keygen, a signature, daemon
+// 1's encrypted backup, its share deleted, restored on a fourth daemon with
+// a new SoftHSM token, and a signature by the restored party under the same
+// pubkey.
+func TestDemoLifecycle(t *testing.T) {
+	out := runDemo(t, map[string]string{"VAULT_ADDR": "", "VAULT_TOKEN": "", "QUORUM_DEMO_KEEP": ""}, "lifecycle")
+	for _, step := range []string{"==> backup: export daemon 1's share", "==> delete daemon 1's share",
+		"==> SoftHSM: a new token demo-3", "==> restore daemon 1's backup on daemon 3",
+		"==> sign a random 32-byte message with daemons 0 and 3 (the restored party)"} {
+		if !strings.Contains(out, step) {
+			t.Errorf("no step %q in the output:\n%s", step, out)
+		}
+	}
+	pubs := checkDemoOutput(t, out, 2)
+	if pubs[0] != pubs[1] {
+		t.Errorf("the restored party signed under %s, not the key's %s", pubs[1], pubs[0])
+	}
 }
