@@ -96,10 +96,7 @@ func (s *Server) importBackup(rc *reqCtx) error {
 		return &Error{Type: ErrTypeNotFound, Msg: "backups are not served here"}
 	}
 	var exportType, b64 string
-	err := decodeObject(rc.body(), []field{
-		stringField("export_type", true, 16, nil, &exportType),
-		stringField("key_share", true, maxBackupB64, nil, &b64),
-	})
+	err := decodeObject(rc.body(), backupImportFields(&exportType, &b64))
 	rc.wipeBody()
 	if err != nil {
 		return err
@@ -140,4 +137,11 @@ func (s *Server) importBackup(rc *reqCtx) error {
 		return err
 	}
 	return rc.writeJSON(map[string]string{"key_id": info.KeyID, "pubkey": hex.EncodeToString(info.Pubkey)})
+}
+
+func backupImportFields(exportType, b64 *string) []field {
+	return []field{
+		stringField("export_type", true, 16, nil, exportType),
+		stringField("key_share", true, maxBackupB64, nil, b64),
+	}
 }

@@ -132,6 +132,8 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /create-room":                              createRoomFields(new(int)),
 		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
 		"post /bip340/recover":                           recoverFields(new(string), new(string)),
+		"post /bip340/keygen":                            importFields(&importRequest{}, &importAux{}, false),
+		"post /bip340/backup/import-key-share":           backupImportFields(new(string), new(string)),
 	}
 	for k, op := range documented {
 		r := routed[k]
