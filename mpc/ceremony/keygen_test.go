@@ -300,3 +300,37 @@ func TestRecoverKeygenRejects(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKeygen measures whole keygen ceremonies through a relay on
+// loopback, one at a time, beside imports of the same size in the same run
+// (the stores are in memory: this is protocol and compute only).
+func BenchmarkKeygen(b *testing.B) {
+	addr := testkit.Relay(b)
+	for _, tc := range []struct{ t, n int }{{2, 3}, {3, 5}, {7, 10}} {
+		b.Run(fmt.Sprintf("%d-of-%d", tc.t, tc.n), func(b *testing.B) {
+			q := newQuorum(&testing.T{}, addr, tc.n)
+			x := randomScalar(b)
+			var kg, imp []time.Duration
+			for range b.N {
+				start := time.Now()
+				out := q.runKeygen(tc.t, 30*time.Second, nil, nil, nil)
+				kg = append(kg, time.Since(start))
+				if out[0].err != nil {
+					b.Fatal(out[0].err)
+				}
+				start = time.Now()
+				out = q.runImport(x, 0, tc.t, 30*time.Second, nil, nil)
+				imp = append(imp, time.Since(start))
+				if out[0].err != nil {
+					b.Fatal(out[0].err)
+				}
+			}
+			slices.Sort(kg)
+			slices.Sort(imp)
+			k, i := float64(kg[len(kg)/2].Microseconds())/1000, float64(imp[len(imp)/2].Microseconds())/1000
+			b.ReportMetric(k, "keygen-p50-ms")
+			b.ReportMetric(i, "import-p50-ms")
+			b.ReportMetric(k/i, "keygen/import")
+		})
+	}
+}
