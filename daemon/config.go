@@ -217,8 +217,8 @@ func DefaultConfig() *Config {
 			AdminReservedRequests: 4,
 			TLS:                   TLSConfig{ClientAuth: "none"},
 		},
-		Limits: LimitsConfig{MaxParties: 16, UserRooms: 1000, RoomWindow: 10 * time.Minute,
-			UserRoomRate: 10, UserRoomBurst: 50},
+		Limits: LimitsConfig{MaxParties: 16, UserRooms: 2000, RoomWindow: 10 * time.Minute,
+			UserRoomRate: 20, UserRoomBurst: 100},
 		StateDir: "/var/lib/quorumd",
 		HSM: HSMConfig{
 			TokenLabel:  "quorumd",

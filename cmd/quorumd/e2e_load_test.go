@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,70 +158,72 @@ func TestE2ELoadFairShare(t *testing.T) {
 	mq := &cluster{t: t, nodes: []*node{{t: t, base: nodes[0].base, userKey: malloryKeys[0]}, {t: t, base: nodes[1].base, userKey: malloryKeys[1]}}}
 	malloryIDs, _, _ := mq.importAndCheck(mq.nodes, 2)
 
+	// honest runs four key lookup loops and one signing loop for d.
+	honest := func(d time.Duration) (lookups, signs *latency) {
+		lookups, signs = &latency{}, &latency{}
+		var wg sync.WaitGroup
+		end := time.Now().Add(d)
+		for range 4 {
+			wg.Go(func() {
+				for time.Now().Before(end) {
+					start := time.Now()
+					st, body := nodes[0].call("GET", "/bip340/keys/"+aliceIDs[0], nodes[0].userKey, nil)
+					fail := ""
+					if st != 200 {
+						fail = fmt.Sprintf("%d %v", st, body["err_type"])
+					}
+					lookups.add(time.Since(start), fail)
+					time.Sleep(20 * time.Millisecond)
+				}
+			})
+		}
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				msg := make([]byte, 32)
+				rand.Read(msg)
+				start := time.Now()
+				fail := ""
+				st, body := nodes[0].call("POST", "/create-room", nodes[0].userKey, map[string]any{"room_size": 2})
+				if st != 200 {
+					fail = fmt.Sprintf("create-room %d %v", st, body["err_type"])
+				} else {
+					room := body["room_uuid"].(string)
+					out := make([]answer, 2)
+					var sw sync.WaitGroup
+					for i, nd := range nodes {
+						sw.Go(func() {
+							st, b := nd.call("POST", "/bip340/sign", nd.userKey, map[string]any{"room_uuid": room, "key_id": aliceIDs[i], "msg": hex.EncodeToString(msg)})
+							out[i] = answer{st, b}
+						})
+					}
+					sw.Wait()
+					for i, a := range out {
+						if a.status != 200 {
+							fail = fmt.Sprintf("sign@%d %d %v", i, a.status, a.body["err_type"])
+							break
+						}
+					}
+					if fail == "" {
+						verify(t, alicePub, msg, out[0].body["signature"].(string))
+					}
+				}
+				signs.add(time.Since(start), fail)
+				time.Sleep(200 * time.Millisecond) // an honest pace, within its room rate
+			}
+		})
+		wg.Wait()
+		return lookups, signs
+	}
+	baseLookups, baseSigns := honest(10 * time.Second)
+
 	ctx, stop := context.WithCancel(context.Background())
 	flood := floodSigns(ctx, t, nodes[0], relayAddr, malloryKeys[0], malloryIDs[0], 200)
 	time.Sleep(3 * time.Second) // let the flood take its seats
-
-	var lookups, signs latency
-	var wg sync.WaitGroup
-	end := time.Now().Add(30 * time.Second)
-	var signing atomic.Int32
-	for range 4 {
-		wg.Go(func() {
-			for time.Now().Before(end) {
-				start := time.Now()
-				st, body := nodes[0].call("GET", "/bip340/keys/"+aliceIDs[0], nodes[0].userKey, nil)
-				fail := ""
-				if st != 200 {
-					fail = fmt.Sprintf("%d %v", st, body["err_type"])
-				}
-				lookups.add(time.Since(start), fail)
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
-	}
-	wg.Go(func() {
-		for time.Now().Before(end) {
-			signing.Add(1)
-			msg := make([]byte, 32)
-			rand.Read(msg)
-			start := time.Now()
-			fail := ""
-			st, body := nodes[0].call("POST", "/create-room", nodes[0].userKey, map[string]any{"room_size": 2})
-			if st != 200 {
-				fail = fmt.Sprintf("create-room %d %v", st, body["err_type"])
-			} else {
-				room := body["room_uuid"].(string)
-				out := make([]answer, 2)
-				var sw sync.WaitGroup
-				for i, nd := range nodes {
-					sw.Go(func() {
-						st, b := nd.call("POST", "/bip340/sign", nd.userKey, map[string]any{"room_uuid": room, "key_id": aliceIDs[i], "msg": hex.EncodeToString(msg)})
-						out[i] = answer{st, b}
-					})
-				}
-				sw.Wait()
-				for i, a := range out {
-					if a.status != 200 {
-						fail = fmt.Sprintf("sign@%d %d %v", i, a.status, a.body["err_type"])
-						break
-					}
-				}
-				if fail == "" {
-					verify(t, alicePub, msg, out[0].body["signature"].(string))
-				}
-			}
-			signs.add(time.Since(start), fail)
-			if fail != "" {
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
-	})
-	wg.Wait()
+	lookups, signs := honest(30 * time.Second)
 	st, _ := nodes[0].call("GET", "/readyz", "", nil)
 	stop()
 	codes := flood()
-	t.Logf("honest lookups on the flooded daemon: %s", &lookups)
-	t.Logf("honest 2-of-2 signatures (%d tries): %s", signing.Load(), &signs)
+	t.Logf("no flood: honest lookups %s; honest 2-of-2 signatures %s", baseLookups, baseSigns)
+	t.Logf("flooded: honest lookups %s; honest 2-of-2 signatures %s", lookups, signs)
 	t.Logf("flooder's answers: %v; /readyz during the flood: %d", codes, st)
 }
