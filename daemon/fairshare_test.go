@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -360,5 +361,46 @@ func TestKeyQuotaConcurrent(t *testing.T) {
 	}
 	if ok != 2 {
 		t.Fatalf("%d creations under quota 2: %v", ok, codes)
+	}
+}
+
+// TestBudgetsBookkeeping: seats taken concurrently by many users and
+// given back leave every budget empty and no user entry behind; a user
+// never holds more than its share at any moment.
+func TestBudgetsBookkeeping(t *testing.T) {
+	cfg := testConfig().Server
+	cfg.MaxConcurrentRequests, cfg.MaxConcurrentCeremonies, cfg.UserMaxRequests, cfg.UserMaxCeremonies, cfg.AdminReservedRequests = 8, 6, 3, 2, 1
+	b := newBudgets(cfg, time.Minute)
+	var wg sync.WaitGroup
+	for u := range 10 {
+		c, extra := Caller{UserID: fmt.Sprintf("user-%d", u%4)}, 0
+		if u == 0 {
+			// An admin may go past its share into the reserved seats.
+			c, extra = Caller{UserID: "admin", Admin: true}, cfg.AdminReservedRequests
+		}
+		wg.Go(func() {
+			for i := range 500 {
+				k := classShort
+				if i%2 == 1 {
+					k = classCeremony
+				}
+				release, err := b.admit(c, k)
+				if err != nil {
+					continue
+				}
+				b.mu.Lock()
+				l := b.users[c.UserID]
+				over := l.short > cfg.UserMaxRequests+extra || l.ceremony > cfg.UserMaxCeremonies
+				b.mu.Unlock()
+				if over {
+					t.Errorf("%s holds %+v", c.UserID, *l)
+				}
+				release()
+			}
+		})
+	}
+	wg.Wait()
+	if len(b.users) != 0 || len(b.short) != 0 || len(b.ceremony) != 0 || len(b.admin) != 0 {
+		t.Fatalf("left behind: users %v, seats %d/%d/%d", b.users, len(b.short), len(b.ceremony), len(b.admin))
 	}
 }

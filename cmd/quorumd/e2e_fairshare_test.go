@@ -22,15 +22,19 @@ import (
 // signing requests as it can in rooms nobody joins; another user still
 // imports and signs with a 2-of-2 quorum through the flooded daemon, the
 // admin still lists keys and revokes the flooder's key, /healthz answers,
-// and the flooder's surplus is refused with 503 and Retry-After. Outcomes
-// only, no timing.
+// and the flooder's surplus is refused with 503 and Retry-After, while the
+// flooder never holds more than its half of the locked secret slots.
+// Outcomes only, no timing.
 func TestE2ESigningFloodStarvesNobody(t *testing.T) {
 	relayAddr := testkit.Relay(t)
 	nodes := make([]*node, 2)
 	for i := range nodes {
 		nodes[i] = configureNode(t, tokens[i], relayAddr, "15s", relayAddr)
 		if i == 0 {
-			nodes[i].editConfig("  max_concurrent_requests: 8\n  max_concurrent_ceremonies: 8\n  admin_reserved_requests: 2\n", "")
+			// A small locked-memory arena: the ceremony budget derived from
+			// it (8 ceremonies, two slots each) and the flooder's half of
+			// it leave the honest user's ceremonies their slots.
+			nodes[i].editConfig("  max_concurrent_requests: 8\n  locked_secret_slots: 16\n  admin_reserved_requests: 2\n", "")
 		}
 		nodes[i].start()
 		t.Cleanup(nodes[i].stop)
@@ -83,6 +87,9 @@ func TestE2ESigningFloodStarvesNobody(t *testing.T) {
 	codes := flood()
 	if codes[503] == 0 {
 		t.Fatalf("the flood was never refused: %v", codes)
+	}
+	if logs := nodes[0].logs.String(); strings.Contains(logs, "waiting for locked memory") {
+		t.Fatalf("a call waited for locked memory:\n%s", logs)
 	}
 	metrics := nodes[0].metricsText()
 	if !strings.Contains(metrics, `quorumd_http_rejected_total{reason="user_ceremonies"}`) {
