@@ -45,6 +45,8 @@ func (s *Server) routes() []*route {
 		{method: "GET", pattern: "/bip340/export-id/:key_id", handle: s.exportID, class: classShort},
 		{method: "GET", pattern: "/bip340/keys/:key_id", handle: s.getKey, class: classShort},
 		{method: "DELETE", pattern: "/bip340/delete-key-share/:key_id", handle: s.deleteKeyShare, class: classShort},
+		{method: "GET", pattern: "/bip340/recovery-data/:key_id", handle: s.recoveryData, class: classShort},
+		{method: "POST", pattern: "/bip340/recover", handle: s.recover, class: classShort},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.TrimPrefix(r.pattern, "/"), "/")
