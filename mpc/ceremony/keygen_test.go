@@ -264,6 +264,48 @@ func TestKeygenAdversarial(t *testing.T) {
 			verifyBTCEC(t, out[0].info.XOnly(), msg, s.sig)
 		}
 	})
+
+	t.Run("crash after signing, recovered by signing", func(t *testing.T) {
+		q := newQuorum(t, addr, n)
+		out := q.runKeygen(thr, slow*10*time.Second, func(i int, p *KeygenParams) {
+			if i == cheat {
+				p.Transport = &crashAfter{Transport: p.Transport, round: roundCertify}
+			}
+		}, nil, nil)
+		expectStates(t, out, "ready", "ready", "pending")
+		// Restarted and still pending, it signs with a ready party, which
+		// attaches the certificate (ChillDKG's CertEq signatures, checked
+		// over the key's eq_input) so the pending party records it first.
+		out[cheat].info = out[0].info
+		var adopted Certificate
+		msg := bytes.Repeat([]byte{9}, 32)
+		for _, s := range q.runSign(out, []int{1, cheat}, msg, nil, slow*30*time.Second, func(i int, p *SignParams) {
+			if i == cheat {
+				p.Pending = true
+				p.OnCertified = func(c Certificate) error { adopted = c; return nil }
+			}
+		}) {
+			if s.err != nil {
+				t.Fatal(s.err)
+			}
+			verifyBTCEC(t, out[0].info.XOnly(), msg, s.sig)
+		}
+		if adopted == nil || out[0].info.VerifyCertificate(adopted) != nil {
+			t.Fatal("the pending signer did not adopt a valid certificate")
+		}
+		// A quorumd-style certificate over the transcript is not a keygen's.
+		var forged Certificate
+		for i := range q.ids {
+			sig, err := signTranscript(q.ids[i], out[0].info.Transcript)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged = append(forged, sig)
+		}
+		if out[0].info.VerifyCertificate(forged) == nil {
+			t.Fatal("a certificate of the wrong scheme verified")
+		}
+	})
 }
 
 // TestRecoverKeygenRejects: keygen recovery data is checked before a share
