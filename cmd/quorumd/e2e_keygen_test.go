@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -198,4 +199,50 @@ func TestE2EBackupRoundTrip(t *testing.T) {
 	}
 	q.signAndCheck([]*node{q.nodes[0], fresh}, []string{ids[0], newID}, pub)
 	q.signAndCheck([]*node{fresh, q.nodes[2]}, []string{newID, ids[2]}, pub)
+}
+
+// TestE2EKeygenCulprit: a party that never joins makes the keygen fail at
+// the others with executor_result naming its keygen_id, and nothing is
+// stored: the slots are still created and key again in a new room.
+func TestE2EKeygenCulprit(t *testing.T) {
+	relayAddr := testkit.Relay(t)
+	q := &cluster{t: t}
+	for i := range 3 {
+		n := configureNode(t, tokens[5+i], relayAddr, "3s", relayAddr)
+		n.start()
+		t.Cleanup(n.stop)
+		n.userKey, n.userID = n.createUser("alice")
+		q.nodes = append(q.nodes, n)
+	}
+	s := q.slots(q.nodes)
+	room := q.nodes[0].must("POST", "/create-room", q.nodes[0].userKey, map[string]any{"room_size": 3})["room_uuid"].(string)
+	out := make([]answer, 2)
+	var wg sync.WaitGroup
+	for i, nd := range q.nodes[:2] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, b := nd.call("POST", "/bip340/keygen", nd.userKey,
+				map[string]any{"room_uuid": room, "key_id": s[i].keyID, "threshold": 2, "others_keygen_ids": others(s, i)})
+			out[i] = answer{st, b}
+		}()
+	}
+	wg.Wait()
+	for i, a := range out {
+		expectErr(t, fmt.Sprintf("node %d with a silent party", i), a.status, a.body, 400, "executor_result")
+		if msg, _ := a.body["err_msg"].(string); !strings.Contains(msg, "culprit "+s[2].keygenID) {
+			t.Errorf("node %d: %q does not name the silent party's keygen_id %s", i, msg, s[2].keygenID)
+		}
+		rec := q.nodes[i].must("GET", "/bip340/keys/"+s[i].keyID, q.nodes[i].userKey, nil)
+		if rec["state"] != "created" {
+			t.Errorf("node %d: the failed keygen left its slot %v", i, rec["state"])
+		}
+	}
+	// The same slots key in a new room.
+	res := q.keygen(q.nodes, s, 2)
+	for i, a := range res {
+		if a.status != 200 {
+			t.Fatalf("node %d: retry: %d %v", i, a.status, a.body["_raw"])
+		}
+	}
 }
