@@ -28,9 +28,9 @@ type Backups interface {
 	ExportBackup(ctx context.Context, owner, keyID string, to BackupTarget) ([]byte, error)
 	// ImportBackup verifies a plaintext backup completely (its certificate,
 	// commitments and share) and only then stores it as a new ready key of
-	// owner; bad_request_params for a tampered or foreign backup, with
-	// nothing stored.
-	ImportBackup(ctx context.Context, owner string, backup []byte) (KeyInfo, error)
+	// owner (within quota live keys, when quota > 0); bad_request_params for
+	// a tampered or foreign backup, with nothing stored.
+	ImportBackup(ctx context.Context, owner string, quota int, backup []byte) (KeyInfo, error)
 	// InspectBackup returns a plaintext backup's n and t, unverified, for
 	// the policy decision taken before ImportBackup.
 	InspectBackup(backup []byte) (n, t int, err error)
@@ -117,21 +117,14 @@ func (s *Server) importBackup(rc *reqCtx) error {
 	if err != nil {
 		return badRequest("key_share: %v", err)
 	}
-	// A restore makes a key: authorize, count, authorize with the count
-	// (the key quota), as create does.
+	// A restore makes a key: the policy's key quota applies, enforced by
+	// the store as create's is (Caller.KeyQuota).
 	if err := s.authorize(rc, OpBackupImport, AuthParams{N: n, Threshold: t}); err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
-	owned, err := s.b.Keys.CountByOwner(ctx, rc.caller.UserID)
-	if err != nil {
-		return err
-	}
-	if err := s.authorize(rc, OpBackupImport, AuthParams{N: n, Threshold: t, KeyCount: owned}); err != nil {
-		return err
-	}
-	info, err := s.b.Backups.ImportBackup(ctx, rc.caller.UserID, data)
+	info, err := s.b.Backups.ImportBackup(ctx, rc.caller.UserID, rc.caller.KeyQuota, data)
 	s.audit(rc, AuditBackupImported, err, slog.String("key_id", info.KeyID), slog.Int("t", t), slog.Int("n", n))
 	if err != nil {
 		return err

@@ -149,7 +149,7 @@ func (a authorizer) Authorize(ctx context.Context, apiKey string, op daemon.Oper
 		return daemon.Caller{}, err
 	}
 	c := daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
-	if op == daemon.OpCreateKey {
+	if op == daemon.OpCreateKey || op == daemon.OpBackupImport {
 		// The policy's number; the key store enforces it atomically.
 		if c.KeyQuota, err = a.a.KeyQuota(ctx, apiKey); err != nil {
 			return daemon.Caller{}, err

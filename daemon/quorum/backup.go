@@ -119,7 +119,7 @@ func (s *Service) InspectBackup(b []byte) (n, t int, err error) {
 
 // ImportBackup implements daemon.Backups: verify, then create a slot with
 // the backed-up identity key and commit the share to it (a new key_id).
-func (s *Service) ImportBackup(ctx context.Context, owner string, b []byte) (daemon.KeyInfo, error) {
+func (s *Service) ImportBackup(ctx context.Context, owner string, quota int, b []byte) (daemon.KeyInfo, error) {
 	privB, shareB, rdB, err := parseBackup(b)
 	if err != nil {
 		return daemon.KeyInfo{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "key_share: %v", err)
@@ -163,7 +163,10 @@ func (s *Service) ImportBackup(ctx context.Context, owner string, b []byte) (dae
 	}
 	pub := id.Public()
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
-		KeygenID: pub[:], SealedIdentityKey: sealedID}); err != nil {
+		KeygenID: pub[:], SealedIdentityKey: sealedID, Quota: quota}); err != nil {
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return daemon.KeyInfo{}, quotaError(quota, err)
+		}
 		return daemon.KeyInfo{}, fmt.Errorf("storing key slot: %w", err)
 	}
 	r := store.Record{KeyID: keyID, Owner: owner}
