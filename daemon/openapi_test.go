@@ -133,7 +133,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
 		"post /bip340/recover":                           recoverFields(new(string), new(string)),
 		"post /bip340/keygen":                            importFields(&importRequest{}, &importAux{}, false),
-		"post /bip340/backup/import-key-share":           backupImportFields(new(string), new(string)),
+		"post /bip340/backup/import-key-share":           backupImportFields(new(string), new([]byte)),
 	}
 	for k, op := range documented {
 		r := routed[k]

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -26,21 +26,21 @@ func (c *Client) ExportBackup(ctx context.Context, keyID string) (string, []byte
 	if err := c.do(ctx, http.MethodGet, path, nil, nil, &r); err != nil {
 		return "", nil, err
 	}
-	b, err := base64.StdEncoding.DecodeString(r.KeyShare)
+	b, err := hex.DecodeString(r.KeyShare)
 	if err != nil {
-		return "", nil, c.badResponse(path, "key_share is not base64")
+		return "", nil, c.badResponse(path, "key_share is not hex")
 	}
 	return r.ExportType, b, nil
 }
 
 // ImportBackup restores a plaintext backup as a new key and returns its
-// key_id and x-only pubkey. The request body is zeroed once sent.
+// key_id and x-only pubkey. The request body (hex encoded in constant
+// time) is zeroed once sent.
 func (c *Client) ImportBackup(ctx context.Context, plain []byte) (string, []byte, error) {
 	const path = "/bip340/backup/import-key-share"
-	enc := base64.StdEncoding
-	body := make([]byte, 0, 64+enc.EncodedLen(len(plain)))
+	body := make([]byte, 0, 64+2*len(plain))
 	body = append(body, `{"export_type":"plaintext","key_share":"`...)
-	body = enc.AppendEncode(body, plain)
+	body = appendHexCT(body, plain)
 	body = append(body, '"', '}')
 	defer clear(body)
 	var r struct {

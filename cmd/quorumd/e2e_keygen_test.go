@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -139,7 +138,7 @@ func TestE2EBackupRoundTrip(t *testing.T) {
 	if exp["export_type"] != "encrypted" {
 		t.Fatalf("export %v", exp)
 	}
-	sealed, err := base64.StdEncoding.DecodeString(exp["key_share"].(string))
+	sealed, err := hex.DecodeString(exp["key_share"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +165,7 @@ func TestE2EBackupRoundTrip(t *testing.T) {
 	fresh.userKey, fresh.userID = fresh.createUser("alice")
 	restore := func(typ string, data []byte) (int, map[string]any) {
 		return fresh.call("POST", "/bip340/backup/import-key-share", fresh.userKey,
-			map[string]any{"export_type": typ, "key_share": base64.StdEncoding.EncodeToString(data)})
+			map[string]any{"export_type": typ, "key_share": hex.EncodeToString(data)})
 	}
 	flip := func(i int) []byte {
 		c := bytes.Clone(plain)
@@ -184,6 +183,8 @@ func TestE2EBackupRoundTrip(t *testing.T) {
 		st, out := restore("plaintext", data)
 		expectErr(t, name, st, out, 400, "bad_request_params")
 	}
+	st, out = fresh.call("POST", "/bip340/backup/import-key-share", fresh.userKey, map[string]any{"export_type": "plaintext", "key_share": "zz" + hex.EncodeToString(plain)})
+	expectErr(t, "key_share not hex", st, out, 400, "bad_request_params")
 	st, out = restore("encrypted", sealed)
 	expectErr(t, "encrypted backup sent to the daemon", st, out, 400, "bad_request_params")
 	keys := fresh.must("GET", "/admin/list-all-system-keys", fresh.adminKey, nil)
@@ -192,7 +193,7 @@ func TestE2EBackupRoundTrip(t *testing.T) {
 	}
 
 	got := fresh.must("POST", "/bip340/backup/import-key-share", fresh.userKey,
-		map[string]any{"export_type": "plaintext", "key_share": base64.StdEncoding.EncodeToString(plain)})
+		map[string]any{"export_type": "plaintext", "key_share": hex.EncodeToString(plain)})
 	newID := got["key_id"].(string)
 	if newID == ids[1] || got["pubkey"] != hex.EncodeToString(pub) {
 		t.Fatalf("restore answered %v", got)
