@@ -24,6 +24,7 @@ type importDurable struct {
 	ctx     context.Context
 	r       store.Record // the slot, in state created
 	scratch []byte       // 32 bytes of locked memory for the share's encoding
+	source  store.Source // "" = import
 }
 
 // Prepare seals the share and writes the pending record, durably, before
@@ -34,7 +35,11 @@ func (d *importDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData
 	if err != nil {
 		return err
 	}
-	err = d.s.Store.Prepare(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal()))
+	c := commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())
+	if d.source != "" {
+		c.Source = d.source
+	}
+	err = d.s.Store.Prepare(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, c)
 	if err != nil {
 		return fmt.Errorf("storing the pending share: %w", err)
 	}

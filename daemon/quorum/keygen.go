@@ -59,7 +59,7 @@ func (s *Service) Keygen(ctx context.Context, p daemon.ImportParams) (daemon.Imp
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
 		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
 		HostKey:   slots[0].Bytes()[secmem.ScalarSize:],
-	}, &keygenDurable{importDurable{s: s, ctx: ctx, r: r, scratch: slots[1].Bytes()[secmem.ScalarSize:]}})
+	}, &importDurable{s: s, ctx: ctx, r: r, scratch: slots[1].Bytes()[secmem.ScalarSize:], source: store.SourceKeygen})
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
 	}
@@ -67,20 +67,4 @@ func (s *Service) Keygen(ctx context.Context, p daemon.ImportParams) (daemon.Imp
 	s.log().Debug("keygen ceremony committed", "key_id", p.KeyID, "t", ki.T, "n", ki.N,
 		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return daemon.ImportResult{KeyID: p.KeyID, Pubkey: x32[:]}, nil
-}
-
-// keygenDurable is importDurable recording the share's source as keygen.
-type keygenDurable struct{ importDurable }
-
-func (d *keygenDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData) error {
-	sealed, err := d.s.sealShare(d.r, ks.ID, &ks.Share, d.scratch)
-	if err != nil {
-		return err
-	}
-	c := commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())
-	c.Source = store.SourceKeygen
-	if err := d.s.Store.Prepare(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, c); err != nil {
-		return fmt.Errorf("storing the pending share: %w", err)
-	}
-	return nil
 }

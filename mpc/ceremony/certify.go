@@ -233,35 +233,6 @@ func (p *party) checkCert(c Certificate, transcript [32]byte) error {
 	return nil
 }
 
-// prepareAndCertify is a certified ceremony's ending once its share is
-// computed, written once: durably prepare (d.Prepare; ks.Share is zeroed
-// after), certify, then record the certificate (d.Certified) or, on proof
-// that none can exist, discard. Errors are as Import documents.
-func (p *party) prepareAndCertify(ctx context.Context, d Durable, ks *KeyShare, rd *RecoveryData, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
-	info := ks.KeyInfo
-	err := d.Prepare(ks, rd)
-	ks.Share.Zero()
-	if err != nil {
-		return nil, p.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
-	}
-	cert, err := p.certify(ctx, info.Transcript, evidence, mismatch)
-	if err != nil {
-		ae := err.(*AbortError)
-		if ae.Refused {
-			if derr := d.Discard(&info); derr != nil {
-				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
-			}
-			return nil, ae
-		}
-		return nil, p.fail(ae)
-	}
-	rd.Cert = cert
-	// A pending record plus a certificate anywhere is already complete: a
-	// failure to mark it ready here is finished by recovery, not an abort.
-	_ = d.Certified(&info, rd)
-	return &info, nil
-}
-
 func (p *party) missingSigs(have []bool) string {
 	return fmt.Sprintf("no success certificate: transcript signatures missing from %s", shortList(p.missingList(have)))
 }
@@ -298,4 +269,32 @@ func (p *party) graceForRefusal(ctx context.Context, have []bool) *AbortError {
 			return ae
 		}
 	}
+}
+
+// prepareAndCertify is a certified ceremony's ending once this party holds
+// its new share (ks) and recovery data: Prepare durably, certify, then
+// Certified; on a refusal Discard. ks.Share is zeroed. Errors as Import's.
+func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *RecoveryData, d Durable, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
+	info := ks.KeyInfo
+	err := d.Prepare(ks, rd)
+	ks.Share.Zero()
+	if err != nil {
+		return nil, pt.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
+	}
+	cert, err := pt.certify(ctx, info.Transcript, evidence, mismatch)
+	if err != nil {
+		ae := err.(*AbortError)
+		if ae.Refused {
+			if derr := d.Discard(&info); derr != nil {
+				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
+			}
+			return nil, ae
+		}
+		return nil, pt.fail(ae)
+	}
+	rd.Cert = cert
+	// A prepared record plus a certificate anywhere is complete: a failure
+	// to mark it ready is finished by recovery, not an abort.
+	_ = d.Certified(&info, rd)
+	return &info, nil
 }

@@ -78,7 +78,7 @@ func Keygen(ctx context.Context, p KeygenParams, d Durable) (*KeyInfo, error) {
 	}
 	pt.scheme = &chillScheme{parties: parties, eqInput: kg.rd.Deal, mine: kg.sig}
 	evidence := kg.evidence
-	return pt.prepareAndCertify(ctx, d, kg.ks, kg.rd, evidence, func(e *envelope.Envelope, theirs []byte) *AbortError {
+	return prepareAndCertify(ctx, pt, kg.ks, kg.rd, d, evidence, func(e *envelope.Envelope, theirs []byte) *AbortError {
 		return blameKeygenMismatch(e, theirs, evidence, parties)
 	})
 }
