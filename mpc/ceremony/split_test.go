@@ -78,7 +78,7 @@ func TestImportSplit(t *testing.T) {
 
 	t.Run("signature to a subset", func(t *testing.T) {
 		q := newQuorum(t, testkit.Relay(t), n)
-		out := q.runImport(x, 0, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, 0, thr, slow*10*time.Second, func(i int, p *ImportParams) {
 			if i == cheat {
 				p.split = memberSplit(q, func(round uint8, to int) bool { return round != roundCertify && round != roundCert || to == 0 }, nil)
 			}
@@ -89,8 +89,9 @@ func TestImportSplit(t *testing.T) {
 	})
 
 	t.Run("signature to nobody", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		q := newQuorum(t, testkit.Relay(t), n)
-		out := q.runImport(x, 0, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, 0, thr, slow*2*time.Second, func(i int, p *ImportParams) {
 			if i == cheat {
 				p.split = memberSplit(q, func(round uint8, to int) bool { return round != roundCertify && round != roundCert }, nil)
 			}
@@ -122,12 +123,13 @@ func TestImportSplit(t *testing.T) {
 	})
 
 	t.Run("different transcripts to different parties", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		addr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
 			e, err := envelope.Unmarshal(body)
 			return body, err == nil && e.Round == roundCert // nobody passes certificates on
 		}})
 		q := newQuorum(t, addr, n)
-		out := q.runImport(x, 0, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, 0, thr, slow*2*time.Second, func(i int, p *ImportParams) {
 			if i == cheat {
 				p.split = memberSplit(q, func(uint8, int) bool { return true }, func(to int, p []byte) []byte {
 					if to == 1 {
