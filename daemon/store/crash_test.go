@@ -171,6 +171,12 @@ func TestCrashRecovery(t *testing.T) {
 				cmd.Wait()
 				t.Fatalf("kill %d: child never became ready; stderr: %s", i, stderr.String())
 			}
+			// Three kills in four wait for a first acknowledged write (a
+			// loaded machine under -race may take longer than the random
+			// delay to make one), so most kills land mid-write.
+			if rand.IntN(4) != 0 {
+				waitForAck(sink, 30*time.Second)
+			}
 			time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -284,5 +290,18 @@ func verifyAfterCrash(t *testing.T, kill int, path string, acks map[string]*ackS
 		if err != nil || len(got) != len(want) {
 			t.Fatalf("kill %d: ListByOwner(%s) = %d records, %v; want %d", kill, owner, len(got), err, len(want))
 		}
+	}
+}
+
+func waitForAck(sink *lineSink, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		sink.mu.Lock()
+		n := len(sink.lines)
+		sink.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
