@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,6 +266,46 @@ func TestSignRecoversPendingSigner(t *testing.T) {
 	for _, s := range out {
 		if !errors.Is(s.err, ErrPending) && !errors.Is(s.err, ErrRemoteAbort) {
 			t.Errorf("pending signers without a certificate: %v, want ErrPending", s.err)
+		}
+	}
+}
+
+// TestSignPartialSignaturesEncrypted: what the relay carries in the partial
+// signature round is point-to-point and encrypted (DESIGN §4).
+func TestSignPartialSignaturesEncrypted(t *testing.T) {
+	var mu sync.Mutex
+	var psigs []*envelope.Envelope
+	addr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
+		if e, err := envelope.Unmarshal(body); err == nil && e.Kind == envelope.KindSign && e.Round == roundPsig {
+			mu.Lock()
+			psigs = append(psigs, e)
+			mu.Unlock()
+		}
+		return body, false
+	}})
+	q := newQuorum(t, addr, 3)
+	x := randomScalar(t)
+	keys := q.runImport(x, 0, 2, slow*10*time.Second, nil, nil)
+	for i, o := range keys {
+		if o.err != nil {
+			t.Fatalf("party %d: %v", i, o.err)
+		}
+	}
+	msg := bytes.Repeat([]byte{8}, 32)
+	for _, s := range q.runSign(keys, []int{0, 1, 2}, msg, nil, slow*10*time.Second, nil) {
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		verifyBTCEC(t, xonly(x), msg, s.sig)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(psigs) != 6 {
+		t.Fatalf("%d partial signature envelopes, want 6 (3 signers × 2 others)", len(psigs))
+	}
+	for _, e := range psigs {
+		if e.To.IsBroadcast() || e.Flags&envelope.FlagEncrypted == 0 {
+			t.Fatalf("a partial signature travelled in the clear or broadcast (flags %#x)", e.Flags)
 		}
 	}
 }
