@@ -135,7 +135,12 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		return &ae
 	}
 	payload := append(append(append(make([]byte, 0, 96+len(evidence)), transcript[:]...), sig[:]...), evidence...)
-	if err := p.send(ctx, roundCertify, envelope.Broadcast, payload, false); err != nil {
+	// Sent even if the deadline passed while preparing: once signed, the
+	// signature is worth delivering (the others may still be waiting).
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
+	err = p.send(sctx, roundCertify, envelope.Broadcast, payload, false)
+	scancel()
+	if err != nil {
 		// Our signature may have reached someone: a certificate may exist.
 		return nil, pending(err.(*AbortError))
 	}
