@@ -155,15 +155,15 @@ func runKeygen(ctx context.Context, pt *party, p KeygenParams, hostKey []byte) (
 	// The coordinator's aggregation, computed here: nobody is trusted with it.
 	_, cmsg1, err := chilldkg.CoordinatorStep1(pmsgs1, params)
 	if err != nil {
-		return nil, chillAbort(roundKeygen1, pt.members, err)
+		return nil, chillAbort(roundKeygen1, pt.members, ErrProtocol, err)
 	}
 	st2, sig, err := chilldkg.ParticipantStep2(hostKey, st1, cmsg1, aux[:])
 	if err != nil {
 		var uerr *chilldkg.UnknownFaultyParticipantOrCoordinatorError
 		if errors.As(err, &uerr) {
-			err = investigate(uerr, pmsgs1, params, myID)
+			return nil, chillAbort(roundKeygen1, pt.members, ErrBadShare, investigate(uerr, pmsgs1, params, myID))
 		}
-		return nil, chillAbort(roundKeygen1, pt.members, err)
+		return nil, chillAbort(roundKeygen1, pt.members, ErrProtocol, err)
 	}
 	defer st2.Zero()
 	out := st2.Pending()
@@ -187,15 +187,10 @@ func investigate(uerr *chilldkg.UnknownFaultyParticipantOrCoordinatorError, pmsg
 	return chilldkg.ParticipantInvestigate(uerr, cinv[myID])
 }
 
-// chillAbort turns a ChillDKG error into an abort naming the blamed
-// participant. The coordinator is this party's own computation, so blame
-// shared with the coordinator falls on the participant alone.
-func chillAbort(round uint8, parties []envelope.Party, err error) *AbortError {
-	class := ErrProtocol
-	var pe *chilldkg.FaultyParticipantOrCoordinatorError
-	if errors.As(err, &pe) && pe.Msg == "Participant sent invalid partial secshare" {
-		class = ErrBadShare
-	}
+// chillAbort turns a ChillDKG error into an abort of class naming the
+// blamed participant. The coordinator is this party's own computation, so
+// blame shared with the coordinator falls on the participant alone.
+func chillAbort(round uint8, parties []envelope.Party, class, err error) *AbortError {
 	culprit := envelope.Broadcast
 	if b, ok := chilldkg.BlameOf(err); ok && b.Participant >= 0 && b.Participant < len(parties) {
 		culprit = parties[b.Participant]
