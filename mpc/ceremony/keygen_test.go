@@ -183,6 +183,25 @@ func TestKeygenAdversarial(t *testing.T) {
 		expectStates(t, out, "none", "none", "none")
 	})
 
+	for name, tamper := range map[string]func([]byte) []byte{
+		// The proof of possession follows the t commitments.
+		"bad proof of possession": func(m []byte) []byte { m = slices.Clone(m); m[33*thr+10] ^= 1; return m },
+		"malformed first message": func(m []byte) []byte { return m[:len(m)-1] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			q := newQuorum(t, addr, n)
+			culprit := q.ids[cheat].Public()
+			out := q.runKeygen(thr, slow*10*time.Second, func(i int, p *KeygenParams) {
+				if i == cheat {
+					p.tamper = tamper
+				}
+			}, nil, nil)
+			checkInvariant(t, out, []int{0, 1})
+			expectAbort(t, out, []int{0, 1}, ErrProtocol, &culprit)
+			expectStates(t, out, "none", "none", "none")
+		})
+	}
+
 	t.Run("equivocation", func(t *testing.T) {
 		q := newQuorum(t, addr, n)
 		culprit := q.ids[cheat].Public()
