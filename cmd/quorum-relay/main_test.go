@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
@@ -121,10 +122,18 @@ func TestRunServesLogsJSONAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	id, err := envelope.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seat, err := c.TakeSeat(ctx, room, id, []envelope.Party{id.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A long-poll in flight when the signal arrives is released at once.
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Fetch(context.Background(), room, "aa", 0, 20*time.Second)
+		_, err := seat.Fetch(context.Background(), 0, 20*time.Second)
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)

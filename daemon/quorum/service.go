@@ -291,9 +291,11 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 		return daemon.ImportResult{}, err
 	}
 	start := time.Now()
+	tr := ceremony.RelayTransport(rc, p.RoomUUID, id, append([]envelope.Party{id.Public()}, others...))
+	defer leaveRoom(tr)
 	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
-		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()), PrivateKey: key,
+		Transport: tr, PrivateKey: key,
 	}, func(ks *ceremony.KeyShare) error { return s.commit(ctx, r, ks, shareScratch) })
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
@@ -387,9 +389,11 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 		return nil, fmt.Errorf("share of %s: bad encoding", r.KeyID)
 	}
 	start := time.Now()
+	tr := ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties)
+	defer leaveRoom(tr)
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
 		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+		Msg: p.Msg, Tweaks: tweaks, Transport: tr,
 	})
 	if err != nil {
 		return nil, ceremonyError(err)
@@ -438,4 +442,12 @@ func (s *Service) log() *slog.Logger {
 		return s.Log
 	}
 	return slog.Default()
+}
+
+// leaveRoom gives up the ceremony's relay seat, even when the request's
+// context has ended; the relay frees the room once every member left.
+func leaveRoom(tr *ceremony.RelaySeat) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tr.Close(ctx) // best effort: the room's TTL frees it otherwise
 }

@@ -180,7 +180,9 @@ func TestImportAdversarial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", raw); err != nil {
+		// The relay cannot tell it from the member's own: it arrives
+		// through member 0's seat (as a dishonest relay could forge it).
+		if err := postAs(q, room, q.ids[0].Public(), raw); err != nil {
 			t.Fatal(err)
 		}
 		out := q.runImportInRoom(room, x, 0, thr, slow*10*time.Second)
@@ -213,7 +215,7 @@ func TestImportAdversarial(t *testing.T) {
 		old := recorded[0]
 		mu.Unlock()
 		e, _ := envelope.Unmarshal(old)
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(e.From.Bytes()), "", old); err != nil {
+		if err := postAs(q, room, e.From, old); err != nil {
 			t.Fatal(err)
 		}
 		out := q.runImportInRoom(room, x, 0, thr, slow*10*time.Second)
@@ -232,7 +234,7 @@ func (q *quorum) runImportInRoom(room string, x *btcec.ModNScalar, importer, thr
 		o := &importOutcome{}
 		out[i] = o
 		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: thr,
-			Transport: RelayTransport(q.client, room, id.Public())}
+			Transport: RelayTransport(q.client, room, id, append([]envelope.Party{id.Public()}, q.others(i)...))}
 		if i == importer {
 			xc := *x
 			p.PrivateKey = &xc
@@ -336,7 +338,7 @@ func TestImportCommitFailure(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, id := range q.ids {
 		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: 2,
-			Transport: RelayTransport(q.client, room, id.Public())}
+			Transport: RelayTransport(q.client, room, id, append([]envelope.Party{id.Public()}, q.others(i)...))}
 		if i == 0 {
 			xc := *x
 			p.PrivateKey = &xc
@@ -359,4 +361,21 @@ func TestImportCommitFailure(t *testing.T) {
 	if !errors.Is(errs[2], ErrCommit) {
 		t.Fatalf("failing commit: %v, want ErrCommit", errs[2])
 	}
+}
+
+// postAs broadcasts raw from member from's seat in room, as a dishonest
+// relay could inject it.
+func postAs(q *quorum, room string, from envelope.Party, raw []byte) error {
+	var id *envelope.Identity
+	for _, c := range q.ids {
+		if c.Public() == from {
+			id = c
+		}
+	}
+	seat, err := q.client.TakeSeat(context.Background(), room, id, q.parties())
+	if err != nil {
+		return err
+	}
+	_, err = seat.Post(context.Background(), "", raw)
+	return err
 }

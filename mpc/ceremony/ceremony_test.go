@@ -106,7 +106,7 @@ func (q *quorum) runImport(x *btcec.ModNScalar, importer, t int, timeout time.Du
 			continue
 		}
 		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: t,
-			Transport: RelayTransport(q.client, room, id.Public())}
+			Transport: RelayTransport(q.client, room, id, append([]envelope.Party{id.Public()}, q.others(i)...))}
 		if i == importer {
 			xc := *x
 			p.PrivateKey = &xc
@@ -225,7 +225,7 @@ func (q *quorum) runSign(keys []*importOutcome, signers []int, msg []byte, tweak
 		out[j] = &signOutcome{}
 		p := SignParams{Room: room, Identity: q.ids[i], Key: keys[i].info, Share: keys[i].share,
 			Signers: len(signers), Msg: msg, Tweaks: tweaks,
-			Transport: RelayTransport(q.client, room, q.ids[i].Public())}
+			Transport: RelayTransport(q.client, room, q.ids[i], append([]envelope.Party{q.ids[i].Public()}, q.others(i)...))}
 		if tweak != nil {
 			tweak(i, &p)
 		}

@@ -13,8 +13,8 @@ import (
 
 var benchCfg = relay.Config{MaxRoomMessages: 1 << 20, MaxRoomBytes: 1 << 30, MaxRooms: 1 << 16}
 
-// envelope is sized like a signed, encrypted share envelope.
-var envelope = make([]byte, 256)
+// benchEnvelope is sized like a signed, encrypted share benchEnvelope.
+var benchEnvelope = make([]byte, 256)
 
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
@@ -38,10 +38,10 @@ func BenchmarkPostFetch(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if err := c.Post(ctx, room, a, p, envelope); err != nil {
+		if err := postAs(c, ctx, room, a, p, benchEnvelope); err != nil {
 			b.Fatal(err)
 		}
-		msgs, err := c.Fetch(ctx, room, p, after, 0)
+		msgs, err := fetchAs(c, ctx, room, p, after, 0)
 		if err != nil || len(msgs) != 1 {
 			b.Fatalf("fetch: %v %d", err, len(msgs))
 		}
@@ -60,7 +60,7 @@ func BenchmarkPingPong(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	room := mustRoom(b, c, 2)
-	a, p := c.Join(room, party(1)), c.Join(room, party(2))
+	a, p := joinAs(b, c, room, party(1)), joinAs(b, c, room, party(2))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // echo
@@ -79,7 +79,7 @@ func BenchmarkPingPong(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if err := a.Send(ctx, p.Party(), envelope); err != nil {
+		if err := a.Send(ctx, p.Party(), benchEnvelope); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := a.Recv(ctx); err != nil {
@@ -116,14 +116,14 @@ func BenchmarkParallelRooms(b *testing.B) {
 			var wg sync.WaitGroup
 			for range rooms {
 				room := mustRoom(b, c, 2)
-				a, p := c.Join(room, party(1)), c.Join(room, party(2))
+				a, p := joinAs(b, c, room, party(1)), joinAs(b, c, room, party(2))
 				sent := make(chan struct{}, 1024)
 				wg.Add(2)
 				go func() {
 					defer wg.Done()
 					defer close(sent)
 					for take() {
-						if err := a.Send(ctx, p.Party(), envelope); err != nil {
+						if err := a.Send(ctx, p.Party(), benchEnvelope); err != nil {
 							b.Error(err)
 							return
 						}
