@@ -45,7 +45,7 @@ func FuzzRequest(f *testing.F) {
 		f.Add(seed.method, seed.uri, seed.seated, []byte(seed.body))
 	}
 	srv, err := New(Config{MaxWait: time.Millisecond, MaxRoomSize: 4, MaxRooms: 64, MaxEnvelopeBytes: 256,
-		MaxRoomBytes: 8192, MaxRoomMessages: 16, MaxRoomsPerClient: 64, ClientRoomRate: 1e9, ClientRoomBurst: 64})
+		MaxRoomBytes: 8192, MaxRoomMessages: 16, MaxRoomsPerClient: 1 << 20, ClientRoomRate: 1e9, ClientRoomBurst: 1 << 30})
 	if err != nil {
 		f.Fatal(err)
 	}
