@@ -64,9 +64,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	c := &o.cfg
 	fs.IntVar(&c.MaxEnvelopeBytes, "max-envelope-bytes", relay.DefaultMaxEnvelopeBytes, "largest envelope accepted")
 	fs.IntVar(&c.MaxRoomMessages, "max-room-messages", relay.DefaultMaxRoomMessages, "envelopes stored per room")
-	fs.IntVar(&c.MaxRoomBytes, "max-room-bytes", relay.DefaultMaxRoomBytes, "envelope bytes stored per room")
+	fs.IntVar(&c.MaxRoomBytes, "max-room-bytes", relay.DefaultMaxRoomBytes, "heap held per room (envelopes with their overhead, seats)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", relay.DefaultMaxRooms, "rooms open at once")
-	fs.Int64Var(&c.MaxTotalBytes, "max-total-bytes", relay.DefaultMaxTotalBytes, "envelope bytes held across all rooms")
+	fs.Int64Var(&c.MaxTotalBytes, "max-total-bytes", relay.DefaultMaxTotalBytes, "heap held across all rooms (envelopes with their overhead, seats)")
 	fs.IntVar(&c.MaxRoomSize, "max-room-size", relay.DefaultMaxRoomSize, "largest room (parties)")
 	fs.DurationVar(&c.DefaultRoomTTL, "default-ttl", relay.DefaultRoomTTL, "room lifetime when the creator gives none")
 	fs.DurationVar(&c.MaxRoomTTL, "max-ttl", relay.DefaultMaxRoomTTL, "longest room lifetime a creator may ask for")
@@ -74,6 +74,13 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.DurationVar(&c.ForgetAfter, "forget-after", relay.DefaultForgetAfter, "ended rooms answer 410 this long, then 404")
 	fs.IntVar(&c.MaxTombstones, "max-tombstones", relay.DefaultMaxTombstones, "ended rooms remembered at most")
 	fs.DurationVar(&c.GCInterval, "gc-interval", relay.DefaultGCInterval, "how often expired rooms are swept")
+	fs.StringVar(&c.Name, "name", "", "relay name that seat claims are signed for; relays of one deployment share it (default: random per process)")
+	fs.IntVar(&c.MaxTotalMessages, "max-total-messages", relay.DefaultMaxTotalMessages, "envelopes held across all rooms")
+	fs.IntVar(&c.MaxSetsPerRoom, "max-sets-per-room", relay.DefaultMaxSetsPerRoom, "distinct member sets one room may hold")
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", relay.DefaultMaxClockSkew, "how far a seat claim's time may be from the relay's clock")
+	fs.IntVar(&c.MaxRoomsPerClient, "max-rooms-per-client", relay.DefaultMaxRoomsPerClient, "open rooms per client (TLS client certificate, else IP address)")
+	fs.Float64Var(&c.ClientRoomRate, "client-room-rate", relay.DefaultClientRoomRate, "rooms per second one client may create on average")
+	fs.IntVar(&c.ClientRoomBurst, "client-room-burst", relay.DefaultClientRoomBurst, "rooms one client may create at once")
 	fs.IntVar(&c.MaxConcurrentConns, "max-conns", relay.DefaultMaxConcurrentConns, "connections served at once")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", relay.DefaultReadTimeout, "time to read one request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "time to write one response")
@@ -146,7 +153,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	log.Info("listening", "addr", ln.Addr().String(), "tls", eff.TLS != nil,
 		"client_certs", o.tlsClientCA != "", "max_rooms", eff.MaxRooms, "max_room_size", eff.MaxRoomSize,
 		"max_envelope_bytes", eff.MaxEnvelopeBytes, "max_total_bytes", eff.MaxTotalBytes, "max_room_messages", eff.MaxRoomMessages,
-		"default_ttl", eff.DefaultRoomTTL.String(), "max_ttl", eff.MaxRoomTTL.String(), "max_wait", eff.MaxWait.String())
+		"default_ttl", eff.DefaultRoomTTL.String(), "max_ttl", eff.MaxRoomTTL.String(), "max_wait", eff.MaxWait.String(),
+		"name", eff.Name, "max_rooms_per_client", eff.MaxRoomsPerClient, "client_room_rate", eff.ClientRoomRate)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -35,6 +35,11 @@ func TestParseOptions(t *testing.T) {
 		{"flag beats env", []string{"-max-rooms=3"}, map[string]string{"QUORUM_RELAY_MAX_ROOMS": "9"}, func(o *options) bool {
 			return o.cfg.MaxRooms == 3
 		}, true},
+		{"seat and client limits", []string{"-name", "relay.example", "-max-rooms-per-client", "20", "-client-room-rate", "2.5"},
+			map[string]string{"QUORUM_RELAY_MAX_CLOCK_SKEW": "1m", "QUORUM_RELAY_MAX_SETS_PER_ROOM": "3"}, func(o *options) bool {
+				return o.cfg.Name == "relay.example" && o.cfg.MaxRoomsPerClient == 20 && o.cfg.ClientRoomRate == 2.5 &&
+					o.cfg.MaxClockSkew == time.Minute && o.cfg.MaxSetsPerRoom == 3
+			}, true},
 		{"bad env", nil, map[string]string{"QUORUM_RELAY_MAX_ROOMS": "many"}, nil, false},
 		{"bad flag", []string{"-max-wait", "soon"}, nil, nil, false},
 		{"unknown flag", []string{"-nope"}, nil, nil, false},
