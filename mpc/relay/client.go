@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,10 +66,11 @@ const expectThreshold = 32 << 10
 // It is safe for concurrent use. The relay is untrusted: answers are checked
 // against the wire contract and violations reported as ErrProtocol.
 type Client struct {
-	base string
-	hc   *http.Client
-	tr   *http.Transport // nil when the caller supplied a Transport
-	cfg  ClientConfig
+	bases []string     // relay instances serving the same rooms (JetStream), in order of preference
+	cur   atomic.Int32 // index of the instance in use: moves on when one fails
+	hc    *http.Client
+	tr    *http.Transport // nil when the caller supplied a Transport
+	cfg   ClientConfig
 
 	nameMu sync.Mutex
 	name   string       // the relay's name, once known
@@ -92,7 +94,9 @@ type RoomInfo struct {
 
 // NewClient returns a client for the relay at baseURL ("http(s)://host:port",
 // optionally with a path prefix). A bare "host:port" means http, or https
-// when cfg.TLS is set.
+// when cfg.TLS is set. Several comma-separated URLs name instances serving
+// the same rooms (relays over NATS JetStream): the client fails over to the
+// next one when the one in use is unreachable or unavailable.
 func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -112,21 +116,14 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	if cfg.MaxResponseBytes < 64<<10 {
 		return nil, fmt.Errorf("relay: MaxResponseBytes %d is below 64 KiB", cfg.MaxResponseBytes)
 	}
-	if !strings.Contains(baseURL, "://") {
-		if cfg.TLS != nil {
-			baseURL = "https://" + baseURL
-		} else {
-			baseURL = "http://" + baseURL
+	c := &Client{cfg: cfg, name: cfg.RelayName}
+	for _, b := range strings.Split(baseURL, ",") {
+		nb, err := normaliseBase(strings.TrimSpace(b), cfg.TLS != nil)
+		if err != nil {
+			return nil, err
 		}
+		c.bases = append(c.bases, nb)
 	}
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return nil, fmt.Errorf("relay: base URL: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("relay: base URL %q must be http(s)://host:port[/prefix]", baseURL)
-	}
-	c := &Client{base: strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), cfg: cfg, name: cfg.RelayName}
 	rt := cfg.Transport
 	if rt == nil {
 		c.tr = &http.Transport{
@@ -151,8 +148,26 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// BaseURL returns the normalised relay URL.
-func (c *Client) BaseURL() string { return c.base }
+func normaliseBase(baseURL string, useTLS bool) (string, error) {
+	if !strings.Contains(baseURL, "://") {
+		if useTLS {
+			baseURL = "https://" + baseURL
+		} else {
+			baseURL = "http://" + baseURL
+		}
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", fmt.Errorf("relay: base URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("relay: base URL %q must be http(s)://host:port[/prefix]", baseURL)
+	}
+	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+}
+
+// BaseURL returns the normalised URL of the relay instance in use.
+func (c *Client) BaseURL() string { return c.bases[int(c.cur.Load())%len(c.bases)] }
 
 // Close releases idle pooled connections.
 func (c *Client) Close() {
@@ -265,15 +280,24 @@ func (c *Client) TakeSeat(ctx context.Context, room string, signer Signer, membe
 	if err != nil {
 		return nil, err
 	}
-	var aux [32]byte
-	if _, err := rand.Read(aux[:]); err != nil {
-		return nil, fmt.Errorf("relay: take seat: randomness: %w", err)
+	// Each attempt signs afresh: a claim the failed instance may have
+	// accepted before dying would be refused as stale elsewhere.
+	for attempt := 0; ; attempt++ {
+		var aux [32]byte
+		if _, err := rand.Read(aux[:]); err != nil {
+			return nil, fmt.Errorf("relay: take seat: randomness: %w", err)
+		}
+		sc, err := NewSeatClaim(signer, name, room, members, c.claimTime(), aux)
+		if err != nil {
+			return nil, err
+		}
+		st, err := c.Claim(ctx, room, sc)
+		if err == nil || attempt >= len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
+			return st, err
+		}
+		start := c.cur.Load()
+		c.cur.CompareAndSwap(start, (start+1)%int32(len(c.bases)))
 	}
-	sc, err := NewSeatClaim(signer, name, room, members, c.claimTime(), aux)
-	if err != nil {
-		return nil, err
-	}
-	return c.Claim(ctx, room, sc)
 }
 
 // Claim presents a signed seat claim (see TakeSeat) and returns the seat.
@@ -381,16 +405,58 @@ func (c *Client) Health(ctx context.Context) error {
 
 // do performs one request (as the seat holding token, if not empty) and
 // returns the body of a 200 answer, a *Error for any other status, or a
-// transport error. Query strings are built from validated hex and digits
-// only, so they need no escaping.
+// transport error. With several instances, a transport error or a 502/503/504
+// moves to the next instance and retries there (idempotent requests; posts
+// carry a post id the relay deduplicates on). Query strings are built from
+// validated hex and digits only, so they need no escaping.
 func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+	var postID string
+	if method == http.MethodPost && strings.Contains(pathQuery, "/messages") && len(c.bases) > 1 {
+		var b [12]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("post id: %w", err)
+		}
+		postID = hex.EncodeToString(b[:])
+	}
+	retry := len(c.bases) > 1 && !strings.HasSuffix(pathQuery, "/seats") // a claim is re-signed by TakeSeat
+	var err error
+	for attempt := range len(c.bases) {
+		start := c.cur.Load()
+		base := c.bases[int(start)%len(c.bases)]
+		var data []byte
+		data, err = c.doOnce(ctx, base, method, pathQuery, token, contentType, postID, body, timeout)
+		if err == nil || !retry || attempt == len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
+			return data, err
+		}
+		c.cur.CompareAndSwap(start, (start+1)%int32(len(c.bases)))
+	}
+	return nil, err
+}
+
+// failoverWorthy reports whether err says the instance, not the request,
+// is the problem.
+func failoverWorthy(err error) bool {
+	if errors.Is(err, ErrTransport) {
+		return true
+	}
+	var re *Error
+	if errors.As(err, &re) {
+		switch re.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return re.Code != CodeTooManyRooms
+		}
+	}
+	return false
+}
+
+func (c *Client) doOnce(ctx context.Context, base, method, pathQuery, token, contentType, postID string, body []byte, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+pathQuery, rd)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
@@ -405,6 +471,9 @@ func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType s
 	req.Header.Set("Accept", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Seat "+token)
+	}
+	if postID != "" {
+		req.Header.Set(postIDHeader, postID)
 	}
 	op := method + " " + pathOnly(pathQuery)
 	resp, err := c.hc.Do(req)

@@ -75,6 +75,11 @@ type Config struct {
 	// it; empty means a random name per process.
 	Name string
 
+	// NATS, when set, keeps rooms and envelopes in NATS JetStream so that
+	// several relay instances serve the same rooms (jetstream.go); Name is
+	// then required. Nil keeps them in this process's memory.
+	NATS *NATSConfig
+
 	// TLS, when set, makes Serve speak HTTPS only. Set ClientAuth and
 	// ClientCAs in it to require client certificates (see ServerTLSConfig).
 	TLS *tls.Config

@@ -231,6 +231,14 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	}
 	tok := hex.EncodeToString(raw[:])
 	name := hex.EncodeToString(c.party[:])
+	if s.js != nil {
+		seats, ok := s.jsClaimSeat(ctx, id, c, tok, name)
+		if ok {
+			s.m.seatsClaimed.Add(1)
+			writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats))
+		}
+		return
+	}
 
 	r, ok := s.roomFromPath(ctx, id)
 	if !ok {
@@ -290,13 +298,15 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	r.mu.Unlock()
 	s.m.seatsClaimed.Add(1)
 
-	b := make([]byte, 0, 192)
+	writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats))
+}
+
+func appendSeatJSON(b []byte, tok string, set [32]byte, seats int) []byte {
 	b = append(b, `{"token":"`...)
 	b = append(b, tok...)
 	b = append(b, `","set":"`...)
-	b = hex.AppendEncode(b, c.set[:])
+	b = hex.AppendEncode(b, set[:])
 	b = append(b, `","seats":`...)
 	b = strconv.AppendInt(b, int64(seats), 10)
-	b = append(b, '}')
-	writeJSON(ctx, fasthttp.StatusOK, b)
+	return append(b, '}')
 }

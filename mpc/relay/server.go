@@ -48,6 +48,7 @@ type Server struct {
 	totalBytes atomic.Int64 // accounted heap held in all open rooms (memory.go)
 	totalMsgs  atomic.Int64 // envelopes held in all open rooms
 	clients    *clientLimits
+	js         *jsState // rooms in NATS JetStream; nil = in memory
 
 	mu       sync.RWMutex
 	rooms    map[string]*room // open rooms and tombstones
@@ -77,6 +78,11 @@ func New(cfg Config) (*Server, error) {
 		closing: make(chan struct{}),
 		gcStop:  make(chan struct{}),
 		gcDone:  make(chan struct{}),
+	}
+	if c.NATS != nil {
+		if s.js, err = openJetStream(&c); err != nil {
+			return nil, err
+		}
 	}
 	s.hs = &fasthttp.Server{
 		Handler:               s.Handler,
@@ -136,6 +142,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if started {
 		s.gcStopOnce.Do(func() { close(s.gcStop) })
 		<-s.gcDone
+	}
+	if s.js != nil {
+		s.js.close()
 	}
 	if err != nil {
 		return fmt.Errorf("relay: shutdown: %w", err)
@@ -224,6 +233,13 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 	if code := s.clients.admit(client, now); code != "" {
 		s.reject(ctx, code, fmt.Sprintf("this client (%s) may hold %d open rooms and create %g per second",
 			client, s.cfg.MaxRoomsPerClient, s.cfg.ClientRoomRate))
+		return
+	}
+	if s.js != nil {
+		// Rooms live in JetStream and end on any instance: only the
+		// creation rate is limited per client here.
+		s.clients.release(client)
+		s.jsCreateRoom(ctx, size, ttl)
 		return
 	}
 	s.mu.Lock()
@@ -336,6 +352,10 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 	// rounds the capacity up to the allocation's size class, which is what
 	// messageCost counts.
 	body := append([]byte(nil), in...)
+	if s.js != nil {
+		s.jsPost(ctx, id, to, body)
+		return
+	}
 
 	r, st := s.seatFromRequest(ctx, id)
 	if r == nil {
@@ -431,6 +451,10 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 	after, wait, budget, err := parseFetchParams(ctx.QueryArgs(), s.cfg.MaxWait, s.cfg.MaxFetchBytes)
 	if err != nil {
 		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
+	if s.js != nil {
+		s.jsFetch(ctx, id, after, wait, budget)
 		return
 	}
 	r, st := s.seatFromRequest(ctx, id)
@@ -531,6 +555,14 @@ func appendMessages(b []byte, batch []*message) []byte {
 // roomInfo answers an open room's size and expiry, so a party that was
 // given only the room id (a signer) learns how many parties it holds.
 func (s *Server) roomInfo(ctx *fasthttp.RequestCtx, id string) {
+	if s.js != nil {
+		if !ValidRoomID(id) {
+			s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
+			return
+		}
+		s.jsRoomInfo(ctx, id)
+		return
+	}
 	r, ok := s.roomFromPath(ctx, id)
 	if !ok {
 		return
@@ -551,6 +583,10 @@ func appendRoomJSON(b []byte, r *room) []byte {
 }
 
 func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
+	if s.js != nil {
+		s.jsLeave(ctx, id)
+		return
+	}
 	r, st := s.seatFromRequest(ctx, id)
 	if r == nil {
 		return

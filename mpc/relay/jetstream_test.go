@@ -1,0 +1,194 @@
+package relay_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/mpc/ceremony"
+	"github.com/quorumd/quorumd/mpc/envelope"
+	"github.com/quorumd/quorumd/mpc/relay"
+)
+
+// jsRelays starts n relay instances over one throwaway nats-server.
+func jsRelays(t *testing.T, n int, intercept ...relay.InterceptFunc) ([]*relay.Server, []string) {
+	t.Helper()
+	url, _ := testkit.NATSServer(t)
+	srvs := make([]*relay.Server, n)
+	addrs := make([]string, n)
+	for i := range n {
+		cfg := relay.Config{Name: "relay.test", NATS: &relay.NATSConfig{URL: url, Memory: true}}
+		if i < len(intercept) {
+			cfg.Intercept = intercept[i]
+		}
+		srvs[i], addrs[i] = testkit.RelayServer(t, cfg)
+	}
+	return srvs, addrs
+}
+
+// TestJetStreamAcrossInstances: one room served by two instances: seats
+// taken at either, a post at one wakes a long-poll at the other, seats are
+// still required, and leaving at either closes the room.
+func TestJetStreamAcrossInstances(t *testing.T) {
+	_, addrs := jsRelays(t, 2)
+	ca, cb := newClient(t, addrs[0]), newClient(t, addrs[1])
+	ctx := ctxT(t)
+	ids, members := newIdentities(t, 2)
+	room := mustRoom(t, ca, 2)
+	if info, err := cb.RoomInfo(ctx, room); err != nil || info.Size != 2 {
+		t.Fatalf("room info at the other instance: %v %+v", err, info)
+	}
+	a, err := ca.TakeSeat(ctx, room, ids[0], members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cb.TakeSeat(ctx, room, ids[1], members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []relay.Message, 1)
+	go func() {
+		msgs, err := b.Fetch(ctx, 0, 20*time.Second)
+		if err != nil {
+			t.Errorf("fetch at B: %v", err)
+		}
+		got <- msgs
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if _, err := a.Post(ctx, b.Party, []byte("across")); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := <-got; len(msgs) != 1 || string(msgs[0].Body) != "across" || msgs[0].From != a.Party {
+		t.Fatalf("b got %+v", msgs)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("long-poll at B not woken by the post at A (%v)", el)
+	}
+	if _, err := a.Post(ctx, "", []byte("bcast")); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := b.Fetch(ctx, 0, 0); err != nil || len(msgs) != 2 {
+		t.Fatalf("b fetch from the start: %v %+v", err, msgs)
+	}
+	if msgs, err := a.Fetch(ctx, 0, 0); err != nil || len(msgs) != 0 {
+		t.Fatalf("a sees its own: %v %+v", err, msgs)
+	}
+	if status, code, _ := rawReq(t, "GET", "http://"+addrs[1]+"/v1/rooms/"+room+"/messages", ""); status != 401 || code != relay.CodeSeatRequired {
+		t.Fatalf("no seat at B: %d %s", status, code)
+	}
+	if _, err := cb.TakeSeat(ctx, room, impostor{as: members[0], key: ids[1]}, members); !errors.Is(err, relay.ErrSeat) {
+		t.Fatalf("impostor at B: %v", err)
+	}
+	if err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.RoomInfo(ctx, room); !errors.Is(err, relay.ErrRoomExpired) {
+		t.Fatalf("room after both left: %v", err)
+	}
+}
+
+// TestJetStreamFailoverMidCeremony: a 2-of-3 import runs through two
+// instances; the instance the parties use first is shut down mid-ceremony
+// (after the first envelopes). The parties carry on through the other one,
+// the import completes, and a signature follows with the instance gone.
+func TestJetStreamFailoverMidCeremony(t *testing.T) {
+	var victim atomic.Pointer[relay.Server]
+	var posts atomic.Int32
+	killed := make(chan struct{})
+	kill := func(room, from, to string, body []byte) ([]byte, bool) {
+		if posts.Add(1) == 2 {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = victim.Load().Shutdown(ctx)
+				close(killed)
+			}()
+		}
+		return nil, false
+	}
+	srvs, addrs := jsRelays(t, 2, kill)
+	victim.Store(srvs[0])
+	both := addrs[0] + "," + addrs[1]
+	ids, members := newIdentities(t, 3)
+	clients := make([]*relay.Client, 3)
+	for i := range clients {
+		clients[i] = newClient(t, both, relay.ClientConfig{PollChunk: 2 * time.Second})
+	}
+	room := mustRoom(t, clients[0], 3)
+
+	x := new(btcec.ModNScalar)
+	x.SetInt(777)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	infos := make([]*ceremony.KeyInfo, 3)
+	shares := make([]btcec.ModNScalar, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		var others []envelope.Party
+		for j, m := range members {
+			if j != i {
+				others = append(others, m)
+			}
+		}
+		tr := ceremony.RelayTransport(clients[i], room, id, members)
+		p := ceremony.ImportParams{Room: room, Identity: id, Others: others, Threshold: 2, Transport: tr}
+		if i == 0 {
+			xc := *x
+			p.PrivateKey = &xc
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { _ = tr.Close(context.Background()) }()
+			infos[i], errs[i] = ceremony.Import(ctx, p, func(ks *ceremony.KeyShare) error { shares[i] = ks.Share; return nil })
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-killed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the first instance was never shut down (%d posts seen)", posts.Load())
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("party %d import across the failover: %v", i, err)
+		}
+		if infos[i].XOnly() != schnorrKey(x) {
+			t.Fatalf("party %d imported another key", i)
+		}
+	}
+	for i, c := range clients {
+		if c.BaseURL() != "http://"+addrs[1] {
+			t.Errorf("client %d still on %s", i, c.BaseURL())
+		}
+	}
+
+	signRoom := mustRoom(t, clients[1], 2)
+	sigs := make([][64]byte, 2)
+	for j, i := range []int{1, 2} {
+		tr := ceremony.RelayTransport(clients[i], signRoom, ids[i], infos[i].Parties)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { _ = tr.Close(context.Background()) }()
+			share := shares[i]
+			sigs[j], errs[j] = ceremony.Sign(ctx, ceremony.SignParams{Room: signRoom, Identity: ids[i], Key: infos[i],
+				Share: &share, Signers: 2, Msg: []byte("after failover"), Transport: tr})
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || sigs[0] != sigs[1] {
+		t.Fatalf("signing after failover: %v %v", errs[0], errs[1])
+	}
+}
