@@ -1,6 +1,8 @@
 // Command quorum-relay runs the untrusted ceremony relay (DESIGN §8): one-time
-// rooms of fixed size with a TTL, ordered envelope delivery by long-poll,
-// /healthz and /metrics, optional TLS with optional client certificates.
+// rooms of fixed size with a TTL, authenticated seats, ordered envelope
+// delivery by long-poll, /healthz and /metrics, optional TLS with optional
+// client certificates; rooms in memory, or in NATS JetStream (-nats-url) so
+// several instances serve them.
 //
 // Every flag can also be set in the environment as QUORUM_RELAY_<FLAG>, with
 // dashes as underscores (e.g. QUORUM_RELAY_MAX_ROOMS=500); flags win over the
@@ -47,6 +49,9 @@ type options struct {
 	tlsKey          string
 	tlsClientCA     string
 	shutdownTimeout time.Duration
+	natsURL         string
+	natsPrefix      string
+	natsMemory      bool
 	cfg             relay.Config
 }
 
@@ -60,6 +65,9 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate PEM file (enables HTTPS)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA PEM file; when set, clients must present a certificate it signed")
+	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream: keep rooms there so several relays serve them (needs -name)")
+	fs.StringVar(&o.natsPrefix, "nats-prefix", "QUORUM_RELAY", "names of the JetStream stream, bucket and subjects")
+	fs.BoolVar(&o.natsMemory, "nats-memory", false, "JetStream memory storage instead of files")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time allowed for in-flight requests on shutdown")
 	c := &o.cfg
 	fs.IntVar(&c.MaxEnvelopeBytes, "max-envelope-bytes", relay.DefaultMaxEnvelopeBytes, "largest envelope accepted")
@@ -110,6 +118,12 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	if o.tlsClientCA != "" && o.tlsCert == "" {
 		return nil, errors.New("-tls-client-ca needs -tls-cert and -tls-key")
 	}
+	if o.natsURL != "" {
+		if o.cfg.Name == "" {
+			return nil, errors.New("-nats-url needs -name, shared by every relay of the deployment")
+		}
+		o.cfg.NATS = &relay.NATSConfig{URL: o.natsURL, Prefix: o.natsPrefix, Memory: o.natsMemory}
+	}
 	if o.shutdownTimeout <= 0 {
 		return nil, errors.New("-shutdown-timeout must be positive")
 	}
@@ -154,7 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		"client_certs", o.tlsClientCA != "", "max_rooms", eff.MaxRooms, "max_room_size", eff.MaxRoomSize,
 		"max_envelope_bytes", eff.MaxEnvelopeBytes, "max_total_bytes", eff.MaxTotalBytes, "max_room_messages", eff.MaxRoomMessages,
 		"default_ttl", eff.DefaultRoomTTL.String(), "max_ttl", eff.MaxRoomTTL.String(), "max_wait", eff.MaxWait.String(),
-		"name", eff.Name, "max_rooms_per_client", eff.MaxRoomsPerClient, "client_room_rate", eff.ClientRoomRate)
+		"name", eff.Name, "nats", o.natsURL != "", "max_rooms_per_client", eff.MaxRoomsPerClient, "client_room_rate", eff.ClientRoomRate)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -40,6 +40,10 @@ func TestParseOptions(t *testing.T) {
 				return o.cfg.Name == "relay.example" && o.cfg.MaxRoomsPerClient == 20 && o.cfg.ClientRoomRate == 2.5 &&
 					o.cfg.MaxClockSkew == time.Minute && o.cfg.MaxSetsPerRoom == 3
 			}, true},
+		{"nats", []string{"-nats-url", "nats://127.0.0.1:4222", "-name", "ha"}, nil, func(o *options) bool {
+			return o.cfg.NATS != nil && o.cfg.NATS.URL == "nats://127.0.0.1:4222" && o.cfg.NATS.Prefix == "QUORUM_RELAY"
+		}, true},
+		{"nats without name", []string{"-nats-url", "nats://127.0.0.1:4222"}, nil, nil, false},
 		{"bad env", nil, map[string]string{"QUORUM_RELAY_MAX_ROOMS": "many"}, nil, false},
 		{"bad flag", []string{"-max-wait", "soon"}, nil, nil, false},
 		{"unknown flag", []string{"-nope"}, nil, nil, false},

@@ -3,6 +3,11 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,5 +195,99 @@ func TestJetStreamFailoverMidCeremony(t *testing.T) {
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil || sigs[0] != sigs[1] {
 		t.Fatalf("signing after failover: %v %v", errs[0], errs[1])
+	}
+}
+
+// metricValue reads one unlabelled sample from a relay's /metrics.
+func metricValue(addr, name string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /metrics", name)
+}
+
+// TestJetStreamInstanceKilled: two quorum-relay processes over one
+// nats-server; the one every party uses first is SIGKILLed once the
+// import's first envelopes went through it. The import completes through
+// the survivor.
+func TestJetStreamInstanceKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts quorum-relay processes")
+	}
+	url, _ := testkit.NATSServer(t)
+	args := []string{"-name", "relay.test", "-nats-url", url, "-nats-memory"}
+	addrA, killA := testkit.RelayProcessKillable(t, args...)
+	addrB := testkit.RelayProcess(t, args...)
+	ids, members := newIdentities(t, 3)
+	clients := make([]*relay.Client, 3)
+	for i := range clients {
+		clients[i] = newClient(t, addrA+","+addrB, relay.ClientConfig{PollChunk: 2 * time.Second})
+	}
+	room := mustRoom(t, clients[0], 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	x := new(btcec.ModNScalar)
+	x.SetInt(991)
+	infos := make([]*ceremony.KeyInfo, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		var others []envelope.Party
+		for j, m := range members {
+			if j != i {
+				others = append(others, m)
+			}
+		}
+		tr := ceremony.RelayTransport(clients[i], room, id, members)
+		p := ceremony.ImportParams{Room: room, Identity: id, Others: others, Threshold: 2, Transport: tr}
+		if i == 0 {
+			xc := *x
+			p.PrivateKey = &xc
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { _ = tr.Close(context.Background()) }()
+			infos[i], errs[i] = ceremony.Import(ctx, p, func(*ceremony.KeyShare) error { return nil })
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n, err := metricValue(addrA, "quorum_relay_messages_total"); err == nil && n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no envelope reached the first instance")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	killA()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("party %d import across the crash: %v", i, err)
+		}
+		if infos[i].XOnly() != schnorrKey(x) {
+			t.Fatalf("party %d imported another key", i)
+		}
+	}
+	if _, err := http.Get("http://" + addrA + "/healthz"); err == nil {
+		t.Fatal("the killed instance still answers")
+	}
+	// Every client starts on A: envelopes posted at B came after the kill,
+	// so the crash really fell mid-ceremony.
+	if n, err := metricValue(addrB, "quorum_relay_messages_total"); err != nil || n < 1 {
+		t.Fatalf("no envelope went through the survivor (%v, %v): the kill came too late", n, err)
 	}
 }
