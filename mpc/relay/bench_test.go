@@ -13,7 +13,7 @@ import (
 
 var benchCfg = relay.Config{MaxRoomMessages: 1 << 20, MaxRoomBytes: 1 << 30, MaxRooms: 1 << 16}
 
-// benchEnvelope is sized like a signed, encrypted share benchEnvelope.
+// benchEnvelope is sized like a signed, encrypted share envelope.
 var benchEnvelope = make([]byte, 256)
 
 func reportLatency(b *testing.B, lat []time.Duration) {
@@ -57,10 +57,47 @@ func BenchmarkPostFetch(b *testing.B) {
 func BenchmarkPingPong(b *testing.B) {
 	addr := testkit.Relay(b, benchCfg)
 	c := newClient(b, addr)
+	pingPong(b, c, c)
+}
+
+// BenchmarkPingPongJetStream is BenchmarkPingPong through two relay
+// instances over one nats-server: A uses one, B the other.
+func BenchmarkPingPongJetStream(b *testing.B) {
+	url, _ := testkit.NATSServer(b)
+	cfg := benchCfg
+	cfg.Name = "bench"
+	cfg.NATS = &relay.NATSConfig{URL: url, Memory: true}
+	ca := newClient(b, testkit.Relay(b, cfg))
+	cb := newClient(b, testkit.Relay(b, cfg))
+	pingPong(b, ca, cb)
+}
+
+// BenchmarkSeatClaim: one party signs a claim and takes its seat in a
+// fresh room (room creation included).
+func BenchmarkSeatClaim(b *testing.B) {
+	addr := testkit.Relay(b, relay.Config{MaxRooms: 1 << 20, MaxRoomsPerClient: 1 << 20, ClientRoomRate: 1e9, ClientRoomBurst: 1 << 30})
+	c := newClient(b, addr)
+	ctx := context.Background()
+	id := identityOf(party(1))
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		room := mustRoom(b, c, 2)
+		t0 := time.Now()
+		if _, err := c.TakeSeat(ctx, room, id, testMembers()); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+func pingPong(b *testing.B, ca, cb *relay.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	room := mustRoom(b, c, 2)
-	a, p := joinAs(b, c, room, party(1)), joinAs(b, c, room, party(2))
+	room := mustRoom(b, ca, 2)
+	a, p := joinAs(b, ca, room, party(1)), joinAs(b, cb, room, party(2))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // echo

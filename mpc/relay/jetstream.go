@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,6 +44,49 @@ type jsState struct {
 	msgs    jetstream.Stream
 	rooms   jetstream.KeyValue
 	subject string // subject prefix: <subject>.<room>.<set>
+
+	// One subscription to every envelope subject wakes this instance's
+	// long-polls; it exists before any fetch, so no envelope stored while
+	// a fetch reads the stream can slip past it.
+	sub     *nats.Subscription
+	mu      sync.Mutex
+	waiters map[string]*jsWaiters // by subject
+}
+
+// jsWaiters is the wake-up channel of the long-polls on one subject.
+type jsWaiters struct {
+	ch chan struct{}
+	n  int
+}
+
+// watch registers a long-poll on subj; the channel closes on its next
+// envelope. Call the returned func when done waiting.
+func (j *jsState) watch(subj string) (<-chan struct{}, func()) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	w := j.waiters[subj]
+	if w == nil {
+		w = &jsWaiters{ch: make(chan struct{})}
+		j.waiters[subj] = w
+	}
+	w.n++
+	return w.ch, func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		w.n--
+		if w.n == 0 && j.waiters[subj] == w {
+			delete(j.waiters, subj)
+		}
+	}
+}
+
+func (j *jsState) wake(m *nats.Msg) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if w := j.waiters[m.Subject]; w != nil {
+		close(w.ch)
+		delete(j.waiters, m.Subject)
+	}
 }
 
 // jsRoom is a room's record in the bucket.
@@ -119,7 +163,16 @@ func openJetStream(c *Config) (*jsState, error) {
 		nc.Close()
 		return nil, fmt.Errorf("relay: JetStream bucket: %w", err)
 	}
-	return &jsState{nc: nc, js: js, msgs: msgs, rooms: rooms, subject: subject}, nil
+	j := &jsState{nc: nc, js: js, msgs: msgs, rooms: rooms, subject: subject, waiters: make(map[string]*jsWaiters)}
+	if j.sub, err = nc.Subscribe(subject+".>", j.wake); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("relay: NATS subscribe: %w", err)
+	}
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("relay: NATS flush: %w", err)
+	}
+	return j, nil
 }
 
 func (j *jsState) close() { j.nc.Close() }
@@ -360,19 +413,14 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 		return
 	}
 	subj := s.js.setSubject(id, ms.ID)
-	// Subscribe before reading, so an envelope stored in between still wakes us.
-	sub, err := s.js.nc.SubscribeSync(subj)
-	if err != nil {
-		s.reject(ctx, CodeStorageFull, "envelope store unavailable")
-		return
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	deadline := time.Now().Add(wait)
 	if r.Expires.Before(deadline) {
 		deadline = r.Expires
 	}
 	cursor := after
 	for {
+		// Watch before reading, so an envelope stored meanwhile still wakes us.
+		woken, done := s.js.watch(subj)
 		var out []*message
 		total := len(`{"messages":[]}`)
 		for {
@@ -381,6 +429,7 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 				break
 			}
 			if err != nil {
+				done()
 				s.reject(ctx, CodeStorageFull, "envelope store unavailable")
 				return
 			}
@@ -396,41 +445,37 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 			cursor = raw.Sequence
 		}
 		if len(out) > 0 {
+			done()
 			s.m.delivered.Add(uint64(len(out)))
 			writeJSON(ctx, fasthttp.StatusOK, appendMessages(make([]byte, 0, 256), out))
 			return
 		}
 		now := time.Now()
 		if !now.Before(r.Expires) {
+			done()
 			s.rejectRoom(ctx, CodeRoomExpired, id)
 			return
 		}
 		if !now.Before(deadline) {
+			done()
 			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"messages":[]}`))
 			return
 		}
 		s.m.waiters.Add(1)
-		wctx, cancel := context.WithDeadline(context.Background(), deadline)
-		go func() {
-			select {
-			case <-s.closing:
-				cancel()
-			case <-wctx.Done():
-			}
-		}()
-		_, err := sub.NextMsgWithContext(wctx)
-		cancel()
-		s.m.waiters.Add(-1)
+		timer := time.NewTimer(deadline.Sub(now))
 		select {
+		case <-woken:
+		case <-timer.C:
 		case <-s.closing:
+			timer.Stop()
+			done()
+			s.m.waiters.Add(-1)
 			s.reject(ctx, CodeShuttingDown, "relay is shutting down")
 			return
-		default:
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			s.reject(ctx, CodeStorageFull, "envelope store unavailable")
-			return
-		}
+		timer.Stop()
+		done()
+		s.m.waiters.Add(-1)
 	}
 }
 
