@@ -52,6 +52,7 @@ type options struct {
 	natsURL         string
 	natsPrefix      string
 	natsMemory      bool
+	natsReplicas    int
 	cfg             relay.Config
 }
 
@@ -68,6 +69,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream: keep rooms there so several relays serve them (needs -name)")
 	fs.StringVar(&o.natsPrefix, "nats-prefix", "QUORUM_RELAY", "names of the JetStream stream, bucket and subjects")
 	fs.BoolVar(&o.natsMemory, "nats-memory", false, "JetStream memory storage instead of files")
+	fs.IntVar(&o.natsReplicas, "nats-replicas", 1, "copies of the JetStream stream and bucket in a NATS cluster")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time allowed for in-flight requests on shutdown")
 	c := &o.cfg
 	fs.IntVar(&c.MaxEnvelopeBytes, "max-envelope-bytes", relay.DefaultMaxEnvelopeBytes, "largest envelope accepted")
@@ -122,7 +124,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 		if o.cfg.Name == "" {
 			return nil, errors.New("-nats-url needs -name, shared by every relay of the deployment")
 		}
-		o.cfg.NATS = &relay.NATSConfig{URL: o.natsURL, Prefix: o.natsPrefix, Memory: o.natsMemory}
+		o.cfg.NATS = &relay.NATSConfig{URL: o.natsURL, Prefix: o.natsPrefix, Memory: o.natsMemory, Replicas: o.natsReplicas}
 	}
 	if o.shutdownTimeout <= 0 {
 		return nil, errors.New("-shutdown-timeout must be positive")

@@ -27,9 +27,10 @@ import (
 
 // NATSConfig selects JetStream storage for rooms and envelopes.
 type NATSConfig struct {
-	URL    string // nats://host:port (comma-separated for a cluster)
-	Prefix string // names the stream (<Prefix>_MSGS), the bucket (<Prefix>_ROOMS) and the subjects; default QUORUM_RELAY
-	Memory bool   // keep the stream and bucket in memory instead of files (tests)
+	URL      string // nats://host:port (comma-separated for a cluster)
+	Prefix   string // names the stream (<Prefix>_MSGS), the bucket (<Prefix>_ROOMS) and the subjects; default QUORUM_RELAY
+	Memory   bool   // keep the stream and bucket in memory instead of files (tests)
+	Replicas int    // copies of the stream and bucket in a NATS cluster (0 = 1)
 }
 
 // postIDHeader carries the client's id for one post; retries of the post
@@ -148,16 +149,18 @@ func openJetStream(c *Config) (*jsState, error) {
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
 		Duplicates:           2 * time.Minute,
+		Replicas:             n.Replicas,
 	})
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("relay: JetStream stream: %w", err)
 	}
 	rooms, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  prefix + "_ROOMS",
-		TTL:     c.MaxRoomTTL + c.ForgetAfter,
-		History: 1,
-		Storage: storage,
+		Bucket:   prefix + "_ROOMS",
+		TTL:      c.MaxRoomTTL + c.ForgetAfter,
+		History:  1,
+		Storage:  storage,
+		Replicas: n.Replicas,
 	})
 	if err != nil {
 		nc.Close()
