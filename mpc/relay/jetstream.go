@@ -180,6 +180,15 @@ func openJetStream(c *Config) (*jsState, error) {
 
 func (j *jsState) close() { j.nc.Close() }
 
+// jsOpTimeout bounds one request's JetStream operations. They get a context
+// of their own: a fasthttp.RequestCtx is recycled once the handler returns,
+// while contexts derived from it live on in other goroutines.
+const jsOpTimeout = 10 * time.Second
+
+func jsContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), jsOpTimeout)
+}
+
 func (j *jsState) setSubject(room, set string) string { return j.subject + "." + room + "." + set }
 
 // load returns room id's record and revision, or the code to answer.
@@ -258,11 +267,13 @@ func (r *jsRoom) done() bool {
 }
 
 func (s *Server) jsCreateRoom(ctx *fasthttp.RequestCtx, size int, ttl time.Duration) {
+	jc, cancel := jsContext()
+	defer cancel()
 	now := time.Now()
 	r := jsRoom{Size: size, Expires: now.Add(ttl)}
 	b, _ := json.Marshal(r)
 	id := newRoomID()
-	if _, err := s.js.rooms.Create(ctx, id, b); err != nil {
+	if _, err := s.js.rooms.Create(jc, id, b); err != nil {
 		s.reject(ctx, CodeStorageFull, "room store unavailable")
 		return
 	}
@@ -272,7 +283,9 @@ func (s *Server) jsCreateRoom(ctx *fasthttp.RequestCtx, size int, ttl time.Durat
 }
 
 func (s *Server) jsRoomInfo(ctx *fasthttp.RequestCtx, id string) {
-	r, _, code := s.js.load(ctx, id)
+	jc, cancel := jsContext()
+	defer cancel()
+	r, _, code := s.js.load(jc, id)
 	if code != "" {
 		s.rejectRoom(ctx, code, id)
 		return
@@ -281,11 +294,13 @@ func (s *Server) jsRoomInfo(ctx *fasthttp.RequestCtx, id string) {
 }
 
 func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok, name string) (seats int, ok bool) {
+	jc, cancel := jsContext()
+	defer cancel()
 	setID := hex.EncodeToString(c.set[:])
 	k := tokenKey(tok)
 	tokHash := hex.EncodeToString(k[:])
 	var msg string
-	code := s.js.update(ctx, id, func(r *jsRoom) string {
+	code := s.js.update(jc, id, func(r *jsRoom) string {
 		var ms *jsSet
 		for i := range r.Sets {
 			if r.Sets[i].ID == setID {
@@ -338,7 +353,7 @@ func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok,
 
 // jsSeatOf loads the room and the seat the request's token holds, or
 // answers the request and returns nil.
-func (s *Server) jsSeatOf(ctx *fasthttp.RequestCtx, id string) (*jsRoom, *jsSet, *jsSeat) {
+func (s *Server) jsSeatOf(ctx *fasthttp.RequestCtx, jc context.Context, id string) (*jsRoom, *jsSet, *jsSeat) {
 	if !ValidRoomID(id) {
 		s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
 		return nil, nil, nil
@@ -348,7 +363,7 @@ func (s *Server) jsSeatOf(ctx *fasthttp.RequestCtx, id string) (*jsRoom, *jsSet,
 		s.reject(ctx, CodeSeatRequired, `this request needs "Authorization: Seat <token>" from a seat claim in room `+id)
 		return nil, nil, nil
 	}
-	r, _, code := s.js.load(ctx, id)
+	r, _, code := s.js.load(jc, id)
 	if code != "" {
 		s.rejectRoom(ctx, code, id)
 		return nil, nil, nil
@@ -366,7 +381,9 @@ func (s *Server) jsSeatOf(ctx *fasthttp.RequestCtx, id string) (*jsRoom, *jsSet,
 }
 
 func (s *Server) jsPost(ctx *fasthttp.RequestCtx, id, to string, body []byte) {
-	_, ms, st := s.jsSeatOf(ctx, id)
+	jc, cancel := jsContext()
+	defer cancel()
+	_, ms, st := s.jsSeatOf(ctx, jc, id)
 	if st == nil {
 		return
 	}
@@ -393,7 +410,7 @@ func (s *Server) jsPost(ctx *fasthttp.RequestCtx, id, to string, body []byte) {
 	if pid := ctx.Request.Header.Peek(postIDHeader); len(pid) > 0 && len(pid) <= 64 {
 		opts = append(opts, jetstream.WithMsgID(id+"/"+st.Tok[:16]+"/"+string(pid)))
 	}
-	ack, err := s.js.js.PublishMsg(ctx, m, opts...)
+	ack, err := s.js.js.PublishMsg(jc, m, opts...)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "per subject") {
@@ -411,7 +428,9 @@ func (s *Server) jsPost(ctx *fasthttp.RequestCtx, id, to string, body []byte) {
 }
 
 func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait time.Duration, budget int) {
-	r, ms, st := s.jsSeatOf(ctx, id)
+	jc, cancel := context.WithTimeout(context.Background(), wait+jsOpTimeout)
+	defer cancel()
+	r, ms, st := s.jsSeatOf(ctx, jc, id)
 	if st == nil {
 		return
 	}
@@ -427,7 +446,7 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 		var out []*message
 		total := len(`{"messages":[]}`)
 		for {
-			raw, err := s.js.msgs.GetMsg(ctx, cursor+1, jetstream.WithGetMsgSubject(subj))
+			raw, err := s.js.msgs.GetMsg(jc, cursor+1, jetstream.WithGetMsgSubject(subj))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				break
 			}
@@ -483,6 +502,8 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 }
 
 func (s *Server) jsLeave(ctx *fasthttp.RequestCtx, id string) {
+	jc, cancel := jsContext()
+	defer cancel()
 	if !ValidRoomID(id) {
 		s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
 		return
@@ -493,7 +514,7 @@ func (s *Server) jsLeave(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	closed := false
-	code := s.js.update(ctx, id, func(r *jsRoom) string {
+	code := s.js.update(jc, id, func(r *jsRoom) string {
 		_, st := r.seat(tok)
 		if st == nil {
 			return CodeSeatRequired
@@ -514,7 +535,7 @@ func (s *Server) jsLeave(ctx *fasthttp.RequestCtx, id string) {
 	if closed {
 		// The envelopes go now; the record stays (closed, 410) until the
 		// bucket's TTL forgets it.
-		_ = s.js.msgs.Purge(ctx, jetstream.WithPurgeSubject(s.js.subject+"."+id+".>"))
+		_ = s.js.msgs.Purge(jc, jetstream.WithPurgeSubject(s.js.subject+"."+id+".>"))
 		s.m.roomsClosedLeft.Add(1)
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true,"room_closed":true}`))
 		return
