@@ -291,3 +291,33 @@ func TestJetStreamInstanceKilled(t *testing.T) {
 		t.Fatalf("no envelope went through the survivor (%v, %v): the kill came too late", n, err)
 	}
 }
+
+// TestJetStreamLimits: the stream's limits answer like the in-memory ones.
+func TestJetStreamLimits(t *testing.T) {
+	url, _ := testkit.NATSServer(t)
+	addr := testkit.Relay(t, relay.Config{Name: "relay.test", NATS: &relay.NATSConfig{URL: url, Memory: true},
+		MaxRoomMessages: 3, MaxTotalMessages: 5, MaxEnvelopeBytes: 1024})
+	c := newClient(t, addr)
+	r1, r2 := mustRoom(t, c, 2), mustRoom(t, c, 2)
+	for range 3 {
+		mustPost(t, c, r1, party(1), "", "x")
+	}
+	if err := postAs(c, ctxT(t), r1, party(1), "", []byte("4th")); !errors.Is(err, relay.ErrRoomMessageLimit) {
+		t.Fatalf("4th envelope in a room: %v", err)
+	}
+	for range 2 {
+		mustPost(t, c, r2, party(1), "", "x")
+	}
+	var re *relay.Error
+	if err := postAs(c, ctxT(t), r2, party(2), "", []byte("6th")); !errors.As(err, &re) || re.Code != relay.CodeStorageFull {
+		t.Fatalf("6th envelope in all: %v", err)
+	}
+	if err := postAs(c, ctxT(t), r2, party(2), "", make([]byte, 1025)); !errors.Is(err, relay.ErrTooLarge) {
+		t.Fatalf("oversized envelope: %v", err)
+	}
+	// Closing r1 purges its envelopes: room for more in r2.
+	if err := leaveAs(c, ctxT(t), r1, party(1)); err != nil {
+		t.Fatal(err)
+	}
+	mustPost(t, c, r2, party(2), "", "after the purge")
+}
