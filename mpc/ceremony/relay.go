@@ -12,7 +12,8 @@ import (
 // RelaySeat carries envelopes through a relay room, from the seat this
 // party claims with its identity key; relay-level sender and recipient names
 // are the parties' keygen_ids in hex. The seat is claimed on first use, so
-// the claim's time is fresh; Close leaves the room.
+// the claim's time is fresh; Leave (called by the ceremony when it ends)
+// gives the seat up.
 type RelaySeat struct {
 	c       *relay.Client
 	room    string
@@ -72,9 +73,9 @@ func (t *RelaySeat) Recv(ctx context.Context) ([]byte, error) {
 	return m.Body, nil
 }
 
-// Close leaves the room if a seat was taken, so the relay frees it as soon
-// as every member is done instead of at its TTL.
-func (t *RelaySeat) Close(ctx context.Context) error {
+// Leave gives up the seat if one was taken, so the relay frees the room as
+// soon as every member is done instead of at its TTL (Leaver).
+func (t *RelaySeat) Leave(ctx context.Context) error {
 	t.mu.Lock()
 	conn := t.conn
 	t.id = nil

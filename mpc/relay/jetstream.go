@@ -325,11 +325,11 @@ func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok,
 			}
 		}
 		switch {
-		case st != nil && st.Left:
-			return CodePartyLeft
 		case st != nil && c.timeMs <= st.LastMs:
 			msg = "seat claim is not newer than the last one accepted for this seat (replayed?)"
 			return CodeStaleSeatClaim
+		case st != nil && st.Left:
+			return CodePartyLeft
 		case st == nil && len(ms.Seats) >= ms.Cap:
 			return CodeRoomFull
 		case st == nil:

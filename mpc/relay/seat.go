@@ -275,13 +275,13 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 		st = ms.seatOf(name)
 	}
 	switch {
-	case st != nil && st.left:
-		r.mu.Unlock()
-		s.rejectRoom(ctx, CodePartyLeft, id)
-		return
 	case st != nil && c.timeMs <= st.lastMs:
 		r.mu.Unlock()
 		s.reject(ctx, CodeStaleSeatClaim, "seat claim is not newer than the last one accepted for this seat (replayed?)")
+		return
+	case st != nil && st.left:
+		r.mu.Unlock()
+		s.rejectRoom(ctx, CodePartyLeft, id)
 		return
 	case st == nil && ms != nil && len(ms.seats) >= ms.cap:
 		r.mu.Unlock()
