@@ -161,6 +161,9 @@ func openJetStream(c *Config) (*jsState, error) {
 		History:  1,
 		Storage:  storage,
 		Replicas: n.Replicas,
+		// The room count is not kept across instances; the bucket's size
+		// bounds rooms (and their tombstones) instead.
+		MaxBytes: int64(c.MaxRooms) * jsRoomBudget,
 	})
 	if err != nil {
 		nc.Close()
@@ -179,6 +182,10 @@ func openJetStream(c *Config) (*jsState, error) {
 }
 
 func (j *jsState) close() { j.nc.Close() }
+
+// jsRoomBudget is the bucket space -max-rooms buys per room: a room record
+// with a few member sets of a handful of parties takes 1–4 KiB.
+const jsRoomBudget = 16 << 10
 
 // jsOpTimeout bounds one request's JetStream operations. They get a context
 // of their own: a fasthttp.RequestCtx is recycled once the handler returns,
