@@ -57,7 +57,7 @@ func (s *Service) Keygen(ctx context.Context, p daemon.ImportParams) (daemon.Imp
 	start := time.Now()
 	ki, err := ceremony.Keygen(ctx, ceremony.KeygenParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
-		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id, append([]envelope.Party{id.Public()}, others...)),
 		HostKey:   slots[0].Bytes()[secmem.ScalarSize:],
 	}, &importDurable{s: s, ctx: ctx, r: r, scratch: slots[1].Bytes()[secmem.ScalarSize:], source: store.SourceKeygen})
 	if err != nil {

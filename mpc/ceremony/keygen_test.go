@@ -36,7 +36,7 @@ func (q *quorum) runKeygen(t int, timeout time.Duration, tweak func(i int, p *Ke
 			continue
 		}
 		p := KeygenParams{Room: room, Identity: id, Others: q.others(i), Threshold: t,
-			Transport: RelayTransport(q.client, room, id.Public())}
+			Transport: RelayTransport(q.client, room, id, append([]envelope.Party{id.Public()}, q.others(i)...))}
 		if tweak != nil {
 			tweak(i, &p)
 		}
