@@ -92,14 +92,20 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
-	if len(cfg.HSM.ReadKeyLabels) > 0 {
-		// A rotation is under way: re-seal old blobs while serving.
+	{
+		// In the background while serving: move blobs still sealed under a
+		// wrapping key (before per-key data keys, or before a rotation) to
+		// their key's data key, then destroy data keys that no live record
+		// needs (a crash between a delete and its data key's destruction).
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			if _, err := quorum.ResealAll(rctx, st, h, log); err != nil {
-				log.Error("re-seal under the new wrapping key stopped; it resumes at the next start", "error", err.Error())
+				log.Error("re-seal under per-key data keys stopped; it resumes at the next start", "error", err.Error())
+			}
+			if _, err := quorum.SweepDataKeys(rctx, st, h, quorum.OrphanGrace, log); err != nil {
+				log.Error("orphan data-key sweep stopped; it resumes at the next start", "error", err.Error())
 			}
 		}()
 		cl = append(cl, func() error { stop(); <-done; return nil })

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -67,14 +66,6 @@ var (
 	_ daemon.Ceremonies = (*Service)(nil)
 )
 
-func identityAAD(keyID, owner string) []byte {
-	return []byte("quorumd/identity/v1\x00" + keyID + "\x00" + owner)
-}
-
-func shareAAD(keyID, owner string, id int) []byte {
-	return []byte("quorumd/share/v1\x00" + keyID + "\x00" + owner + "\x00" + strconv.Itoa(id))
-}
-
 // Create makes a key slot: a fresh identity key sealed under the HSM and a
 // record in state created.
 func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, error) {
@@ -93,14 +84,17 @@ func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, err
 	// PKCS#11 layer's own copies are beyond reach (see package secmem).
 	priv := slots[0].Bytes()[secmem.ScalarSize:]
 	id.PutPrivateBytes(priv)
-	sealed, err := s.Sealer.Seal(priv, identityAAD(keyID, owner))
+	sealed, err := s.sealIdentity(keyID, owner, priv)
 	clear(priv)
 	if err != nil {
-		return daemon.KeySlot{}, fmt.Errorf("sealing identity key: %w", err)
+		return daemon.KeySlot{}, err
 	}
 	pub := id.Public()
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
 		KeygenID: pub[:], SealedIdentityKey: sealed}); err != nil {
+		if !errors.Is(err, store.ErrDuplicate) { // never another record's data key
+			s.abandonSlot(keyID)
+		}
 		return daemon.KeySlot{}, fmt.Errorf("storing key slot: %w", err)
 	}
 	return daemon.KeySlot{KeyID: keyID, KeygenID: pub[:]}, nil
@@ -134,15 +128,6 @@ func info(r store.Record) daemon.KeyInfo {
 		k.Participants, k.PubShares = r.KeygenIDs, r.PublicShares
 	}
 	return k
-}
-
-// Delete destroys the key slot and its sealed material.
-func (s *Service) Delete(ctx context.Context, owner, keyID string) error {
-	err := s.Store.Delete(ctx, owner, keyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w", daemon.ErrKeyNotFound)
-	}
-	return err
 }
 
 // ListByOwner lists the owner's keys.
@@ -319,10 +304,10 @@ func role(x *btcec.ModNScalar) string {
 func (s *Service) commit(ctx context.Context, r store.Record, ks *ceremony.KeyShare, scratch []byte) error {
 	sb := scratch[:32]
 	ks.Share.PutBytesUnchecked(sb)
-	sealed, err := s.Sealer.Seal(sb, shareAAD(r.KeyID, r.Owner, ks.ID))
+	sealed, err := s.sealShare(r, ks.ID, sb)
 	clear(sb)
 	if err != nil {
-		return fmt.Errorf("sealing share: %w", err)
+		return err
 	}
 	c := store.Commitment{Source: store.SourceImport, T: ks.T, N: ks.N, OwnID: ks.ID,
 		PublicKey: ks.ThreshPK[:], SealedShare: sealed}
