@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/daemon/secmem"
 )
 
 // Operation names an API operation for authorization decisions; the values
@@ -232,4 +234,7 @@ type Backends struct {
 	// an err_type and a fixed message; consulted after Classify and before
 	// the fallback to internal_problem.
 	Errors []ErrorMapping
+	// Secrets is the locked arena that key-importer's private_key is
+	// decoded into; nil decodes it onto the Go heap (tests).
+	Secrets *secmem.Arena
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/secmem"
 )
 
 // Request order in every handler: decode and validate (400s), wipe the
@@ -66,7 +68,8 @@ func (s *Server) authorize(rc *reqCtx, op Operation, p AuthParams) error {
 	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
-	c, err := s.b.Auth.Authorize(ctx, string(key), op, p)
+	// Viewed in place: the header is wiped after the request (wipe.go).
+	c, err := s.b.Auth.Authorize(ctx, aliasString(key), op, p)
 	if err != nil {
 		return fmt.Errorf("authorize %s: %w", op, err)
 	}
@@ -200,8 +203,10 @@ func (s *Server) createUser(rc *reqCtx) error {
 }
 
 func (s *Server) revokeAPIKey(rc *reqCtx) error {
+	// req.APIKey views the body in place (no string copy): wipe it only
+	// once the revocation is done.
+	defer rc.wipeBody()
 	req, err := decodeRevoke(rc.body())
-	rc.wipeBody()
 	if err != nil {
 		return err
 	}
@@ -433,10 +438,17 @@ func (s *Server) importKey(rc *reqCtx) error       { return s.runImport(rc, true
 func (s *Server) importRecipient(rc *reqCtx) error { return s.runImport(rc, false) }
 
 // runImport serves both import endpoints; importer selects the dealer side.
-// The private key lives in req.PrivateKey from decoding until the ceremony
-// returns, and is zeroed on every path.
+// The private key is decoded from the body straight into a locked slot
+// (Backends.Secrets), lives there until the ceremony returns, and is zeroed
+// on every path.
 func (s *Server) runImport(rc *reqCtx, importer bool) error {
-	req, err := decodeImport(rc.body(), importer, s.cfg.Limits.MaxParties)
+	keySlot, err := s.keySlot(rc, importer)
+	if err != nil {
+		rc.wipeBody()
+		return err
+	}
+	defer keySlot.Release()
+	req, err := decodeImportInto(rc.body(), importer, s.cfg.Limits.MaxParties, keySlot.Scalar())
 	rc.wipeBody()
 	if err != nil {
 		return err
@@ -467,7 +479,7 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	start := time.Now()
 	var res ImportResult
 	if importer {
-		res, err = s.b.Ceremonies.ImportKey(ctx, p, &req.PrivateKey)
+		res, err = s.b.Ceremonies.ImportKey(ctx, p, req.PrivateKey)
 		req.PrivateKey.Zero()
 	} else {
 		res, err = s.b.Ceremonies.ImportRecipient(ctx, p)
@@ -487,6 +499,22 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 		return err
 	}
 	return rc.writeJSON(map[string]string{"key_id": req.KeyID, "pubkey": hex.EncodeToString(res.Pubkey)})
+}
+
+// keySlot takes the locked slot key-importer decodes private_key into (a
+// recipient gets an unlocked, unused one). It is released, zeroed, by the
+// caller.
+func (s *Server) keySlot(rc *reqCtx, importer bool) (*secmem.Slot, error) {
+	if !importer || s.b.Secrets == nil {
+		return secmem.Unlocked(1)[0], nil
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	sl, err := s.b.Secrets.AcquireN(ctx, 1)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for locked memory for the private key (server.locked_secret_slots, %d in use): %w", s.b.Secrets.InUse(), err)
+	}
+	return sl[0], nil
 }
 
 // checkImportable fails early, before a room is joined, when the key is not

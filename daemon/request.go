@@ -193,6 +193,26 @@ func stringField(name string, required bool, maxLen int, check func(string) erro
 	}}
 }
 
+// secretStringField decodes a required string holding a secret as a view
+// of the body (aliasString), so that wiping the body wipes it; it accepts
+// no escapes, which secrets here (API keys) never need.
+func secretStringField(name string, maxLen int, check func(string) error, dst *string) field {
+	return field{name: name, required: true, decode: func(raw []byte) error {
+		if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+			return badRequest("field %q must be a string without escapes", name)
+		}
+		if len(raw)-2 > maxLen {
+			return badRequest("field %q is longer than %d characters", name, maxLen)
+		}
+		s := aliasString(raw[1 : len(raw)-1])
+		if err := check(s); err != nil {
+			return err
+		}
+		*dst = s
+		return nil
+	}}
+}
+
 func intField(name string, required bool, dst *int, present *bool) field {
 	return field{name: name, required: required, decode: func(raw []byte) error {
 		var v int64
@@ -425,7 +445,7 @@ type importRequest struct {
 	Threshold    int
 	Others       [][]byte
 	RelayAddress string
-	PrivateKey   btcec.ModNScalar // importer only; zeroed by the handler
+	PrivateKey   *btcec.ModNScalar // importer only, in the caller's (locked) memory; zeroed by the handler
 	hasKey       bool
 }
 
@@ -449,7 +469,7 @@ func importFields(r *importRequest, a *importAux, importer bool) []field {
 		stringField("relay_address", false, 261, checkRelayAddress, &r.RelayAddress),
 	}
 	if importer {
-		fields = append(fields, privateKeyField(&r.PrivateKey, &r.hasKey))
+		fields = append(fields, privateKeyField(r.PrivateKey, &r.hasKey))
 	}
 	return fields
 }
@@ -458,7 +478,13 @@ func importFields(r *importRequest, a *importAux, importer bool) []field {
 // key-importer shape (with private_key). On error the private key, if it
 // was parsed, is already zeroed.
 func decodeImport(body []byte, importer bool, maxN int) (*importRequest, error) {
-	r := &importRequest{}
+	return decodeImportInto(body, importer, maxN, new(btcec.ModNScalar))
+}
+
+// decodeImportInto is decodeImport with private_key decoded straight into
+// key (a locked slot in the daemon), which req.PrivateKey then points to.
+func decodeImportInto(body []byte, importer bool, maxN int, key *btcec.ModNScalar) (*importRequest, error) {
+	r := &importRequest{PrivateKey: key}
 	var a importAux
 	if err := decodeObject(body, importFields(r, &a, importer)); err != nil {
 		r.PrivateKey.Zero()
@@ -609,7 +635,7 @@ type revokeRequest struct {
 func revokeFields(r *revokeRequest) []field {
 	return []field{
 		stringField("user_id", true, 128, checkUserID, &r.UserID),
-		stringField("api_key", true, 512, checkAPIKeyShape, &r.APIKey),
+		secretStringField("api_key", 512, checkAPIKeyShape, &r.APIKey),
 	}
 }
 

@@ -114,12 +114,13 @@ func (s *Server) rules() *errorRules {
 // Metrics returns the server's metrics registry.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// Serve serves on ln (wrapped in TLS when configured) until Shutdown.
+// Serve serves on ln (wrapped in TLS when configured) until Shutdown;
+// connections zero fasthttp's read buffers as they reuse them (wipe.go).
 func (s *Server) Serve(ln net.Listener) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
-	return s.srv.Serve(ln)
+	return s.srv.Serve(wipingListener{ln})
 }
 
 // ListenAndServe listens on server.listen and serves.

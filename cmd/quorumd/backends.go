@@ -120,6 +120,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
 		},
+		Secrets: secrets,
 		Errors: []daemon.ErrorMapping{
 			{Target: store.ErrNotFound, Type: daemon.ErrTypeKeyIDNotExists, Msg: "key_id does not exist"},
 			{Target: store.ErrDuplicate, Type: daemon.ErrTypeUniqueViolation, Msg: "key_id already exists"},
