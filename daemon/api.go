@@ -237,4 +237,7 @@ type Backends struct {
 	// Secrets is the locked arena that key-importer's private_key is
 	// decoded into; nil decodes it onto the Go heap (tests).
 	Secrets *secmem.Arena
+	// ImportKeys decrypts encrypted_private_key (GET
+	// /bip340/import/import-key publishes it); nil refuses that field.
+	ImportKeys ImportKeys
 }

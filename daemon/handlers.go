@@ -462,8 +462,14 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	if err := s.authorize(rc, op, AuthParams{KeyID: req.KeyID, N: n, Threshold: req.Threshold, RelayAddress: req.RelayAddress}); err != nil {
 		return err
 	}
-	if err := s.checkImportable(rc, req); err != nil {
+	keygenID, err := s.checkImportable(rc, req)
+	if err != nil {
 		return err
+	}
+	if req.Encrypted != nil {
+		if err := s.decryptPrivateKey(req, keygenID); err != nil {
+			return err
+		}
 	}
 	p := ImportParams{
 		Owner:        rc.caller.UserID,
@@ -519,27 +525,28 @@ func (s *Server) keySlot(rc *reqCtx, importer bool) (*secmem.Slot, error) {
 
 // checkImportable fails early, before a room is joined, when the key is not
 // the caller's, already holds a share, or its own keygen_id is listed among
-// the others. The ceremony's commit re-checks the state atomically.
-func (s *Server) checkImportable(rc *reqCtx, req *importRequest) error {
+// the others; it returns the slot's keygen_id. The ceremony's commit
+// re-checks the state atomically.
+func (s *Server) checkImportable(rc *reqCtx, req *importRequest) ([]byte, error) {
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
 	info, err := s.b.Keys.Get(ctx, rc.caller.UserID, req.KeyID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch info.State {
 	case KeyCreated:
 	case KeyReady:
-		return ErrKeyAlreadyImported
+		return nil, ErrKeyAlreadyImported
 	default:
-		return fmt.Errorf("key %s in unknown state %q", req.KeyID, info.State)
+		return nil, fmt.Errorf("key %s in unknown state %q", req.KeyID, info.State)
 	}
 	for i, o := range req.Others {
 		if bytes.Equal(o, info.KeygenID) {
-			return badRequest("others_keygen_ids[%d] is this key's own keygen_id", i)
+			return nil, badRequest("others_keygen_ids[%d] is this key's own keygen_id", i)
 		}
 	}
-	return nil
+	return info.KeygenID, nil
 }
 
 func (s *Server) sign(rc *reqCtx) error {

@@ -251,7 +251,7 @@ const privateKeyMsg = `field "private_key" must be a 64-character hex string enc
 // IsZeroBit, and the only branch is on the combined validity bit. The
 // intermediate 32-byte buffer is zeroed; the caller zeroes body and dst.
 func privateKeyField(dst *btcec.ModNScalar, present *bool) field {
-	return field{name: "private_key", required: true, decode: func(raw []byte) error {
+	return field{name: "private_key", decode: func(raw []byte) error {
 		if len(raw) != 66 || raw[0] != '"' || raw[65] != '"' {
 			return badRequest(privateKeyMsg)
 		}
@@ -447,6 +447,7 @@ type importRequest struct {
 	RelayAddress string
 	PrivateKey   *btcec.ModNScalar // importer only, in the caller's (locked) memory; zeroed by the handler
 	hasKey       bool
+	Encrypted    *encryptedKey // importer only: encrypted_private_key, decrypted into PrivateKey later
 }
 
 // importAux holds the import fields validated after decoding.
@@ -469,7 +470,7 @@ func importFields(r *importRequest, a *importAux, importer bool) []field {
 		stringField("relay_address", false, 261, checkRelayAddress, &r.RelayAddress),
 	}
 	if importer {
-		fields = append(fields, privateKeyField(r.PrivateKey, &r.hasKey))
+		fields = append(fields, privateKeyField(r.PrivateKey, &r.hasKey), encryptedKeyField(&r.Encrypted))
 	}
 	return fields
 }
@@ -489,6 +490,10 @@ func decodeImportInto(body []byte, importer bool, maxN int, key *btcec.ModNScala
 	if err := decodeObject(body, importFields(r, &a, importer)); err != nil {
 		r.PrivateKey.Zero()
 		return nil, err
+	}
+	if importer && r.hasKey == (r.Encrypted != nil) {
+		r.PrivateKey.Zero()
+		return nil, badRequest(`exactly one of "private_key" and "encrypted_private_key" is required`)
 	}
 	if err := r.validate(a.others, a.hasNumParties, a.numParties, maxN); err != nil {
 		r.PrivateKey.Zero()

@@ -273,11 +273,42 @@ func FuzzDecodeImport(f *testing.F) {
 				}
 			}
 		}
-		if importer == r.PrivateKey.IsZero() {
-			t.Fatalf("importer=%v with zero key=%v", importer, r.PrivateKey.IsZero())
+		// An importer has exactly one of a decoded key and a ciphertext.
+		if importer == (r.PrivateKey.IsZero() == (r.Encrypted == nil)) || (!importer && r.Encrypted != nil) {
+			t.Fatalf("importer=%v with zero key=%v, encrypted=%v", importer, r.PrivateKey.IsZero(), r.Encrypted != nil)
 		}
 		r.PrivateKey.Zero()
 	})
+}
+
+// TestDecodeEncryptedPrivateKey: key-importer takes exactly one of
+// private_key and encrypted_private_key, the latter a well-formed object.
+func TestDecodeEncryptedPrivateKey(t *testing.T) {
+	var k btcec.ModNScalar
+	k.SetInt(7)
+	kg := hex.EncodeToString(btcec.PrivKeyFromScalar(&k).PubKey().SerializeCompressed())
+	base := `{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","threshold":1,"others_keygen_ids":["` + kg + `"]`
+	enc := `"encrypted_private_key":{"key_id_label":"qd-import-1","ciphertext":"AAEC"}`
+	priv := `"private_key":"` + strings.Repeat("0", 62) + `2a"`
+	r, err := decodeImport([]byte(base+","+enc+"}"), true, 8)
+	if err != nil || r.Encrypted == nil || r.Encrypted.Label != "qd-import-1" || !bytes.Equal(r.Encrypted.Ciphertext, []byte{0, 1, 2}) || !r.PrivateKey.IsZero() {
+		t.Fatalf("encrypted: %v %+v", err, r)
+	}
+	for name, body := range map[string]string{
+		"both":          base + "," + enc + "," + priv + "}",
+		"neither":       base + "}",
+		"not an object": base + `,"encrypted_private_key":"AAEC"}`,
+		"no label":      base + `,"encrypted_private_key":{"ciphertext":"AAEC"}}`,
+		"bad base64":    base + `,"encrypted_private_key":{"key_id_label":"x","ciphertext":"%%%"}}`,
+		"unknown field": base + `,"encrypted_private_key":{"key_id_label":"x","ciphertext":"AAEC","kem":"x"}}`,
+	} {
+		if _, err := decodeImport([]byte(body), true, 8); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := decodeImport([]byte(base+","+enc+"}"), false, 8); err == nil {
+		t.Error("a recipient accepted encrypted_private_key")
+	}
 }
 
 // FuzzDecodeSign checks the sign and derive decoders never panic, fail only

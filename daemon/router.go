@@ -37,6 +37,7 @@ func (s *Server) routes() []*route {
 
 		{method: "POST", pattern: "/create-room", handle: s.createRoom, limited: true},
 		{method: "GET", pattern: "/bip340/create", handle: s.createKey, limited: true},
+		{method: "GET", pattern: "/bip340/import/import-key", handle: s.getImportKey, query: []string{"kem"}},
 		{method: "POST", pattern: "/bip340/import/key-importer", handle: s.importKey, limited: true},
 		{method: "POST", pattern: "/bip340/import/import-key-share-recipient", handle: s.importRecipient, limited: true},
 		{method: "POST", pattern: "/bip340/sign", handle: s.sign, limited: true},

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/importkey"
 	"github.com/quorumd/quorumd/daemon/quorum"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
@@ -92,6 +93,10 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
+	ik, err := importkey.Open(cfg.StateDir, h)
+	if err != nil {
+		return fail(fmt.Errorf("import key: %w", err))
+	}
 	{
 		// In the background while serving: move blobs still sealed under a
 		// wrapping key (before per-key data keys, or before a rotation) to
@@ -120,11 +125,15 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
 		},
-		Secrets: secrets,
+		Secrets:    secrets,
+		ImportKeys: ik,
 		Errors: []daemon.ErrorMapping{
 			{Target: store.ErrNotFound, Type: daemon.ErrTypeKeyIDNotExists, Msg: "key_id does not exist"},
 			{Target: store.ErrDuplicate, Type: daemon.ErrTypeUniqueViolation, Msg: "key_id already exists"},
 			{Target: store.ErrAlreadyCommitted, Type: daemon.ErrTypeAlreadyPerformedKeygen, Msg: "the key already holds a share"},
+			{Target: importkey.ErrDecrypt, Type: daemon.ErrTypeBadRequestParams, Msg: "encrypted_private_key does not decrypt to a private key for this daemon's slot, key_id and room_uuid"},
+			{Target: importkey.ErrUnknownKey, Type: daemon.ErrTypeBadRequestParams, Msg: "encrypted_private_key names an import key this daemon does not hold (fetch GET /bip340/import/import-key again)"},
+			{Target: importkey.ErrUnknownKEM, Type: daemon.ErrTypeBadRequestParams, Msg: "unknown kem: MLKEM768-X25519 or DHKEM-P256"},
 			{Target: store.ErrNotCommitted, Type: daemon.ErrTypeKeyOperationBeforeKeygen, Msg: "the key has no share yet: run an import first"},
 		},
 	}, cl, nil

@@ -156,6 +156,21 @@ func Open(stateDir string, s Sealer) (*Keys, error) {
 			return nil, fmt.Errorf("importkey: %s is not a version-1 import key file: %v", k.path, err)
 		}
 	}
+	// Re-seal under the sealer's active wrapping key at every start, so a
+	// wrapping-key rotation (docs/hsm.md) carries the import keys along.
+	if rs, ok := s.(interface {
+		Reseal(blob, aad []byte) ([]byte, error)
+	}); ok && len(k.st.Keys) > 0 {
+		for i := range k.st.Keys {
+			r := &k.st.Keys[i]
+			if r.SealedPrivate, err = rs.Reseal(r.SealedPrivate, sealAAD(r)); err != nil {
+				return nil, fmt.Errorf("importkey: re-sealing %s: %w", r.Label, err)
+			}
+		}
+		if err := writeFile(k.path, k.st); err != nil {
+			return nil, err
+		}
+	}
 	if a := k.active(KEMXWing); a == nil || k.now().Sub(a.CreatedAt) > Lifetime {
 		if err := k.Rotate(); err != nil {
 			return nil, err
@@ -323,4 +338,9 @@ func (k *Keys) Decrypt(label string, info, ciphertext []byte, dst *btcec.ModNSca
 		return ErrDecrypt
 	}
 	return nil
+}
+
+// DecryptFor is Decrypt with the Info of a daemon slot, key and room.
+func (k *Keys) DecryptFor(label string, keygenID []byte, keyID, roomUUID string, ciphertext []byte, dst *btcec.ModNScalar) error {
+	return k.Decrypt(label, Info(label, keygenID, keyID, roomUUID), ciphertext, dst)
 }
