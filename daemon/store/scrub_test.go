@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/quorumd/quorumd/daemon/store"
 )
@@ -152,5 +153,36 @@ func TestOpenScrubs(t *testing.T) {
 	defer s.Close()
 	if fileHas(t, path, sl.SealedIdentityKey) {
 		t.Fatal("Open did not scrub the freed page")
+	}
+}
+
+// BenchmarkDelete is the cost of a delete in a store of 10,000 ready
+// records, scrub (zeroing the free pages, fdatasync) included.
+func BenchmarkDelete(b *testing.B) {
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "keys.db")
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 10000
+	recs := make([]store.Record, n)
+	for i := range recs {
+		recs[i] = fxReady(fmt.Sprintf("k-%05d", i), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	}
+	if err := store.BulkLoad(s, recs); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		if i == n {
+			b.Fatal("out of records")
+		}
+		r := recs[i]
+		i++
+		if err := s.Delete(ctx, r.Owner, r.KeyID); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
