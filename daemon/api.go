@@ -96,9 +96,13 @@ type Admin interface {
 // KeyState is the lifecycle state of a key slot.
 type KeyState string
 
-// Key slot states: created by /bip340/create, ready once an import committed.
+// Key slot states: created by /bip340/create; pending once a ceremony
+// durably stored the share but its success certificate is not known here
+// yet (DESIGN §3a: recover it, or sign, which recovers); ready once
+// certified.
 const (
 	KeyCreated KeyState = "created"
+	KeyPending KeyState = "pending"
 	KeyReady   KeyState = "ready"
 )
 
@@ -110,7 +114,8 @@ type KeySlot struct {
 
 // KeyInfo is the public record of a key: everything here may be shown to
 // its owner. Threshold, N, ParticipantID, Pubkey, Participants and
-// PubShares are set only in state KeyReady.
+// PubShares are set only in states KeyPending and KeyReady; WaitingFor
+// only in KeyPending.
 type KeyInfo struct {
 	KeyID         string
 	Owner         string // user_id
@@ -122,6 +127,7 @@ type KeyInfo struct {
 	Pubkey        []byte   // 32-byte BIP340 x-only threshold key
 	Participants  [][]byte // all N keygen_ids, sorted bytewise (index = BIP445 id)
 	PubShares     [][]byte // 33-byte compressed public shares, aligned with Participants
+	WaitingFor    string   // pending: what completes the key, for the operator
 	CreatedAt     time.Time
 }
 
@@ -225,7 +231,10 @@ type Backends struct {
 	Keys       Keys
 	Rooms      Rooms
 	Ceremonies Ceremonies
-	Ready      []ReadinessCheck
+	// Recovery serves recovery data and recovers stuck parties; optional
+	// (without it those two routes answer not_found).
+	Recovery Recovery
+	Ready    []ReadinessCheck
 	// Classify maps foreign error types that carry no ErrType method (e.g.
 	// a ceremony's *AbortError to executor_result with its culprit-naming
 	// text); consulted after Typed errors. msg is shown to the client.

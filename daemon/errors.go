@@ -121,6 +121,7 @@ var (
 	ErrKeyNotFound          = &Error{ErrTypeKeyIDNotExists, "key_id does not exist"}
 	ErrKeyNotReady          = &Error{ErrTypeKeyOperationBeforeKeygen, "the key has no share yet: run an import first"}
 	ErrKeyAlreadyImported   = &Error{ErrTypeAlreadyPerformedKeygen, "the key already holds a share"}
+	ErrKeyPending           = &Error{ErrTypeAlreadyPerformedKeygen, "the key holds a pending share: recover it (POST /bip340/recover) or delete it"}
 	ErrAccessDenied         = &Error{ErrTypeAccessDenied, "missing, unknown or revoked API key"}
 	ErrUserHasAssociatedKey = &Error{ErrTypeUserHasAssociatedKeys, "the user still owns keys on this daemon"}
 )

@@ -408,6 +408,7 @@ type keyRecord struct {
 	Pubkey       string   `json:"pubkey,omitempty"`
 	PubShares    []string `json:"pubshares,omitempty"`
 	Participants []string `json:"participants,omitempty"`
+	WaitingFor   string   `json:"waiting_for,omitempty"`
 	CreatedAt    string   `json:"created_at"`
 }
 
@@ -418,7 +419,8 @@ func recordOf(k KeyInfo) keyRecord {
 		KeygenID:  hex.EncodeToString(k.KeygenID),
 		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339),
 	}
-	if k.State == KeyReady {
+	if k.State == KeyReady || k.State == KeyPending {
+		r.WaitingFor = k.WaitingFor
 		id := k.ParticipantID
 		r.T, r.N, r.OwnID = k.Threshold, k.N, &id
 		r.Pubkey = hex.EncodeToString(k.Pubkey)
@@ -538,6 +540,8 @@ func (s *Server) checkImportable(rc *reqCtx, req *importRequest) ([]byte, error)
 	case KeyCreated:
 	case KeyReady:
 		return nil, ErrKeyAlreadyImported
+	case KeyPending:
+		return nil, ErrKeyPending
 	default:
 		return nil, fmt.Errorf("key %s in unknown state %q", req.KeyID, info.State)
 	}
@@ -564,7 +568,9 @@ func (s *Server) sign(rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
-	if info.State != KeyReady {
+	// A pending key may sign: the ceremony recovers it from a certificate
+	// another signer attaches, or refuses.
+	if info.State != KeyReady && info.State != KeyPending {
 		return ErrKeyNotReady
 	}
 	ctx, cancel := s.ceremonyContext(rc)

@@ -118,6 +118,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	cw.printf("# HELP quorumd_start_time_seconds Unix time the daemon started.\n")
 	cw.printf("# TYPE quorumd_start_time_seconds gauge\n")
 	cw.printf("quorumd_start_time_seconds %d\n", m.start.Unix())
+	writeDropped(cw)
 	if cw.err == nil {
 		cw.err = cw.w.Flush()
 	}

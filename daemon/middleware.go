@@ -239,6 +239,7 @@ const (
 	AuditKeyImported   AuditEvent = "key.imported"
 	AuditKeySigned     AuditEvent = "key.signed"
 	AuditKeyDeleted    AuditEvent = "key.deleted"
+	AuditKeyRecovered  AuditEvent = "key.recovered"
 	AuditUserCreated   AuditEvent = "user.created"
 	AuditUserDeleted   AuditEvent = "user.deleted"
 	AuditAPIKeyRevoked AuditEvent = "apikey.revoked"

@@ -131,6 +131,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /bip340/derive-tweak-pubkey":               deriveFields(&deriveRequest{}, &textAux{}),
 		"post /create-room":                              createRoomFields(new(int)),
 		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
+		"post /bip340/recover":                           recoverFields(new(string), new(string)),
 	}
 	for k, op := range documented {
 		r := routed[k]

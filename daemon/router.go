@@ -45,6 +45,8 @@ func (s *Server) routes() []*route {
 		{method: "GET", pattern: "/bip340/export-id/:key_id", handle: s.exportID, limited: true},
 		{method: "GET", pattern: "/bip340/keys/:key_id", handle: s.getKey, limited: true},
 		{method: "DELETE", pattern: "/bip340/delete-key-share/:key_id", handle: s.deleteKeyShare, limited: true},
+		{method: "GET", pattern: "/bip340/recovery-data/:key_id", handle: s.recoveryData, limited: true},
+		{method: "POST", pattern: "/bip340/recover", handle: s.recover, limited: true},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.TrimPrefix(r.pattern, "/"), "/")

@@ -7,49 +7,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
-	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
-
-// importAll runs a t-of-len(ps) import of priv, party 0 importing.
-func importAll(t *testing.T, ps []*party, threshold int, priv *btcec.PrivateKey) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	room, err := ps[0].svc.CreateRoom(ctx, len(ps))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(ps))
-	for i, p := range ps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ip := daemon.ImportParams{Owner: "alice", KeyID: p.keyID, RoomUUID: room, Threshold: threshold, Others: others(ps, i)}
-			if i == 0 {
-				x := priv.Key
-				_, errs[i] = p.svc.ImportKey(ctx, ip, &x)
-				return
-			}
-			_, errs[i] = p.svc.ImportRecipient(ctx, ip)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("import at %d: %v", i, err)
-		}
-	}
-}
 
 // openShare opens r's sealed share with h and checks share·G against the
 // record's own public share.
@@ -82,7 +48,11 @@ func TestDeleteDestroysCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	importAll(t, ps, 2, priv)
+	for i, err := range importAll(t, ps, priv) {
+		if err != nil {
+			t.Fatalf("import at %d: %v", i, err)
+		}
+	}
 	ctx := context.Background()
 	victim := ps[1]
 

@@ -53,9 +53,9 @@ func (s *Service) sealIdentity(keyID, owner string, priv []byte) ([]byte, error)
 	return sealed, nil
 }
 
-// sealShare seals a share under the key's data key (made first if the slot
-// predates data keys).
-func (s *Service) sealShare(r store.Record, id int, share []byte) ([]byte, error) {
+// sealShareBytes seals a share's encoding under the key's data key (made
+// first if the slot predates data keys).
+func (s *Service) sealShareBytes(r store.Record, id int, share []byte) ([]byte, error) {
 	if err := s.Sealer.CreateDataKey(r.KeyID); err != nil {
 		return nil, fmt.Errorf("making the key's data key: %w", err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -408,17 +409,92 @@ func (s *Bolt) Commit(ctx context.Context, owner, keyID string, c Commitment) er
 		if err != nil {
 			return err
 		}
-		if r.State == StateReady {
+		switch r.State {
+		case StateReady:
 			return fmt.Errorf("%w: %q", ErrAlreadyCommitted, keyID)
+		case StatePending:
+			if !bytes.Equal(r.Transcript, c.Transcript) {
+				return fmt.Errorf("%w: %q is pending for another transcript", ErrInvalid, keyID)
+			}
 		}
 		if err := c.validate(r.KeygenID); err != nil {
 			return err
 		}
+		r.setCommitment(c)
 		r.State = StateReady
-		r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
-		r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
-		r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
 		r.CommittedAt = committed.UTC()
+		return put(tx, &r)
+	})
+}
+
+func (r *Record) setCommitment(c Commitment) {
+	r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
+	r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
+	r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
+	r.Transcript, r.RecoveryData = clone(c.Transcript), clone(c.RecoveryData)
+}
+
+// Prepare implements Store.
+func (s *Bolt) Prepare(ctx context.Context, owner, keyID string, c Commitment) error {
+	prepared := s.now()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if r.State != StateCreated {
+			return fmt.Errorf("%w: %q is %s", ErrAlreadyCommitted, keyID, r.State)
+		}
+		if err := c.validatePending(r.KeygenID); err != nil {
+			return err
+		}
+		r.setCommitment(c)
+		r.State = StatePending
+		r.PreparedAt = prepared
+		return put(tx, &r)
+	})
+}
+
+// MarkReady implements Store. The Bolt store writes it durably like any
+// other write (through group commit); callers keep it off their critical
+// path.
+func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error {
+	if err := checkBytes("recovery data", recoveryData, MaxRecoveryLen); err != nil {
+		return err
+	}
+	committed := s.now()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(r.Transcript, transcript) || r.State == StateCreated {
+			return fmt.Errorf("%w: %q is not prepared for this transcript", ErrInvalid, keyID)
+		}
+		if r.State == StateReady {
+			return nil
+		}
+		r.State = StateReady
+		r.RecoveryData = clone(recoveryData)
+		r.CommittedAt = committed
+		return put(tx, &r)
+	})
+}
+
+// Discard implements Store.
+func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if r.State != StatePending || !bytes.Equal(r.Transcript, transcript) {
+			return fmt.Errorf("%w: %q is not pending for this transcript", ErrInvalid, keyID)
+		}
+		r.setCommitment(Commitment{})
+		r.OwnID = 0
+		r.State = StateCreated
+		r.PreparedAt = time.Time{}
 		return put(tx, &r)
 	})
 }
@@ -532,7 +608,7 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 			return err
 		}
 		switch r.State {
-		case StateReady:
+		case StateReady, StatePending:
 			if err := checkBytes("sealed share", share, MaxSealedLen); err != nil {
 				return err
 			}
