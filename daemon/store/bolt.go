@@ -483,7 +483,7 @@ func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, r
 
 // Discard implements Store.
 func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		r, err := loadOwned(tx, owner, keyID)
 		if err != nil {
 			return err
@@ -497,6 +497,12 @@ func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []by
 		r.PreparedAt = time.Time{}
 		return put(tx, &r)
 	})
+	if err != nil {
+		return err
+	}
+	// The discarded share must not linger in the freed page (scrub.go).
+	_, err = s.scrub()
+	return err
 }
 
 // loadOwned reads the owner's live record. The owner index is consulted
