@@ -71,7 +71,8 @@ type Caller struct {
 // err_type (see Typed): access_denied for a missing, unknown or revoked key,
 // you_have_to_be_admin, policy_validation_failed (e.g. relay_address not on
 // the allowlist, N or t outside the policy), and so on; anything untyped is
-// an internal_problem. apiKey is secret: never log it.
+// an internal_problem. apiKey is secret: never log it. It is a view of the
+// request's header, wiped after the request: keep (clone) nothing of it.
 type Authorizer interface {
 	Authorize(ctx context.Context, apiKey string, op Operation, params AuthParams) (Caller, error)
 }
@@ -86,7 +87,8 @@ type NewUser struct {
 // Admin performs the user administration writes of the /admin routes (on the
 // policy source). The HTTP layer has already authorized the caller as an
 // admin. Errors should be Typed (user_name_already_exists,
-// user_id_not_exists, api_key_not_found, ...).
+// user_id_not_exists, api_key_not_found, ...). RevokeAPIKey's apiKey is a
+// view of the request body, wiped after the request: keep nothing of it.
 type Admin interface {
 	CreateUser(ctx context.Context, name string) (NewUser, error)
 	RevokeAPIKey(ctx context.Context, userID, apiKey string) error

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,7 +110,9 @@ func (p *memPolicy) RevokeAPIKey(_ context.Context, userID, apiKey string) error
 	if _, ok := u.apiKeys[apiKey]; !ok {
 		return Errorf(ErrTypeAPIKeyNotFound, "the user has no such API key")
 	}
-	u.apiKeys[apiKey] = true
+	// apiKey views the request body (wiped after the request): a map
+	// assignment would store that view as the key.
+	u.apiKeys[strings.Clone(apiKey)] = true
 	return nil
 }
 
