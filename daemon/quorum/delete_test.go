@@ -114,8 +114,9 @@ func TestDeleteDestroysCopies(t *testing.T) {
 }
 
 // TestSweepDataKeys: a delete whose data-key destruction never happened (a
-// crash right after the store's delete) leaves a data key that the sweep
-// destroys; live keys' data keys and young orphans stay.
+// crash right after the store's delete) and a slot never stored (a crash
+// right after its data key was made) leave data keys that the sweep
+// destroys once past the grace; live keys' data keys stay.
 func TestSweepDataKeys(t *testing.T) {
 	ps := newParties(t, 0)
 	p := ps[0]
@@ -125,6 +126,11 @@ func TestSweepDataKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := p.svc.Store.Delete(ctx, "alice", gone.KeyID); err != nil { // the store only: the "crash"
+		t.Fatal(err)
+	}
+	// A crash between making a slot's data key and storing the slot.
+	never := "never-stored-slot"
+	if err := p.h.CreateDataKey(never); err != nil {
 		t.Fatal(err)
 	}
 	count := func() map[string]bool {
@@ -138,16 +144,16 @@ func TestSweepDataKeys(t *testing.T) {
 		}
 		return m
 	}
-	if m := count(); !m[gone.KeyID] || !m[p.keyID] {
+	if m := count(); !m[gone.KeyID] || !m[never] || !m[p.keyID] {
 		t.Fatalf("data keys before the sweep: %v", m)
 	}
 	if n, err := SweepDataKeys(ctx, p.svc.Store, p.h, time.Hour, p.svc.log()); err != nil || n != 0 {
 		t.Fatalf("sweep with a long grace destroyed %d: %v", n, err)
 	}
-	if n, err := SweepDataKeys(ctx, p.svc.Store, p.h, 0, p.svc.log()); err != nil || n != 1 {
+	if n, err := SweepDataKeys(ctx, p.svc.Store, p.h, 0, p.svc.log()); err != nil || n != 2 {
 		t.Fatalf("sweep destroyed %d: %v", n, err)
 	}
-	if m := count(); m[gone.KeyID] || !m[p.keyID] {
+	if m := count(); m[gone.KeyID] || m[never] || !m[p.keyID] {
 		t.Fatalf("data keys after the sweep: %v", m)
 	}
 }
