@@ -49,7 +49,7 @@ func (s *Server) Handler(fc *fasthttp.RequestCtx) {
 	// The body may have held a private key or an API key, the header an API
 	// key; wipe them whatever happened above (wipe.go).
 	wipeRequest(fc)
-	keepReading(fc)
+	wipeAfterAnswer(fc)
 	s.metrics.inFlight.Add(-1)
 	s.finish(rc, time.Since(start))
 }

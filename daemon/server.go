@@ -115,10 +115,11 @@ func (s *Server) rules() *errorRules {
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // Serve serves on ln (wrapped in TLS when configured) until Shutdown;
-// connections zero fasthttp's read buffers as they reuse them (wipe.go).
+// connections zero fasthttp's read buffers, and under TLS crypto/tls's
+// record buffer, as they reuse them (wipe.go).
 func (s *Server) Serve(ln net.Listener) error {
 	if s.tls != nil {
-		ln = tls.NewListener(ln, s.tls)
+		ln = tls.NewListener(wipingListener{ln}, s.tls)
 	}
 	return s.srv.Serve(wipingListener{ln})
 }

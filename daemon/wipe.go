@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/tls"
 	"net"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
@@ -22,20 +23,24 @@ import (
 //     the next read on that connection: when the connection goes idle
 //     between requests (fasthttp is then blocked reading the next one), and,
 //     for a pooled reader, when another connection takes it.
+//   - A connection that ends after its request (Connection: close, or an
+//     answer that closes) gets no next read before fasthttp pools its
+//     reader: the handler marks it (wipeAfterAnswer) and the connection
+//     zeroes its whole read buffer once the answer is written, while
+//     fasthttp is certain to read no more from it.
 //   - wipeRequest clears the header and body copies after the handler.
-//   - keepReading stops a request's "Connection: close" from ending the
-//     connection without that next read (fasthttp would pool the reader
-//     with the request still in it); the client closes its side instead
-//     and the read that sees the EOF has zeroed the buffer.
 //   - Secret values are never converted to Go strings (immutable, not
 //     wipeable): aliasString views them in place for the call that needs
 //     them; nothing may keep such a string beyond the request.
 //
-// Left uncovered: with TLS, crypto/tls decrypts records in its own
-// per-connection buffer, which it neither zeroes nor exposes; a request
-// that fasthttp fails to parse (ErrorHandler path) or that times out
-// mid-read leaves its bytes in the pooled reader until another connection
-// reuses it.
+// With TLS, crypto/tls decrypts each record in place in its own
+// per-connection buffer; a wipingConn under the TLS layer zeroes that
+// buffer the same ways.
+//
+// Left uncovered: a TLS record buffer that crypto/tls outgrows is dropped
+// to the garbage collector unzeroed; a request that fasthttp fails to
+// parse (ErrorHandler path) or that times out mid-read leaves its bytes in
+// the pooled reader until another connection reuses it.
 
 // wipingListener wraps every accepted connection in a wipingConn.
 type wipingListener struct{ net.Listener }
@@ -46,18 +51,41 @@ func (l wipingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*tls.Conn); ok {
-		return &wipingTLSConn{wipingConn{tc}, tc}, nil
+		return &wipingTLSConn{wipingConn: wipingConn{Conn: tc}, tc: tc}, nil
 	}
-	return &wipingConn{c}, nil
+	return &wipingConn{Conn: c}, nil
 }
 
-// wipingConn zeroes the caller's buffer before each read.
-type wipingConn struct{ net.Conn }
+// wipingConn zeroes the caller's buffer before each read and, once marked,
+// the whole read buffer after each write.
+type wipingConn struct {
+	net.Conn
+	// buf is the widest region of the reader's buffer a Read was given: a
+	// Read after a reset gets all of it. Only the connection's goroutine
+	// touches it.
+	buf       []byte
+	wipeAfter atomic.Bool
+}
 
 func (c *wipingConn) Read(p []byte) (int, error) {
 	clear(p)
+	if full := p[:cap(p)]; len(full) > 0 && (len(c.buf) == 0 || len(full) > len(c.buf) || !sameEnd(full, c.buf)) {
+		c.buf = full
+	}
 	return c.Conn.Read(p)
 }
+
+func (c *wipingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.wipeAfter.Load() {
+		clear(c.buf)
+	}
+	return n, err
+}
+
+// sameEnd reports whether two non-empty slices end at the same address,
+// i.e. are tails of one buffer.
+func sameEnd(a, b []byte) bool { return &a[len(a)-1] == &b[len(b)-1] }
 
 // wipingTLSConn keeps what fasthttp asks of a TLS connection (its
 // handshake and state, e.g. for client certificates).
@@ -77,11 +105,22 @@ func wipeRequest(fc *fasthttp.RequestCtx) {
 	clear(fc.Request.Header.RawHeaders())
 }
 
-// keepReading undoes the request's "Connection: close" so that fasthttp
-// reads (and wipingConn zeroes) once more before it pools the reader.
-func keepReading(fc *fasthttp.RequestCtx) {
-	if fc.Request.Header.ConnectionClose() && !fc.Response.ConnectionClose() {
-		fc.Request.Header.ResetConnectionClose()
+// wipeAfterAnswer marks a connection that fasthttp closes after this
+// request (it decided so from the request's header before the handler, or
+// does from the answer's) to zero its read buffers once the answer is
+// written: fasthttp reads nothing more from it, and pools its reader.
+func wipeAfterAnswer(fc *fasthttp.RequestCtx) {
+	if !fc.Request.Header.ConnectionClose() && !fc.Response.Header.ConnectionClose() {
+		return
+	}
+	switch c := fc.Conn().(type) {
+	case *wipingConn:
+		c.wipeAfter.Store(true)
+	case *wipingTLSConn:
+		c.wipeAfter.Store(true)
+		if raw, ok := c.tc.NetConn().(*wipingConn); ok {
+			raw.wipeAfter.Store(true)
+		}
 	}
 }
 

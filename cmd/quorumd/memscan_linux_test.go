@@ -4,13 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +29,53 @@ import (
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
+
+// serveTLS gives the node's configuration a fresh self-signed certificate
+// for 127.0.0.1 and makes http.DefaultClient trust it for this test.
+func serveTLS(t *testing.T, n *node) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "quorumd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(n.dir, "tls.crt"), filepath.Join(n.dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(n.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(raw), "server:\n", fmt.Sprintf("server:\n  tls:\n    cert_file: %s\n    key_file: %s\n", certFile, keyFile), 1)
+	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	tr := http.DefaultTransport.(*http.Transport)
+	prev := tr.TLSClientConfig
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	t.Cleanup(func() { tr.CloseIdleConnections(); tr.TLSClientConfig = prev })
+}
 
 // needle is a secret's byte form looked for in a process's memory.
 type needle struct {
@@ -101,14 +157,25 @@ func scanMemory(t *testing.T, pid int, needles []needle) []string {
 // secret and an unknown key, both answered 401, one with Connection:
 // close; a revoke-api-key whose body carries a whole API key), and scans
 // its memory: the imported private key (raw bytes in both byte orders, hex
-// in both cases) and those API key secrets must be nowhere.
+// in both cases) and those API key secrets must be nowhere. Over plain HTTP
+// and over TLS.
 func TestMemoryHoldsNoSecrets(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("reading another process's memory under PR_SET_DUMPABLE=0 needs root (CI runs as root)")
 	}
 	bin := buildQuorumd(t)
+	t.Run("http", func(t *testing.T) { memoryHoldsNoSecrets(t, bin, false) })
+	t.Run("tls", func(t *testing.T) { memoryHoldsNoSecrets(t, bin, true) })
+}
+
+func memoryHoldsNoSecrets(t *testing.T, bin string, useTLS bool) {
 	relayAddr := testkit.Relay(t)
 	importer := configureNode(t, tokens[7], relayAddr, e2eCeremonyTimeout, relayAddr)
+	scheme := "http://"
+	if useTLS {
+		scheme = "https://"
+		serveTLS(t, importer)
+	}
 	// Users made in the policy file, not by the daemon: it never generated
 	// (and so never held) these keys; it only receives them in requests.
 	src, err := policy.OpenFile(importer.policyFile)
@@ -128,7 +195,7 @@ func TestMemoryHoldsNoSecrets(t *testing.T) {
 		bin, "-config", importer.cfgPath)
 	select {
 	case a := <-d.addr:
-		importer.base = "http://" + a
+		importer.base = scheme + a
 	case err := <-d.done:
 		t.Fatalf("quorumd exited: %v\n%s", err, d)
 	case <-time.After(60 * time.Second):
