@@ -121,7 +121,7 @@ func TestSweepDataKeys(t *testing.T) {
 	ps := newParties(t, 0)
 	p := ps[0]
 	ctx := context.Background()
-	gone, err := p.svc.Create(ctx, "alice")
+	gone, err := p.svc.Create(ctx, "alice", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
