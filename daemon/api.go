@@ -252,7 +252,9 @@ type Backends struct {
 	// the fallback to internal_problem.
 	Errors []ErrorMapping
 	// Secrets is the locked arena that key-importer's private_key is
-	// decoded into; nil decodes it onto the Go heap (tests).
+	// decoded into, one slot a request, apart from the ceremonies' own
+	// arena (whose two slots a ceremony the budget is sized on); nil
+	// decodes it onto the Go heap (tests).
 	Secrets *secmem.Arena
 	// ImportKeys decrypts encrypted_private_key (GET
 	// /bip340/import/import-key publishes it); nil refuses that field.

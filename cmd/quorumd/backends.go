@@ -12,6 +12,7 @@ import (
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/importkey"
 	"github.com/quorumd/quorumd/daemon/quorum"
+	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/relay"
@@ -37,6 +38,16 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	if secrets != nil {
 		// Closed last: it refuses while a call still holds a slot.
 		cl = append(cl, secrets.Close)
+	}
+	// key-importer's private_key is decoded into an arena of its own, one
+	// slot per ceremony the budget admits: the ceremony arena's sizing
+	// (two slots a ceremony) stays exact and no importer waits on it.
+	var keyArena *secmem.Arena
+	if secrets != nil {
+		if keyArena, err = lockSecrets(cfg.Server.Ceremonies(), log); err != nil {
+			return fail(fmt.Errorf("locked memory for imported keys: %w", err))
+		}
+		cl = append(cl, keyArena.Close)
 	}
 
 	h, err := hsm.Open(hsmConfig(cfg.HSM))
@@ -126,7 +137,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
 		},
-		Secrets:    secrets,
+		Secrets:    keyArena,
 		ImportKeys: ik,
 		Errors: []daemon.ErrorMapping{
 			{Target: store.ErrNotFound, Type: daemon.ErrTypeKeyIDNotExists, Msg: "key_id does not exist"},

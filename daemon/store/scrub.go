@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Scrubbing. bbolt is copy-on-write: a rewritten or deleted record's old
@@ -19,13 +17,11 @@ import (
 // This is safe only for pages no reader can reach. A page freed by a
 // committed transaction stays "pending" while an older read transaction
 // might still read it; scrub therefore holds readers exclusively (every read
-// goes through view) and runs in a write transaction that changes nothing:
-// bbolt releases all pending pages when a write transaction begins with no
-// reader open, so every page it then reports free belongs to no committed
-// tree except, possibly, the one before the last, which bbolt uses only if
-// the last meta page is unreadable (a torn write of a meta that was already
-// synced cannot happen; a torn write of this transaction's own meta falls
-// back to the last one, which does not reference these pages).
+// goes through view) and runs in a write transaction that changes nothing
+// and is rolled back: bbolt releases all pending pages when a write
+// transaction begins with no reader open, so every page it then reports
+// free belongs to no committed tree except the one before the last, which
+// bbolt uses only if the last meta page, already synced, is unreadable.
 
 // scrub zeroes the file's free pages and syncs them; it returns how many
 // pages it had to overwrite.
@@ -33,7 +29,15 @@ func (s *Bolt) scrub() (int, error) {
 	s.readers.Lock()
 	defer s.readers.Unlock()
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// A write transaction, never committed: it excludes other writers while
+	// pages are zeroed and releases pending pages when it begins; it
+	// changes nothing, so rolling it back costs no meta-page write or sync.
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return 0, fmt.Errorf("store: scrubbing free pages: %w", err)
+	}
+	defer tx.Rollback()
+	err = func() error {
 		ps := tx.DB().Info().PageSize
 		buf := make([]byte, ps)
 		zero := make([]byte, ps)
@@ -67,7 +71,7 @@ func (s *Bolt) scrub() (int, error) {
 			}
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return n, fmt.Errorf("store: scrubbing free pages: %w", err)
 	}
