@@ -104,9 +104,10 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("equivocating importer", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		q := newQuorum(t, testkit.Relay(t), n)
 		importer := 1
-		out := q.runImport(x, importer, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, importer, thr, slow*2*time.Second, func(i int, p *ImportParams) {
 			if i == importer {
 				p.split = dealSplit(q, func(to int, payload []byte) []byte {
 					if to != 2 {
@@ -154,8 +155,9 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("party never shows up", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		q := newQuorum(t, testkit.Relay(t), n)
-		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, map[int]bool{2: true})
+		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, map[int]bool{2: true})
 		culprit := q.ids[2].Public()
 		// The importer and party 1 signed and wait for party 2's signature:
 		// a timeout alone never discards what they prepared.
@@ -164,13 +166,14 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("relay tampers with the deal", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
 			e, err := envelope.Unmarshal(body)
 			return err == nil && e.Round == roundDeal
 		}, -70)})
 		q := newQuorum(t, addr, n)
 		before := DroppedEnvelopes()["bad_signature"]
-		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, nil)
+		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, nil)
 		// The recipients drop the forged deal and refuse at their deadline;
 		// the importer, which prepared, discards on their refusals.
 		expectAbort(t, out, []int{1, 2}, ErrTimeout, &envelope.Broadcast)
@@ -181,12 +184,13 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("relay tampers with transcript signatures", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
 			e, err := envelope.Unmarshal(body)
 			return err == nil && (e.Round == roundCertify || e.Round == roundCert)
 		}, 6)}) // the round byte
 		q := newQuorum(t, addr, n)
-		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, nil)
+		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, nil)
 		expectAbort(t, out, []int{0, 1, 2}, ErrTimeout, &envelope.Broadcast)
 		expectStates(t, out, "pending", "pending", "pending")
 	})
@@ -196,17 +200,18 @@ func TestImportAdversarial(t *testing.T) {
 		q := newQuorum(t, addr, n)
 		outsider, _ := envelope.GenerateIdentity()
 		room := q.room(n)
-		// The outsider posts first, under a member's relay name.
+		// The outsider's envelope arrives first, through a member's seat
+		// (as a dishonest relay could inject it).
 		session := envelope.SessionID(ImportLabel, room, q.parties(), thr, n, nil)
 		raw, err := envelope.NewSender(outsider, envelope.KindImport, session).Seal(roundDeal, envelope.Broadcast, []byte("hi"), false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", raw); err != nil {
+		if err := postAs(q, room, q.ids[0].Public(), "", raw); err != nil {
 			t.Fatal(err)
 		}
 		garbage := []byte("garbage")
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", garbage); err != nil {
+		if err := postAs(q, room, q.ids[0].Public(), "", garbage); err != nil {
 			t.Fatal(err)
 		}
 		before := DroppedEnvelopes()
@@ -246,7 +251,7 @@ func TestImportAdversarial(t *testing.T) {
 		old := recorded[0]
 		mu.Unlock()
 		e, _ := envelope.Unmarshal(old)
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(e.From.Bytes()), "", old); err != nil {
+		if err := postAs(q, room, e.From, "", old); err != nil {
 			t.Fatal(err)
 		}
 		out := q.runImportIn(room, x, 0, thr, slow*10*time.Second, nil, nil, nil)
@@ -264,7 +269,7 @@ func TestImportAdversarial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[2].Public().Bytes()), hex.EncodeToString(q.ids[0].Public().Bytes()), raw); err != nil {
+		if err := postAs(q, room, q.ids[2].Public(), hex.EncodeToString(q.ids[0].Public().Bytes()), raw); err != nil {
 			t.Fatal(err)
 		}
 		before := DroppedEnvelopes()["mistyped"]
@@ -379,4 +384,22 @@ func TestImportCommitFailure(t *testing.T) {
 		}
 		expectStates(t, out, "none", "none", "none")
 	}
+}
+
+// postAs posts raw from member from's seat in room to `to` (hex, empty =
+// broadcast), as a dishonest relay could inject it: an honest relay seats
+// only a member that signs its claim.
+func postAs(q *quorum, room string, from envelope.Party, to string, raw []byte) error {
+	var id *envelope.Identity
+	for _, c := range q.ids {
+		if c.Public() == from {
+			id = c
+		}
+	}
+	seat, err := q.client.TakeSeat(context.Background(), room, id, q.parties())
+	if err != nil {
+		return err
+	}
+	_, err = seat.Post(context.Background(), to, raw)
+	return err
 }
