@@ -30,7 +30,7 @@ func (s *Server) routes() []*route {
 		{method: "GET", pattern: "/readyz", handle: s.readyz, quiet: true},
 		{method: "GET", pattern: "/metrics", handle: s.metricsHandler, quiet: true},
 
-		{method: "GET", pattern: "/admin/create-user", handle: s.createUser, query: []string{"name"}, limited: true},
+		{method: "GET", pattern: "/admin/create-user", handle: s.createUser, query: []string{"name", "label"}, limited: true},
 		{method: "DELETE", pattern: "/admin/revoke-api-key", handle: s.revokeAPIKey, limited: true},
 		{method: "DELETE", pattern: "/admin/delete-user", handle: s.deleteUser, query: []string{"user_id"}, limited: true},
 		{method: "GET", pattern: "/admin/list-all-system-keys", handle: s.listAllSystemKeys, limited: true},
