@@ -546,7 +546,7 @@ func (s *Server) sign(rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress}); err != nil {
+	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress, Msg: req.Msg}); err != nil {
 		return err
 	}
 	rctx, rcancel := s.requestContext(rc)
@@ -557,6 +557,9 @@ func (s *Server) sign(rc *reqCtx) error {
 	}
 	if info.State != KeyReady {
 		return ErrKeyNotReady
+	}
+	if err := s.checkSignRules(rc, req, info); err != nil {
+		return err
 	}
 	ctx, cancel := s.ceremonyContext(rc)
 	defer cancel()

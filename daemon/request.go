@@ -368,10 +368,8 @@ func derivationPathField(dst *[]uint32) field {
 // non-negative integers: 1e3, -0 or 1.0 are refused rather than guessed.
 func decodePathArray(raw []byte, dst *[]uint32) error {
 	bad := badRequest(`field "derivation_path" must be "m/0/1" or an array of unhardened indices like [0, 1]`)
-	var nums []json.Number
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if raw[0] != '[' || dec.Decode(&nums) != nil {
+	var nums []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &nums) != nil {
 		return bad
 	}
 	if len(nums) > maxPathDepth {
@@ -379,7 +377,7 @@ func decodePathArray(raw []byte, dst *[]uint32) error {
 	}
 	out := make([]uint32, 0, len(nums))
 	for _, n := range nums {
-		s := n.String()
+		s := string(n)
 		if s == "" || len(s) > 10 || (len(s) > 1 && s[0] == '0') || strings.Trim(s, "0123456789") != "" {
 			return bad
 		}

@@ -383,7 +383,10 @@ func (a *Authorizer) RevokeAPIKey(ctx context.Context, userID, apiKey string) er
 	if err := a.src.RevokeAPIKey(ctx, userID, apiKey); err != nil {
 		return asError(err)
 	}
-	id, _, _ := parseAPIKey(apiKey)
+	id := apiKey // revoked by its lookup id alone
+	if !validLookupID(id) {
+		id, _, _ = parseAPIKey(apiKey)
+	}
 	a.invalidate(func(k string, _ *entry) bool { return k == id })
 	return nil
 }

@@ -17,7 +17,8 @@ import (
 // the strings policies list in allowed_operations.
 type Operation string
 
-// Operations of the core endpoints. The first four are admin operations,
+// Operations of the core endpoints. The first four and the last two are
+// admin operations,
 // granted by the user's admin flag; the others are granted by the user's
 // policy.
 const (
@@ -34,6 +35,8 @@ const (
 	OpExportID           Operation = "export_id"
 	OpGetKey             Operation = "get_key"
 	OpDeleteKey          Operation = "delete_key"
+	OpGenerateAPIKey     Operation = "generate_api_key"
+	OpManagePolicies     Operation = "manage_policies"
 )
 
 // opRule says which policy checks an operation needs.
@@ -59,11 +62,13 @@ var opRules = map[Operation]opRule{
 	OpExportID:           {},
 	OpGetKey:             {},
 	OpDeleteKey:          {},
+	OpGenerateAPIKey:     {admin: true},
+	OpManagePolicies:     {admin: true},
 }
 
 // Operations lists every operation, admin ones first.
 func Operations() []Operation {
-	return []Operation{OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys,
+	return []Operation{OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys, OpGenerateAPIKey, OpManagePolicies,
 		OpCreateRoom, OpCreateKey, OpImportKeyImporter, OpImportKeyRecipient, OpSign,
 		OpDeriveTweakPubkey, OpExportID, OpGetKey, OpDeleteKey}
 }

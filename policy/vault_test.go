@@ -329,10 +329,15 @@ func TestVaultPermissionDenied(t *testing.T) {
 		if _, err := a.Authorize(ctx, keys[1], OpSign, Params{}); err != nil {
 			t.Fatalf("after lifting the denial: %v", err)
 		}
-		// The daemon's least-privilege policy does not let it edit policies.
+		// Policy writes (the /admin/policies routes) fail closed on a denial.
+		e.deny(t, "policies/*", "policynames/*")
 		if err := v.PutPolicy(ctx, Policy{Name: "mine", AllowedOperations: []Operation{OpSign}}); !errors.Is(err, ErrSourceDenied) {
-			t.Fatalf("daemon wrote a policy: %v", err)
+			t.Fatalf("policy write on a denied path: %v", err)
 		}
+		if _, err := a.CreatePolicy(ctx, "mine", nil); errType(err) != ErrTypeInternalProblem || !errors.Is(err, ErrSourceDenied) {
+			t.Fatalf("create policy on a denied path: %v", err)
+		}
+		e.deny(t)
 		if logins, _ := v.auth.stats(); logins != 1 {
 			t.Errorf("a 403 on a path with a valid token caused %d logins", logins)
 		}
