@@ -248,7 +248,27 @@ func (v *VaultSource) Ping(ctx context.Context) error {
 	if !h.Initialized || h.Sealed {
 		return fmt.Errorf("%w: vault initialized=%t sealed=%t", ErrSourceUnavailable, h.Initialized, h.Sealed)
 	}
-	return v.auth.check()
+	if err := v.auth.check(); err != nil {
+		return err
+	}
+	return v.checkMount(ctx)
+}
+
+// checkMount reads a record the daemon's ACL always allows (the bootstrap
+// claim, usually absent). Vault answers a missing mount with 404 "no
+// handler for route"; OpenBao answers it to a non-root token with 403,
+// exactly like an ACL denial, so a 403 here names both causes.
+func (v *VaultSource) checkMount(ctx context.Context) error {
+	var rec map[string]any
+	_, err := v.get(ctx, "bootstrap", &rec)
+	switch {
+	case err == nil, isNotFound(err):
+		return nil
+	case errors.Is(err, ErrSourceDenied):
+		return fmt.Errorf("%w: the KV v2 mount %q is missing (OpenBao answers 403 for that) or the daemon's ACL lacks read on %sbootstrap: %w",
+			ErrConfig, strings.TrimSuffix(v.data, "/data/"+strings.Trim(v.cfg.Prefix, "/")+"/"), v.data, err)
+	}
+	return err
 }
 
 // Close stops token renewal and, for AppRole logins, revokes the token.

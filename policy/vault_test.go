@@ -490,11 +490,32 @@ func TestVaultCoalescing(t *testing.T) {
 
 func TestVaultMissingMount(t *testing.T) {
 	forEachVault(t, func(t *testing.T, e *vaultEnv) {
-		keys := seed(t, e, "u")
-		v := e.approleSource(t, "1h", "2h", func(c *VaultConfig) { c.Mount = "not-mounted-" + randID() })
-		a := newTestAuthorizer(t, v, nil)
-		if _, err := a.Authorize(context.Background(), keys[0], OpSign, Params{}); errType(err) != ErrTypeInternalProblem {
-			t.Fatalf("missing mount: %v, want internal_problem (fail closed, not access_denied)", err)
+		modes := []bool{false}
+		if e.vt != nil {
+			modes = append(modes, true) // and as OpenBao answers
+		}
+		for _, openBao := range modes {
+			if e.vt != nil {
+				e.vt.SetOpenBao(openBao)
+			}
+			keys := seed(t, e, "u-"+randID())
+			v := e.approleSource(t, "1h", "2h", func(c *VaultConfig) { c.Mount = "not-mounted-" + randID() })
+			a := newTestAuthorizer(t, v, nil)
+			for range 3 {
+				if _, err := a.Authorize(context.Background(), keys[0], OpSign, Params{}); errType(err) != ErrTypeInternalProblem {
+					t.Fatalf("openbao=%v: missing mount: %v, want internal_problem (fail closed, not access_denied)", openBao, err)
+				}
+				a.invalidate(nil)
+			}
+			if err := v.Ping(context.Background()); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "mount") {
+				t.Fatalf("openbao=%v: ping with a missing mount: %v", openBao, err)
+			}
+			if logins, _ := v.auth.stats(); logins != 1 {
+				t.Fatalf("openbao=%v: a missing mount caused %d logins (a 403 with a live token must not re-login)", openBao, logins)
+			}
+			if err := e.approleSource(t, "1h", "2h", nil).Ping(context.Background()); err != nil {
+				t.Fatalf("openbao=%v: ping with the mount present: %v", openBao, err)
+			}
 		}
 	})
 }
