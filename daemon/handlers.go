@@ -158,7 +158,7 @@ func (s *Server) metricsHandler(rc *reqCtx) error {
 	}
 	rc.status = 200
 	rc.fc.SetStatusCode(200)
-	rc.fc.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	rc.fc.SetContentType(metricsContentType)
 	rc.fc.SetBody(b.Bytes())
 	return nil
 }

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/quorumd/quorumd/policy"
 	"github.com/quorumd/quorumd/policy/rules"
 )
@@ -45,4 +47,19 @@ func (b *PolicyBackend) CheckSign(ctx context.Context, c SignCheck) error {
 	}
 	return chk.CheckAll(ctx, pol.External, rules.Sign{KeyID: c.KeyID, Pubkey: c.Pubkey, Msg: c.Msg,
 		DerivationPath: c.Path, ExtraData: c.ExtraData, RequestID: c.RequestID})
+}
+
+// Collectors exports the policy cache's counters; New registers the
+// collectors of any backend that has them.
+func (b *PolicyBackend) Collectors() []prometheus.Collector {
+	counter := func(name, help string, v func(policy.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(b.Stats())) })
+	}
+	return []prometheus.Collector{
+		counter("quorumd_policy_cache_hits_total", "API key lookups answered from the policy cache.", func(s policy.Stats) uint64 { return s.Hits }),
+		counter("quorumd_policy_source_fetches_total", "API key lookups sent to the policy source (coalesced).", func(s policy.Stats) uint64 { return s.Fetches }),
+		counter("quorumd_policy_stale_answers_total", "API key lookups answered from a stale entry while the source was down.", func(s policy.Stats) uint64 { return s.Stale }),
+		counter("quorumd_policy_failures_total", "API key lookups failed closed.", func(s policy.Stats) uint64 { return s.Failures }),
+	}
 }

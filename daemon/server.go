@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -47,6 +48,11 @@ func New(cfg *Config, b Backends, logger *slog.Logger) (*Server, error) {
 		log:     logger,
 		metrics: NewMetrics(),
 		sem:     make(chan struct{}, cfg.Server.MaxConcurrentRequests),
+	}
+	if c, ok := b.Auth.(interface{ Collectors() []prometheus.Collector }); ok {
+		if err := registerAll(s.metrics.reg, c.Collectors()); err != nil {
+			return nil, fmt.Errorf("daemon: metrics: %w", err)
+		}
 	}
 	s.base, s.stopBase = context.WithCancel(context.Background())
 	s.table = s.routes()

@@ -633,10 +633,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("content type %s", ct)
 	}
 	for _, want := range []string{
-		`quorumd_http_requests_total{route="/bip340/create",method="GET",status="200"} 1`,
-		`quorumd_http_requests_total{route="unmatched",method="GET",status="404"} 1`,
+		`quorumd_http_requests_total{method="GET",route="/bip340/create",status="200"} 1`,
+		`quorumd_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`quorumd_http_request_duration_seconds_count{route="/bip340/create"} 1`,
 		"quorumd_http_requests_in_flight 1", // the scrape itself
+		"\nquorumd_start_time_seconds ",
+		// The Go runtime and process collectors.
+		"\ngo_goroutines ", "\ngo_memstats_heap_alloc_bytes ", "\ngo_gc_duration_seconds_count ",
+		"\nprocess_resident_memory_bytes ", "\nprocess_open_fds ", "\nprocess_start_time_seconds ",
 	} {
 		if !strings.Contains(r.raw, want) {
 			t.Errorf("metrics lack %s", want)

@@ -194,6 +194,9 @@ func TestVertexReplay(t *testing.T) {
 		{"generate-api-key by a user", "GET", "/admin/generate-api-key?user_id=" + aliceID, bob, "", 400, ErrTypeYouHaveToBeAdmin},
 		{"generate-api-key missing user_id", "GET", "/admin/generate-api-key", adm, "", 400, ErrTypeBadRequestParams},
 	})
+	if m := h.must(h.do("GET", "/metrics", "", "")).raw; !strings.Contains(m, "\nquorumd_policy_cache_hits_total ") || !strings.Contains(m, "\nquorumd_policy_source_fetches_total ") {
+		t.Fatal("/metrics lacks the policy cache counters")
+	}
 	alice2 := h.must(h.do("GET", "/admin/generate-api-key?user_id="+aliceID, adm, "")).str("api_key")
 	if rec := h.do("GET", "/bip340/keys/"+slots[0].keyID, alice2, ""); rec.status != 200 {
 		t.Fatalf("re-activated user: %s", rec.raw)
