@@ -43,7 +43,7 @@ func (p *prefixes) Set(s string) error {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9700", "address to serve on")
 	keyFile := flag.String("key", "", "PEM PKCS#8 private key (P-256 or Ed25519)")
-	printPub := flag.Bool("print-pubkey", false, "print the PEM public key and the jwt_alg, then exit")
+	printPub := flag.Bool("print-pubkey", false, "print the PEM public key (stdout) and the jwt_alg (stderr), then exit")
 	var allow prefixes
 	flag.Var(&allow, "prefix", "allowed message prefix in hex (repeatable)")
 	flag.Parse()
@@ -61,7 +61,8 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("jwt_alg: %s\n%s", alg.Alg(), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		fmt.Fprintf(os.Stderr, "jwt_alg: %s\n", alg.Alg())
+		os.Stdout.Write(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 		return
 	}
 	if len(allow) == 0 {
