@@ -56,7 +56,7 @@ type AuthParams struct {
 	N            int    // parties of an import, room_size of create-room
 	Threshold    int    // t of an import
 	RelayAddress string // an explicit relay_address override; "" = the default relay
-	KeyCount     int    // create_key: the caller's live keys, for the key quota
+	KeyCount     int    // the caller's live keys, for a policy's key quota check (0 when the store enforces it)
 	Msg          []byte // sign: the message, for the policy's message shape
 	Rooms        int    // create_room: rooms asked for (0 = 1), for the room quota
 }
@@ -66,6 +66,9 @@ type Caller struct {
 	UserID string
 	Name   string
 	Admin  bool
+	// KeyQuota is set for create_key: the most live keys the caller's
+	// policy allows (0 = no limit), enforced by Keys.Create atomically.
+	KeyQuota int
 }
 
 // Authorizer authenticates the raw API key of the Authorization header and
@@ -98,9 +101,13 @@ type Admin interface {
 // KeyState is the lifecycle state of a key slot.
 type KeyState string
 
-// Key slot states: created by /bip340/create, ready once an import committed.
+// Key slot states: created by /bip340/create; pending once a ceremony
+// durably stored the share but its success certificate is not known here
+// yet (DESIGN §3a: recover it, or sign, which recovers); ready once
+// certified.
 const (
 	KeyCreated KeyState = "created"
+	KeyPending KeyState = "pending"
 	KeyReady   KeyState = "ready"
 )
 
@@ -112,7 +119,8 @@ type KeySlot struct {
 
 // KeyInfo is the public record of a key: everything here may be shown to
 // its owner. Threshold, N, ParticipantID, Pubkey, Participants and
-// PubShares are set only in state KeyReady.
+// PubShares are set only in states KeyPending and KeyReady; WaitingFor
+// only in KeyPending.
 type KeyInfo struct {
 	KeyID         string
 	Owner         string // user_id
@@ -124,6 +132,7 @@ type KeyInfo struct {
 	Pubkey        []byte   // 32-byte BIP340 x-only threshold key
 	Participants  [][]byte // all N keygen_ids, sorted bytewise (index = BIP445 id)
 	PubShares     [][]byte // 33-byte compressed public shares, aligned with Participants
+	WaitingFor    string   // pending: what completes the key, for the operator
 	CreatedAt     time.Time
 }
 
@@ -140,8 +149,11 @@ type Tweaks struct {
 // is the caller's user_id; a key of another owner must fail exactly like an
 // absent one (ErrKeyNotFound, key_id_not_exists).
 type Keys interface {
-	// Create makes a new key slot with a fresh, HSM-sealed identity key.
-	Create(ctx context.Context, owner string) (KeySlot, error)
+	// Create makes a new key slot with a fresh, HSM-sealed identity key. If
+	// quota > 0 and owner already has quota live keys, it fails with
+	// policy_validation_failed; the count and the insert are one
+	// transaction, never check-then-act.
+	Create(ctx context.Context, owner string, quota int) (KeySlot, error)
 	// Get returns the public record of a key owned by owner.
 	Get(ctx context.Context, owner, keyID string) (KeyInfo, error)
 	// Delete irreversibly destroys the key slot and its sealed material.
@@ -227,6 +239,9 @@ type Backends struct {
 	Keys       Keys
 	Rooms      Rooms
 	Ceremonies Ceremonies
+	// Recovery serves recovery data and recovers stuck parties; optional
+	// (without it those two routes answer not_found).
+	Recovery Recovery
 	// Policies serves /admin/policies/... and /admin/generate-api-key;
 	// nil answers them with internal_problem.
 	Policies PolicyAdmin

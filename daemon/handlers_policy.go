@@ -365,12 +365,33 @@ func (s *Server) batchCreateRooms(rc *reqCtx) error {
 	if err := s.authorize(rc, OpCreateRoom, AuthParams{N: maxN, Rooms: len(sizes)}); err != nil {
 		return err
 	}
+	// Every room counts against the daemon's per-user room limits
+	// (roomquota.go) like a /create-room; all are reserved first, so a
+	// batch over the limit makes none.
+	undos := make([]func(), 0, len(sizes))
+	for range sizes {
+		undo, err := s.rooms.reserve(rc.caller.UserID)
+		if err != nil {
+			for _, u := range undos {
+				u()
+			}
+			var o *Overload
+			if !errors.As(err, &o) {
+				s.metrics.ObserveRejected(rejectRoomQuota)
+			}
+			return err
+		}
+		undos = append(undos, undo)
+	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
 	ids := make([]string, 0, len(sizes))
-	for _, n := range sizes {
+	for i, n := range sizes {
 		room, err := s.b.Rooms.CreateRoom(ctx, n)
 		if err != nil {
+			for _, u := range undos[i:] {
+				u()
+			}
 			var t Typed
 			if !errors.As(err, &t) {
 				s.log.Warn("room creation failed", "request_id", rc.requestID, "error", err.Error())

@@ -24,6 +24,7 @@ type Metrics struct {
 	reqDur      *prometheus.HistogramVec // route
 	ceremonies  *prometheus.CounterVec   // kind, outcome
 	ceremonyDur *prometheus.HistogramVec // kind
+	rejected    *prometheus.CounterVec   // reason (see fairshare.go)
 
 	// Further series go here, each created and registered in NewMetrics
 	// and fed through an Observe… method below.
@@ -51,10 +52,13 @@ func NewMetrics() *Metrics {
 		ceremonyDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "quorumd_ceremony_duration_seconds", Help: "Ceremony duration by kind.", Buckets: durationBuckets},
 			[]string{"kind"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumd_http_rejected_total", Help: "Requests refused by fair sharing or strict routing, by reason."},
+			[]string{"reason"}),
 	}
 	start := prometheus.NewGauge(prometheus.GaugeOpts{Name: "quorumd_start_time_seconds", Help: "Unix time the daemon started."})
 	start.Set(float64(time.Now().Unix()))
-	m.reg.MustRegister(m.inFlight, m.requests, m.reqDur, m.ceremonies, m.ceremonyDur, start,
+	m.reg.MustRegister(m.inFlight, m.requests, m.reqDur, m.ceremonies, m.ceremonyDur, m.rejected, start, droppedCollector{},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -84,6 +88,12 @@ func (m *Metrics) ObserveRequest(route, method string, status int, d time.Durati
 func (m *Metrics) ObserveCeremony(kind, outcome string, d time.Duration) {
 	m.ceremonies.WithLabelValues(kind, outcome).Inc()
 	m.ceremonyDur.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+// ObserveRejected counts a request refused by fair sharing or strict
+// routing; reason is one of the reject* constants.
+func (m *Metrics) ObserveRejected(reason string) {
+	m.rejected.WithLabelValues(reason).Inc()
 }
 
 // metricsContentType is the text exposition format WriteTo produces.

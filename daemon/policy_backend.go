@@ -26,7 +26,14 @@ func (b *PolicyBackend) Authorize(ctx context.Context, apiKey string, op Operati
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}, nil
+	c := Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
+	if op == OpCreateKey {
+		// The policy's number; the key store enforces it atomically.
+		if c.KeyQuota, err = b.Authorizer.KeyQuota(ctx, apiKey); err != nil {
+			return Caller{}, err
+		}
+	}
+	return c, nil
 }
 
 // CreateUser implements Admin: API users get the default policy.

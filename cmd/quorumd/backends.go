@@ -115,6 +115,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Keys:       svc,
 		Rooms:      svc,
 		Ceremonies: svc,
+		Recovery:   svc,
 		Ready: []daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -373,6 +374,11 @@ func (s *Bolt) CreateSlot(ctx context.Context, sl Slot) error {
 		if tx.Bucket(bucketKeys).Get([]byte(r.KeyID)) != nil {
 			return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
 		}
+		// Counted in the inserting transaction: with group commit, earlier
+		// requests of the same group are already visible here.
+		if sl.Quota > 0 && countOwned(tx, r.Owner, sl.Quota) >= sl.Quota {
+			return fmt.Errorf("%w: %d live keys", ErrQuotaExceeded, sl.Quota)
+		}
 		return put(tx, &r)
 	})
 }
@@ -388,17 +394,92 @@ func (s *Bolt) Commit(ctx context.Context, owner, keyID string, c Commitment) er
 		if err != nil {
 			return err
 		}
-		if r.State == StateReady {
+		switch r.State {
+		case StateReady:
 			return fmt.Errorf("%w: %q", ErrAlreadyCommitted, keyID)
+		case StatePending:
+			if !bytes.Equal(r.Transcript, c.Transcript) {
+				return fmt.Errorf("%w: %q is pending for another transcript", ErrInvalid, keyID)
+			}
 		}
 		if err := c.validate(r.KeygenID); err != nil {
 			return err
 		}
+		r.setCommitment(c)
 		r.State = StateReady
-		r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
-		r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
-		r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
 		r.CommittedAt = committed.UTC()
+		return put(tx, &r)
+	})
+}
+
+func (r *Record) setCommitment(c Commitment) {
+	r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
+	r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
+	r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
+	r.Transcript, r.RecoveryData = clone(c.Transcript), clone(c.RecoveryData)
+}
+
+// Prepare implements Store.
+func (s *Bolt) Prepare(ctx context.Context, owner, keyID string, c Commitment) error {
+	prepared := s.now()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if r.State != StateCreated {
+			return fmt.Errorf("%w: %q is %s", ErrAlreadyCommitted, keyID, r.State)
+		}
+		if err := c.validatePending(r.KeygenID); err != nil {
+			return err
+		}
+		r.setCommitment(c)
+		r.State = StatePending
+		r.PreparedAt = prepared
+		return put(tx, &r)
+	})
+}
+
+// MarkReady implements Store. The Bolt store writes it durably like any
+// other write (through group commit); callers keep it off their critical
+// path.
+func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error {
+	if err := checkBytes("recovery data", recoveryData, MaxRecoveryLen); err != nil {
+		return err
+	}
+	committed := s.now()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(r.Transcript, transcript) || r.State == StateCreated {
+			return fmt.Errorf("%w: %q is not prepared for this transcript", ErrInvalid, keyID)
+		}
+		if r.State == StateReady {
+			return nil
+		}
+		r.State = StateReady
+		r.RecoveryData = clone(recoveryData)
+		r.CommittedAt = committed
+		return put(tx, &r)
+	})
+}
+
+// Discard implements Store.
+func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if r.State != StatePending || !bytes.Equal(r.Transcript, transcript) {
+			return fmt.Errorf("%w: %q is not pending for this transcript", ErrInvalid, keyID)
+		}
+		r.setCommitment(Commitment{})
+		r.OwnID = 0
+		r.State = StateCreated
+		r.PreparedAt = time.Time{}
 		return put(tx, &r)
 	})
 }
@@ -459,15 +540,23 @@ func (s *Bolt) ListByOwner(ctx context.Context, owner string) (out []Record, err
 
 // CountByOwner implements Store: a scan of the owner index, decoding nothing.
 func (s *Bolt) CountByOwner(ctx context.Context, owner string) (n int, err error) {
-	prefix := ownerPrefix(owner)
 	err = s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketOwners).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
-			n++
-		}
+		n = countOwned(tx, owner, 0)
 		return nil
 	})
 	return n, err
+}
+
+// countOwned counts the owner's live records, stopping at limit if > 0.
+func countOwned(tx *bolt.Tx, owner string, limit int) (n int) {
+	prefix := ownerPrefix(owner)
+	c := tx.Bucket(bucketOwners).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+		if n++; limit > 0 && n >= limit {
+			break
+		}
+	}
+	return n
 }
 
 // ListAll implements Store.
@@ -512,7 +601,7 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 			return err
 		}
 		switch r.State {
-		case StateReady:
+		case StateReady, StatePending:
 			if err := checkBytes("sealed share", share, MaxSealedLen); err != nil {
 				return err
 			}
@@ -544,7 +633,7 @@ func (s *Bolt) Delete(ctx context.Context, owner, keyID string) error {
 			return err
 		}
 		r.State = StateDeleted
-		r.SealedShare, r.SealedIdentityKey = nil, nil
+		r.SealedShare, r.SealedIdentityKey, r.RecoveryData = nil, nil, nil
 		r.DeletedAt = s.now()
 		return put(tx, &r)
 	})
