@@ -23,7 +23,7 @@ import (
 	"github.com/quorumd/quorumd/policy"
 )
 
-func pemPub(t *testing.T, k crypto.PublicKey) string {
+func pemPub(t testing.TB, k crypto.PublicKey) string {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(k)
 	if err != nil {
@@ -39,7 +39,7 @@ type server struct {
 	pub  string
 }
 
-func servers(t *testing.T) []server {
+func servers(t testing.TB) []server {
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -175,4 +175,23 @@ func refused(err error, reason string) bool {
 		return false
 	}
 	return reason == "" || e.Reason == reason
+}
+
+// BenchmarkCheck measures one rule server round trip over loopback
+// (request, JWT signing at the server, verification here).
+func BenchmarkCheck(b *testing.B) {
+	for _, sv := range servers(b)[:2] {
+		b.Run(sv.alg, func(b *testing.B) {
+			srv := httptest.NewServer(&PrefixServer{Key: sv.key, Prefixes: [][]byte{{0xbe}}})
+			defer srv.Close()
+			rule := policy.NamedExternalRule{Name: "bench", ExternalRule: policy.ExternalRule{JWTAlg: sv.alg, URL: srv.URL, Pubkey: sv.pub}}
+			c := &Checker{Client: srv.Client()}
+			s := sign("beef")
+			for b.Loop() {
+				if err := c.Check(context.Background(), rule, s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
