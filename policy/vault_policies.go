@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/quorumd/quorumd/internal/uuid"
 )
@@ -97,8 +98,9 @@ func (v *VaultSource) CreatePolicy(ctx context.Context, name string, ruleIDs []s
 }
 
 // claim takes names/<key>-style index entries for policies and rules: a
-// check-and-set create, or a takeover when the entry points at a record
-// that no longer exists.
+// check-and-set create, or a takeover when the entry, older than
+// takeoverAge, points at a record that no longer exists (an interrupted
+// create or delete).
 func (v *VaultSource) claim(ctx context.Context, rel, id, what string) error {
 	rec := nameRecord{UserID: id}
 	_, err := v.put(ctx, rel, &rec, 0)
@@ -106,9 +108,12 @@ func (v *VaultSource) claim(ctx context.Context, rel, id, what string) error {
 		return err
 	}
 	var cur nameRecord
-	ver, err := v.get(ctx, rel, &cur)
+	ver, created, err := v.getMeta(ctx, rel, &cur)
 	if err != nil {
 		return err
+	}
+	if time.Since(created) < v.takeoverAge {
+		return errUnique(what) // the record may still be being written
 	}
 	coll := "policies/"
 	if what == "rule" {

@@ -536,6 +536,26 @@ func TestVaultNameTakeover(t *testing.T) {
 		if _, _, err := v.CreateUser(ctx, "carol", false, ""); errType(err) != ErrTypeUserNameAlreadyExists {
 			t.Fatalf("taken name: %v", err)
 		}
+		// The same for policy and rule names.
+		v.takeoverAge = defaultTakeoverAge
+		e.writeRaw(t, "policynames/ops", map[string]any{"user_id": "00000000-0000-4000-8000-000000000000"})
+		e.writeRaw(t, "rulenames/ops", map[string]any{"user_id": "00000000-0000-4000-8000-000000000000"})
+		if _, err := v.CreatePolicy(ctx, "ops", nil); errType(err) != ErrTypeUniqueViolation {
+			t.Fatalf("recent dangling policy name: %v", err)
+		}
+		if _, err := v.CreateRule(ctx, Rule{Name: "ops"}); errType(err) != ErrTypeUniqueViolation {
+			t.Fatalf("recent dangling rule name: %v", err)
+		}
+		v.takeoverAge = 0
+		if _, err := v.CreatePolicy(ctx, "ops", nil); err != nil {
+			t.Fatalf("old dangling policy name: %v", err)
+		}
+		if _, err := v.CreateRule(ctx, Rule{Name: "ops"}); err != nil {
+			t.Fatalf("old dangling rule name: %v", err)
+		}
+		if _, err := v.CreatePolicy(ctx, "ops", nil); errType(err) != ErrTypeUniqueViolation {
+			t.Fatalf("taken policy name: %v", err)
+		}
 	})
 }
 
