@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -240,6 +241,44 @@ func TestContractAPIKeys(t *testing.T) {
 		}
 		if _, err := k.src.LookupAPIKey(ctx, lookupOf(key2)); !isNotFound(err) {
 			t.Fatalf("generated key outlives its user: %v", err)
+		}
+	})
+}
+
+// TestContractPolicyRaces: racing add-rule / delete-rule and assign /
+// delete-policy never leave a policy holding a deleted rule or a user
+// holding a deleted policy.
+func TestContractPolicyRaces(t *testing.T) {
+	forEachSource(t, func(t *testing.T, k *kit) {
+		ctx := context.Background()
+		_, uid := mustCreate(t, k.src, "racer", false, "")
+		for i := range 8 {
+			r, err := k.src.CreateRule(ctx, Rule{Name: "r" + string(rune('a'+i)), MaxN: intp(2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := k.src.CreatePolicy(ctx, "p"+string(rune('a'+i)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Go(func() { k.src.AddPolicyRules(ctx, p.Name, []string{r.ID}) })
+			wg.Go(func() { k.admin.DeleteRule(ctx, r.ID) })
+			wg.Go(func() { k.src.AssignPolicy(ctx, uid, p.Name) })
+			wg.Go(func() { k.admin.DeletePolicy(ctx, p.Name) })
+			wg.Wait()
+			if got, err := k.src.PolicyRecord(ctx, p.Name); err == nil && slices.Contains(got.Rules, r.ID) {
+				if _, err := k.src.GetRule(ctx, r.ID); err != nil {
+					t.Fatalf("round %d: policy holds deleted rule: %v", i, err)
+				}
+			}
+			if u, err := k.src.GetUser(ctx, uid); err != nil {
+				t.Fatal(err)
+			} else if u.Policy != "" {
+				if _, err := k.src.PolicyRecord(ctx, u.Policy); err != nil {
+					t.Fatalf("round %d: user holds deleted policy: %v", i, err)
+				}
+			}
 		}
 	})
 }

@@ -13,7 +13,10 @@ import (
 // Policy and rule administration on Vault (PolicyAdmin). Names are claimed
 // in policynames/ and rulenames/ with check-and-set writes, as user names
 // are; records are changed with check-and-set writes, re-read and retried
-// on a conflict.
+// on a conflict. Vault has no multi-key transactions, so the pairs that
+// must exclude each other (add-rule / delete-rule, assign / delete-policy)
+// each write, then look again and undo their own write if the other side
+// slipped in: of two racing calls at least one sees the other.
 
 // getRule reads rules/<id>.
 func (v *VaultSource) getRule(ctx context.Context, id string) (Rule, int, error) {
@@ -174,6 +177,17 @@ func (v *VaultSource) DeletePolicy(ctx context.Context, id string) error {
 	if err := v.deleteAll(ctx, "policies/"+id); err != nil {
 		return err
 	}
+	// An AssignPolicy may have run between the check and the delete: look
+	// again and, if a user now holds the policy, restore it.
+	if users, err = v.ListUsers(ctx); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(users, func(u User) bool { return u.Policy == id }) {
+		if _, err := v.put(ctx, "policies/"+id, &p, 0); err != nil {
+			return fmt.Errorf("policy %s: restoring after a concurrent assign: %w", id, err)
+		}
+		return errPolicyInUse
+	}
 	if p.DisplayName != "" {
 		var n nameRecord
 		if _, err := v.get(ctx, "policynames/"+nameKey(p.DisplayName), &n); err == nil && n.UserID == id {
@@ -223,7 +237,30 @@ func (v *VaultSource) AddPolicyRules(ctx context.Context, id string, ruleIDs []s
 			return err
 		}
 	}
-	return v.updatePolicy(ctx, id, func(p *Policy) error { return addRules(p, ids) })
+	if err := v.updatePolicy(ctx, id, func(p *Policy) error { return addRules(p, ids) }); err != nil {
+		return err
+	}
+	// A DeleteRule may have run between the check above and the write:
+	// look again, and take back what vanished (DeleteRule looks again
+	// after its delete too, so one of the two always sees the other).
+	var gone []string
+	for _, r := range ids {
+		if _, _, err := v.getRule(ctx, r); isNotFound(err) {
+			gone = append(gone, r)
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if err := v.updatePolicy(ctx, id, func(p *Policy) error {
+		p.Rules = slices.DeleteFunc(p.Rules, func(r string) bool { return slices.Contains(gone, r) })
+		return nil
+	}); err != nil {
+		return err
+	}
+	return errRuleNotFound
 }
 
 func addRules(p *Policy, ids []string) error {
@@ -310,6 +347,17 @@ func (v *VaultSource) DeleteRule(ctx context.Context, id string) error {
 	if err := v.deleteAll(ctx, "rules/"+id); err != nil {
 		return err
 	}
+	// An AddPolicyRules may have run between the check and the delete:
+	// look again and, if a policy now holds the rule, restore it.
+	if ps, err = v.ListPolicies(ctx); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(ps, func(p Policy) bool { return slices.Contains(p.Rules, id) }) {
+		if _, err := v.put(ctx, "rules/"+id, &r, 0); err != nil {
+			return fmt.Errorf("rule %s: restoring after a concurrent add-rule: %w", id, err)
+		}
+		return errRuleInUse
+	}
 	var n nameRecord
 	if _, err := v.get(ctx, "rulenames/"+nameKey(r.Name), &n); err == nil && n.UserID == id {
 		if err := v.deleteAll(ctx, "rulenames/"+nameKey(r.Name)); err != nil {
@@ -326,7 +374,29 @@ func (v *VaultSource) AssignPolicy(ctx context.Context, userID, policyID string)
 			return err
 		}
 	}
-	return v.updateUser(ctx, userID, func(u *userRecord) error { u.Policy = policyID; return nil })
+	var prev string
+	if err := v.updateUser(ctx, userID, func(u *userRecord) error { prev, u.Policy = u.Policy, policyID; return nil }); err != nil {
+		return err
+	}
+	if policyID == "" {
+		return nil
+	}
+	// A DeletePolicy may have run between the check and the write: look
+	// again and, if the policy is gone, put the user back.
+	if _, _, err := v.policyRecord(ctx, policyID); isNotFound(err) {
+		if err := v.updateUser(ctx, userID, func(u *userRecord) error {
+			if u.Policy == policyID {
+				u.Policy = prev
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return errPolicyNotFound
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // updateUser applies fn to users/<id> with check-and-set and retries.
