@@ -151,3 +151,14 @@ func (a *Authorizer) takeRooms(userID string, n, quota int) *Error {
 	a.rooms[userID] = recent
 	return nil
 }
+
+// BackupExport returns what the user's current policy allows for
+// /bip340/backup/export-key-share (a rule's allow_backup_export), or nil
+// when it allows no export (server_share_backup_setting_disabled).
+func (a *Authorizer) BackupExport(ctx context.Context, userID string) (*BackupExport, error) {
+	p, err := a.UserPolicy(ctx, userID)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return p.BackupExport, nil
+}

@@ -132,6 +132,9 @@ func TestContractPolicyAdmin(t *testing.T) {
 		if p, err := k.src.GetPolicy(ctx, pol.Name); err != nil || p.BackupExport == nil || p.BackupExport.Mode != "encrypted" || p.RoomQuota != 2 {
 			t.Fatalf("folded policy: %+v %v", p, err)
 		}
+		if b, err := a.BackupExport(ctx, uid); err != nil || b == nil || b.RecipientPubkey != rooms.AllowBackupExport.RecipientPubkey {
+			t.Fatalf("backup export setting: %+v %v", b, err)
+		}
 		for _, tc := range []struct {
 			op   Operation
 			p    Params
@@ -190,6 +193,9 @@ func TestContractPolicyAdmin(t *testing.T) {
 		}
 		if got := decide(OpSign, Params{}); got != ErrTypePolicyValidationFailed {
 			t.Fatalf("unassigned user signs: %q", got)
+		}
+		if b, err := a.BackupExport(ctx, uid); err != nil || b != nil {
+			t.Fatalf("backup export without a policy: %+v %v", b, err)
 		}
 		if err := a.DeletePolicy(ctx, pol.Name); err != nil {
 			t.Fatal(err)
