@@ -81,7 +81,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		return fail(fmt.Errorf("policy cache: %w", err))
 	}
 
-	pb := &daemon.PolicyBackend{Authorizer: auth, DefaultPolicy: cfg.Policy.DefaultUserPolicy, Rules: &rules.Checker{}}
+	pb := &daemon.PolicyBackend{Authorizer: auth, DefaultPolicy: cfg.Policy.DefaultUserPolicy, Rules: &rules.Checker{Timeout: cfg.Policy.RuleServerTimeout}}
 
 	relays := &quorum.RelayPool{Default: cfg.Relay.DefaultAddress}
 	if t := cfg.Relay.TLS; t.Enabled {
