@@ -198,9 +198,27 @@ func TestVertexReplay(t *testing.T) {
 		t.Fatal("/metrics lacks the policy cache counters")
 	}
 	alice2 := h.must(h.do("GET", "/admin/generate-api-key?user_id="+aliceID, adm, "")).str("api_key")
-	if rec := h.do("GET", "/bip340/keys/"+slots[0].keyID, alice2, ""); rec.status != 200 {
+	if rec := h.do("GET", "/bip340/keys/"+slots[0].keyID, alice2, ""); rec.status != 200 || rec.str("key_type") != "BIP340" {
 		t.Fatalf("re-activated user: %s", rec.raw)
 	}
+
+	// The rest of DESIGN §2's core endpoints, as a Vertex client calls them.
+	unnamedID := unnamedUser(h, adm)
+	h.replay([]vertexCase{
+		{"export-id", "GET", "/bip340/export-id/" + slots[0].keyID, alice2, "", 0, ""},
+		{"keys of another user", "GET", "/bip340/keys/" + slots[0].keyID, bob, "", 400, ErrTypeKeyIDNotExists},
+		{"create-room", "POST", "/create-room", bob, `{"room_size":2}`, 0, ""},
+		{"create", "GET", "/bip340/create", bob, "", 0, ""},
+		{"delete-user with keys", "DELETE", "/admin/delete-user?user_id=" + aliceID, adm, "", 400, ErrTypeUserHasAssociatedKeys},
+		{"delete-key-share", "DELETE", "/bip340/delete-key-share/" + slots[0].keyID, alice2, "", 0, ""},
+		{"delete-user", "DELETE", "/admin/delete-user?user_id=" + unnamedID, adm, "", 0, ""},
+		{"delete-user again", "DELETE", "/admin/delete-user?user_id=" + unnamedID, adm, "", 400, ErrTypeUserIDNotExists},
+	})
+}
+
+// unnamedUser creates a user without a name and returns its id.
+func unnamedUser(h *harness, adm string) string {
+	return h.must(h.do("GET", "/admin/create-user", adm, "")).str("user_id")
 }
 
 // TestVertexPolicies drives the /admin/policies/... family with Vertex's
