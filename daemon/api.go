@@ -38,12 +38,14 @@ const (
 	OpExportID            Operation = "export_id"
 	OpGetKey              Operation = "get_key"
 	OpDeleteKeyShare      Operation = "delete_key"
+	OpGenerateAPIKey      Operation = "generate_api_key"
+	OpManagePolicies      Operation = "manage_policies"
 )
 
 // AdminOperation reports whether op is reserved to admin users.
 func AdminOperation(op Operation) bool {
 	switch op {
-	case OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys:
+	case OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys, OpGenerateAPIKey, OpManagePolicies:
 		return true
 	}
 	return false
@@ -57,6 +59,8 @@ type AuthParams struct {
 	Threshold    int    // t of an import
 	RelayAddress string // an explicit relay_address override; "" = the default relay
 	KeyCount     int    // the caller's live keys, for a policy's key quota check (0 when the store enforces it)
+	Msg          []byte // sign: the message, for the policy's message shape
+	Rooms        int    // create_room: rooms asked for (0 = 1), for the room quota
 }
 
 // Caller is the authenticated user behind an API key.
@@ -242,7 +246,13 @@ type Backends struct {
 	// Recovery serves recovery data and recovers stuck parties; optional
 	// (without it those two routes answer not_found).
 	Recovery Recovery
-	Ready    []ReadinessCheck
+	// Policies serves /admin/policies/... and /admin/generate-api-key;
+	// nil answers them with internal_problem.
+	Policies PolicyAdmin
+	// Rules consults external rule servers before each signature; nil
+	// means no external rules.
+	Rules RuleChecker
+	Ready []ReadinessCheck
 	// Classify maps foreign error types that carry no ErrType method (e.g.
 	// a ceremony's *AbortError to executor_result with its culprit-naming
 	// text); consulted after Typed errors. msg is shown to the client.

@@ -164,7 +164,7 @@ func (s *Server) metricsHandler(rc *reqCtx) error {
 	}
 	rc.status = 200
 	rc.fc.SetStatusCode(200)
-	rc.fc.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	rc.fc.SetContentType(metricsContentType)
 	rc.fc.SetBody(b.Bytes())
 	return nil
 }
@@ -178,15 +178,31 @@ func queryArg(rc *reqCtx, name string) (string, error) {
 	return string(rc.fc.QueryArgs().Peek(name)), nil
 }
 
+// userNameArg reads create-user's optional name, or its Vertex alias
+// label; both given must agree. "" means a user without a name.
+func userNameArg(rc *reqCtx) (string, error) {
+	args := rc.fc.QueryArgs()
+	name, label := string(args.Peek("name")), string(args.Peek("label"))
+	switch {
+	case args.Has("name") && args.Has("label") && name != label:
+		return "", badRequest(`"name" and its alias "label" differ`)
+	case !args.Has("name") && !args.Has("label"):
+		return "", nil
+	case !args.Has("name"):
+		name = label
+	}
+	if err := checkUserName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 func (s *Server) createUser(rc *reqCtx) error {
 	if err := noBody(rc); err != nil {
 		return err
 	}
-	name, err := queryArg(rc, "name")
+	name, err := userNameArg(rc)
 	if err != nil {
-		return err
-	}
-	if err := checkUserName(name); err != nil {
 		return err
 	}
 	if err := s.authorize(rc, OpCreateUser, AuthParams{}); err != nil {
@@ -402,9 +418,17 @@ func (s *Server) deleteKeyShare(rc *reqCtx) error {
 	return rc.writeJSON(map[string]string{"key_id": keyID})
 }
 
+// Vertex's key types (its spelling, typo included, so its clients' enums
+// decode): a slot never keyed has no type yet.
+const (
+	keyTypeBIP340      = "BIP340"
+	keyTypeNotKeyedYet = "NotInititalizedYet"
+)
+
 // keyRecord is the JSON public record of a key.
 type keyRecord struct {
 	KeyID        string   `json:"key_id"`
+	KeyType      string   `json:"key_type"`
 	State        KeyState `json:"state"`
 	KeygenID     string   `json:"keygen_id"`
 	T            int      `json:"t,omitempty"`
@@ -420,6 +444,7 @@ type keyRecord struct {
 func recordOf(k KeyInfo) keyRecord {
 	r := keyRecord{
 		KeyID:     k.KeyID,
+		KeyType:   keyTypeNotKeyedYet,
 		State:     k.State,
 		KeygenID:  hex.EncodeToString(k.KeygenID),
 		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339),
@@ -427,6 +452,7 @@ func recordOf(k KeyInfo) keyRecord {
 	if k.State == KeyReady || k.State == KeyPending {
 		r.WaitingFor = k.WaitingFor
 		id := k.ParticipantID
+		r.KeyType = keyTypeBIP340
 		r.T, r.N, r.OwnID = k.Threshold, k.N, &id
 		r.Pubkey = hex.EncodeToString(k.Pubkey)
 		for _, p := range k.PubShares {
@@ -564,7 +590,7 @@ func (s *Server) sign(rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress}); err != nil {
+	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress, Msg: req.Msg}); err != nil {
 		return err
 	}
 	rctx, rcancel := s.requestContext(rc)
@@ -577,6 +603,9 @@ func (s *Server) sign(rc *reqCtx) error {
 	// another signer attaches, or refuses.
 	if info.State != KeyReady && info.State != KeyPending {
 		return ErrKeyNotReady
+	}
+	if err := s.checkSignRules(rc, req, info); err != nil {
+		return err
 	}
 	ctx, cancel := s.ceremonyContext(rc)
 	defer cancel()
@@ -597,7 +626,8 @@ func (s *Server) sign(rc *reqCtx) error {
 	s.metrics.ObserveCeremony("sign", s.outcome(err), time.Since(start))
 	digest := sha256.Sum256(req.Msg)
 	s.audit(rc, AuditKeySigned, err, slog.String("key_id", req.KeyID), slog.String("room_uuid", req.RoomUUID),
-		slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", req.Tweaks.Path != nil || req.Tweaks.Tweak != nil))
+		slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", req.Tweaks.Path != nil || req.Tweaks.Tweak != nil),
+		slog.String("extra_data", hex.EncodeToString(req.ExtraData)), slog.String("hash_algo", req.HashAlgo))
 	if err != nil {
 		return err
 	}

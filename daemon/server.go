@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -52,6 +53,11 @@ func New(cfg *Config, b Backends, logger *slog.Logger) (*Server, error) {
 		metrics: NewMetrics(),
 		budgets: newBudgets(cfg.Server, cfg.Ceremony.Timeout),
 		rooms:   newRoomQuota(cfg.Limits),
+	}
+	if c, ok := b.Auth.(interface{ Collectors() []prometheus.Collector }); ok {
+		if err := registerAll(s.metrics.reg, c.Collectors()); err != nil {
+			return nil, fmt.Errorf("daemon: metrics: %w", err)
+		}
 	}
 	s.base, s.stopBase = context.WithCancel(context.Background())
 	s.table = s.routes()

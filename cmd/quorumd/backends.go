@@ -17,6 +17,7 @@ import (
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/relay"
 	"github.com/quorumd/quorumd/policy"
+	"github.com/quorumd/quorumd/policy/rules"
 )
 
 // openBackends opens the real parts in dependency order — locked memory
@@ -92,6 +93,8 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		return fail(fmt.Errorf("policy cache: %w", err))
 	}
 
+	pb := &daemon.PolicyBackend{Authorizer: auth, DefaultPolicy: cfg.Policy.DefaultUserPolicy, Rules: &rules.Checker{Timeout: cfg.Policy.RuleServerTimeout}}
+
 	relays := &quorum.RelayPool{Default: cfg.Relay.DefaultAddress}
 	if t := cfg.Relay.TLS; t.Enabled {
 		tc, err := relay.ClientTLSConfig(t.CAFile, t.CertFile, t.KeyFile)
@@ -127,8 +130,10 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		cl = append(cl, func() error { stop(); <-done; return nil })
 	}
 	return daemon.Backends{
-		Auth:       authorizer{auth},
-		Admin:      admin{auth, cfg.Policy.DefaultUserPolicy},
+		Auth:       pb,
+		Admin:      pb,
+		Policies:   pb,
+		Rules:      pb,
 		Keys:       svc,
 		Rooms:      svc,
 		Ceremonies: svc,
@@ -162,45 +167,6 @@ func hsmConfig(c daemon.HSMConfig) hsm.Config {
 		PINFile: c.PINFile, PINEnv: c.PINEnv, KeyLabel: c.KeyLabel, ReadKeyLabels: c.ReadKeyLabels,
 		CreateKey: c.CreateKey, MaxSessions: c.MaxSessions,
 	}
-}
-
-// authorizer adapts policy.Authorizer to the daemon's interface.
-type authorizer struct{ a *policy.Authorizer }
-
-func (a authorizer) Authorize(ctx context.Context, apiKey string, op daemon.Operation, p daemon.AuthParams) (daemon.Caller, error) {
-	u, err := a.a.Authorize(ctx, apiKey, policy.Operation(op), policy.Params{
-		N: p.N, Threshold: p.Threshold, RelayAddress: p.RelayAddress, KeyCount: p.KeyCount})
-	if err != nil {
-		return daemon.Caller{}, err
-	}
-	c := daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
-	if op == daemon.OpCreateKey {
-		// The policy's number; the key store enforces it atomically.
-		if c.KeyQuota, err = a.a.KeyQuota(ctx, apiKey); err != nil {
-			return daemon.Caller{}, err
-		}
-	}
-	return c, nil
-}
-
-// admin adapts the policy source's user administration; users made through
-// the API get the configured default policy.
-type admin struct {
-	a             *policy.Authorizer
-	defaultPolicy string
-}
-
-func (a admin) CreateUser(ctx context.Context, name string) (daemon.NewUser, error) {
-	key, id, err := a.a.CreateUser(ctx, name, false, a.defaultPolicy)
-	return daemon.NewUser{UserID: id, APIKey: key}, err
-}
-
-func (a admin) RevokeAPIKey(ctx context.Context, userID, apiKey string) error {
-	return a.a.RevokeAPIKey(ctx, userID, apiKey)
-}
-
-func (a admin) DeleteUser(ctx context.Context, userID string) error {
-	return a.a.DeleteUser(ctx, userID)
 }
 
 // closers closes in reverse order of opening.
