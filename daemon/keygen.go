@@ -33,7 +33,7 @@ func (s *Server) keygen(rc *reqCtx) error {
 	if err := s.authorize(rc, OpKeygen, AuthParams{KeyID: req.KeyID, N: n, Threshold: req.Threshold, RelayAddress: req.RelayAddress}); err != nil {
 		return err
 	}
-	if err := s.checkImportable(rc, req); err != nil {
+	if _, err := s.checkImportable(rc, req); err != nil {
 		return err
 	}
 	ctx, cancel := s.ceremonyContext(rc)

@@ -156,14 +156,17 @@ func (s *Service) ImportBackup(ctx context.Context, owner string, quota int, b [
 	keyID := daemon.NewKeyID()
 	priv := slots[0].Bytes()[secmem.ScalarSize:]
 	id.PutPrivateBytes(priv)
-	sealedID, err := s.Sealer.Seal(priv[:32], identityAAD(keyID, owner))
+	sealedID, err := s.sealIdentity(keyID, owner, priv[:32])
 	clear(priv)
 	if err != nil {
-		return daemon.KeyInfo{}, fmt.Errorf("sealing identity key: %w", err)
+		return daemon.KeyInfo{}, err
 	}
 	pub := id.Public()
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
 		KeygenID: pub[:], SealedIdentityKey: sealedID, Quota: quota}); err != nil {
+		if !errors.Is(err, store.ErrDuplicate) { // never another record's data key
+			s.abandonSlot(keyID)
+		}
 		if errors.Is(err, store.ErrQuotaExceeded) {
 			return daemon.KeyInfo{}, quotaError(quota, err)
 		}
@@ -179,7 +182,7 @@ func (s *Service) ImportBackup(ctx context.Context, owner string, quota int, b [
 		err = s.Store.Commit(context.WithoutCancel(ctx), owner, keyID, c)
 	}
 	if err != nil {
-		// Nothing half-written: the slot goes with its identity key.
+		// Nothing half-written: the slot goes, its data key destroyed.
 		if derr := s.Delete(context.WithoutCancel(ctx), owner, keyID); derr != nil {
 			s.log().Warn("dropping the slot of a failed backup restore failed", "key_id", keyID, "err", derr)
 		}
