@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/quorumd/quorumd/mpc/secp"
+	"github.com/quorumd/quorumd/policy"
 )
 
 // Audit events of backups.
@@ -15,7 +16,8 @@ const (
 )
 
 // BackupTarget is how an export is protected: encrypted to Recipient (an
-// age X25519 recipient, "age1…"), or in plaintext where policy allows it.
+// age X25519 recipient, "age1…" or the hex of its 32-byte key as policies
+// carry it), or in plaintext where the policy allows it.
 type BackupTarget struct {
 	Plaintext bool
 	Recipient string
@@ -37,17 +39,35 @@ type Backups interface {
 	InspectBackup(backup []byte) (n, t int, err error)
 }
 
-// backupTarget is the caller's backup export setting. Until the policy
-// model carries it (a rule's allow_backup_export), it comes from the
-// daemon's backup section: export disabled, encrypted or plaintext.
-func (s *Server) backupTarget() (BackupTarget, error) {
+// backupPolicies is an Authorizer whose policies carry the backup rule
+// (allow_backup_export); PolicyBackend is one.
+type backupPolicies interface {
+	BackupExport(ctx context.Context, userID string) (*policy.BackupExport, error)
+}
+
+// backupTarget is the caller's backup export setting: its policy's
+// allow_backup_export rule; without one, the daemon-wide backup section
+// (export disabled, encrypted or plaintext); otherwise disabled.
+func (s *Server) backupTarget(ctx context.Context, userID string) (BackupTarget, error) {
+	if bp, ok := s.b.Auth.(backupPolicies); ok {
+		b, err := bp.BackupExport(ctx, userID)
+		if err != nil {
+			return BackupTarget{}, err
+		}
+		switch {
+		case b != nil && b.Mode == "plaintext":
+			return BackupTarget{Plaintext: true}, nil
+		case b != nil && b.Mode == "encrypted":
+			return BackupTarget{Recipient: b.RecipientPubkey}, nil
+		}
+	}
 	switch s.cfg.Backup.Export {
 	case "encrypted":
 		return BackupTarget{Recipient: s.cfg.Backup.Recipient}, nil
 	case "plaintext":
 		return BackupTarget{Plaintext: true}, nil
 	}
-	return BackupTarget{}, Errorf(ErrTypeServerShareBackupSettingOff, "backup export is disabled on this daemon (backup.export)")
+	return BackupTarget{}, Errorf(ErrTypeServerShareBackupSettingOff, "backup export is not allowed by this user's policy (allow_backup_export) nor by the daemon (backup.export)")
 }
 
 // exportBackup serves GET /bip340/backup/export-key-share/:key_id.
@@ -65,12 +85,12 @@ func (s *Server) exportBackup(rc *reqCtx) error {
 	if err := s.authorize(rc, OpBackupExport, AuthParams{KeyID: keyID}); err != nil {
 		return err
 	}
-	to, err := s.backupTarget()
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	to, err := s.backupTarget(ctx, rc.caller.UserID)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(rc)
-	defer cancel()
 	b, err := s.b.Backups.ExportBackup(ctx, rc.caller.UserID, keyID, to)
 	exportType := "encrypted"
 	if to.Plaintext {

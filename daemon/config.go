@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
 	"gopkg.in/yaml.v3"
+
+	"github.com/quorumd/quorumd/internal/agekey"
 )
 
 // Config is quorumd's configuration: a YAML file, then QUORUMD_* environment
@@ -553,8 +554,8 @@ func (c *Config) Validate() error {
 	switch c.Backup.Export {
 	case "", "disabled", "plaintext":
 	case "encrypted":
-		if _, err := age.ParseX25519Recipient(c.Backup.Recipient); err != nil {
-			bad("backup.recipient must be an age X25519 recipient (age1…) when backup.export is encrypted: %v", err)
+		if _, err := agekey.Recipient(c.Backup.Recipient); err != nil {
+			bad("backup.recipient must be an age X25519 recipient (age1…, or 64 hex) when backup.export is encrypted: %v", err)
 		}
 	default:
 		bad("backup.export must be disabled, encrypted or plaintext, got %q", c.Backup.Export)

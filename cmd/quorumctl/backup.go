@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/quorumd/quorumd/internal/agekey"
 )
 
 // ExportBackup fetches a key's backup: its export_type and the bytes
@@ -108,8 +110,9 @@ func runBackupCmd(ctx context.Context, c *cli, args []string) error {
 	}
 	out := h.printer(c)
 	if sub == "identity" {
-		// The operator's backup key pair; the recipient goes into the
-		// daemon's backup.recipient (or the policy's rule).
+		// The operator's backup key pair: recipient_pubkey goes into a
+		// policy rule's allow_backup_export (or the recipient into the
+		// daemon's backup.recipient).
 		if *file == "" {
 			return usagef("-file is required")
 		}
@@ -121,10 +124,17 @@ func runBackupCmd(ctx context.Context, c *cli, args []string) error {
 		if err := os.WriteFile(*file, []byte(content), 0o600); err != nil {
 			return err
 		}
+		raw, err := agekey.Hex(id.Recipient())
+		if err != nil {
+			return err
+		}
 		res := struct {
-			Recipient string `json:"recipient"`
-		}{id.Recipient().String()}
-		return out.result(res, func(w io.Writer) { fmt.Fprintf(w, "recipient: %s\n", res.Recipient) })
+			Recipient       string `json:"recipient"`
+			RecipientPubkey string `json:"recipient_pubkey"`
+		}{id.Recipient().String(), raw}
+		return out.result(res, func(w io.Writer) {
+			fmt.Fprintf(w, "recipient: %s\nrecipient_pubkey: %s\n", res.Recipient, res.RecipientPubkey)
+		})
 	}
 	if *daemon == "" || *key == "" || *file == "" {
 		return usagef("-daemon, -key and -file are required")

@@ -30,7 +30,7 @@
 #
 # `demo.sh lifecycle` runs the same setup, then the key lifecycle
 # (lifecycle_steps below): keygen 2-of-3 → sign → export daemon 1's backup
-# (age-encrypted to the operator's key) → delete daemon 1's share → restore
+# (age-encrypted to the operator's key named in the demo policy) → delete daemon 1's share → restore
 # it on a new daemon 3 with a new SoftHSM token → sign with daemons 0 and 3,
 # printing every signature with its pubkey in the lines above.
 #
@@ -194,11 +194,18 @@ fi
 
 # Each daemon is an independent party with its own users and policy source,
 # as three custodians would run them.
-cat >"$work/policy.json" <<'EOF'
+# The operator's backup key (age X25519): the policy lets users export
+# backups encrypted to it; only quorumctl backup import with the identity
+# file opens them.
+"$ctl" backup identity -file "$work/operator.age" >"$work/operator.txt"
+backup_pubkey=$(sed -n 's/^recipient_pubkey: //p' "$work/operator.txt")
+[[ $backup_pubkey =~ ^[0-9a-f]{64}$ ]] || die "quorumctl backup identity printed no recipient_pubkey"
+cat >"$work/policy.json" <<EOF
 {
   "allowed_operations": ["create_room", "create_key", "import_key_importer", "import_key_recipient",
                          "sign", "derive_tweak_pubkey", "export_id", "get_key", "delete_key",
                          "keygen", "backup_export", "backup_import"],
+  "allow_backup_export": {"mode": "encrypted", "recipient_pubkey": "$backup_pubkey"},
   "max_n": 16,
   "min_threshold": 1,
   "max_threshold": 16,
@@ -212,11 +219,6 @@ say "starting quorum-relay"
 start relay "$bin/quorum-relay" -listen 127.0.0.1:0
 relay_addr=$(listen_addr relay "${pids[-1]}")
 echo "    relay: pid ${pids[-1]}, $relay_addr"
-
-# The operator's backup key (age X25519): the daemons encrypt backups to
-# its recipient; only quorumctl backup import with the identity opens them.
-"$ctl" backup identity -file "$work/operator.age" >"$work/operator.txt"
-backup_recipient=$(sed -n 's/^recipient: //p' "$work/operator.txt")
 
 # --- daemons ------------------------------------------------------------------------------
 urls=()
@@ -258,9 +260,6 @@ ceremony:
   timeout: 30s
 log:
   level: ${QUORUM_DEMO_LOG_LEVEL:-info}
-backup:
-  export: encrypted
-  recipient: $backup_recipient
 EOF
   say "daemon $i: bootstrap admin, policy \"demo\" ($d/quorumd.yaml)"
   "$ctl" bootstrap-admin -config "$d/quorumd.yaml" -name admin >"$d/admin.txt"

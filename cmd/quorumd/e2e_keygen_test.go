@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -12,7 +13,9 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/quorumd/quorumd/internal/agekey"
 	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/policy"
 )
 
 // keygen runs POST /bip340/keygen at every node in one room.
@@ -114,6 +117,28 @@ func withBackupConfig(t *testing.T, n *node, section string) {
 	n.start()
 }
 
+// withBackupPolicy restarts n with allow_backup_export in its default
+// policy (encrypted to the hex X25519 key recipient).
+func withBackupPolicy(t *testing.T, n *node, recipient string) {
+	t.Helper()
+	n.stop()
+	src, err := policy.OpenFile(n.policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := src.GetPolicy(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.BackupExport = &policy.BackupExport{Mode: "encrypted", RecipientPubkey: recipient}
+	if err := src.PutPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	n.start()
+}
+
 // TestE2EBackupRoundTrip: a keygen'd party's backup, encrypted to the
 // operator's age key, restores on a fresh daemon with a fresh SoftHSM token
 // after the original share is deleted, and the restored party signs with
@@ -132,6 +157,20 @@ func TestE2EBackupRoundTrip(t *testing.T) {
 
 	st, out := q.nodes[0].call("GET", "/bip340/backup/export-key-share/"+ids[0], q.nodes[0].userKey, nil)
 	expectErr(t, "export where it is disabled", st, out, 400, "server_share_backup_setting_disabled")
+
+	// The policy's rule (allow_backup_export) allows export at node 2,
+	// encrypted to the recipient it names.
+	policyRecipient, _ := age.GenerateX25519Identity()
+	rawHex, err := agekey.Hex(policyRecipient.Recipient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBackupPolicy(t, q.nodes[2], rawHex)
+	exp2 := q.nodes[2].must("GET", "/bip340/backup/export-key-share/"+ids[2], q.nodes[2].userKey, nil)
+	sealed2, _ := hex.DecodeString(exp2["key_share"].(string))
+	if _, err := age.Decrypt(bytes.NewReader(sealed2), policyRecipient); err != nil || exp2["export_type"] != "encrypted" {
+		t.Fatalf("the policy's recipient cannot open node 2's backup (%v): %v", err, exp2)
+	}
 
 	b := q.nodes[1]
 	exp := b.must("GET", "/bip340/backup/export-key-share/"+ids[1], b.userKey, nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/internal/agekey"
 	"github.com/quorumd/quorumd/mpc/ceremony"
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
@@ -34,8 +35,8 @@ func (s *Service) ExportBackup(ctx context.Context, owner, keyID string, to daem
 	var recipient *age.X25519Recipient
 	if !to.Plaintext {
 		var err error
-		if recipient, err = age.ParseX25519Recipient(to.Recipient); err != nil {
-			return nil, fmt.Errorf("backup recipient: %w", err)
+		if recipient, err = agekey.Recipient(to.Recipient); err != nil {
+			return nil, daemon.Errorf(daemon.ErrTypePolicyValidationFailed, "backup recipient of the policy: %v", err)
 		}
 	}
 	r, err := s.ready(ctx, owner, keyID)
