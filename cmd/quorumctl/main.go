@@ -78,6 +78,7 @@ func commands() []command {
 		{"create-room", "create a room of a given size on a daemon's default relay", runCreateRoom},
 		{"import", "import a private key T-of-N across N daemons (importer + recipients)", runImportCmd},
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
+		{"batch-sign", "sign many messages with u daemons in one ceremony and verify every signature", runBatchSignCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
 		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},
