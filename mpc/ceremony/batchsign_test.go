@@ -242,3 +242,34 @@ func TestSignBatchEquivocation(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSignBatch16 compares, per message, one 2-of-3 batch of 16
+// messages with 16 single signing ceremonies, through a loopback relay.
+func BenchmarkSignBatch16(b *testing.B) {
+	addr := testkit.Relay(b)
+	q := newQuorum(&testing.T{}, addr, 3)
+	keys := q.runImport(randomScalar(b), 0, 2, 30*time.Second, nil, nil)
+	const n = 16
+	items := make([]BatchItem, n)
+	for i := range items {
+		items[i].Msg = bytes.Repeat([]byte{byte(i)}, 32)
+	}
+	b.Run("single", func(b *testing.B) {
+		for range b.N {
+			for _, it := range items {
+				if out := q.runSign(keys, []int{0, 2}, it.Msg, nil, 30*time.Second, nil); out[0].err != nil {
+					b.Fatal(out[0].err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*n), "ms/msg")
+	})
+	b.Run("batch", func(b *testing.B) {
+		for range b.N {
+			if out := q.runBatch(keys, []int{0, 2}, items, 30*time.Second, nil); out[0].err != nil {
+				b.Fatal(out[0].err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*n), "ms/msg")
+	})
+}
