@@ -148,6 +148,28 @@ func TestE2EBatchSign(t *testing.T) {
 		t.Errorf("node 2, item 1: %+v, want executor_result naming %s", r, keygen0)
 	}
 
+	// One key per batch: the first item naming a key with a share sets it
+	// (a slot never keyed fails alone), an item naming another key fails.
+	idsB, pubB, _ := q.importAndCheck(q.nodes, 2)
+	keysB := pick(idsB, signers...)
+	fresh := q.slots(nodes)
+	out = q.batchAll(nodes, func(i int, room string) []map[string]any {
+		return []map[string]any{
+			{"room_uuid": room, "key_id": fresh[i].keyID, "msg": hex.EncodeToString(msgs[0])},
+			{"room_uuid": room, "key_id": keysB[i], "msg": hex.EncodeToString(msgs[1])},
+			{"room_uuid": room, "key_id": keys[i], "msg": hex.EncodeToString(msgs[2])},
+		}
+	})
+	for j, res := range out {
+		if res[0].ErrType != "key_operation_before_keygen" || res[2].ErrType != "bad_request_params" {
+			t.Errorf("node %d: %+v, want key_operation_before_keygen and bad_request_params", signers[j], res)
+		}
+		sig, _ := hex.DecodeString(res[1].Signature)
+		if err := bip340.Verify(pubB, msgs[1], sig); err != nil {
+			t.Errorf("node %d, item 1 (the batch's key): %+v: %v", signers[j], res[1], err)
+		}
+	}
+
 	// Request-level errors: nothing is signed, one envelope answers.
 	room := nodes[0].must("POST", "/create-room", nodes[0].userKey, map[string]any{"room_size": 2})["room_uuid"].(string)
 	item := map[string]any{"room_uuid": room, "key_id": keys[0], "msg": "00"}
