@@ -47,3 +47,40 @@ func TestDecodeBatchSign(t *testing.T) {
 		t.Error("two rooms in one batch accepted")
 	}
 }
+
+// FuzzDecodeBatchSign: any body either fails as a whole with
+// bad_request_params or batch_too_large, or yields 1..max entries, each a
+// valid sign request or a bad_request_params error.
+func FuzzDecodeBatchSign(f *testing.F) {
+	item := `{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","msg":"00ff"}`
+	f.Add([]byte(`{"sign_requests":[` + item + `,` + item + `]}`))
+	f.Add([]byte(`{"sign_requests":[` + item + `,{"msg":"zz"},null,[]]}`))
+	f.Add([]byte(`{"sign_requests":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		const max = 4
+		items, err := decodeBatchSign(body, max)
+		var e *Error
+		if err != nil {
+			if !errors.As(err, &e) || (e.Type != ErrTypeBadRequestParams && e.Type != ErrTypeBatchTooLarge) {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		if len(items) < 1 || len(items) > max {
+			t.Fatalf("%d items accepted", len(items))
+		}
+		for i, it := range items {
+			switch {
+			case it.err != nil:
+				if !errors.As(it.err, &e) || e.Type != ErrTypeBadRequestParams || it.req != nil {
+					t.Fatalf("item %d: %v", i, it.err)
+				}
+			case it.req == nil || len(it.req.Msg) == 0 || !ValidKeyID(it.req.KeyID) || !validUUID(it.req.RoomUUID):
+				t.Fatalf("item %d accepted: %+v", i, it.req)
+			}
+		}
+		if _, _, err := batchRoom(items); err != nil && (!errors.As(err, &e) || e.Type != ErrTypeBadRequestParams) {
+			t.Fatalf("room: %v", err)
+		}
+	})
+}
