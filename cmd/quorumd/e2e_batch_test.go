@@ -89,7 +89,7 @@ func (q *cluster) batchAll(nodes []*node, items func(i int, room string) []map[s
 // answers executor_result naming node 0's keygen_id, and both return the
 // same two signatures, which verify under the (derived) key. Request-level
 // errors: batch_too_large above limits.max_batch_size, an empty list, two
-// rooms in one batch.
+// rooms in one batch, a relay outside the policy's allowlist.
 func TestE2EBatchSign(t *testing.T) {
 	t.Setenv("QUORUMD_LIMITS_MAX_BATCH_SIZE", "3")
 	relayAddr := testkit.Relay(t)
@@ -174,6 +174,7 @@ func TestE2EBatchSign(t *testing.T) {
 	room := nodes[0].must("POST", "/create-room", nodes[0].userKey, map[string]any{"room_size": 2})["room_uuid"].(string)
 	item := map[string]any{"room_uuid": room, "key_id": keys[0], "msg": "00"}
 	other := map[string]any{"room_uuid": uuid.New(), "key_id": keys[0], "msg": "00"}
+	elsewhere := map[string]any{"room_uuid": room, "key_id": keys[0], "msg": "00", "relay_address": "127.0.0.1:1"}
 	for _, c := range []struct {
 		what  string
 		reqs  []map[string]any
@@ -182,6 +183,7 @@ func TestE2EBatchSign(t *testing.T) {
 		{"four items", []map[string]any{item, item, item, item}, "batch_too_large"},
 		{"empty", []map[string]any{}, "bad_request_params"},
 		{"two rooms", []map[string]any{item, other}, "bad_request_params"},
+		{"relay not on the allowlist", []map[string]any{elsewhere, elsewhere}, "policy_validation_failed"},
 	} {
 		st, res, env := nodes[0].batchSign(c.reqs)
 		if st != 400 || env.ErrType != c.etype || res != nil {
