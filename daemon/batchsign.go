@@ -190,13 +190,13 @@ func (s *Server) batchSign(rc *reqCtx) error {
 		if r.Err == nil && len(r.Signature) != 64 {
 			r.Err = fmt.Errorf("batch item %d: a %d-byte signature", i, len(r.Signature))
 		}
-		digest := sha256.Sum256(p.Items[i].Msg)
-		attrs := []slog.Attr{slog.String("key_id", keyID), slog.String("room_uuid", room), slog.Int("batch_item", i),
-			slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", p.Items[i].Tweaks.Path != nil || p.Items[i].Tweaks.Tweak != nil)}
-		if items[i].req != nil && items[i].req.KeyID != keyID {
-			attrs[0] = slog.String("key_id", items[i].req.KeyID)
+		itemKey := keyID // an item that did not decode names none
+		if items[i].req != nil {
+			itemKey = items[i].req.KeyID
 		}
-		s.audit(rc, AuditKeySigned, r.Err, attrs...)
+		digest := sha256.Sum256(p.Items[i].Msg)
+		s.audit(rc, AuditKeySigned, r.Err, slog.String("key_id", itemKey), slog.String("room_uuid", room), slog.Int("batch_item", i),
+			slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", p.Items[i].Tweaks.Path != nil || p.Items[i].Tweaks.Tweak != nil))
 		if r.Err != nil {
 			c := s.itemError(rc, i, r.Err)
 			out[i] = batchItemResult{ErrType: c.errType, ErrMsg: c.msg}
