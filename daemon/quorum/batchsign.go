@@ -76,7 +76,7 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 	res, err := ceremony.SignBatch(ctx, ceremony.BatchParams{
 		SignParams: ceremony.SignParams{
 			Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-			Transport:   ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+			Transport:   ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
 			Certificate: cert, Pending: r.State == store.StatePending,
 			OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 		},

@@ -33,7 +33,7 @@ func (q *quorum) runBatch(keys []*importOutcome, signers []int, items []BatchIte
 		out[j] = &batchOutcome{}
 		p := BatchParams{SignParams: SignParams{Room: room, Identity: q.ids[i], Key: keys[i].info, Share: keys[i].share,
 			Signers: len(signers), Certificate: keys[i].rd.Cert,
-			Transport: RelayTransport(q.client, room, q.ids[i].Public())},
+			Transport: RelayTransport(q.client, room, q.ids[i], append([]envelope.Party{q.ids[i].Public()}, q.others(i)...))},
 			Items: append([]BatchItem(nil), items...)}
 		if adjust != nil {
 			adjust(i, &p)
