@@ -140,7 +140,7 @@ func (s *Server) batchSign(rc *reqCtx) error {
 		return err
 	}
 	// The caller, its seat and its relay, for the batch as a whole; each
-	// item is then authorized on its own.
+	// item is then authorized on its own (its message against the policy).
 	if err := s.authorize(rc, OpSign, AuthParams{RelayAddress: relay}); err != nil {
 		return err
 	}
@@ -158,7 +158,9 @@ func (s *Server) batchSign(rc *reqCtx) error {
 		}
 		bi.Msg, bi.Tweaks = it.req.Msg, it.req.Tweaks
 		if bi.Err == nil {
-			bi.Err = s.checkItemRules(rc, it.req, info)
+			// The external rules of the caller's policy, item by item, before
+			// any ceremony message is sent (as /bip340/sign does).
+			bi.Err = s.checkSignRules(rc, it.req, info)
 		}
 	}
 	// This daemon joins even when it declines every item: the other
@@ -190,13 +192,14 @@ func (s *Server) batchSign(rc *reqCtx) error {
 		if r.Err == nil && len(r.Signature) != 64 {
 			r.Err = fmt.Errorf("batch item %d: a %d-byte signature", i, len(r.Signature))
 		}
-		itemKey := keyID // an item that did not decode names none
-		if items[i].req != nil {
-			itemKey = items[i].req.KeyID
+		itemKey, extra, hashAlgo := keyID, []byte(nil), "" // an item that did not decode names none
+		if req := items[i].req; req != nil {
+			itemKey, extra, hashAlgo = req.KeyID, req.ExtraData, req.HashAlgo
 		}
 		digest := sha256.Sum256(p.Items[i].Msg)
 		s.audit(rc, AuditKeySigned, r.Err, slog.String("key_id", itemKey), slog.String("room_uuid", room), slog.Int("batch_item", i),
-			slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", p.Items[i].Tweaks.Path != nil || p.Items[i].Tweaks.Tweak != nil))
+			slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", p.Items[i].Tweaks.Path != nil || p.Items[i].Tweaks.Tweak != nil),
+			slog.String("extra_data", hex.EncodeToString(extra)), slog.String("hash_algo", hashAlgo))
 		if r.Err != nil {
 			c := s.itemError(rc, i, r.Err)
 			out[i] = batchItemResult{ErrType: c.errType, ErrMsg: c.msg}
@@ -231,7 +234,7 @@ func (s *Server) batchKey(rc *reqCtx, items []batchEntry) (string, KeyInfo, erro
 		if it.err != nil {
 			continue
 		}
-		if err := s.authorize(rc, OpSign, AuthParams{KeyID: it.req.KeyID, RelayAddress: it.req.RelayAddress}); err != nil {
+		if err := s.authorize(rc, OpSign, AuthParams{KeyID: it.req.KeyID, RelayAddress: it.req.RelayAddress, Msg: it.req.Msg}); err != nil {
 			if fatal(err) {
 				return "", KeyInfo{}, err
 			}
@@ -275,11 +278,4 @@ func fatal(err error) bool {
 	}
 	c := classify(err, nil)
 	return c.errType == ErrTypeAccessDenied || c.errType == ErrTypeYouHaveToBeAdmin
-}
-
-// checkItemRules is the external rule hook for one batch item, the same
-// check /bip340/sign makes before it signs. The rule-server hook (issue 15,
-// branch vertex) is not on main yet: this is its one call site here.
-func (s *Server) checkItemRules(rc *reqCtx, req *signRequest, info KeyInfo) error {
-	return nil
 }

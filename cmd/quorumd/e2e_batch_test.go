@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +21,7 @@ import (
 	"github.com/quorumd/quorumd/internal/uuid"
 	"github.com/quorumd/quorumd/mpc/bip340"
 	"github.com/quorumd/quorumd/mpc/relay"
+	"github.com/quorumd/quorumd/policy/rules"
 )
 
 // batchItem is one entry of a batch-sign answer.
@@ -261,5 +266,56 @@ func BenchmarkE2EBatchSign(b *testing.B) {
 	}
 	if perMsg[0] > 0 && perMsg[1] > 0 {
 		b.Logf("per-message cost, batch of %d vs %d single signs: %.3f", msgs, msgs, perMsg[1]/perMsg[0])
+	}
+}
+
+// TestE2EBatchSignRules: with an external rule server (the example prefix
+// server) in both parties' policies, each batch item is put to it: the
+// denied item fails alone with policy_validation_failed at both parties,
+// the approved ones (one with Vertex's array derivation_path, extra_data and
+// hash_algo) are signed and verify.
+func TestE2EBatchSignRules(t *testing.T) {
+	relayAddr := testkit.Relay(t)
+	q := newQuorum(t, relayAddr, 0, 2)
+	nodes := q.nodes
+	ids, pub, _ := q.importAndCheck(nodes, 2)
+	path := []int{44, 60, 0, 0, 7}
+	dpub, _ := hex.DecodeString(nodes[0].must("POST", "/bip340/derive-tweak-pubkey", nodes[0].userKey,
+		map[string]any{"key_id": ids[0], "derivation_path": path})["pubkey"].(string))
+
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	rs := httptest.NewServer(&rules.PrefixServer{Key: edKey, Prefixes: [][]byte{{0xbe, 0xef}}})
+	defer rs.Close()
+	der, _ := x509.MarshalPKIXPublicKey(edKey.Public())
+	pubPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	for _, nd := range nodes {
+		ops := nd.must("POST", "/admin/policies/create-rule", nd.adminKey, map[string]any{"name": "custody ops",
+			"allowed_operations": []string{"create_room", "sign", "derive_tweak_pubkey", "get_key"}, "max_n": 4})["rule_id"]
+		ext := nd.must("POST", "/admin/policies/add-external-rule", nd.adminKey, map[string]any{"name": "beef only",
+			"jwt_alg": "EdDSA", "pubkey": pubPEM, "url": rs.URL})["rule_id"]
+		pid := nd.must("POST", "/admin/policies/create-policy", nd.adminKey, map[string]any{"name": "batch custody", "rules": []any{ops, ext}})["policy_id"]
+		nd.must("POST", "/admin/policies/assign-policy", nd.adminKey, map[string]any{"user_id": nd.userID, "policy_id": pid})
+	}
+	msgs := [][]byte{append([]byte{0xbe, 0xef}, make([]byte, 30)...), make([]byte, 32), append([]byte{0xbe, 0xef, 2}, make([]byte, 29)...)}
+	out := q.batchAll(nodes, func(i int, room string) []map[string]any {
+		return []map[string]any{
+			{"room_uuid": room, "key_id": ids[i], "msg": hex.EncodeToString(msgs[0]), "derivation_path": path, "extra_data": "7b7d", "hash_algo": "none"},
+			{"room_uuid": room, "key_id": ids[i], "msg": hex.EncodeToString(msgs[1])},
+			{"room_uuid": room, "key_id": ids[i], "msg": hex.EncodeToString(msgs[2])},
+		}
+	})
+	for j, res := range out {
+		if res[1].ErrType != "policy_validation_failed" || res[1].Signature != "" {
+			t.Errorf("node %d, denied item: %+v", j, res[1])
+		}
+		for _, k := range []struct {
+			item int
+			pub  []byte
+		}{{0, dpub}, {2, pub}} {
+			sig, _ := hex.DecodeString(res[k.item].Signature)
+			if err := bip340.Verify(k.pub, msgs[k.item], sig); err != nil {
+				t.Errorf("node %d, item %d: %+v: %v", j, k.item, res[k.item], err)
+			}
+		}
 	}
 }
