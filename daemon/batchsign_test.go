@@ -1,9 +1,17 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 )
 
 func TestDecodeBatchSign(t *testing.T) {
@@ -82,5 +90,97 @@ func FuzzDecodeBatchSign(f *testing.F) {
 		if _, _, err := batchRoom(items); err != nil && (!errors.As(err, &e) || e.Type != ErrTypeBadRequestParams) {
 			t.Fatalf("room: %v", err)
 		}
+	})
+}
+
+// SignBatch is the in-memory quorum's batch (HTTP-layer tests only; the
+// real ceremony is mpc/ceremony.SignBatch, end to end in cmd/quorumd).
+func (n *memNet) SignBatch(ctx context.Context, p BatchSignParams) ([]BatchSignResult, error) {
+	info, err := n.keys.Get(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := n.join(p.RoomUUID)
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(ctx, r.full); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	priv := n.secrets[hex.EncodeToString(info.Pubkey)]
+	n.mu.Unlock()
+	out := make([]BatchSignResult, len(p.Items))
+	for i, it := range p.Items {
+		switch {
+		case it.Err != nil:
+			out[i].Err = it.Err
+		case priv == nil || len(it.Msg) != 32:
+			out[i].Err = Errorf(ErrTypeExecutorResult, "the in-memory quorum signs 32-byte messages of imported keys only")
+		default:
+			sig, err := schnorr.Sign(priv, it.Msg)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Signature = sig.Serialize()
+		}
+	}
+	return out, nil
+}
+
+// TestVertexReplayBatchSign replays Vertex-shaped /bip340/batch-sign
+// requests (items with the array derivation_path, extra_data and hash_algo)
+// against the real policy layer: 200 with one entry per item in order, an
+// item's own error in its place, batch_too_large and the request-level
+// errors as documented.
+func TestVertexReplayBatchSign(t *testing.T) {
+	h, _ := newVertexHarness(t)
+	alice := h.must(h.do("GET", "/admin/create-user?name=alice", h.adminKey, "")).str("api_key")
+	bob := h.must(h.do("GET", "/admin/create-user?name=bob", h.adminKey, "")).str("api_key")
+	privHex, _ := randomKeyHex(t)
+	slots, _ := h.importQuorum([]string{alice, bob}, 2, privHex)
+	msg := hex.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
+	body := func(room string, s slot, items ...string) string {
+		var reqs []string
+		for _, extra := range items {
+			reqs = append(reqs, fmt.Sprintf(`{"room_uuid":%q,"key_id":%q,"msg":%q%s}`, room, s.keyID, msg, extra))
+		}
+		return `{"sign_requests":[` + strings.Join(reqs, ",") + `]}`
+	}
+	items := []string{
+		`,"derivation_path":[44,60,0,0,0],"extra_data":"7b22746f223a22307831227d","hash_algo":"none"`,
+		`,"hash_algo":"sha256"`,
+		`,"derivation_path":"m/44/60/0/0/1"`,
+	}
+	room := h.newRoom(alice, 2)
+	var res [2]resp
+	var wg sync.WaitGroup
+	for j, p := range []struct {
+		key string
+		s   slot
+	}{{alice, slots[0]}, {bob, slots[1]}} {
+		wg.Go(func() { res[j] = h.do("POST", "/bip340/batch-sign", p.key, body(room, p.s, items...)) })
+	}
+	wg.Wait()
+	for j, r := range res {
+		var got []map[string]string
+		if r.status != 200 || json.Unmarshal([]byte(r.raw), &got) != nil || len(got) != 3 {
+			t.Fatalf("party %d: %d %s", j, r.status, r.raw)
+		}
+		if len(got[0]["signature"]) != 128 || len(got[2]["signature"]) != 128 || got[1]["err_type"] != ErrTypeBadRequestParams || got[1]["signature"] != "" {
+			t.Errorf("party %d: %s", j, r.raw)
+		}
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, `"batch_item":0`) || !strings.Contains(logs, `"extra_data":"7b22746f223a22307831227d"`) {
+		t.Error("batch items not in the audit log with extra_data")
+	}
+	room = h.newRoom(alice, 2)
+	too := make([]string, h.cfg.Limits.MaxBatchSize+1)
+	h.replay([]vertexCase{
+		{"batch-sign too large", "POST", "/bip340/batch-sign", alice, body(room, slots[0], too...), 400, ErrTypeBatchTooLarge},
+		{"batch-sign empty", "POST", "/bip340/batch-sign", alice, `{"sign_requests":[]}`, 400, ErrTypeBadRequestParams},
+		{"batch-sign not a list", "POST", "/bip340/batch-sign", alice, `{"sign_requests":{}}`, 400, ErrTypeBadRequestParams},
+		{"batch-sign unknown field", "POST", "/bip340/batch-sign", alice, `{"sign_requests":[],"chain":"eth"}`, 400, ErrTypeBadRequestParams},
+		{"batch-sign without a key", "POST", "/bip340/batch-sign", "", body(room, slots[0], ""), 401, ErrTypeAccessDenied},
 	})
 }
