@@ -25,6 +25,7 @@ softhsm:
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@! git grep -nE '^(<<<<<<<|>>>>>>>) ' -- . ':!*.md' || { echo "merge conflict markers committed"; exit 1; }
 	$(GO) vet $(PKGS)
 
 # The README's test command: lint, every test under the race detector, the
