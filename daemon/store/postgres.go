@@ -1,0 +1,363 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrUnavailable: the database cannot be reached (connection refused or
+// lost, server restarting). The operation did not happen, or — for a write
+// whose commit was cut off — happened entirely or not at all.
+var ErrUnavailable = errors.New("store: database unavailable")
+
+// PostgresOptions tune a Postgres store.
+type PostgresOptions struct {
+	// MaxConns bounds the connection pool; 0 means 16. Key locks use one
+	// more connection of their own.
+	MaxConns int32
+}
+
+// Postgres is a Store on a PostgreSQL database that several replicas of
+// one party share. Each write is one transaction; a record's JSON is the
+// bbolt store's encoding, so the two backends hold and check the very same
+// records. It also implements KeyLocker across replicas.
+type Postgres struct {
+	pool   *pgxpool.Pool
+	locks  *pgLocks
+	now    func() time.Time
+	closed atomic.Bool
+}
+
+var (
+	_ Store     = (*Postgres)(nil)
+	_ KeyLocker = (*Postgres)(nil)
+)
+
+// OpenPostgres connects a pool to dsn (a libpq URL or key=value string),
+// applies the pending schema migrations and checks the connection.
+func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postgres, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx redacts the password from its parse errors.
+		return nil, fmt.Errorf("store: postgres DSN: %w", err)
+	}
+	cfg.MaxConns = opts.MaxConns
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 16
+	}
+	// Dead connections (a restarted server) are found and replaced between
+	// requests rather than by a failed request each.
+	cfg.HealthCheckPeriod = 5 * time.Second
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "quorumd"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres pool: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, classify("migrating the schema", err)
+	}
+	return &Postgres{
+		pool:  pool,
+		locks: newPGLocks(cfg.ConnConfig.Copy()),
+		now:   func() time.Time { return time.Now().UTC() },
+	}, nil
+}
+
+// Close closes the pool and the lock session (releasing its locks).
+func (s *Postgres) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.locks.close()
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers (for /readyz).
+func (s *Postgres) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return classify("ping", s.pool.Ping(ctx))
+}
+
+// classify wraps a database error: lost or refused connections become
+// ErrUnavailable, context errors stay themselves, the rest is reported as
+// a failed operation.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("store: %s: %w", op, err)
+	case errors.As(err, &pe) && !isShutdown(pe):
+		return fmt.Errorf("store: %s: %w", op, err)
+	default:
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	}
+}
+
+// isShutdown tells the server-side errors of a stopping or starting server
+// (SQLSTATE class 57P: admin_shutdown, crash_shutdown, cannot_connect_now)
+// and lost connections (class 08) from errors in the request.
+func isShutdown(pe *pgconn.PgError) bool {
+	return len(pe.Code) == 5 && (pe.Code[:3] == "57P" || pe.Code[:2] == "08")
+}
+
+func (s *Postgres) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// inTx runs fn in one transaction, committed if fn returns nil.
+func (s *Postgres) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	var fnErr error
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr // the store's own verdict, not a database failure
+	}
+	return classify(op, err)
+}
+
+const selectRow = `SELECT key_id, owner, state, record FROM quorumd_keys `
+
+// scanRecord decodes a row; owner and state columns that disagree with the
+// record are corruption, like a bbolt owner index that disagrees.
+func scanRecord(row pgx.Row) (Record, error) {
+	var keyID, owner, state string
+	var raw []byte
+	if err := row.Scan(&keyID, &owner, &state, &raw); err != nil {
+		return Record{}, err
+	}
+	r, err := decode([]byte(keyID), raw)
+	if err != nil {
+		return Record{}, err
+	}
+	if r.Owner != owner || string(r.State) != state {
+		return Record{}, fmt.Errorf("%w: columns of %q (owner, state) disagree with its record", ErrCorrupt, keyID)
+	}
+	return r, nil
+}
+
+// getRow reads one record with q; no row is ErrNotFound.
+func getRow(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, op, where string, args ...any) (Record, error) {
+	r, err := scanRecord(q.QueryRow(ctx, selectRow+where, args...))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Record{}, ErrNotFound
+	case errors.Is(err, ErrCorrupt):
+		return Record{}, err
+	case err != nil:
+		return Record{}, classify(op, err)
+	}
+	return r, nil
+}
+
+// putRow rewrites an existing record inside tx.
+func putRow(ctx context.Context, tx pgx.Tx, r *Record) error {
+	raw, err := encode(r)
+	if err != nil {
+		return fmt.Errorf("store: encoding %q: %w", r.KeyID, err)
+	}
+	_, err = tx.Exec(ctx, `UPDATE quorumd_keys SET owner = $2, state = $3, record = $4, updated_at = now() WHERE key_id = $1`,
+		r.KeyID, r.Owner, string(r.State), raw)
+	return classify("writing a key", err)
+}
+
+// lockOwned reads the owner's live record and locks its row until tx ends.
+func lockOwned(ctx context.Context, tx pgx.Tx, owner, keyID string) (Record, error) {
+	return getRow(ctx, tx, "reading a key", `WHERE key_id = $1 AND owner = $2 AND state <> 'deleted' FOR UPDATE`, keyID, owner)
+}
+
+// CreateSlot implements Store.
+func (s *Postgres) CreateSlot(ctx context.Context, sl Slot) error {
+	if err := sl.validate(); err != nil {
+		return err
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	created := sl.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	r := Record{
+		KeyID: sl.KeyID, Owner: sl.Owner, Scheme: sl.Scheme, State: StateCreated,
+		KeygenID: clone(sl.KeygenID), SealedIdentityKey: clone(sl.SealedIdentityKey),
+		CreatedAt: created.UTC(),
+	}
+	raw, err := encode(&r)
+	if err != nil {
+		return fmt.Errorf("store: encoding %q: %w", r.KeyID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO quorumd_keys (key_id, owner, state, record) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING`,
+		r.KeyID, r.Owner, string(r.State), raw)
+	if err != nil {
+		return classify("creating a key slot", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
+	}
+	return nil
+}
+
+// Commit implements Store.
+func (s *Postgres) Commit(ctx context.Context, owner, keyID string, c Commitment) error {
+	committed := c.CommittedAt
+	if committed.IsZero() {
+		committed = s.now()
+	}
+	return s.inTx(ctx, "committing a share", func(tx pgx.Tx) error {
+		r, err := lockOwned(ctx, tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if r.State == StateReady {
+			return fmt.Errorf("%w: %q", ErrAlreadyCommitted, keyID)
+		}
+		if err := c.validate(r.KeygenID); err != nil {
+			return err
+		}
+		r.State = StateReady
+		r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
+		r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
+		r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
+		r.CommittedAt = committed.UTC()
+		return putRow(ctx, tx, &r)
+	})
+}
+
+// Get implements Store.
+func (s *Postgres) Get(ctx context.Context, keyID string) (Record, error) {
+	if err := s.check(ctx); err != nil {
+		return Record{}, err
+	}
+	r, err := getRow(ctx, s.pool, "reading a key", `WHERE key_id = $1`, keyID)
+	if err == nil && r.State == StateDeleted {
+		return Record{}, ErrNotFound
+	}
+	return r, err
+}
+
+// GetOwned implements Store.
+func (s *Postgres) GetOwned(ctx context.Context, owner, keyID string) (Record, error) {
+	if err := s.check(ctx); err != nil {
+		return Record{}, err
+	}
+	return getRow(ctx, s.pool, "reading a key", `WHERE key_id = $1 AND owner = $2 AND state <> 'deleted'`, keyID, owner)
+}
+
+func (s *Postgres) list(ctx context.Context, where string, args ...any) ([]Record, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, selectRow+where+` ORDER BY key_id`, args...)
+	if err != nil {
+		return nil, classify("listing keys", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				return nil, err
+			}
+			return nil, classify("listing keys", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify("listing keys", err)
+	}
+	return out, nil
+}
+
+// ListByOwner implements Store.
+func (s *Postgres) ListByOwner(ctx context.Context, owner string) ([]Record, error) {
+	return s.list(ctx, `WHERE owner = $1 AND state <> 'deleted'`, owner)
+}
+
+// ListAll implements Store.
+func (s *Postgres) ListAll(ctx context.Context) ([]Record, error) {
+	return s.list(ctx, `WHERE state <> 'deleted'`)
+}
+
+// CountByOwner implements Store: an index-only count, decoding nothing.
+func (s *Postgres) CountByOwner(ctx context.Context, owner string) (int, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM quorumd_keys WHERE owner = $1 AND state <> 'deleted'`, owner).Scan(&n)
+	return n, classify("counting keys", err)
+}
+
+// Reseal implements Store. fn runs once, with the row locked, inside the
+// transaction that stores its result.
+func (s *Postgres) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
+	return s.inTx(ctx, "resealing a key", func(tx pgx.Tx) error {
+		r, err := getRow(ctx, tx, "reading a key", `WHERE key_id = $1 AND state <> 'deleted' FOR UPDATE`, keyID)
+		if err != nil {
+			return err
+		}
+		share, ident, err := fn(r)
+		if err != nil {
+			return err
+		}
+		if err := checkBytes("sealed identity key", ident, MaxSealedLen); err != nil {
+			return err
+		}
+		switch r.State {
+		case StateReady:
+			if err := checkBytes("sealed share", share, MaxSealedLen); err != nil {
+				return err
+			}
+		case StateCreated:
+			if len(share) != 0 {
+				return fmt.Errorf("%w: a created slot has no share to reseal", ErrInvalid)
+			}
+		}
+		r.SealedShare, r.SealedIdentityKey = clone(share), clone(ident)
+		return putRow(ctx, tx, &r)
+	})
+}
+
+// Delete implements Store: the row is rewritten as a tombstone without the
+// sealed blobs. PostgreSQL keeps the old row version until VACUUM reclaims
+// it (and in WAL and backups); as with bbolt, the blobs are useless without
+// the HSM key, and rotating that key is what makes them unrecoverable.
+func (s *Postgres) Delete(ctx context.Context, owner, keyID string) error {
+	return s.inTx(ctx, "deleting a key", func(tx pgx.Tx) error {
+		r, err := lockOwned(ctx, tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		r.State = StateDeleted
+		r.SealedShare, r.SealedIdentityKey = nil, nil
+		r.DeletedAt = s.now()
+		return putRow(ctx, tx, &r)
+	})
+}
