@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,4 +251,138 @@ func TestE2EPostgresRestart(t *testing.T) {
 		t.Error("the log does not say the database was unavailable")
 	}
 	t.Logf("before %+v, down %+v, after %+v", *counts["before"], *counts["down"], *counts["after"])
+}
+
+// TestE2EReplicaKilledMidImport: party C runs as two replicas over one
+// database; C's side of a 2-of-3 import goes to c1, which is killed with
+// SIGKILL at moments spread over the import (as TestE2ECrashMidCeremony
+// does to a single daemon), and c1 stays dead. The outcomes match a
+// single daemon's crash, now read through c2 without any restart: the two
+// survivors agree; C's slot is created or ready, never partial; ready
+// only if the survivors imported. The killed replica's key lock is gone
+// with its session: a slot left created is imported again through c2 at
+// once, and a ready key signs through c2.
+func TestE2EReplicaKilledMidImport(t *testing.T) {
+	pg := testkit.PostgresOrSkip(t)
+	dsn, err := pg.CreateDatabase(context.Background(), "party_c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := buildQuorumd(t)
+	relayAddr := testkit.Relay(t)
+	a := configureNode(t, tokens[4], relayAddr, crashCeremonyTimeout, relayAddr)
+	b := configureNode(t, tokens[5], relayAddr, crashCeremonyTimeout, relayAddr)
+	for _, n := range []*node{a, b} {
+		n.start()
+		t.Cleanup(n.stop)
+	}
+	c1 := configureNode(t, tokens[6], relayAddr, crashCeremonyTimeout, relayAddr)
+	usePostgres(t, c1, dsn)
+	proc := c1.startProc(t, bin)
+	c2 := replicaOf(t, c1)
+	c2.startProc(t, bin)
+	for _, n := range []*node{a, b, c1} {
+		n.userKey, n.userID = n.createUser("alice")
+	}
+	c2.userKey, c2.userID = c1.userKey, c1.userID
+	q := &cluster{t: t}
+	nodes := []*node{a, b, c1}
+
+	// An undisturbed import sets the time scale.
+	priv, pub := newPrivateKey(t)
+	s := q.slots(nodes)
+	start := time.Now()
+	for i, ans := range q.importKey(nodes, s, 2, priv) {
+		if ans.status != 200 {
+			t.Fatalf("baseline import at node %d: %d %v", i, ans.status, ans.body["_raw"])
+		}
+	}
+	base := time.Since(start)
+	q.signAndCheck([]*node{c2, b}, []string{s[2].keyID, s[1].keyID}, pub)
+
+	completed, aborted := 0, 0
+	for trial := range crashTrials {
+		frac := float64(trial) / float64(crashTrials-1)
+		delay := time.Duration(frac * float64(base))
+		priv, pub := newPrivateKey(t)
+		s := q.slots(nodes)
+		room := a.must("POST", "/create-room", a.userKey, map[string]any{"room_size": 3})["room_uuid"].(string)
+		answers := make([]answer, 3)
+		victimAnswered := make(chan struct{})
+		var wg sync.WaitGroup
+		for i, nd := range nodes {
+			wg.Go(func() {
+				if i == 2 {
+					defer close(victimAnswered)
+				}
+				body := map[string]any{"room_uuid": room, "key_id": s[i].keyID, "threshold": 2, "others_keygen_ids": others(s, i)}
+				path := "/bip340/import/import-key-share-recipient"
+				if i == 0 {
+					body["private_key"] = priv
+					path = "/bip340/import/key-importer"
+				}
+				answers[i] = nd.tryCall("POST", path, nd.userKey, body)
+			})
+		}
+		if trial == crashTrials-1 {
+			<-victimAnswered
+		} else if trial > 0 {
+			time.Sleep(delay)
+		}
+		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-proc.done
+		wg.Wait()
+
+		a0, a1 := answers[0], answers[1]
+		for i, ans := range []answer{a0, a1} {
+			if ans.status != 200 && (ans.status != 400 || ans.body["err_type"] != "executor_result") {
+				t.Fatalf("trial %d: survivor %d answered %d %v", trial, i, ans.status, ans.body["_raw"])
+			}
+		}
+		if a0.status != a1.status {
+			t.Fatalf("trial %d: survivors disagree: %d %v / %d %v", trial, a0.status, a0.body["_raw"], a1.status, a1.body["_raw"])
+		}
+		// c1 is dead: C answers through c2.
+		rec := c2.must("GET", "/bip340/keys/"+s[2].keyID, c2.userKey, nil)
+		switch rec["state"] {
+		case "ready":
+			if rec["pubkey"] != hex.EncodeToString(pub) || a0.status != 200 {
+				t.Fatalf("trial %d: C committed %v, survivors answered %d", trial, rec["_raw"], a0.status)
+			}
+			q.signAndCheck([]*node{a, c2}, []string{s[0].keyID, s[2].keyID}, pub)
+		case "created":
+			// The slot is reusable at once: no lock outlived c1.
+			priv2, pub2 := newPrivateKey(t)
+			s2 := append(q.slots([]*node{a, b}), s[2])
+			t0 := time.Now()
+			for i, ans := range q.importKey([]*node{a, b, c2}, s2, 2, priv2) {
+				if ans.status != 200 {
+					t.Fatalf("trial %d: re-import through c2, node %d: %d %v", trial, i, ans.status, ans.body["_raw"])
+				}
+			}
+			t.Logf("trial %d: C's slot re-imported through c2 in %v", trial, time.Since(t0).Round(time.Millisecond))
+			q.signAndCheck([]*node{c2, b}, []string{s[2].keyID, s2[1].keyID}, pub2)
+		default:
+			t.Fatalf("trial %d: C's slot in state %v", trial, rec["state"])
+		}
+		if a0.status == 200 {
+			completed++
+			q.signAndCheck([]*node{a, b}, []string{s[0].keyID, s[1].keyID}, pub)
+		} else {
+			aborted++
+			for i := range 2 {
+				r := nodes[i].must("GET", "/bip340/keys/"+s[i].keyID, nodes[i].userKey, nil)
+				if r["state"] != "created" {
+					t.Fatalf("trial %d: survivor %d aborted but its slot is %v", trial, i, r["state"])
+				}
+			}
+		}
+		t.Logf("trial %d: kill after %v (%.2f of an import): survivors %d, C's slot %v", trial, delay, frac, a0.status, rec["state"])
+		proc = c1.startProc(t, bin)
+	}
+	if completed == 0 || aborted == 0 {
+		t.Fatalf("kills never hit both outcomes (completed %d, aborted %d)", completed, aborted)
+	}
 }

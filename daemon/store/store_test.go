@@ -118,8 +118,11 @@ var pgSchemas atomic.Int64
 // using it; it skips t when PostgreSQL is not installed.
 func pgSchema(t testing.TB) string {
 	t.Helper()
-	if pgErr != nil {
+	if errors.Is(pgErr, testkit.ErrNoPostgres) {
 		testkit.SkipNoPostgres(t, pgErr)
+	}
+	if pgErr != nil {
+		t.Fatalf("PostgreSQL cluster: %v", pgErr)
 	}
 	dsn, err := pg.CreateSchema(ctx, pgDatabase, fmt.Sprintf("t%d", pgSchemas.Add(1)))
 	if err != nil {
