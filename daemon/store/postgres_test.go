@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -247,5 +248,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A bad DSN or an unreachable server is reported without the password.
+func TestPostgresOpenErrorsHidePassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://quorumd:s3cret-pw@127.0.0.1:notaport/db",
+		"postgres://quorumd:s3cret-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=2",
+	} {
+		s, err := store.OpenPostgres(ctx, dsn, store.PostgresOptions{})
+		if err == nil {
+			s.Close()
+			t.Fatalf("opened %q", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Fatalf("error shows the password: %v", err)
+		}
 	}
 }

@@ -19,11 +19,13 @@ import (
 
 var hsmToken testkit.SoftHSMToken
 
-// pg is the package's one PostgreSQL cluster (nil with pgErr when
-// PostgreSQL is not installed); every test opens its own schema in it.
+// pg is the package's one PostgreSQL cluster, started by the first test
+// that needs it (so -run filters without PostgreSQL tests never start it)
+// and stopped by TestMain; every test opens its own schema in it.
 var (
-	pg    *testkit.Postgres
-	pgErr error
+	pg     *testkit.Postgres
+	pgErr  error
+	pgOnce sync.Once
 )
 
 const pgDatabase = "store_test"
@@ -45,9 +47,6 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	hsmToken = toks[0]
-	if pg, pgErr = testkit.StartPostgres(); pgErr == nil {
-		_, pgErr = pg.CreateDatabase(context.Background(), pgDatabase)
-	}
 	code := m.Run()
 	for _, f := range storeCleanups {
 		f()
@@ -118,6 +117,11 @@ var pgSchemas atomic.Int64
 // using it; it skips t when PostgreSQL is not installed.
 func pgSchema(t testing.TB) string {
 	t.Helper()
+	pgOnce.Do(func() {
+		if pg, pgErr = testkit.StartPostgres(); pgErr == nil {
+			_, pgErr = pg.CreateDatabase(context.Background(), pgDatabase)
+		}
+	})
 	if errors.Is(pgErr, testkit.ErrNoPostgres) {
 		testkit.SkipNoPostgres(t, pgErr)
 	}
