@@ -54,7 +54,7 @@ type AuthParams struct {
 	N            int    // parties of an import, room_size of create-room
 	Threshold    int    // t of an import
 	RelayAddress string // an explicit relay_address override; "" = the default relay
-	KeyCount     int    // create_key: the caller's live keys, for the key quota
+	KeyCount     int    // the caller's live keys, for a policy's key quota check (0 when the store enforces it)
 }
 
 // Caller is the authenticated user behind an API key.
@@ -62,6 +62,9 @@ type Caller struct {
 	UserID string
 	Name   string
 	Admin  bool
+	// KeyQuota is set for create_key: the most live keys the caller's
+	// policy allows (0 = no limit), enforced by Keys.Create atomically.
+	KeyQuota int
 }
 
 // Authorizer authenticates the raw API key of the Authorization header and
@@ -94,9 +97,13 @@ type Admin interface {
 // KeyState is the lifecycle state of a key slot.
 type KeyState string
 
-// Key slot states: created by /bip340/create, ready once an import committed.
+// Key slot states: created by /bip340/create; pending once a ceremony
+// durably stored the share but its success certificate is not known here
+// yet (DESIGN §3a: recover it, or sign, which recovers); ready once
+// certified.
 const (
 	KeyCreated KeyState = "created"
+	KeyPending KeyState = "pending"
 	KeyReady   KeyState = "ready"
 )
 
@@ -108,7 +115,8 @@ type KeySlot struct {
 
 // KeyInfo is the public record of a key: everything here may be shown to
 // its owner. Threshold, N, ParticipantID, Pubkey, Participants and
-// PubShares are set only in state KeyReady.
+// PubShares are set only in states KeyPending and KeyReady; WaitingFor
+// only in KeyPending.
 type KeyInfo struct {
 	KeyID         string
 	Owner         string // user_id
@@ -120,6 +128,7 @@ type KeyInfo struct {
 	Pubkey        []byte   // 32-byte BIP340 x-only threshold key
 	Participants  [][]byte // all N keygen_ids, sorted bytewise (index = BIP445 id)
 	PubShares     [][]byte // 33-byte compressed public shares, aligned with Participants
+	WaitingFor    string   // pending: what completes the key, for the operator
 	CreatedAt     time.Time
 }
 
@@ -136,8 +145,11 @@ type Tweaks struct {
 // is the caller's user_id; a key of another owner must fail exactly like an
 // absent one (ErrKeyNotFound, key_id_not_exists).
 type Keys interface {
-	// Create makes a new key slot with a fresh, HSM-sealed identity key.
-	Create(ctx context.Context, owner string) (KeySlot, error)
+	// Create makes a new key slot with a fresh, HSM-sealed identity key. If
+	// quota > 0 and owner already has quota live keys, it fails with
+	// policy_validation_failed; the count and the insert are one
+	// transaction, never check-then-act.
+	Create(ctx context.Context, owner string, quota int) (KeySlot, error)
 	// Get returns the public record of a key owned by owner.
 	Get(ctx context.Context, owner, keyID string) (KeyInfo, error)
 	// Delete irreversibly destroys the key slot and its sealed material.
@@ -223,7 +235,10 @@ type Backends struct {
 	Keys       Keys
 	Rooms      Rooms
 	Ceremonies Ceremonies
-	Ready      []ReadinessCheck
+	// Recovery serves recovery data and recovers stuck parties; optional
+	// (without it those two routes answer not_found).
+	Recovery Recovery
+	Ready    []ReadinessCheck
 	// Classify maps foreign error types that carry no ErrType method (e.g.
 	// a ceremony's *AbortError to executor_result with its culprit-naming
 	// text); consulted after Typed errors. msg is shown to the client.

@@ -108,6 +108,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Keys:       svc,
 		Rooms:      svc,
 		Ceremonies: svc,
+		Recovery:   svc,
 		Ready: append([]daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
@@ -143,7 +144,14 @@ func (a authorizer) Authorize(ctx context.Context, apiKey string, op daemon.Oper
 	if err != nil {
 		return daemon.Caller{}, err
 	}
-	return daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}, nil
+	c := daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
+	if op == daemon.OpCreateKey {
+		// The policy's number; the key store enforces it atomically.
+		if c.KeyQuota, err = a.a.KeyQuota(ctx, apiKey); err != nil {
+			return daemon.Caller{}, err
+		}
+	}
+	return c, nil
 }
 
 // admin adapts the policy source's user administration; users made through

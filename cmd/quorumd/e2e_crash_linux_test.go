@@ -62,15 +62,20 @@ func (n *node) tryCall(method, path, key string, body any) answer {
 
 // TestE2ECrashMidCeremony kills a recipient daemon (a real process) with
 // SIGKILL at moments spread over a 2-of-3 import, restarts it on the same
-// state directory and token, and checks that nothing is half-written:
+// state directory and token, and checks import v2's invariant (DESIGN §3):
 //   - the two survivors answer alike: 200, or 400 executor_result after the
 //     ceremony timeout;
-//   - the crashed daemon restarts, and its key slot is either still empty
-//     ("created", refused for signing with key_operation_before_keygen) or
-//     complete ("ready", with the same public key);
-//   - when the survivors imported, they sign together; when the crashed
-//     daemon had committed, it signs with a survivor;
-//   - when the survivors aborted, their slots are still empty.
+//   - the crashed daemon restarts with its key slot empty ("created"),
+//     "pending" or "ready" (the same public key), never anything else;
+//   - the class "the victim lost its share while the others hold the key"
+//     never occurs: survivors answering 200 means the victim is pending or
+//     ready;
+//   - every pending victim of a certified import becomes ready: on even
+//     trials from a survivor's recovery data (POST /bip340/recover), on odd
+//     ones by signing with a survivor, which attaches the certificate;
+//   - a ready victim signs with a survivor, the survivors sign together
+//     after a 200, and aborted survivors hold nothing usable (created or
+//     pending, never ready).
 //
 // The moments are fractions of a measured undisturbed import, the first at
 // once and the last after the victim answered, so both outcomes occur; the
@@ -106,7 +111,7 @@ func TestE2ECrashMidCeremony(t *testing.T) {
 	q.signAndCheck(pick(nodes, 1, 2), []string{s[1].keyID, s[2].keyID}, pub)
 	t.Logf("undisturbed import: %v", base)
 
-	completed, aborted := 0, 0
+	completed, aborted, recovered := 0, 0, 0
 	for trial := range crashTrials {
 		// At once (before the deal), then 1/(trials−1) … of the undisturbed
 		// import (into each round; on a slow machine maybe later), and last
@@ -159,35 +164,56 @@ func TestE2ECrashMidCeremony(t *testing.T) {
 		if rec.status != 200 {
 			t.Fatalf("trial %d: crashed daemon's key slot: %d %v", trial, rec.status, rec.body["_raw"])
 		}
+		state := rec.body["state"]
 		msg := make([]byte, 32)
 		rand.Read(msg)
-		switch rec.body["state"] {
-		case "ready":
+		switch state {
+		case "ready", "pending":
 			if rec.body["pubkey"] != hex.EncodeToString(pub) || rec.body["t"] != 2.0 || rec.body["n"] != 3.0 {
-				t.Fatalf("trial %d: committed record %v", trial, rec.body["_raw"])
+				t.Fatalf("trial %d: %v record %v", trial, state, rec.body["_raw"])
 			}
-			if a0.status != 200 {
-				t.Fatalf("trial %d: the crashed daemon committed but the survivors aborted", trial)
-			}
-			q.signAndCheck(pick(nodes, 0, 2), []string{s[0].keyID, s[2].keyID}, pub)
 		case "created":
 			if _, ok := rec.body["pubkey"]; ok && rec.body["pubkey"] != "" {
-				t.Fatalf("trial %d: uncommitted record carries a public key: %v", trial, rec.body["_raw"])
+				t.Fatalf("trial %d: empty slot carries a public key: %v", trial, rec.body["_raw"])
+			}
+			if a0.status == 200 {
+				t.Fatalf("trial %d: the survivors hold the key but the crashed daemon lost its share", trial)
 			}
 			st, body := victim.call("POST", "/bip340/sign", victim.userKey, map[string]any{"room_uuid": room, "key_id": s[2].keyID, "msg": hex.EncodeToString(msg)})
 			expectErr(t, "sign with the crashed daemon's empty slot", st, body, 400, "key_operation_before_keygen")
 		default:
-			t.Fatalf("trial %d: crashed daemon's key slot in state %v", trial, rec.body["state"])
+			t.Fatalf("trial %d: crashed daemon's key slot in state %v", trial, state)
+		}
+		if state == "ready" && a0.status != 200 {
+			t.Fatalf("trial %d: the crashed daemon is ready but the survivors aborted", trial)
 		}
 		if a0.status == 200 {
 			completed++
+			if state == "pending" {
+				recovered++
+				if trial%2 == 0 {
+					rd := nodes[0].must("GET", "/bip340/recovery-data/"+s[0].keyID, nodes[0].userKey, nil)
+					if rd["certified"] != true {
+						t.Fatalf("trial %d: a survivor that answered 200 serves uncertified recovery data", trial)
+					}
+					r := victim.must("POST", "/bip340/recover", victim.userKey, map[string]any{"key_id": s[2].keyID, "recovery_data": rd["recovery_data"]})
+					if r["state"] != "ready" || r["pubkey"] != hex.EncodeToString(pub) {
+						t.Fatalf("trial %d: recovery answered %v", trial, r)
+					}
+				}
+			}
+			// Odd trials: a pending victim becomes ready by signing.
+			q.signAndCheck(pick(nodes, 0, 2), []string{s[0].keyID, s[2].keyID}, pub)
+			if r := victim.must("GET", "/bip340/keys/"+s[2].keyID, victim.userKey, nil); r["state"] != "ready" {
+				t.Fatalf("trial %d: the crashed daemon is still %v after signing", trial, r["state"])
+			}
 			q.signAndCheck(pick(nodes, 0, 1), []string{s[0].keyID, s[1].keyID}, pub)
 		} else {
 			aborted++
 			for i := range 2 {
 				r := nodes[i].must("GET", "/bip340/keys/"+s[i].keyID, nodes[i].userKey, nil)
-				if r["state"] != "created" {
-					t.Fatalf("trial %d: survivor %d aborted but its slot is %v", trial, i, r["state"])
+				if r["state"] == "ready" {
+					t.Fatalf("trial %d: survivor %d aborted but its key is ready", trial, i)
 				}
 			}
 		}
@@ -195,8 +221,9 @@ func TestE2ECrashMidCeremony(t *testing.T) {
 		if trial == crashTrials-1 {
 			when = "the crashed daemon answered"
 		}
-		t.Logf("trial %d: kill after %s: survivors %d, crashed daemon's slot %v", trial, when, a0.status, rec.body["state"])
+		t.Logf("trial %d: kill after %s: survivors %d, crashed daemon's slot %v", trial, when, a0.status, state)
 	}
+	t.Logf("completed %d (of which the victim recovered from pending: %d), aborted %d", completed, recovered, aborted)
 	if completed == 0 || aborted == 0 {
 		t.Fatalf("crashes never hit both outcomes (completed %d, aborted %d): the trial moments are off", completed, aborted)
 	}

@@ -46,8 +46,8 @@ func (k *keyLocks) lock(key string) (unlock func()) {
 	}
 }
 
-// lockKey serialises a key's imports: within this process through
-// importLocks, and across replicas too when the store is shared (a
+// lockKey serialises a key's imports and recoveries: within this process
+// through importLocks, and across replicas too when the store is shared (a
 // store.KeyLocker). The local lock comes first, so a replica's callers
 // queue in memory rather than each polling the database.
 func (s *Service) lockKey(ctx context.Context, owner, keyID string) (unlock func(), err error) {

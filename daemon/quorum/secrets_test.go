@@ -62,7 +62,7 @@ func newParties(t *testing.T, arenaSlots ...int) []*party {
 			})
 			p.svc.Secrets = p.arena
 		}
-		ks, err := p.svc.Create(context.Background(), "alice")
+		ks, err := p.svc.Create(context.Background(), "alice", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +218,7 @@ func TestSecretsExhausted(t *testing.T) {
 		t.Fatalf("the import holds %d slots, want %d", ps[0].arena.InUse(), importSlots)
 	}
 	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
-	_, err = ps[0].svc.Create(short, "alice")
+	_, err = ps[0].svc.Create(short, "alice", 0)
 	cancelShort()
 	if !errors.Is(err, secmem.ErrNoSlot) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Create with every slot held: %v, want ErrNoSlot and DeadlineExceeded", err)
@@ -234,7 +234,7 @@ func TestSecretsExhausted(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ps[0].svc.Create(ctx, "alice"); err != nil {
+	if _, err := ps[0].svc.Create(ctx, "alice", 0); err != nil {
 		t.Fatalf("Create after the ceremony: %v", err)
 	}
 	checkWiped(t, ps, []uint64{createSlots + importSlots + createSlots, 0})

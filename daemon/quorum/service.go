@@ -39,6 +39,8 @@ type Service struct {
 	// its request context, so calls beyond the arena's capacity wait and
 	// then fail with the context's error. nil keeps them on the Go heap.
 	Secrets *secmem.Arena
+
+	marks lazyMarks // ready marks in flight (certified.go)
 }
 
 // Slots each call holds at once (taken together, see secmem.AcquireN).
@@ -76,8 +78,20 @@ func shareAAD(keyID, owner string, id int) []byte {
 }
 
 // Create makes a key slot: a fresh identity key sealed under the HSM and a
-// record in state created.
-func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, error) {
+// record in state created. quota > 0 is enforced by the store in the
+// inserting transaction.
+func (s *Service) Create(ctx context.Context, owner string, quota int) (daemon.KeySlot, error) {
+	// An owner already at the quota is refused before the HSM is asked for
+	// anything; the store's transaction remains the only real enforcement.
+	if quota > 0 {
+		n, err := s.Store.CountByOwner(ctx, owner)
+		if err != nil {
+			return daemon.KeySlot{}, fmt.Errorf("counting keys: %w", err)
+		}
+		if n >= quota {
+			return daemon.KeySlot{}, quotaError(quota, store.ErrQuotaExceeded)
+		}
+	}
 	keyID := daemon.NewKeyID()
 	slots, err := s.secretSlots(ctx, createSlots)
 	if err != nil {
@@ -100,10 +114,17 @@ func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, err
 	}
 	pub := id.Public()
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
-		KeygenID: pub[:], SealedIdentityKey: sealed}); err != nil {
+		KeygenID: pub[:], SealedIdentityKey: sealed, Quota: quota}); err != nil {
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return daemon.KeySlot{}, quotaError(quota, err)
+		}
 		return daemon.KeySlot{}, fmt.Errorf("storing key slot: %w", err)
 	}
 	return daemon.KeySlot{KeyID: keyID, KeygenID: pub[:]}, nil
+}
+
+func quotaError(quota int, cause error) error {
+	return fmt.Errorf("%w (%w)", daemon.Errorf(daemon.ErrTypePolicyValidationFailed, "key quota of the user's policy reached (%d keys)", quota), cause)
 }
 
 // Get returns the owner's key record (public part).
@@ -117,6 +138,10 @@ func (s *Service) Get(ctx context.Context, owner, keyID string) (daemon.KeyInfo,
 
 func (s *Service) owned(ctx context.Context, owner, keyID string) (store.Record, error) {
 	r, err := s.Store.GetOwned(ctx, owner, keyID)
+	if err == nil && r.State == store.StatePending && s.marks.wait(ctx, owner, keyID) {
+		// A ready mark was in flight: read what it wrote.
+		r, err = s.Store.GetOwned(ctx, owner, keyID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return r, fmt.Errorf("%w", daemon.ErrKeyNotFound)
 	}
@@ -125,8 +150,11 @@ func (s *Service) owned(ctx context.Context, owner, keyID string) (store.Record,
 
 func info(r store.Record) daemon.KeyInfo {
 	k := daemon.KeyInfo{KeyID: r.KeyID, Owner: r.Owner, State: daemon.KeyCreated, KeygenID: r.KeygenID, CreatedAt: r.CreatedAt}
-	if r.State == store.StateReady {
+	if r.State == store.StateReady || r.State == store.StatePending {
 		k.State = daemon.KeyReady
+		if r.State == store.StatePending {
+			k.State, k.WaitingFor = daemon.KeyPending, waitingFor
+		}
 		k.Threshold, k.N, k.ParticipantID = r.T, r.N, r.OwnID
 		if len(r.PublicKey) == 33 {
 			k.Pubkey = r.PublicKey[1:]
@@ -264,8 +292,11 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
-	if r.State == store.StateReady {
+	switch r.State {
+	case store.StateReady:
 		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
+	case store.StatePending:
+		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyPending)
 	}
 	slots, err := s.secretSlots(ctx, importSlots)
 	if err != nil {
@@ -298,7 +329,7 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
 		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()), PrivateKey: key,
-	}, func(ks *ceremony.KeyShare) error { return s.commit(ctx, r, ks, shareScratch) })
+	}, &importDurable{s: s, ctx: ctx, r: r, scratch: shareScratch})
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
 	}
@@ -317,36 +348,43 @@ func role(x *btcec.ModNScalar) string {
 	return "recipient"
 }
 
-// commit seals the share and writes the ready record in one transaction.
-// The share's encoding is written to scratch (32 bytes of locked memory)
-// for the HSM and cleared after; encoding is constant time.
-func (s *Service) commit(ctx context.Context, r store.Record, ks *ceremony.KeyShare, scratch []byte) error {
+// sealShare seals a share for r's slot under the HSM: the one place shares
+// are sealed. The encoding goes through scratch (32 bytes of locked memory)
+// and is cleared after; encoding is constant time.
+func (s *Service) sealShare(r store.Record, id int, share *btcec.ModNScalar, scratch []byte) ([]byte, error) {
 	sb := scratch[:32]
-	ks.Share.PutBytesUnchecked(sb)
-	sealed, err := s.Sealer.Seal(sb, shareAAD(r.KeyID, r.Owner, ks.ID))
+	share.PutBytesUnchecked(sb)
+	sealed, err := s.Sealer.Seal(sb, shareAAD(r.KeyID, r.Owner, id))
 	clear(sb)
 	if err != nil {
-		return fmt.Errorf("sealing share: %w", err)
+		return nil, fmt.Errorf("sealing share: %w", err)
 	}
-	c := store.Commitment{Source: store.SourceImport, T: ks.T, N: ks.N, OwnID: ks.ID,
-		PublicKey: ks.ThreshPK[:], SealedShare: sealed}
-	for i := range ks.Parties {
-		c.KeygenIDs = append(c.KeygenIDs, ks.Parties[i][:])
-		c.PublicShares = append(c.PublicShares, ks.PubShares[i][:])
-	}
-	// The ceremony's own deadline must not cut a durable write short.
-	if err := s.Store.Commit(context.WithoutCancel(ctx), r.Owner, r.KeyID, c); err != nil {
-		if errors.Is(err, store.ErrAlreadyCommitted) {
-			return fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
-		}
-		return fmt.Errorf("storing share: %w", err)
-	}
-	return nil
+	return sealed, nil
 }
 
-// Sign runs a signing ceremony with the key's share.
+// commitment is the store form of a ceremony's public outcome.
+func commitment(ki *ceremony.KeyInfo, id int, sealed, recovery []byte) store.Commitment {
+	c := store.Commitment{Source: store.SourceImport, T: ki.T, N: ki.N, OwnID: id,
+		PublicKey: ki.ThreshPK[:], SealedShare: sealed, Transcript: ki.Transcript[:], RecoveryData: recovery}
+	for i := range ki.Parties {
+		c.KeygenIDs = append(c.KeygenIDs, ki.Parties[i][:])
+		c.PublicShares = append(c.PublicShares, ki.PubShares[i][:])
+	}
+	return c
+}
+
+// Sign runs a signing ceremony with the key's share. A ready key attaches
+// its certificate for signers still pending; a pending key signs only once
+// another signer attached one, which it records first (DESIGN §3a).
 func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error) {
-	r, err := s.ready(ctx, p.Owner, p.KeyID)
+	r, err := s.owned(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
+		return nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
+	}
+	cert, err := certificateOf(r)
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +432,8 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
 		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
 		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+		Certificate: cert, Pending: r.State == store.StatePending,
+		OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 	})
 	if err != nil {
 		return nil, ceremonyError(err)
@@ -409,6 +449,9 @@ func keyInfo(r store.Record) (*ceremony.KeyInfo, error) {
 		return nil, fmt.Errorf("key record %s is inconsistent", r.KeyID)
 	}
 	k.ThreshPK = [33]byte(r.PublicKey)
+	if len(r.Transcript) == len(k.Transcript) {
+		k.Transcript = [32]byte(r.Transcript)
+	}
 	for i := range r.N {
 		p, err := envelope.ParseParty(r.KeygenIDs[i])
 		if err != nil {

@@ -360,18 +360,30 @@ func (s *Bolt) CreateSlot(ctx context.Context, sl Slot) error {
 	if err := sl.validate(); err != nil {
 		return err
 	}
-	created := sl.CreatedAt
-	if created.IsZero() {
-		created = s.now()
-	}
-	r := Record{
-		KeyID: sl.KeyID, Owner: sl.Owner, Scheme: sl.Scheme, State: StateCreated,
-		KeygenID: clone(sl.KeygenID), SealedIdentityKey: clone(sl.SealedIdentityKey),
-		CreatedAt: created.UTC(),
-	}
+	r := newSlot(sl, s.now())
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketKeys).Get([]byte(r.KeyID)) != nil {
 			return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
+		}
+		// Counted in the inserting transaction: with group commit, earlier
+		// requests of the same group are already visible here.
+		if sl.Quota > 0 && countOwned(tx, r.Owner, sl.Quota) >= sl.Quota {
+			return fmt.Errorf("%w: %d live keys", ErrQuotaExceeded, sl.Quota)
+		}
+		return put(tx, &r)
+	})
+}
+
+// modifyOwned applies fn to the owner's live record in one write
+// transaction and stores the result unless fn reports no change.
+func (s *Bolt) modifyOwned(ctx context.Context, owner, keyID string, fn func(*Record) (changed bool, err error)) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		r, err := loadOwned(tx, owner, keyID)
+		if err != nil {
+			return err
+		}
+		if changed, err := fn(&r); err != nil || !changed {
+			return err
 		}
 		return put(tx, &r)
 	})
@@ -379,28 +391,27 @@ func (s *Bolt) CreateSlot(ctx context.Context, sl Slot) error {
 
 // Commit implements Store.
 func (s *Bolt) Commit(ctx context.Context, owner, keyID string, c Commitment) error {
-	committed := c.CommittedAt
-	if committed.IsZero() {
-		committed = s.now()
-	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		r, err := loadOwned(tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		if r.State == StateReady {
-			return fmt.Errorf("%w: %q", ErrAlreadyCommitted, keyID)
-		}
-		if err := c.validate(r.KeygenID); err != nil {
-			return err
-		}
-		r.State = StateReady
-		r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
-		r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
-		r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
-		r.CommittedAt = committed.UTC()
-		return put(tx, &r)
-	})
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, commitTo(r, c, now) })
+}
+
+// Prepare implements Store.
+func (s *Bolt) Prepare(ctx context.Context, owner, keyID string, c Commitment) error {
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, prepareTo(r, c, now) })
+}
+
+// MarkReady implements Store. The Bolt store writes it durably like any
+// other write (through group commit); callers keep it off their critical
+// path.
+func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error {
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return markReady(r, transcript, recoveryData, now) })
+}
+
+// Discard implements Store.
+func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, discard(r, transcript) })
 }
 
 // loadOwned reads the owner's live record. The owner index is consulted
@@ -459,15 +470,23 @@ func (s *Bolt) ListByOwner(ctx context.Context, owner string) (out []Record, err
 
 // CountByOwner implements Store: a scan of the owner index, decoding nothing.
 func (s *Bolt) CountByOwner(ctx context.Context, owner string) (n int, err error) {
-	prefix := ownerPrefix(owner)
 	err = s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketOwners).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
-			n++
-		}
+		n = countOwned(tx, owner, 0)
 		return nil
 	})
 	return n, err
+}
+
+// countOwned counts the owner's live records, stopping at limit if > 0.
+func countOwned(tx *bolt.Tx, owner string, limit int) (n int) {
+	prefix := ownerPrefix(owner)
+	c := tx.Bucket(bucketOwners).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+		if n++; limit > 0 && n >= limit {
+			break
+		}
+	}
+	return n
 }
 
 // ListAll implements Store.
@@ -508,20 +527,9 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 		if err != nil {
 			return err
 		}
-		if err := checkBytes("sealed identity key", ident, MaxSealedLen); err != nil {
+		if err := resealTo(&r, share, ident); err != nil {
 			return err
 		}
-		switch r.State {
-		case StateReady:
-			if err := checkBytes("sealed share", share, MaxSealedLen); err != nil {
-				return err
-			}
-		case StateCreated:
-			if len(share) != 0 {
-				return fmt.Errorf("%w: a created slot has no share to reseal", ErrInvalid)
-			}
-		}
-		r.SealedShare, r.SealedIdentityKey = clone(share), clone(ident)
 		return put(tx, &r)
 	})
 	var ab errAbort
@@ -538,29 +546,6 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 // the blobs are useless without the HSM key, and rotating that key (then
 // destroying the old one) is what makes them unrecoverable (docs/hsm.md).
 func (s *Bolt) Delete(ctx context.Context, owner, keyID string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		r, err := loadOwned(tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		r.State = StateDeleted
-		r.SealedShare, r.SealedIdentityKey = nil, nil
-		r.DeletedAt = s.now()
-		return put(tx, &r)
-	})
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
-}
-
-func cloneAll(bs [][]byte) [][]byte {
-	out := make([][]byte, len(bs))
-	for i, b := range bs {
-		out[i] = clone(b)
-	}
-	return out
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { tombstone(r, now); return true, nil })
 }

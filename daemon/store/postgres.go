@@ -186,67 +186,88 @@ func putRow(ctx context.Context, tx pgx.Tx, r *Record) error {
 	return classify("writing a key", err)
 }
 
-// lockOwned reads the owner's live record and locks its row until tx ends.
-func lockOwned(ctx context.Context, tx pgx.Tx, owner, keyID string) (Record, error) {
-	return getRow(ctx, tx, "reading a key", `WHERE key_id = $1 AND owner = $2 AND state <> 'deleted' FOR UPDATE`, keyID, owner)
+// modifyOwned applies fn to the owner's live record, read and written back
+// in one transaction with its row locked; fn reporting no change writes
+// nothing.
+func (s *Postgres) modifyOwned(ctx context.Context, op, owner, keyID string, fn func(*Record) (changed bool, err error)) error {
+	return s.inTx(ctx, op, func(tx pgx.Tx) error {
+		r, err := getRow(ctx, tx, "reading a key", `WHERE key_id = $1 AND owner = $2 AND state <> 'deleted' FOR UPDATE`, keyID, owner)
+		if err != nil {
+			return err
+		}
+		if changed, err := fn(&r); err != nil || !changed {
+			return err
+		}
+		return putRow(ctx, tx, &r)
+	})
 }
 
-// CreateSlot implements Store.
+// ownerLockClass is the first int4 of the transaction advisory locks that
+// serialise one owner's quota-checked insertions ("qrmo").
+const ownerLockClass = 0x71726d6f
+
+// CreateSlot implements Store. With a quota, the owner's live records are
+// counted and the slot inserted under a transaction lock on the owner, so
+// replicas creating at once cannot overshoot it.
 func (s *Postgres) CreateSlot(ctx context.Context, sl Slot) error {
 	if err := sl.validate(); err != nil {
 		return err
 	}
-	if err := s.check(ctx); err != nil {
-		return err
-	}
-	created := sl.CreatedAt
-	if created.IsZero() {
-		created = s.now()
-	}
-	r := Record{
-		KeyID: sl.KeyID, Owner: sl.Owner, Scheme: sl.Scheme, State: StateCreated,
-		KeygenID: clone(sl.KeygenID), SealedIdentityKey: clone(sl.SealedIdentityKey),
-		CreatedAt: created.UTC(),
-	}
+	r := newSlot(sl, s.now())
 	raw, err := encode(&r)
 	if err != nil {
 		return fmt.Errorf("store: encoding %q: %w", r.KeyID, err)
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO quorumd_keys (key_id, owner, state, record) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING`,
-		r.KeyID, r.Owner, string(r.State), raw)
-	if err != nil {
-		return classify("creating a key slot", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
-	}
-	return nil
+	return s.inTx(ctx, "creating a key slot", func(tx pgx.Tx) error {
+		if sl.Quota > 0 {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, int32(ownerLockClass), lockKeyOf(r.Owner)); err != nil {
+				return classify("locking the owner", err)
+			}
+			var n int
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM quorumd_keys WHERE owner = $1 AND state <> 'deleted' LIMIT $2) live`,
+				r.Owner, sl.Quota).Scan(&n)
+			if err != nil {
+				return classify("counting keys", err)
+			}
+			if n >= sl.Quota {
+				return fmt.Errorf("%w: %d live keys", ErrQuotaExceeded, sl.Quota)
+			}
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO quorumd_keys (key_id, owner, state, record) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING`,
+			r.KeyID, r.Owner, string(r.State), raw)
+		if err != nil {
+			return classify("creating a key slot", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
+		}
+		return nil
+	})
 }
 
 // Commit implements Store.
 func (s *Postgres) Commit(ctx context.Context, owner, keyID string, c Commitment) error {
-	committed := c.CommittedAt
-	if committed.IsZero() {
-		committed = s.now()
-	}
-	return s.inTx(ctx, "committing a share", func(tx pgx.Tx) error {
-		r, err := lockOwned(ctx, tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		if r.State == StateReady {
-			return fmt.Errorf("%w: %q", ErrAlreadyCommitted, keyID)
-		}
-		if err := c.validate(r.KeygenID); err != nil {
-			return err
-		}
-		r.State = StateReady
-		r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
-		r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
-		r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
-		r.CommittedAt = committed.UTC()
-		return putRow(ctx, tx, &r)
+	now := s.now()
+	return s.modifyOwned(ctx, "committing a share", owner, keyID, func(r *Record) (bool, error) { return true, commitTo(r, c, now) })
+}
+
+// Prepare implements Store.
+func (s *Postgres) Prepare(ctx context.Context, owner, keyID string, c Commitment) error {
+	now := s.now()
+	return s.modifyOwned(ctx, "storing a pending share", owner, keyID, func(r *Record) (bool, error) { return true, prepareTo(r, c, now) })
+}
+
+// MarkReady implements Store (durably: a commit is one fsync either way).
+func (s *Postgres) MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error {
+	now := s.now()
+	return s.modifyOwned(ctx, "marking a key ready", owner, keyID, func(r *Record) (bool, error) {
+		return markReady(r, transcript, recoveryData, now)
 	})
+}
+
+// Discard implements Store.
+func (s *Postgres) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
+	return s.modifyOwned(ctx, "discarding a pending share", owner, keyID, func(r *Record) (bool, error) { return true, discard(r, transcript) })
 }
 
 // Get implements Store.
@@ -327,20 +348,9 @@ func (s *Postgres) Reseal(ctx context.Context, keyID string, fn ResealFunc) erro
 		if err != nil {
 			return err
 		}
-		if err := checkBytes("sealed identity key", ident, MaxSealedLen); err != nil {
+		if err := resealTo(&r, share, ident); err != nil {
 			return err
 		}
-		switch r.State {
-		case StateReady:
-			if err := checkBytes("sealed share", share, MaxSealedLen); err != nil {
-				return err
-			}
-		case StateCreated:
-			if len(share) != 0 {
-				return fmt.Errorf("%w: a created slot has no share to reseal", ErrInvalid)
-			}
-		}
-		r.SealedShare, r.SealedIdentityKey = clone(share), clone(ident)
 		return putRow(ctx, tx, &r)
 	})
 }
@@ -350,14 +360,6 @@ func (s *Postgres) Reseal(ctx context.Context, keyID string, fn ResealFunc) erro
 // it (and in WAL and backups); as with bbolt, the blobs are useless without
 // the HSM key, and rotating that key is what makes them unrecoverable.
 func (s *Postgres) Delete(ctx context.Context, owner, keyID string) error {
-	return s.inTx(ctx, "deleting a key", func(tx pgx.Tx) error {
-		r, err := lockOwned(ctx, tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		r.State = StateDeleted
-		r.SealedShare, r.SealedIdentityKey = nil, nil
-		r.DeletedAt = s.now()
-		return putRow(ctx, tx, &r)
-	})
+	now := s.now()
+	return s.modifyOwned(ctx, "deleting a key", owner, keyID, func(r *Record) (bool, error) { tombstone(r, now); return true, nil })
 }

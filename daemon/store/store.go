@@ -6,8 +6,10 @@
 // file; Postgres on a PostgreSQL database that several replicas of a party
 // share (and, as a KeyLocker, serialises a key's ceremonies across them).
 // Both hold the same semantics, checked by one contract suite: a unique
-// key_id, a conditional created→ready transition, and owner-scoped reads
-// that cannot tell "absent" from "someone else's".
+// key_id, conditional transitions (created→pending by Prepare,
+// pending→ready by MarkReady, created|pending→ready by Commit,
+// pending→created by Discard, any live→deleted), each atomic, and
+// owner-scoped reads that cannot tell "absent" from "someone else's".
 package store
 
 import (
@@ -35,15 +37,22 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrCorrupt: a stored record cannot be decoded.
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrQuotaExceeded: CreateSlot for an owner who already has Slot.Quota
+	// live records.
+	ErrQuotaExceeded = errors.New("store: key quota exceeded")
 )
 
 // State is a key record's life-cycle stage.
 type State string
 
-// Key record states: a slot is created by /bip340/create, becomes ready when
-// a ceremony commits its share, and deleted when the owner deletes it.
+// Key record states: a slot is created by /bip340/create; a ceremony makes
+// it pending (share and recovery data stored, durably, before the party
+// signs the transcript), then ready once the success certificate is known;
+// deleted when the owner deletes it. A pending record goes back to created
+// only on proof that no certificate can exist (Discard).
 const (
 	StateCreated State = "created"
+	StatePending State = "pending"
 	StateReady   State = "ready"
 	StateDeleted State = "deleted"
 )
@@ -64,6 +73,11 @@ const (
 	MaxParties   = 1024
 	MaxPointLen  = 65
 	MaxSealedLen = 4096
+	// MaxRecoveryLen bounds recovery data (a deal for 255 parties plus
+	// their certificate is about 40 KiB).
+	MaxRecoveryLen = 512 << 10
+	// MaxTranscriptLen bounds a transcript hash.
+	MaxTranscriptLen = 64
 )
 
 // Record is a key record. Sealed fields hold hsm blobs, never plaintext.
@@ -77,7 +91,7 @@ type Record struct {
 	KeygenID          []byte `json:"keygen_id,omitempty"` // this party's identity public key (compressed point)
 	SealedIdentityKey []byte `json:"sealed_identity_key,omitempty"`
 
-	// Set by Commit.
+	// Set by Prepare (pending) or Commit (ready).
 	Source       Source   `json:"source,omitempty"`
 	T            int      `json:"t,omitempty"`
 	N            int      `json:"n,omitempty"`
@@ -86,8 +100,15 @@ type Record struct {
 	PublicShares [][]byte `json:"public_shares,omitempty"` // all participants' public shares, indexed by participant id
 	PublicKey    []byte   `json:"public_key,omitempty"`    // the threshold public key (compressed point)
 	SealedShare  []byte   `json:"sealed_share,omitempty"`
+	// Transcript is the hash the parties certified (or will): it names the
+	// key's generation. RecoveryData is the ceremony's public recovery data
+	// (DESIGN §3a), with the success certificate once ready. Both are empty
+	// in records written before import v2.
+	Transcript   []byte `json:"transcript,omitempty"`
+	RecoveryData []byte `json:"recovery_data,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
+	PreparedAt  time.Time `json:"prepared_at,omitzero"`  // zero unless pending or ready through Prepare
 	CommittedAt time.Time `json:"committed_at,omitzero"` // zero until ready
 	DeletedAt   time.Time `json:"deleted_at,omitzero"`   // zero unless deleted
 }
@@ -98,9 +119,15 @@ type Slot struct {
 	KeygenID             []byte
 	SealedIdentityKey    []byte
 	CreatedAt            time.Time // zero: now
+	// Quota, when > 0, is the most live (created, pending or ready)
+	// records Owner may have: CreateSlot counts them and inserts in the
+	// same transaction (a SQL backend: under a lock on the owner, e.g. an
+	// advisory lock or SELECT … FOR UPDATE on an owner row), so concurrent
+	// creations cannot overshoot it. 0 means no limit.
+	Quota int
 }
 
-// Commitment is what Commit adds to a slot.
+// Commitment is what Prepare or Commit adds to a slot.
 type Commitment struct {
 	Source       Source
 	T, N, OwnID  int
@@ -108,6 +135,8 @@ type Commitment struct {
 	PublicShares [][]byte
 	PublicKey    []byte
 	SealedShare  []byte
+	Transcript   []byte    // required by Prepare; Commit from pending must match it
+	RecoveryData []byte    // required by Prepare (without certificate)
 	CommittedAt  time.Time // zero: now
 }
 
@@ -119,12 +148,34 @@ type ResealFunc func(r Record) (sealedShare, sealedIdentityKey []byte, err error
 // another owner's key exactly as for an absent one.
 type Store interface {
 	// CreateSlot stores a new record in state created; ErrDuplicate if the
-	// key_id was ever used.
+	// key_id was ever used, ErrQuotaExceeded if s.Quota > 0 and the owner
+	// already has that many live records (counted in the same transaction).
 	CreateSlot(ctx context.Context, s Slot) error
-	// Commit moves the owner's slot from created to ready with c, atomically
-	// and durably; ErrAlreadyCommitted if it is ready already.
+	// Commit moves the owner's slot to ready with c, atomically and durably:
+	// from created, or from pending when c.Transcript equals the pending
+	// record's (recovery of a stuck party; ErrInvalid otherwise).
+	// ErrAlreadyCommitted if it is ready already.
 	Commit(ctx context.Context, owner, keyID string, c Commitment) error
-	// Get returns a live (created or ready) record whatever its owner.
+	// Prepare moves the owner's slot from created to pending with c (sealed
+	// share, transcript and recovery data required), atomically and
+	// durably: it returns only once a crash can no longer lose the share,
+	// because the party signs the transcript right after.
+	// ErrAlreadyCommitted if the slot is pending or ready already.
+	Prepare(ctx context.Context, owner, keyID string, c Commitment) error
+	// MarkReady moves the owner's pending record with this transcript to
+	// ready and replaces its recovery data with recoveryData (which now
+	// carries the success certificate). It need not be durable before it
+	// returns (a pending record plus a certificate anywhere is complete, and
+	// recovery finishes it after a crash). Ready with the same transcript
+	// already: nil. Another transcript, or a created slot: ErrInvalid.
+	MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error
+	// Discard moves the owner's pending record with this transcript back to
+	// created, dropping its share and recovery data but keeping the
+	// identity key (so a certificate shown later can still recover it).
+	// Callers discard only on proof that no certificate can exist.
+	// Not pending with that transcript: ErrInvalid.
+	Discard(ctx context.Context, owner, keyID string, transcript []byte) error
+	// Get returns a live (created, pending or ready) record whatever its owner.
 	Get(ctx context.Context, keyID string) (Record, error)
 	// GetOwned returns the owner's live record.
 	GetOwned(ctx context.Context, owner, keyID string) (Record, error)
@@ -135,7 +186,7 @@ type Store interface {
 	CountByOwner(ctx context.Context, owner string) (int, error)
 	// ListAll returns every live record ordered by key_id.
 	ListAll(ctx context.Context) ([]Record, error)
-	// Reseal replaces the sealed material of a ready record with what fn
+	// Reseal replaces the sealed material of a live record with what fn
 	// returns, in one transaction (wrapping-key rotation).
 	Reseal(ctx context.Context, keyID string, fn ResealFunc) error
 	// Delete destroys the owner's record's sealed material and marks it
@@ -168,6 +219,9 @@ func (s Slot) validate() error {
 	}
 	if err := checkID("scheme", s.Scheme); err != nil {
 		return err
+	}
+	if s.Quota < 0 {
+		return fmt.Errorf("%w: negative quota", ErrInvalid)
 	}
 	if err := checkBytes("keygen_id", s.KeygenID, MaxPointLen); err != nil {
 		return err
@@ -209,6 +263,17 @@ func (c Commitment) validate(slotKeygenID []byte) error {
 	return checkBytes("sealed share", c.SealedShare, MaxSealedLen)
 }
 
+// validatePending checks what Prepare needs beyond validate.
+func (c Commitment) validatePending(slotKeygenID []byte) error {
+	if err := c.validate(slotKeygenID); err != nil {
+		return err
+	}
+	if err := checkBytes("transcript", c.Transcript, MaxTranscriptLen); err != nil {
+		return err
+	}
+	return checkBytes("recovery data", c.RecoveryData, MaxRecoveryLen)
+}
+
 // complete reports whether r satisfies every invariant of its state; reads
 // use it to refuse (rather than return) a record that is not whole.
 func (r *Record) complete() error {
@@ -217,14 +282,18 @@ func (r *Record) complete() error {
 	}
 	switch r.State {
 	case StateCreated:
-		if len(r.KeygenID) == 0 || len(r.SealedIdentityKey) == 0 || r.N != 0 || len(r.SealedShare) != 0 {
+		if len(r.KeygenID) == 0 || len(r.SealedIdentityKey) == 0 || r.N != 0 || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 {
 			return fmt.Errorf("%w: created record %q is not a clean slot", ErrCorrupt, r.KeyID)
 		}
 	case StateReady:
-		c := Commitment{Source: r.Source, T: r.T, N: r.N, OwnID: r.OwnID, KeygenIDs: r.KeygenIDs,
-			PublicShares: r.PublicShares, PublicKey: r.PublicKey, SealedShare: r.SealedShare}
+		c := r.commitment()
 		if err := c.validate(r.KeygenID); err != nil || len(r.SealedIdentityKey) == 0 || r.CommittedAt.IsZero() {
 			return fmt.Errorf("%w: ready record %q is incomplete: %v", ErrCorrupt, r.KeyID, err)
+		}
+	case StatePending:
+		c := r.commitment()
+		if err := c.validatePending(r.KeygenID); err != nil || len(r.SealedIdentityKey) == 0 || r.PreparedAt.IsZero() || !r.CommittedAt.IsZero() {
+			return fmt.Errorf("%w: pending record %q is incomplete: %v", ErrCorrupt, r.KeyID, err)
 		}
 	case StateDeleted:
 		if len(r.SealedShare) != 0 || len(r.SealedIdentityKey) != 0 || r.DeletedAt.IsZero() {
@@ -234,4 +303,10 @@ func (r *Record) complete() error {
 		return fmt.Errorf("%w: %q has unknown state %q", ErrCorrupt, r.KeyID, r.State)
 	}
 	return nil
+}
+
+func (r *Record) commitment() Commitment {
+	return Commitment{Source: r.Source, T: r.T, N: r.N, OwnID: r.OwnID, KeygenIDs: r.KeygenIDs,
+		PublicShares: r.PublicShares, PublicKey: r.PublicKey, SealedShare: r.SealedShare,
+		Transcript: r.Transcript, RecoveryData: r.RecoveryData}
 }

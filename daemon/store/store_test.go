@@ -70,11 +70,11 @@ var modes = []struct {
 	{"bbolt-batch", store.WithBoltBatch(store.Options{SerialCommit: true})},
 }
 
-// A backend opens an empty store for a test; reopen (after the test closed
-// it) opens the same data again.
+// A backend opens an empty store for a test, and a reopen function that
+// closes a store and opens the same data again.
 type backend struct {
 	name string
-	open func(t testing.TB) (s store.Store, reopen func() store.Store)
+	open func(t testing.TB) (s store.Store, reopen func(testing.TB, store.Store) store.Store)
 }
 
 // backends are every Store implementation the contract suite holds to the
@@ -82,9 +82,10 @@ type backend struct {
 func backends() []backend {
 	var out []backend
 	for _, mode := range modes {
-		out = append(out, backend{"bolt/" + mode.name, func(t testing.TB) (store.Store, func() store.Store) {
+		out = append(out, backend{"bolt/" + mode.name, func(t testing.TB) (store.Store, func(testing.TB, store.Store) store.Store) {
 			s, path := openStore(t, mode.opts)
-			return s, func() store.Store {
+			return s, func(t testing.TB, old store.Store) store.Store {
+				closeStore(t, old)
 				s, err := store.Open(path, mode.opts)
 				if err != nil {
 					t.Fatal(err)
@@ -94,10 +95,20 @@ func backends() []backend {
 			}
 		}})
 	}
-	return append(out, backend{"postgres", func(t testing.TB) (store.Store, func() store.Store) {
+	return append(out, backend{"postgres", func(t testing.TB) (store.Store, func(testing.TB, store.Store) store.Store) {
 		dsn := pgSchema(t)
-		return openPG(t, dsn), func() store.Store { return openPG(t, dsn) }
+		return openPG(t, dsn), func(t testing.TB, old store.Store) store.Store {
+			closeStore(t, old)
+			return openPG(t, dsn)
+		}
 	}})
+}
+
+func closeStore(t testing.TB, s store.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func openStore(t testing.TB, opts store.Options) (*store.Bolt, string) {
@@ -166,6 +177,8 @@ func contractSuite(t *testing.T, b backend) {
 		{"CorruptionIsReported", testCorruptionIsReported},
 		{"Reseal", testReseal},
 		{"SealCommitOpen", testSealCommitOpen},
+		{"PendingLifecycle", testPendingLifecycle},
+		{"QuotaIsAtomic", testQuotaIsAtomic},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, b) })
 	}
@@ -241,7 +254,7 @@ func testLifecycle(t *testing.T, b backend) {
 	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
 	}
-	s = reopen()
+	s = reopen(t, s)
 	if r, err := s.GetOwned(ctx, owner, k); err != nil || fxCheck(r) != nil {
 		t.Fatalf("after reopen: %v %v", err, fxCheck(r))
 	}
@@ -583,7 +596,7 @@ func testSealCommitOpen(t *testing.T, b backend) {
 	s.Close()
 	h.Close()
 
-	s2 := reopen()
+	s2 := reopen(t, s)
 	h2, err := hsm.Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/mpc/envelope"
@@ -18,13 +17,12 @@ import (
 	"github.com/quorumd/quorumd/mpc/vss"
 )
 
-// expectAbort checks that every listed party aborted with an error of class
+// expectAbort checks that every listed party failed with an error of class
 // want (or a remote abort reporting it), naming culprit when one is given,
-// and committed nothing.
+// and holds nothing certified. Someone must have seen the class first-hand:
+// remote aborts alone would mean it was never detected.
 func expectAbort(t *testing.T, out []*importOutcome, honest []int, want error, culprit *envelope.Party) {
 	t.Helper()
-	// Someone must have detected the failure first-hand: remote aborts alone
-	// would mean the class under test was never seen.
 	firstHand := want == nil
 	for _, i := range honest {
 		if errors.Is(out[i].err, want) && !errors.Is(out[i].err, ErrRemoteAbort) {
@@ -36,8 +34,8 @@ func expectAbort(t *testing.T, out []*importOutcome, honest []int, want error, c
 	}
 	for _, i := range honest {
 		o := out[i]
-		if o.commits != 0 {
-			t.Errorf("party %d committed despite the failure", i)
+		if o.certified != 0 {
+			t.Errorf("party %d certified despite the failure", i)
 		}
 		var ae *AbortError
 		if !errors.As(o.err, &ae) {
@@ -47,9 +45,34 @@ func expectAbort(t *testing.T, out []*importOutcome, honest []int, want error, c
 		if want != nil && !errors.Is(ae, want) && !errors.Is(ae, ErrRemoteAbort) {
 			t.Errorf("party %d: abort %v, want class %v", i, ae, want)
 		}
-		if culprit != nil && ae.Culprit != *culprit {
+		if culprit != nil && ae.Culprit != *culprit && !errors.Is(ae, ErrRemoteAbort) {
 			t.Errorf("party %d: culprit %x, want %x (%v)", i, ae.Culprit[:4], culprit[:4], ae)
 		}
+	}
+}
+
+// expectStates checks what each party holds ("none", "pending", "ready"),
+// and that a pending party's error says so.
+func expectStates(t *testing.T, out []*importOutcome, want ...string) {
+	t.Helper()
+	for i, o := range out {
+		if got := o.state(); got != want[i] {
+			t.Errorf("party %d holds %s, want %s (err: %v)", i, got, want[i], o.err)
+		}
+		if want[i] == "pending" && !errors.Is(o.err, ErrPending) {
+			t.Errorf("party %d is pending but answered %v", i, o.err)
+		}
+	}
+}
+
+// dealSplit replaces the importer's deal broadcast with f's version per
+// recipient id.
+func dealSplit(q *quorum, f func(to int, payload []byte) []byte) splitFunc {
+	return func(round uint8, to envelope.Party, payload []byte) ([]byte, bool) {
+		if round != roundDeal {
+			return payload, true
+		}
+		return f(slices.Index(q.parties(), to), payload), true
 	}
 }
 
@@ -62,12 +85,12 @@ func TestImportAdversarial(t *testing.T) {
 		importer, victim := 0, 2
 		out := q.runImport(x, importer, thr, slow*10*time.Second, func(i int, p *ImportParams) {
 			if i == importer {
-				p.tamperDeal = func(_ [32]byte, id int, payload []byte) []byte {
-					if id == victim {
-						payload[len(payload)-1] ^= 1 // share + small delta
+				p.split = dealSplit(q, func(to int, payload []byte) []byte {
+					if to == victim {
+						payload[len(payload)-1] ^= 1 // the victim's box (the last id)
 					}
 					return payload
-				}
+				})
 			}
 		}, nil)
 		culprit := q.ids[importer].Public()
@@ -75,15 +98,17 @@ func TestImportAdversarial(t *testing.T) {
 		if !errors.Is(out[victim].err, ErrBadShare) {
 			t.Errorf("victim: %v, want ErrBadShare", out[victim].err)
 		}
+		// The victim refused before signing: that proves no certificate can
+		// exist, so the others discarded what they had prepared.
+		expectStates(t, out, "none", "none", "none")
 	})
 
 	t.Run("equivocating importer", func(t *testing.T) {
 		q := newQuorum(t, testkit.Relay(t), n)
 		importer := 1
-		out := q.runImport(x, importer, thr, slow*10*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, importer, thr, slow*4*time.Second, func(i int, p *ImportParams) {
 			if i == importer {
-				id := q.ids[importer]
-				p.tamperDeal = func(session [32]byte, to int, payload []byte) []byte {
+				p.split = dealSplit(q, func(to int, payload []byte) []byte {
 					if to != 2 {
 						return payload
 					}
@@ -93,13 +118,21 @@ func TestImportAdversarial(t *testing.T) {
 						t.Error(err)
 						return payload
 					}
-					sig, _ := signHash(id, commitmentsHash(session, d.Commitments))
-					return dealPayload(d.Commitments, sig, &d.Shares[to])
-				}
+					session := envelope.SessionID(ImportLabel, p.Room, q.parties(), thr, n, nil)
+					other, err := dealPayload(q.ids[importer], session, q.parties(), d)
+					if err != nil {
+						t.Error(err)
+					}
+					return other
+				})
 			}
 		}, nil)
 		culprit := q.ids[importer].Public()
 		expectAbort(t, out, []int{0, 2}, ErrEquivocation, &culprit)
+		// Everyone signed its own transcript: none can be certified, but no
+		// party can prove that, so all stay pending until an operator
+		// deletes the slot.
+		expectStates(t, out, "pending", "pending", "pending")
 	})
 
 	t.Run("commitment vector of the wrong length", func(t *testing.T) {
@@ -107,69 +140,58 @@ func TestImportAdversarial(t *testing.T) {
 		importer := 0
 		out := q.runImport(x, importer, thr, slow*10*time.Second, func(i int, p *ImportParams) {
 			if i == importer {
-				id := q.ids[importer]
-				p.tamperDeal = func(session [32]byte, to int, payload []byte) []byte {
+				p.split = dealSplit(q, func(to int, payload []byte) []byte {
 					d, _ := vss.Deal(randomScalar(t), thr+1, n, nil)
-					sig, _ := signHash(id, commitmentsHash(session, d.Commitments))
-					return dealPayload(d.Commitments, sig, &d.Shares[to])
-				}
+					session := envelope.SessionID(ImportLabel, p.Room, q.parties(), thr, n, nil)
+					other, _ := dealPayload(q.ids[importer], session, q.parties(), d)
+					return other
+				})
 			}
 		}, nil)
 		culprit := q.ids[importer].Public()
 		expectAbort(t, out, []int{1, 2}, ErrProtocol, &culprit)
+		expectStates(t, out, "none", "none", "none")
 	})
 
 	t.Run("party never shows up", func(t *testing.T) {
 		q := newQuorum(t, testkit.Relay(t), n)
 		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, map[int]bool{2: true})
 		culprit := q.ids[2].Public()
-		// The importer and party 1 both wait for party 2's confirmation.
+		// The importer and party 1 signed and wait for party 2's signature:
+		// a timeout alone never discards what they prepared.
 		expectAbort(t, out, []int{0, 1}, ErrTimeout, &culprit)
+		expectStates(t, out[:2], "pending", "pending")
 	})
 
-	t.Run("relay tampers with ciphertext", func(t *testing.T) {
+	t.Run("relay tampers with the deal", func(t *testing.T) {
 		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
 			e, err := envelope.Unmarshal(body)
-			return err == nil && e.Flags&envelope.FlagEncrypted != 0
+			return err == nil && e.Round == roundDeal
 		}, -70)})
 		q := newQuorum(t, addr, n)
-		out := q.runImport(x, 0, thr, slow*10*time.Second, nil, nil)
-		expectAbort(t, out, []int{0, 1, 2}, ErrRejected, &envelope.Broadcast)
-	})
-
-	t.Run("relay tampers with headers", func(t *testing.T) {
-		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
-			e, err := envelope.Unmarshal(body)
-			return err == nil && e.Round == roundConfirm
-		}, 6)}) // the round byte
-		q := newQuorum(t, addr, n)
-		out := q.runImport(x, 0, thr, slow*10*time.Second, nil, nil)
-		expectAbort(t, out, []int{0, 1, 2}, ErrRejected, &envelope.Broadcast)
-	})
-
-	t.Run("relay drops one party's envelopes", func(t *testing.T) {
-		var dropped string
-		var mu sync.Mutex
-		addr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			return body, from == dropped
-		}})
-		q := newQuorum(t, addr, n)
-		mu.Lock()
-		dropped = hex.EncodeToString(q.ids[1].Public().Bytes())
-		mu.Unlock()
-		start := time.Now()
+		before := DroppedEnvelopes()["bad_signature"]
 		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, nil)
-		expectAbort(t, out, []int{0, 1, 2}, ErrTimeout, nil)
-		culprit := q.ids[1].Public()
-		expectAbort(t, out, []int{0, 2}, ErrTimeout, &culprit)
-		if el := time.Since(start); el > slow*15*time.Second {
-			t.Errorf("timeout took %v", el)
+		// The recipients drop the forged deal and refuse at their deadline;
+		// the importer, which prepared, discards on their refusals.
+		expectAbort(t, out, []int{1, 2}, ErrTimeout, &envelope.Broadcast)
+		expectStates(t, out, "none", "none", "none")
+		if after := DroppedEnvelopes()["bad_signature"]; after < before+2 {
+			t.Errorf("bad_signature drops %d → %d, want ≥ 2 more", before, after)
 		}
 	})
 
-	t.Run("envelope from a non-member", func(t *testing.T) {
+	t.Run("relay tampers with transcript signatures", func(t *testing.T) {
+		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
+			e, err := envelope.Unmarshal(body)
+			return err == nil && (e.Round == roundCertify || e.Round == roundCert)
+		}, 6)}) // the round byte
+		q := newQuorum(t, addr, n)
+		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, nil)
+		expectAbort(t, out, []int{0, 1, 2}, ErrTimeout, &envelope.Broadcast)
+		expectStates(t, out, "pending", "pending", "pending")
+	})
+
+	t.Run("envelope from a non-member is dropped", func(t *testing.T) {
 		addr := testkit.Relay(t)
 		q := newQuorum(t, addr, n)
 		outsider, _ := envelope.GenerateIdentity()
@@ -183,14 +205,25 @@ func TestImportAdversarial(t *testing.T) {
 		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", raw); err != nil {
 			t.Fatal(err)
 		}
-		out := q.runImportInRoom(room, x, 0, thr, slow*10*time.Second)
-		culprit := outsider.Public()
-		// The importer's own broadcast is not echoed to it, so it hears of
-		// the outsider through the others' abort notices.
-		expectAbort(t, out, []int{0, 1, 2}, envelope.ErrNonMember, &culprit)
+		garbage := []byte("garbage")
+		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", garbage); err != nil {
+			t.Fatal(err)
+		}
+		before := DroppedEnvelopes()
+		out := q.runImportIn(room, x, 0, thr, slow*10*time.Second, nil, nil, nil)
+		for i, o := range out {
+			if o.err != nil {
+				t.Errorf("party %d: %v", i, o.err)
+			}
+		}
+		expectStates(t, out, "ready", "ready", "ready")
+		after := DroppedEnvelopes()
+		if after["non_member"] < before["non_member"]+2 || after["malformed"] < before["malformed"]+2 {
+			t.Errorf("drops before %v, after %v: want ≥ 2 more non_member and malformed", before, after)
+		}
 	})
 
-	t.Run("envelope replayed from an earlier room", func(t *testing.T) {
+	t.Run("envelope replayed from an earlier room is dropped", func(t *testing.T) {
 		var mu sync.Mutex
 		var recorded [][]byte
 		addr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
@@ -216,35 +249,33 @@ func TestImportAdversarial(t *testing.T) {
 		if err := q.client.Post(context.Background(), room, hex.EncodeToString(e.From.Bytes()), "", old); err != nil {
 			t.Fatal(err)
 		}
-		out := q.runImportInRoom(room, x, 0, thr, slow*10*time.Second)
-		// A replay is the relay's doing: no party is blamed.
-		expectAbort(t, out, []int{0, 1, 2}, envelope.ErrWrongSession, &envelope.Broadcast)
+		out := q.runImportIn(room, x, 0, thr, slow*10*time.Second, nil, nil, nil)
+		expectStates(t, out, "ready", "ready", "ready")
 	})
-}
 
-// runImportInRoom is runImport in an existing room, all parties honest.
-func (q *quorum) runImportInRoom(room string, x *btcec.ModNScalar, importer, thr int, timeout time.Duration) []*importOutcome {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out := make([]*importOutcome, len(q.ids))
-	var wg sync.WaitGroup
-	for i, id := range q.ids {
-		o := &importOutcome{}
-		out[i] = o
-		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: thr,
-			Transport: RelayTransport(q.client, room, id.Public())}
-		if i == importer {
-			xc := *x
-			p.PrivateKey = &xc
+	t.Run("unicast in a broadcast round is dropped", func(t *testing.T) {
+		// Issue 10's split: a member re-sends its broadcast as a unicast to
+		// one party. Typed rounds drop it; here the broadcast follows, so
+		// the import completes.
+		q := newQuorum(t, testkit.Relay(t), n)
+		room := q.room(n)
+		session := envelope.SessionID(ImportLabel, room, q.parties(), thr, n, nil)
+		raw, err := envelope.NewSender(q.ids[2], envelope.KindImport, session).Seal(roundCertify, q.ids[0].Public(), make([]byte, 96), false)
+		if err != nil {
+			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o.info, o.err = Import(ctx, p, func(*KeyShare) error { o.commits++; return nil })
-		}()
-	}
-	wg.Wait()
-	return out
+		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[2].Public().Bytes()), hex.EncodeToString(q.ids[0].Public().Bytes()), raw); err != nil {
+			t.Fatal(err)
+		}
+		before := DroppedEnvelopes()["mistyped"]
+		out := q.runImportIn(room, x, 1, thr, slow*10*time.Second, nil, nil, nil)
+		if DroppedEnvelopes()["mistyped"] <= before {
+			t.Error("the unicast was not counted as mistyped")
+		}
+		// The unicast used its own channel (2 → 0), so party 2's broadcasts
+		// still arrive in sequence: all complete.
+		expectStates(t, out, "ready", "ready", "ready")
+	})
 }
 
 // flipByte returns an intercept that flips the byte at offset off (negative:
@@ -283,14 +314,20 @@ func TestSignInvalidPartialSignature(t *testing.T) {
 		}
 	})
 	culprit := q.ids[cheat].Public()
+	firstHand := false
 	for j, i := range signers {
 		if i == cheat {
 			continue
 		}
 		var ae *AbortError
-		if !errors.As(out[j].err, &ae) || !errors.Is(ae, ErrBadPartialSig) || ae.Culprit != culprit {
+		if !errors.As(out[j].err, &ae) || ae.Culprit != culprit ||
+			!errors.Is(ae, ErrBadPartialSig) && !errors.Is(ae, ErrRemoteAbort) {
 			t.Errorf("signer %d: %v, want ErrBadPartialSig naming %x", i, out[j].err, culprit[:4])
 		}
+		firstHand = firstHand || errors.Is(ae, ErrBadPartialSig)
+	}
+	if !firstHand {
+		t.Error("no honest signer detected the bad partial signature itself")
 	}
 }
 
@@ -323,40 +360,23 @@ func TestSignWithTweaks(t *testing.T) {
 	}
 }
 
-// TestImportCommitFailure: a party whose commit step fails (HSM or store
-// down) reports ErrCommit and returns no key; the others are unaffected by
-// its local failure.
+// TestImportCommitFailure: a party whose durable write fails (HSM or store
+// down) refuses instead of signing, so no certificate can exist: nobody
+// answers success and the others discard what they prepared.
 func TestImportCommitFailure(t *testing.T) {
 	q := newQuorum(t, testkit.Relay(t), 3)
 	x := randomScalar(t)
-	room := q.room(3)
-	ctx, cancel := context.WithTimeout(context.Background(), slow*20*time.Second)
-	defer cancel()
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i, id := range q.ids {
-		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: 2,
-			Transport: RelayTransport(q.client, room, id.Public())}
-		if i == 0 {
-			xc := *x
-			p.PrivateKey = &xc
+	for _, failing := range []int{0, 2} { // the importer, a recipient
+		out := q.runImportIn(q.room(3), x, 0, 2, slow*20*time.Second, nil, nil,
+			map[int]error{failing: errors.New("hsm: token unavailable")})
+		if !errors.Is(out[failing].err, ErrCommit) {
+			t.Errorf("failing party %d: %v, want ErrCommit", failing, out[failing].err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = Import(ctx, p, func(*KeyShare) error {
-				if i == 2 {
-					return errors.New("hsm: token unavailable")
-				}
-				return nil
-			})
-		}()
-	}
-	wg.Wait()
-	if errs[0] != nil || errs[1] != nil {
-		t.Fatalf("healthy parties: %v, %v", errs[0], errs[1])
-	}
-	if !errors.Is(errs[2], ErrCommit) {
-		t.Fatalf("failing commit: %v, want ErrCommit", errs[2])
+		for i, o := range out {
+			if o.err == nil {
+				t.Errorf("party %d answered success while party %d stored nothing", i, failing)
+			}
+		}
+		expectStates(t, out, "none", "none", "none")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,25 +82,83 @@ func (q *quorum) room(size int) string {
 	return room
 }
 
-// importOutcome is what one party's Import returned and committed.
+// memDurable is a party's store in these tests: it keeps what Prepare,
+// Certified and Discard were handed, so a test can tell apart "nothing
+// stored", "pending" and "ready".
+type memDurable struct {
+	mu                             sync.Mutex
+	prepared, certified, discarded int
+	share                          *btcec.ModNScalar // a copy of the prepared share
+	rd                             *RecoveryData
+	failPrepare                    error
+}
+
+func (d *memDurable) Prepare(ks *KeyShare, rd *RecoveryData) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failPrepare != nil {
+		return d.failPrepare
+	}
+	d.prepared++
+	s := ks.Share
+	d.share, d.rd = &s, rd
+	return nil
+}
+
+func (d *memDurable) Certified(_ *KeyInfo, rd *RecoveryData) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.certified++
+	d.rd = rd
+	return nil
+}
+
+func (d *memDurable) Discard(*KeyInfo) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.discarded++
+	d.share, d.rd = nil, nil
+	return nil
+}
+
+// state is what this party holds: "none", "pending" or "ready".
+func (d *memDurable) state() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.prepared == d.discarded:
+		return "none"
+	case d.certified > 0:
+		return "ready"
+	}
+	return "pending"
+}
+
+// importOutcome is what one party's Import returned and stored.
 type importOutcome struct {
-	info    *KeyInfo
-	err     error
-	share   *btcec.ModNScalar // what commit saw (a copy, for the signing tests)
-	commits int32
+	memDurable
+	info *KeyInfo
+	err  error
 }
 
 // runImport runs an import with party importer dealing x; tweak adjusts a
 // party's params (nil = honest); absent parties never start.
 func (q *quorum) runImport(x *btcec.ModNScalar, importer, t int, timeout time.Duration,
 	tweak func(i int, p *ImportParams), absent map[int]bool) []*importOutcome {
-	room := q.room(len(q.ids))
+	return q.runImportIn(q.room(len(q.ids)), x, importer, t, timeout, tweak, absent, nil)
+}
+
+// runImportIn is runImport in a given room; failPrepare makes those
+// parties' durable write fail.
+func (q *quorum) runImportIn(room string, x *btcec.ModNScalar, importer, t int, timeout time.Duration,
+	tweak func(i int, p *ImportParams), absent map[int]bool, failPrepare map[int]error) []*importOutcome {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out := make([]*importOutcome, len(q.ids))
 	var wg sync.WaitGroup
 	for i, id := range q.ids {
 		out[i] = &importOutcome{}
+		out[i].failPrepare = failPrepare[i]
 		if absent[i] {
 			continue
 		}
@@ -117,12 +174,7 @@ func (q *quorum) runImport(x *btcec.ModNScalar, importer, t int, timeout time.Du
 		wg.Add(1)
 		go func(o *importOutcome) {
 			defer wg.Done()
-			o.info, o.err = Import(ctx, p, func(ks *KeyShare) error {
-				atomic.AddInt32(&o.commits, 1)
-				s := ks.Share
-				o.share = &s
-				return nil
-			})
+			o.info, o.err = Import(ctx, p, &o.memDurable)
 		}(out[i])
 	}
 	wg.Wait()
@@ -161,8 +213,8 @@ func TestImportThenSign(t *testing.T) {
 				if o.err != nil {
 					t.Fatalf("party %d: %v", i, o.err)
 				}
-				if o.commits != 1 {
-					t.Fatalf("party %d committed %d times", i, o.commits)
+				if o.prepared != 1 || o.certified != 1 || o.discarded != 0 {
+					t.Fatalf("party %d prepared %d, certified %d, discarded %d times", i, o.prepared, o.certified, o.discarded)
 				}
 				if o.info.XOnly() != want {
 					t.Fatalf("party %d: threshold key %x, want %x", i, o.info.XOnly(), want)
@@ -224,7 +276,7 @@ func (q *quorum) runSign(keys []*importOutcome, signers []int, msg []byte, tweak
 	for j, i := range signers {
 		out[j] = &signOutcome{}
 		p := SignParams{Room: room, Identity: q.ids[i], Key: keys[i].info, Share: keys[i].share,
-			Signers: len(signers), Msg: msg, Tweaks: tweaks,
+			Signers: len(signers), Msg: msg, Tweaks: tweaks, Certificate: keys[i].rd.Cert,
 			Transport: RelayTransport(q.client, room, q.ids[i].Public())}
 		if tweak != nil {
 			tweak(i, &p)

@@ -20,6 +20,12 @@ var (
 	ErrInput         = errors.New("invalid ceremony input")
 	ErrCommit        = errors.New("commit failed")
 	ErrTransport     = errors.New("transport failure")
+	// ErrPending: this party durably prepared its share and signed the
+	// transcript, but holds no success certificate yet and no proof that
+	// none can exist; its record stays pending until recovery (DESIGN §3a).
+	ErrPending = errors.New("pending: share stored, success certificate not received")
+	// ErrRecovery: recovery data that does not verify.
+	ErrRecovery = errors.New("invalid recovery data")
 )
 
 // AbortError is how every ceremony failure is returned: which round, why,
@@ -31,6 +37,9 @@ type AbortError struct {
 	ReportedBy envelope.Party // set when another party reported the abort
 	Err        error          // one of the Err… classes above, possibly wrapped
 	Detail     string
+	// Refused: ReportedBy's notice was a refusal, sent instead of its
+	// transcript signature (see party.signed).
+	Refused bool
 }
 
 func (e *AbortError) Error() string {

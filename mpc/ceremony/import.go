@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
@@ -16,15 +16,11 @@ import (
 	"github.com/quorumd/quorumd/mpc/vss"
 )
 
-// Import rounds.
-const (
-	roundDeal    uint8 = 1
-	roundConfirm uint8 = 2
-	roundReady   uint8 = 3
-)
+// Import rounds: the deal, then the certify rounds (certify.go).
+const roundDeal uint8 = 1
 
 // ImportLabel versions the import protocol inside every session id.
-const ImportLabel = "quorumd/import/v1"
+const ImportLabel = "quorumd/import/v2"
 
 // ImportParams are one party's inputs to an import ceremony.
 type ImportParams struct {
@@ -38,8 +34,9 @@ type ImportParams struct {
 	// Rand is the importer's coefficient source; crypto/rand when nil.
 	Rand io.Reader
 
-	// tamperDeal lets this package's tests play a cheating importer.
-	tamperDeal func(session [32]byte, id int, payload []byte) []byte
+	// split lets this package's tests play a member that sends different
+	// broadcasts to different parties, or to some only.
+	split splitFunc
 }
 
 // KeyInfo is the public outcome of an import, the same at every party.
@@ -71,18 +68,19 @@ type KeyShare struct {
 	Share btcec.ModNScalar // secret: f(ID+1)
 }
 
-// CommitFunc persists a confirmed share (in quorumd: seal it under the HSM
-// and write the key record atomically). It is called at most once, and only
-// after every party confirmed the same transcript.
-type CommitFunc func(*KeyShare) error
-
-// Import runs one party's side of the import ceremony (DESIGN §3): the
-// importer deals x with Feldman VSS; every party verifies its share, derives
-// the public shares and the threshold key, and broadcasts a signed
-// transcript hash; commit runs only when all N hashes match. The returned
-// KeyInfo is public; the share is zeroed after commit returns. On failure
-// the error is an *AbortError and commit was not called.
-func Import(ctx context.Context, p ImportParams, commit CommitFunc) (*KeyInfo, error) {
+// Import runs one party's side of the import ceremony v2 (DESIGN §3): the
+// importer broadcasts one signed deal carrying the commitments and every
+// party's share encrypted to it; each party verifies its share, derives the
+// public shares and the threshold key, durably prepares (d.Prepare) and only
+// then signs the transcript; the N signatures are the success certificate,
+// recorded with d.Certified. The returned KeyInfo is public; the share is
+// zeroed once prepared.
+//
+// On failure the error is an *AbortError: before this party's Prepare
+// nothing was stored; after it, either d.Discard was called on proof that
+// no certificate can exist, or the error wraps ErrPending and the prepared
+// record stays for recovery.
+func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	if p.PrivateKey != nil {
 		defer p.PrivateKey.Zero()
 	}
@@ -93,16 +91,53 @@ func Import(ctx context.Context, p ImportParams, commit CommitFunc) (*KeyInfo, e
 	n, t := len(parties), p.Threshold
 	session := envelope.SessionID(ImportLabel, p.Room, parties, t, n, nil)
 	pt := newParty(p.Identity, envelope.KindImport, session, parties, p.Transport)
-	ks, err := runImport(ctx, pt, p, session)
+	pt.split = p.split
+	defer leave(p.Transport)
+	ks, rd, err := runDeal(ctx, pt, p, session)
 	if err != nil {
 		return nil, pt.fail(err)
 	}
-	defer ks.Share.Zero()
-	if err := commit(ks); err != nil {
-		return nil, &AbortError{Round: roundReady, Err: fmt.Errorf("%w: %w", ErrCommit, err)}
-	}
 	info := ks.KeyInfo
+	err = d.Prepare(ks, rd)
+	ks.Share.Zero()
+	if err != nil {
+		return nil, pt.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
+	}
+	e, _ := envelope.Unmarshal(rd.Deal)
+	dealSig := e.Sig
+	dealDigest := e.Digest()
+	evidence := append(dealDigest[:], dealSig[:]...)
+	cert, err := pt.certify(ctx, info.Transcript, evidence, func(m *envelope.Envelope, theirs []byte) *AbortError {
+		return blameMismatch(m, theirs, dealDigest, e.From)
+	})
+	if err != nil {
+		ae := err.(*AbortError)
+		if ae.Refused {
+			if derr := d.Discard(&info); derr != nil {
+				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
+			}
+			return nil, ae
+		}
+		return nil, pt.fail(ae)
+	}
+	rd.Cert = cert
+	// A pending record plus a certificate anywhere is already complete: a
+	// failure to mark it ready here is finished by recovery, not an abort.
+	_ = d.Certified(&info, rd)
 	return &info, nil
+}
+
+// blameMismatch explains a transcript signature over another transcript:
+// the importer equivocated when the signer holds another deal the importer
+// signed; otherwise the signer's transcript is its own doing.
+func blameMismatch(e *envelope.Envelope, theirs []byte, ourDeal [32]byte, dealer envelope.Party) *AbortError {
+	if len(theirs) == 32+64 {
+		d, sig := [32]byte(theirs[:32]), [64]byte(theirs[32:])
+		if d != ourDeal && envelope.VerifyDigest(dealer, d, sig) {
+			return abortf(roundCertify, dealer, ErrEquivocation, "")
+		}
+	}
+	return abortf(roundCertify, e.From, ErrMismatch, "transcript signature over another transcript")
 }
 
 func importParties(p ImportParams) ([]envelope.Party, error) {
@@ -128,61 +163,18 @@ func importParties(p ImportParams) ([]envelope.Party, error) {
 	return parties, nil
 }
 
-// dealPayload: t (1 byte) ‖ C_0..C_{t−1} (33 bytes each) ‖ commitment
-// signature (64) ‖ share (32). Sent encrypted to its recipient.
-func runImport(ctx context.Context, pt *party, p ImportParams, session [32]byte) (*KeyShare, error) {
+// runDeal runs the deal round: the importer deals and broadcasts; everyone
+// else takes exactly one deal from one of the others and opens it.
+// Deal payload: t (1 byte) ‖ C_0..C_{t−1} (33 bytes each) ‖ one box per id
+// (the share f(id+1) sealed to that party, the importer's own included, so
+// any party can recover from any copy of the deal).
+func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (*KeyShare, *RecoveryData, error) {
 	n, t := len(pt.members), p.Threshold
-	myID := pt.index[pt.me]
-	ks := &KeyShare{ID: myID}
-	var commitments vss.Commitments
-	var commitSig [64]byte
-	var dealer envelope.Party
-
-	if p.PrivateKey != nil {
-		dealer = pt.me
-		rnd := p.Rand
-		if rnd == nil {
-			rnd = rand.Reader
-		}
-		d, err := vss.Deal(p.PrivateKey, t, n, rnd)
-		p.PrivateKey.Zero()
-		if err != nil {
-			return nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
-		}
-		defer d.Zero()
-		commitments = d.Commitments
-		ch := commitmentsHash(session, commitments)
-		if commitSig, err = signHash(p.Identity, ch); err != nil {
-			return nil, err
-		}
-		// Each deal costs an ECDH and a signature, and the recipients wait
-		// for theirs: seal and post them concurrently.
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for id, to := range pt.members {
-			if id == myID {
-				continue
-			}
-			wg.Go(func() {
-				payload := dealPayload(commitments, commitSig, &d.Shares[id])
-				if p.tamperDeal != nil {
-					payload = p.tamperDeal(session, id, payload)
-				}
-				errs[id] = pt.send(ctx, roundDeal, to, payload, true)
-				clear(payload)
-			})
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return nil, err
-			}
-		}
-		ks.Share = d.Shares[myID]
-	} else {
+	rd := &RecoveryData{Kind: envelope.KindImport, Room: p.Room, T: t, Parties: pt.members}
+	if p.PrivateKey == nil {
 		got, err := pt.collect(ctx, roundDeal, pt.others(), 1, nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var e *envelope.Envelope
 		for _, g := range got {
@@ -190,169 +182,180 @@ func runImport(ctx context.Context, pt *party, p ImportParams, session [32]byte)
 				e = g
 			}
 		}
-		dealer = e.From
-		commitments, commitSig, err = parseDeal(e.Payload, t, &ks.Share)
-		clear(e.Payload)
+		ks, err := openDeal(p.Identity, session, pt.members, t, e)
 		if err != nil {
-			return nil, abortf(roundDeal, dealer, ErrProtocol, "deal: %v", err)
+			return nil, nil, err
 		}
-		if !verifyHash(dealer, commitmentsHash(session, commitments), commitSig) {
-			return nil, abortf(roundDeal, dealer, ErrProtocol, "commitments not signed by the importer")
-		}
-		if err := vss.VerifyShare(commitments, myID, &ks.Share); err != nil {
-			ks.Share.Zero()
-			return nil, abortf(roundDeal, dealer, ErrBadShare, "share for id %d", myID)
-		}
+		rd.Deal = e.Marshal()
+		return ks, rd, nil
 	}
-
-	pubs, err := vss.PublicShares(commitments, n)
+	rnd := p.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	d, err := vss.Deal(p.PrivateKey, t, n, rnd)
+	p.PrivateKey.Zero()
 	if err != nil {
+		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
+	}
+	defer d.Zero()
+	payload, err := dealPayload(p.Identity, session, pt.members, d)
+	if err != nil {
+		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
+	}
+	raw, err := pt.sealSend(ctx, roundDeal, envelope.Broadcast, payload, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd.Deal = raw
+	e, err := envelope.Unmarshal(raw)
+	if err != nil {
+		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
+	}
+	ks, err := keyShare(session, pt.members, t, e, d.Commitments)
+	if err != nil {
+		return nil, nil, err
+	}
+	ks.ID = pt.index[pt.me]
+	ks.Share = d.Shares[ks.ID]
+	return ks, rd, nil
+}
+
+// shareBoxAD binds a share box to its recipient's id.
+func shareBoxAD(id int) []byte { return []byte{'s', byte(id >> 8), byte(id)} }
+
+func dealPayload(id *envelope.Identity, session [32]byte, members []envelope.Party, d *vss.Dealing) ([]byte, error) {
+	c := d.Commitments
+	b := make([]byte, 0, 1+33*len(c)+len(members)*(32+envelope.BoxOverhead))
+	b = append(b, byte(len(c)))
+	for _, raw := range c.Serialize() {
+		b = append(b, raw...)
+	}
+	for i, m := range members {
+		sb := d.Shares[i].Bytes()
+		box, err := envelope.SealBox(id, m, session, shareBoxAD(i), sb[:])
+		clear(sb[:])
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, box...)
+	}
+	return b, nil
+}
+
+var errDealFormat = errors.New("malformed deal")
+
+// openDeal checks a deal envelope (already authenticated as the dealer's)
+// and opens this party's share: exactly t commitments, a box per party,
+// the share matching the commitments. Every error names the dealer.
+func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party, t int, e *envelope.Envelope) (*KeyShare, error) {
+	dealer := e.From
+	fail := func(err error, format string, args ...any) (*KeyShare, error) {
+		return nil, abortf(roundDeal, dealer, err, format, args...)
+	}
+	if e.Round != roundDeal || !e.To.IsBroadcast() || e.Flags&envelope.FlagEncrypted != 0 {
+		return fail(ErrProtocol, "deal is not a plain broadcast of round %d", roundDeal)
+	}
+	b := e.Payload
+	if len(b) < 1 || int(b[0]) != t {
+		return fail(ErrProtocol, "deal: %v: commitment count is not the threshold %d", vss.ErrInvalidCommitment, t)
+	}
+	boxSize := 32 + envelope.BoxOverhead
+	if len(b) != 1+33*t+len(members)*boxSize {
+		return fail(ErrProtocol, "deal: %v: %d bytes", errDealFormat, len(b))
+	}
+	raw := make([][]byte, t)
+	for i := range t {
+		raw[i] = b[1+33*i : 1+33*(i+1)]
+	}
+	c, err := vss.ParseCommitments(raw, t)
+	if err != nil {
+		return fail(ErrProtocol, "deal: %v", err)
+	}
+	myID := slices.Index(members, id.Public())
+	ks, err := keyShare(session, members, t, e, c)
+	if err != nil {
+		return nil, err
+	}
+	ks.ID = myID
+	off := 1 + 33*t + myID*boxSize
+	sb, err := envelope.OpenBox(id, dealer, session, shareBoxAD(myID), b[off:off+boxSize])
+	if err != nil {
+		return fail(ErrBadShare, "share for id %d does not open", myID)
+	}
+	overflow := ks.Share.SetByteSlice(sb)
+	clear(sb)
+	if overflow || ks.Share.IsZero() {
 		ks.Share.Zero()
+		return fail(ErrBadShare, "share for id %d out of range", myID)
+	}
+	if err := vss.VerifyShare(c, myID, &ks.Share); err != nil {
+		ks.Share.Zero()
+		return fail(ErrBadShare, "share for id %d", myID)
+	}
+	return ks, nil
+}
+
+// keyShare derives a deal's public outcome: public shares, threshold key
+// and transcript (which covers the whole signed deal, so parties that
+// certify one transcript hold byte-identical recovery data).
+func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Envelope, c vss.Commitments) (*KeyShare, error) {
+	n, dealer := len(members), e.From
+	pubs, err := vss.PublicShares(c, n)
+	if err != nil {
 		return nil, abortf(roundDeal, dealer, ErrProtocol, "public shares: %v", err)
 	}
-	q, err := vss.ThresholdKey(commitments)
+	q, err := vss.ThresholdKey(c)
 	if err != nil {
-		ks.Share.Zero()
 		return nil, abortf(roundDeal, dealer, ErrProtocol, "threshold key: %v", err)
 	}
 	if err := vss.CheckPublicShares(pubs, t, q); err != nil {
-		ks.Share.Zero()
 		return nil, abortf(roundDeal, dealer, ErrProtocol, "public shares inconsistent: %v", err)
 	}
-	ks.T, ks.N, ks.Parties = t, n, pt.members
+	ks := &KeyShare{}
+	ks.T, ks.N, ks.Parties = t, n, members
 	ks.PubShares = make([][33]byte, n)
 	for i, P := range pubs {
 		ks.PubShares[i] = [33]byte(P.SerializeCompressed())
 	}
 	ks.ThreshPK = [33]byte(q.SerializeCompressed())
-	ks.Transcript = transcriptHash(session, commitments, ks.PubShares, ks.ThreshPK)
+	ks.Transcript = transcriptHash(session, e.Digest(), ks.PubShares, ks.ThreshPK)
+	return ks, nil
+}
 
-	ch := commitmentsHash(session, commitments)
-	confirm := make([]byte, 0, 128)
-	confirm = append(append(append(confirm, ks.Transcript[:]...), ch[:]...), commitSig[:]...)
-	if err := pt.send(ctx, roundConfirm, envelope.Broadcast, confirm, false); err != nil {
-		ks.Share.Zero()
-		return nil, err
+// recoverImport re-opens an import's deal from recovery data: the deal must
+// be the signed broadcast of one of the parties in the session the data
+// names, and this identity one of the parties.
+func recoverImport(id *envelope.Identity, rd *RecoveryData) (*KeyShare, error) {
+	n := len(rd.Parties)
+	if rd.T < 1 || rd.T > n || !slices.IsSortedFunc(rd.Parties, compareParties) {
+		return nil, fmt.Errorf("%w: %d-of-%d, parties not sorted", ErrRecovery, rd.T, n)
 	}
-	_, err = pt.collect(ctx, roundConfirm, pt.others(), n-1, func(e *envelope.Envelope) error {
-		return checkConfirm(e, ks.Transcript, ch, dealer)
-	})
+	if !slices.Contains(rd.Parties, id.Public()) {
+		return nil, fmt.Errorf("%w: %w", ErrRecovery, ErrNotAParty)
+	}
+	session := envelope.SessionID(ImportLabel, rd.Room, rd.Parties, rd.T, n, nil)
+	e, err := envelope.Verify(rd.Deal)
 	if err != nil {
-		ks.Share.Zero()
-		return nil, err
+		return nil, fmt.Errorf("%w: deal: %w", ErrRecovery, err)
 	}
-	// Ready: "I hold all N matching confirmations". Committing only after
-	// every party said so means a party whose own messages never reach the
-	// others cannot commit alone; see docs/protocol.md for what remains.
-	if err := pt.send(ctx, roundReady, envelope.Broadcast, ks.Transcript[:], false); err != nil {
-		ks.Share.Zero()
-		return nil, err
+	if e.Session != session || e.Kind != envelope.KindImport || !slices.Contains(rd.Parties, e.From) {
+		return nil, fmt.Errorf("%w: the deal belongs to another session", ErrRecovery)
 	}
-	_, err = pt.collect(ctx, roundReady, pt.others(), n-1, func(e *envelope.Envelope) error {
-		if !bytes.Equal(e.Payload, ks.Transcript[:]) {
-			return abortf(roundReady, e.From, ErrMismatch, "ready for another transcript")
-		}
-		return nil
-	})
+	ks, err := openDeal(id, session, rd.Parties, rd.T, e)
 	if err != nil {
-		ks.Share.Zero()
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrRecovery, err)
 	}
 	return ks, nil
 }
 
-// checkConfirm compares another party's confirmation with ours and, on a
-// mismatch, decides who is to blame: the importer when the other party holds
-// commitments the importer signed that differ from ours (equivocation), the
-// confirming party otherwise.
-func checkConfirm(e *envelope.Envelope, transcript, ch [32]byte, dealer envelope.Party) error {
-	if len(e.Payload) != 128 {
-		return abortf(roundConfirm, e.From, ErrProtocol, "confirmation of %d bytes", len(e.Payload))
-	}
-	if [32]byte(e.Payload[:32]) == transcript {
-		return nil
-	}
-	theirCH, theirSig := [32]byte(e.Payload[32:64]), [64]byte(e.Payload[64:128])
-	if theirCH != ch && verifyHash(dealer, theirCH, theirSig) {
-		return abortf(roundConfirm, dealer, ErrEquivocation, "")
-	}
-	return abortf(roundConfirm, e.From, ErrMismatch, "confirmation differs from ours")
-}
+func compareParties(a, b envelope.Party) int { return bytes.Compare(a[:], b[:]) }
 
-func dealPayload(c vss.Commitments, sig [64]byte, share *btcec.ModNScalar) []byte {
-	b := make([]byte, 0, 1+33*len(c)+64+32)
-	b = append(b, byte(len(c)))
-	for _, raw := range c.Serialize() {
-		b = append(b, raw...)
-	}
-	b = append(b, sig[:]...)
-	sb := share.Bytes()
-	b = append(b, sb[:]...)
-	clear(sb[:])
-	return b
-}
-
-var errDealFormat = errors.New("malformed deal")
-
-// parseDeal decodes a deal, rejecting a commitment vector whose length is not
-// t. The share is written to share (secret).
-func parseDeal(b []byte, t int, share *btcec.ModNScalar) (vss.Commitments, [64]byte, error) {
-	var sig [64]byte
-	if len(b) < 1 {
-		return nil, sig, errDealFormat
-	}
-	k := int(b[0])
-	if k != t {
-		return nil, sig, fmt.Errorf("%w: %d commitments, threshold is %d", vss.ErrInvalidCommitment, k, t)
-	}
-	if len(b) != 1+33*k+64+32 {
-		return nil, sig, fmt.Errorf("%w: %d bytes", errDealFormat, len(b))
-	}
-	raw := make([][]byte, k)
-	for i := range k {
-		raw[i] = b[1+33*i : 1+33*(i+1)]
-	}
-	c, err := vss.ParseCommitments(raw, t)
-	if err != nil {
-		return nil, sig, err
-	}
-	off := 1 + 33*k
-	copy(sig[:], b[off:off+64])
-	if overflow := share.SetByteSlice(b[off+64:]); overflow || share.IsZero() {
-		share.Zero()
-		return nil, sig, fmt.Errorf("%w: share out of range", errDealFormat)
-	}
-	return c, sig, nil
-}
-
-func commitmentsHash(session [32]byte, c vss.Commitments) [32]byte {
-	parts := [][]byte{session[:]}
-	parts = append(parts, c.Serialize()...)
-	return bip340.TaggedHash("quorumd/import/commitments/v1", parts...)
-}
-
-func transcriptHash(session [32]byte, c vss.Commitments, pubs [][33]byte, q [33]byte) [32]byte {
-	parts := [][]byte{session[:], {byte(len(c))}}
-	parts = append(parts, c.Serialize()...)
+func transcriptHash(session, deal [32]byte, pubs [][33]byte, q [33]byte) [32]byte {
+	parts := [][]byte{session[:], deal[:]}
 	for i := range pubs {
 		parts = append(parts, pubs[i][:])
 	}
 	parts = append(parts, q[:])
-	return bip340.TaggedHash("quorumd/import/transcript/v1", parts...)
-}
-
-func signHash(id *envelope.Identity, h [32]byte) ([64]byte, error) {
-	var aux [32]byte
-	if _, err := rand.Read(aux[:]); err != nil {
-		return [64]byte{}, abortf(roundDeal, envelope.Broadcast, ErrInput, "randomness: %v", err)
-	}
-	sig, err := id.Sign(h[:], aux)
-	if err != nil {
-		return sig, abortf(roundDeal, envelope.Broadcast, ErrInput, "signing commitments: %v", err)
-	}
-	return sig, nil
-}
-
-func verifyHash(signer envelope.Party, h [32]byte, sig [64]byte) bool {
-	return bip340.Verify(signer[1:], h[:], sig[:]) == nil
+	return bip340.TaggedHash("quorumd/import/transcript/v2", parts...)
 }

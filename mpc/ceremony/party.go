@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
-// roundAbort is the round number of abort notices, valid in any ceremony.
-const roundAbort uint8 = 0xff
+// Notice rounds, valid in any ceremony: roundAbort from a party that may
+// already have signed the ceremony's transcript, roundRefuse from one that
+// has not and never will (proof that no success certificate can exist).
+const (
+	roundAbort  uint8 = 0xff
+	roundRefuse uint8 = 0xfe
+)
 
 // maxReason bounds the human-readable reason in an abort notice.
 const maxReason = 256
@@ -27,10 +33,23 @@ type party struct {
 	in      *envelope.Inbox
 	out     *envelope.Sender
 	pending map[uint8][]*envelope.Envelope
+	p2p     map[uint8]bool // point-to-point rounds; all others are broadcast
 	aborted bool
+	// signed is set once this party signed the ceremony's transcript: from
+	// then on its notices are aborts, never refusals.
+	signed   bool
+	drops    int
+	lastDrop string
+
+	split    splitFunc // tests only
+	splitOut map[envelope.Party]*envelope.Sender
 }
 
-func newParty(id *envelope.Identity, kind uint8, session [envelope.SessionIDSize]byte, members []envelope.Party, tr Transport) *party {
+func newParty(id *envelope.Identity, kind uint8, session [envelope.SessionIDSize]byte, members []envelope.Party, tr Transport, p2pRounds ...uint8) *party {
+	p2p := make(map[uint8]bool, len(p2pRounds))
+	for _, r := range p2pRounds {
+		p2p[r] = true
+	}
 	idx := make(map[envelope.Party]int, len(members))
 	for i, m := range members {
 		idx[m] = i
@@ -40,20 +59,66 @@ func newParty(id *envelope.Identity, kind uint8, session [envelope.SessionIDSize
 		in:      envelope.NewInbox(id, kind, session, members),
 		out:     envelope.NewSender(id, kind, session),
 		pending: map[uint8][]*envelope.Envelope{},
+		p2p:     p2p,
 	}
 }
 
 // send seals and posts one envelope; a transport failure aborts the round.
 func (p *party) send(ctx context.Context, round uint8, to envelope.Party, payload []byte, encrypt bool) error {
+	_, err := p.sealSend(ctx, round, to, payload, encrypt)
+	return err
+}
+
+// sealSend is send returning the envelope as sent (kept as recovery data).
+func (p *party) sealSend(ctx context.Context, round uint8, to envelope.Party, payload []byte, encrypt bool) ([]byte, error) {
 	raw, err := p.out.Seal(round, to, payload, encrypt)
 	if err != nil {
-		return abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err)
+		return nil, abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err)
+	}
+	if p.split != nil && to.IsBroadcast() {
+		return raw, p.sendSplit(ctx, round, payload)
 	}
 	if err := p.tr.Send(ctx, to, raw); err != nil {
-		if ctx.Err() != nil {
-			return abortf(round, envelope.Broadcast, ErrTimeout, "sending round %d", round)
+		return nil, sendAbort(ctx, round, err)
+	}
+	return raw, nil
+}
+
+func sendAbort(ctx context.Context, round uint8, err error) *AbortError {
+	if ctx.Err() != nil {
+		return abortf(round, envelope.Broadcast, ErrTimeout, "sending round %d", round)
+	}
+	return abortf(round, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "sending round %d", round)
+}
+
+// splitFunc lets tests play a member that sends each party its own version
+// of a broadcast (or none): what an honest relay cannot tell from a real
+// broadcast. It returns the payload for to, and whether to send at all.
+type splitFunc func(round uint8, to envelope.Party, payload []byte) ([]byte, bool)
+
+// sendSplit posts a broadcast as one broadcast-headed envelope per member,
+// each through its own Sender so every recipient sees a gapless sequence.
+func (p *party) sendSplit(ctx context.Context, round uint8, payload []byte) error {
+	if p.splitOut == nil {
+		p.splitOut = map[envelope.Party]*envelope.Sender{}
+	}
+	for _, m := range p.others() {
+		pl, ok := p.split(round, m, append([]byte(nil), payload...))
+		if !ok {
+			continue
 		}
-		return abortf(round, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "sending round %d", round)
+		out := p.splitOut[m]
+		if out == nil {
+			out = envelope.NewSender(p.id, p.in.Kind(), p.in.Session())
+			p.splitOut[m] = out
+		}
+		raw, err := out.Seal(round, envelope.Broadcast, pl, false)
+		if err != nil {
+			return abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err)
+		}
+		if err := p.tr.Send(ctx, m, raw); err != nil {
+			return sendAbort(ctx, round, err)
+		}
 	}
 	return nil
 }
@@ -72,65 +137,125 @@ func (p *party) collect(ctx context.Context, round uint8, from []envelope.Party,
 	}
 	got := make([]*envelope.Envelope, len(from))
 	n := 0
-	take := func(e *envelope.Envelope) error {
+	for n < need {
+		e, err := p.next(ctx, func() string { return p.missing(round, from, got, need) }, round)
+		if err != nil {
+			if ae, ok := err.(*AbortError); ok && errors.Is(ae.Err, ErrTimeout) && need == len(from) && len(from)-n == 1 {
+				for i, f := range from {
+					if got[i] == nil {
+						ae.Culprit = f
+					}
+				}
+			}
+			return nil, err
+		}
 		i, ok := want[e.From]
 		if !ok {
-			return abortf(round, e.From, ErrProtocol, "unexpected round %d envelope from a party not expected in this round", e.Round)
+			return nil, abortf(round, e.From, ErrProtocol, "unexpected round %d envelope from a party not expected in this round", e.Round)
 		}
 		if got[i] != nil {
-			return abortf(round, e.From, ErrProtocol, "second round %d envelope from the same party", e.Round)
+			return nil, abortf(round, e.From, ErrProtocol, "second round %d envelope from the same party", e.Round)
 		}
 		if check != nil {
 			if err := check(e); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		got[i] = e
 		n++
-		return nil
 	}
-	for _, e := range p.pending[round] {
-		if err := take(e); err != nil {
-			return nil, err
+	return got, nil
+}
+
+// missing describes, for a timeout, whose round messages never came.
+func (p *party) missing(round uint8, from []envelope.Party, got []*envelope.Envelope, need int) string {
+	var ms []envelope.Party
+	n := 0
+	for i, f := range from {
+		if got[i] == nil {
+			ms = append(ms, f)
+		} else {
+			n++
 		}
 	}
-	delete(p.pending, round)
-	for n < need {
+	return fmt.Sprintf("%d of %d round %d messages missing (not heard from %s)", need-n, need, round, shortList(ms))
+}
+
+// next returns the next accepted envelope of round: first any kept from
+// earlier, then from the transport. Envelopes of later rounds are kept; an
+// abort or refusal notice ends the wait with a remote abort. What the inbox
+// refuses (forged, undecodable, from a non-member, replayed or misrouted by
+// the relay) and what is mistyped for its round (a unicast in a broadcast
+// round, a broadcast in a point-to-point one) is dropped and counted rather
+// than aborting everyone: the relay could have dropped it anyway, and an
+// outsider must not be able to end a ceremony. Only what a member's
+// signature proves it sent wrongly (a wrong kind, a payload that does not
+// decrypt) still aborts naming it. rounds are the rounds awaited, the first
+// being the current one; timeoutDetail describes a timeout.
+func (p *party) next(ctx context.Context, timeoutDetail func() string, rounds ...uint8) (*envelope.Envelope, error) {
+	round, last := rounds[0], rounds[0]
+	for _, r := range rounds {
+		if q := p.pending[r]; len(q) > 0 {
+			e := q[0]
+			p.pending[r] = q[1:]
+			return e, nil
+		}
+		last = max(last, r)
+	}
+	for {
 		raw, err := p.tr.Recv(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-				missing := make([]envelope.Party, 0, len(from)-n)
-				for i, f := range from {
-					if got[i] == nil {
-						missing = append(missing, f)
-					}
+				d := timeoutDetail()
+				if p.drops > 0 {
+					d += fmt.Sprintf("; %d envelopes dropped (last: %s)", p.drops, p.lastDrop)
 				}
-				culprit := envelope.Broadcast
-				if len(missing) == 1 && need == len(from) {
-					culprit = missing[0]
-				}
-				return nil, abortf(round, culprit, ErrTimeout, "%d of %d round %d messages missing (not heard from %s)", need-n, need, round, shortList(missing))
+				return nil, &AbortError{Round: round, Err: ErrTimeout, Detail: d}
 			}
 			return nil, abortf(round, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "receiving round %d", round)
 		}
 		e, err := p.in.Accept(raw)
 		if err != nil {
-			return nil, rejectAbort(round, err)
+			if ae := rejectAbort(round, err); ae.HasCulprit() && !errors.Is(err, envelope.ErrNonMember) {
+				return nil, ae
+			}
+			p.drop(err)
+			continue
 		}
 		switch {
-		case e.Round == roundAbort:
+		case e.Round == roundAbort || e.Round == roundRefuse:
 			return nil, remoteAbort(round, e)
-		case e.Round == round:
-			if err := take(e); err != nil {
-				return nil, err
-			}
-		case e.Round > round:
+		case p.typed(e) != nil:
+			p.drop(p.typed(e))
+		case slices.Contains(rounds, e.Round):
+			return e, nil
+		case e.Round > last:
 			p.pending[e.Round] = append(p.pending[e.Round], e)
 		default:
-			return nil, abortf(round, e.From, ErrProtocol, "late envelope for round %d", e.Round)
+			p.drop(fmt.Errorf("%w: round %d envelope during round %d", errLate, e.Round, round))
 		}
 	}
-	return got, nil
+}
+
+// Reasons for dropping an envelope that the Inbox accepted.
+var (
+	errMistyped = errors.New("envelope of the wrong type for its round")
+	errLate     = errors.New("envelope for an earlier round")
+)
+
+// typed checks an envelope against its round's type: broadcast rounds take
+// only broadcast envelopes, point-to-point rounds only ones to this party.
+func (p *party) typed(e *envelope.Envelope) error {
+	if p.p2p[e.Round] == e.To.IsBroadcast() {
+		return fmt.Errorf("%w: round %d", errMistyped, e.Round)
+	}
+	return nil
+}
+
+func (p *party) drop(err error) {
+	p.drops++
+	p.lastDrop = err.Error()
+	countDrop(err)
 }
 
 // others returns every member but this party, in id order.
@@ -166,7 +291,7 @@ func rejectAbort(round uint8, err error) *AbortError {
 
 // remoteAbort decodes another party's abort notice.
 func remoteAbort(round uint8, e *envelope.Envelope) *AbortError {
-	ae := &AbortError{Round: round, ReportedBy: e.From, Err: ErrRemoteAbort}
+	ae := &AbortError{Round: round, ReportedBy: e.From, Err: ErrRemoteAbort, Refused: e.Round == roundRefuse}
 	if len(e.Payload) >= envelope.PartySize {
 		copy(ae.Culprit[:], e.Payload[:envelope.PartySize])
 		r := e.Payload[envelope.PartySize:]
@@ -199,7 +324,11 @@ func (p *party) fail(err error) error {
 	payload := append(append([]byte(nil), ae.Culprit[:]...), reason...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = p.send(ctx, roundAbort, envelope.Broadcast, payload, false)
+	notice := roundRefuse
+	if p.signed {
+		notice = roundAbort
+	}
+	_ = p.send(ctx, notice, envelope.Broadcast, payload, false)
 	return ae
 }
 

@@ -58,7 +58,7 @@ func childRecipient() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	info, err := Import(ctx, ImportParams{Room: room, Identity: id, Others: others, Threshold: thr,
-		Transport: RelayTransport(c, room, id.Public())}, func(*KeyShare) error { return nil })
+		Transport: RelayTransport(c, room, id.Public())}, &memDurable{})
 	if err != nil {
 		return fail(err)
 	}
@@ -104,7 +104,7 @@ func TestImportAcrossProcesses(t *testing.T) {
 			p.PrivateKey = &xc
 		}
 		go func() {
-			_, err := Import(ctx, p, func(*KeyShare) error { return nil })
+			_, err := Import(ctx, p, &memDurable{})
 			errs <- err
 		}()
 	}

@@ -20,8 +20,10 @@ const (
 	roundPsig  uint8 = 2
 )
 
-// SignLabel versions the signing protocol inside every session id.
-const SignLabel = "quorumd/sign/v1"
+// SignLabel versions the signing protocol inside every session id. v2:
+// partial signatures travel encrypted to each other signer, the key's
+// transcript is bound into the session, certificates ride on the nonces.
+const SignLabel = "quorumd/sign/v2"
 
 // SignParams are one signer's inputs to a signing ceremony.
 type SignParams struct {
@@ -34,6 +36,16 @@ type SignParams struct {
 	Tweaks    []frost.Tweak
 	Transport Transport
 	Rand      io.Reader // nonce randomness; crypto/rand when nil
+
+	// Certificate is this signer's success certificate for Key, attached to
+	// its nonce so that a signer still pending becomes ready (ChillDKG's
+	// stuck-party recovery); nil attaches none. Pending says this signer's
+	// own key is pending: it signs only after another signer attached a
+	// valid certificate, handed first to OnCertified (which records it; an
+	// error aborts).
+	Certificate Certificate
+	Pending     bool
+	OnCertified func(Certificate) error
 
 	// tamperPsig lets this package's tests play a cheating signer.
 	tamperPsig func(*frost.PartialSig)
@@ -66,7 +78,8 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	}
 	outKey := tc.XOnlyPubKey()
 	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
-	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
+	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport, roundPsig)
+	defer leave(p.Transport)
 	sig, err := runSign(ctx, pt, p, myID, session, outKey)
 	if err != nil {
 		return zero, pt.fail(err)
@@ -74,11 +87,12 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	return sig, nil
 }
 
-// signContext binds the key, the signer count, the message and the tweaks
-// into the session id: parties that disagree on any of them never accept
-// each other's envelopes (ErrWrongSession names the other side).
+// signContext binds the key and its generation (the transcript that
+// certified its shares: after a refresh, old and new shares never meet), the
+// signer count, the message and the tweaks into the session id: parties
+// that disagree on any of them never accept each other's envelopes.
 func signContext(k *KeyInfo, p SignParams) []byte {
-	b := append([]byte(nil), k.ThreshPK[:]...)
+	b := append(append([]byte(nil), k.ThreshPK[:]...), k.Transcript[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(p.Signers))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Tweaks)))
 	for _, t := range p.Tweaks {
@@ -104,12 +118,17 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 		return zero, abortf(roundNonce, envelope.Broadcast, ErrInput, "nonce generation: %v", err)
 	}
 	defer secnonce.Destroy()
-	if err := pt.send(ctx, roundNonce, envelope.Broadcast, pubnonce[:], false); err != nil {
+	if err := pt.send(ctx, roundNonce, envelope.Broadcast, append(pubnonce[:], p.Certificate.marshal()...), false); err != nil {
 		return zero, err
 	}
 	got, err := pt.collect(ctx, roundNonce, pt.others(), p.Signers-1, nil)
 	if err != nil {
 		return zero, err
+	}
+	if p.Pending {
+		if err := adoptCertificate(k, p, got); err != nil {
+			return zero, err
+		}
 	}
 	// The signer set, in id order: everyone heard in round 1, and us.
 	var signers []envelope.Party
@@ -120,7 +139,10 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 			continue
 		}
 		if e := got[othersIndex(id, myID)]; e != nil {
-			pn, err := frost.ParsePubNonce(e.Payload)
+			if len(e.Payload) < len(pubnonce) {
+				return zero, abortf(roundNonce, m, ErrProtocol, "public nonce of %d bytes", len(e.Payload))
+			}
+			pn, err := frost.ParsePubNonce(e.Payload[:len(pubnonce)])
 			if err != nil {
 				return zero, abortf(roundNonce, m, ErrProtocol, "public nonce: %v", err)
 			}
@@ -151,13 +173,17 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 	if p.tamperPsig != nil {
 		p.tamperPsig(&sent)
 	}
-	if err := pt.send(ctx, roundPsig, envelope.Broadcast, sent[:], false); err != nil {
-		return zero, err
-	}
 	otherSigners := make([]envelope.Party, 0, len(signers)-1)
 	for _, s := range signers {
 		if s != pt.me {
 			otherSigners = append(otherSigners, s)
+		}
+	}
+	// Encrypted to each other signer: the relay cannot link the session to
+	// the signature that gets published.
+	for _, to := range otherSigners {
+		if err := pt.send(ctx, roundPsig, to, sent[:], true); err != nil {
+			return zero, err
 		}
 	}
 	pos := make(map[envelope.Party]int, len(signers))
@@ -207,4 +233,26 @@ func blame(round uint8, signers []envelope.Party, err error) error {
 		return abortf(round, signers[ice.Signer], ErrProtocol, "%v", err)
 	}
 	return abortf(round, envelope.Broadcast, ErrProtocol, "%v", err)
+}
+
+// adoptCertificate is a pending signer's recovery: it signs only with a
+// valid certificate for its key from another signer, recorded first.
+func adoptCertificate(k *KeyInfo, p SignParams, got []*envelope.Envelope) error {
+	certLen := k.N * envelope.SigSize
+	for _, e := range got {
+		if e == nil || len(e.Payload) != frost.PubNonceSize+certLen {
+			continue
+		}
+		c, err := parseCertificate(e.Payload[frost.PubNonceSize:], k.N)
+		if err != nil || c.Verify(k.Parties, k.Transcript) != nil {
+			continue
+		}
+		if p.OnCertified != nil {
+			if err := p.OnCertified(c); err != nil {
+				return abortf(roundNonce, envelope.Broadcast, fmt.Errorf("%w: %w", ErrCommit, err), "recording the certificate")
+			}
+		}
+		return nil
+	}
+	return abortf(roundNonce, envelope.Broadcast, ErrPending, "this signer's key is pending and no other signer attached its success certificate")
 }

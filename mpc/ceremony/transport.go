@@ -2,6 +2,7 @@ package ceremony
 
 import (
 	"context"
+	"time"
 
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
@@ -15,4 +16,26 @@ type Transport interface {
 	// Recv returns the next envelope addressed to this party (or broadcast by
 	// another), in the transport's order; it honours ctx's deadline.
 	Recv(ctx context.Context) ([]byte, error)
+}
+
+// Leaver is a Transport that can leave its room. A ceremony leaves once it
+// ended (success or not, after its last broadcast), so the relay need not
+// hold the room for its whole TTL. Optional: the relay transport
+// implements it.
+type Leaver interface {
+	Leave(ctx context.Context) error
+}
+
+// leaveTimeout bounds the best-effort leave at a ceremony's end.
+const leaveTimeout = 2 * time.Second
+
+// leave leaves tr's room if tr can; failures are the relay's to expire.
+func leave(tr Transport) {
+	l, ok := tr.(Leaver)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	_ = l.Leave(ctx)
 }

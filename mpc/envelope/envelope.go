@@ -6,8 +6,10 @@ import (
 	"fmt"
 )
 
-// Version is the wire format version this package writes and accepts.
-const Version = 1
+// Version is the wire format version this package writes and accepts. 2:
+// import v2 (prepare-then-certify, one broadcast deal), typed rounds and
+// encrypted partial signatures; a v1 party cannot be mixed with a v2 one.
+const Version = 2
 
 // Sizes of the fixed fields.
 const (

@@ -105,3 +105,9 @@ func (in *Inbox) Accept(raw []byte) (*Envelope, error) {
 	in.next[ch] = want
 	return e, nil
 }
+
+// Kind returns the ceremony kind the Inbox accepts.
+func (in *Inbox) Kind() uint8 { return in.kind }
+
+// Session returns the session the Inbox accepts.
+func (in *Inbox) Session() [SessionIDSize]byte { return in.session }

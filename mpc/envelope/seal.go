@@ -53,7 +53,7 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 			return nil, errors.New("envelope: broadcasts cannot be encrypted")
 		}
 		e.Flags |= FlagEncrypted
-		aead, err := channelAEAD(s.id.priv, to, e.From, e.To, e.Session)
+		aead, err := channelAEAD(s.id.priv, to, hkdfTag, e.From, e.To, e.Session)
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +73,7 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 	if _, err := rand.Read(aux[:]); err != nil {
 		return nil, fmt.Errorf("envelope: aux randomness: %w", err)
 	}
-	digest := bip340.TaggedHash(sigTag, e.signedPart())
+	digest := e.Digest()
 	sig, err := s.id.Sign(digest[:], aux)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: signing: %w", err)
@@ -84,8 +84,33 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 
 // verifySig checks the sender's BIP340 signature (public data, variable time).
 func verifySig(e *Envelope) error {
-	digest := bip340.TaggedHash(sigTag, e.signedPart())
-	return bip340.Verify(e.From[1:], digest[:], e.Sig[:])
+	d := e.Digest()
+	return bip340.Verify(e.From[1:], d[:], e.Sig[:])
+}
+
+// Digest is what the sender signed: a tagged hash of header and payload (as
+// sent, i.e. the ciphertext of an encrypted payload). Two parties holding
+// envelopes with the same digest hold the same message.
+func (e *Envelope) Digest() [32]byte { return bip340.TaggedHash(sigTag, e.signedPart()) }
+
+// VerifyDigest reports whether sig is from's envelope signature over digest:
+// a party can prove what another party's envelope said without the envelope.
+func VerifyDigest(from Party, digest [32]byte, sig [SigSize]byte) bool {
+	return bip340.Verify(from[1:], digest[:], sig[:]) == nil
+}
+
+// Verify decodes raw and checks only its format and its sender's signature,
+// for an envelope kept outside its session (recovery data); the caller
+// checks session, kind, round and sender.
+func Verify(raw []byte) (*Envelope, error) {
+	e, err := Unmarshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	if verifySig(e) != nil {
+		return nil, &RejectError{Claimed: e.From, Err: ErrBadSignature}
+	}
+	return e, nil
 }
 
 // open decrypts an encrypted payload addressed to id.
@@ -93,7 +118,7 @@ func open(id *Identity, e *Envelope) ([]byte, error) {
 	if len(e.Payload) < nonceSz {
 		return nil, fmt.Errorf("%w: ciphertext too short", ErrMalformed)
 	}
-	aead, err := channelAEAD(id.priv, e.From, e.From, e.To, e.Session)
+	aead, err := channelAEAD(id.priv, e.From, hkdfTag, e.From, e.To, e.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +129,7 @@ func open(id *Identity, e *Envelope) ([]byte, error) {
 // session: HKDF-SHA256 over the ECDH x coordinate, salted with the session id.
 // ECDH is constant time in priv; the derived key is wiped once the cipher is
 // keyed.
-func channelAEAD(priv *btcec.ModNScalar, peer, from, to Party, session [SessionIDSize]byte) (cipher.AEAD, error) {
+func channelAEAD(priv *btcec.ModNScalar, peer Party, tag string, from, to Party, session [SessionIDSize]byte) (cipher.AEAD, error) {
 	pub, err := btcec.ParsePubKey(peer[:])
 	if err != nil {
 		return nil, fmt.Errorf("envelope: peer key: %w", err)
@@ -114,8 +139,8 @@ func channelAEAD(priv *btcec.ModNScalar, peer, from, to Party, session [SessionI
 		return nil, fmt.Errorf("envelope: ECDH: %w", err)
 	}
 	defer clear(shared[:])
-	info := make([]byte, 0, len(hkdfTag)+2*PartySize)
-	info = append(append(append(info, hkdfTag...), from[:]...), to[:]...)
+	info := make([]byte, 0, len(tag)+2*PartySize)
+	info = append(append(append(info, tag...), from[:]...), to[:]...)
 	key, err := hkdf.Key(sha256.New, shared[:], session[:], string(info), 32)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: HKDF: %w", err)

@@ -1,0 +1,223 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/secmem"
+	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/mpc/ceremony"
+)
+
+// waitingFor is what a pending key shows its owner (GET /bip340/keys/:key_id).
+const waitingFor = "the success certificate (all parties' transcript signatures): POST /bip340/recover " +
+	"with any party's GET /bip340/recovery-data/:key_id, or sign with a ready party, which attaches it"
+
+// importDurable is an import's ceremony.Durable: the HSM and the key store.
+type importDurable struct {
+	s       *Service
+	ctx     context.Context
+	r       store.Record // the slot, in state created
+	scratch []byte       // 32 bytes of locked memory for the share's encoding
+}
+
+// Prepare seals the share and writes the pending record, durably, before
+// this party signs the transcript. The ceremony's deadline must not cut
+// the durable write short.
+func (d *importDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData) error {
+	sealed, err := d.s.sealShare(d.r, ks.ID, &ks.Share, d.scratch)
+	if err != nil {
+		return err
+	}
+	err = d.s.Store.Prepare(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal()))
+	if err != nil {
+		return fmt.Errorf("storing the pending share: %w", err)
+	}
+	return nil
+}
+
+// Certified marks the record ready off the critical path: the answer does
+// not wait for a second fsync. Reads of the key wait for the mark (owned).
+func (d *importDurable) Certified(info *ceremony.KeyInfo, rd *ceremony.RecoveryData) error {
+	d.s.markReadyLater(d.r.Owner, d.r.KeyID, info.Transcript[:], rd.Marshal())
+	return nil
+}
+
+// Discard returns the slot to created on proof that no certificate exists.
+func (d *importDurable) Discard(info *ceremony.KeyInfo) error {
+	return d.s.Store.Discard(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, info.Transcript[:])
+}
+
+// lazyMarks tracks ready marks in flight, so that a read of a key right
+// after its import answered waits for the mark instead of seeing pending.
+type lazyMarks struct {
+	mu       sync.Mutex
+	inflight map[string]chan struct{}
+}
+
+func markKey(owner, keyID string) string { return owner + "\x00" + keyID }
+
+// markTimeout bounds a lazy mark's store write.
+const markTimeout = 30 * time.Second
+
+func (s *Service) markReadyLater(owner, keyID string, transcript, recovery []byte) {
+	k := markKey(owner, keyID)
+	done := make(chan struct{})
+	s.marks.mu.Lock()
+	if s.marks.inflight == nil {
+		s.marks.inflight = map[string]chan struct{}{}
+	}
+	s.marks.inflight[k] = done
+	s.marks.mu.Unlock()
+	go func() {
+		defer func() {
+			s.marks.mu.Lock()
+			if s.marks.inflight[k] == done {
+				delete(s.marks.inflight, k)
+			}
+			s.marks.mu.Unlock()
+			close(done)
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), markTimeout)
+		defer cancel()
+		if err := s.Store.MarkReady(ctx, owner, keyID, transcript, recovery); err != nil {
+			// The record stays pending; any peer's recovery data or the next
+			// signing ceremony completes it.
+			s.log().Warn("marking a certified key ready failed; it stays pending until recovered",
+				"key_id", keyID, "err", err)
+		}
+	}()
+}
+
+// wait blocks while a ready mark for the key is in flight; it reports
+// whether there was one.
+func (m *lazyMarks) wait(ctx context.Context, owner, keyID string) bool {
+	m.mu.Lock()
+	done := m.inflight[markKey(owner, keyID)]
+	m.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// certificateOf returns a record's success certificate (nil while pending,
+// or for a record from before import v2).
+func certificateOf(r store.Record) (ceremony.Certificate, error) {
+	if r.State != store.StateReady || len(r.RecoveryData) == 0 {
+		return nil, nil
+	}
+	rd, err := ceremony.ParseRecoveryData(r.RecoveryData)
+	if err != nil {
+		return nil, fmt.Errorf("key record %s: recovery data: %w", r.KeyID, err)
+	}
+	return rd.Cert, nil
+}
+
+// certify records a certificate another signer attached for a pending key.
+// The ceremony verified it over the record's transcript.
+func (s *Service) certify(ctx context.Context, r store.Record, c ceremony.Certificate) error {
+	rd, err := ceremony.ParseRecoveryData(r.RecoveryData)
+	if err != nil {
+		return fmt.Errorf("key record %s: recovery data: %w", r.KeyID, err)
+	}
+	rd.Cert = c
+	if err := s.Store.MarkReady(context.WithoutCancel(ctx), r.Owner, r.KeyID, r.Transcript, rd.Marshal()); err != nil {
+		return err
+	}
+	s.log().Info("pending key recovered from a signer's certificate", "key_id", r.KeyID)
+	return nil
+}
+
+// RecoveryData implements daemon.Recovery.
+func (s *Service) RecoveryData(ctx context.Context, owner, keyID string) (daemon.RecoveryData, error) {
+	r, err := s.owned(ctx, owner, keyID)
+	if err != nil {
+		return daemon.RecoveryData{}, err
+	}
+	if len(r.RecoveryData) == 0 {
+		if r.State == store.StateReady {
+			return daemon.RecoveryData{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "key %s was imported before recovery data existed (import v1)", keyID)
+		}
+		return daemon.RecoveryData{}, fmt.Errorf("%w", daemon.ErrKeyNotReady)
+	}
+	return daemon.RecoveryData{Data: r.RecoveryData, Certified: r.State == store.StateReady}, nil
+}
+
+// InspectRecovery implements daemon.Recovery.
+func (s *Service) InspectRecovery(data []byte) (n, t int, err error) {
+	n, t, _, err = ceremony.Inspect(data)
+	return n, t, err
+}
+
+// Recover implements daemon.Recovery: verify everything, then seal and
+// store the share in one transaction (created or pending → ready).
+func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte) (daemon.KeyInfo, error) {
+	unlock, err := s.lockKey(ctx, owner, keyID)
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	defer unlock()
+	r, err := s.owned(ctx, owner, keyID)
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	slots, err := s.secretSlots(ctx, importSlots)
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	defer secmem.ReleaseAll(slots)
+	id, err := s.identity(r, slots[0].Scalar())
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	defer id.Zero()
+	ks, rd, err := ceremony.Recover(id, data)
+	if err != nil {
+		if errors.Is(err, ceremony.ErrRecovery) {
+			return daemon.KeyInfo{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "recovery_data: %v", err)
+		}
+		return daemon.KeyInfo{}, err
+	}
+	// Share lives in the returned KeyShare (heap): copy it to locked memory
+	// and wipe the original at once.
+	share := slots[1].Scalar()
+	share.Set(&ks.Share)
+	ks.Share.Zero()
+	defer share.Zero()
+	switch {
+	case r.State == store.StateReady && string(r.Transcript) == string(ks.Transcript[:]):
+		return info(r), nil
+	case r.State == store.StateReady:
+		return daemon.KeyInfo{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
+	case r.State == store.StatePending && string(r.Transcript) != string(ks.Transcript[:]):
+		return daemon.KeyInfo{}, daemon.Errorf(daemon.ErrTypeBadRequestParams,
+			"recovery_data is for another ceremony than the one this key is pending in")
+	}
+	sealed, err := s.sealShare(r, ks.ID, share, slots[1].Bytes()[secmem.ScalarSize:])
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	if err := s.Store.Commit(context.WithoutCancel(ctx), owner, keyID, commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())); err != nil {
+		if errors.Is(err, store.ErrAlreadyCommitted) {
+			return daemon.KeyInfo{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
+		}
+		return daemon.KeyInfo{}, fmt.Errorf("storing the recovered share: %w", err)
+	}
+	s.log().Info("key recovered from recovery data", "key_id", keyID, "from_state", string(r.State))
+	r, err = s.owned(ctx, owner, keyID)
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	return info(r), nil
+}
+
+var _ daemon.Recovery = (*Service)(nil)

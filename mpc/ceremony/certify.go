@@ -1,0 +1,238 @@
+package ceremony
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/envelope"
+)
+
+// Certificate is CertEq's success certificate (../spec/chilldkg.md): every
+// party's BIP340 signature over the ceremony's transcript hash, by id. It
+// proves that every party durably prepared the same outcome (DESIGN §3).
+type Certificate [][envelope.SigSize]byte
+
+// certifyTag domain-separates transcript signatures from every other
+// signature an identity key makes.
+const certifyTag = "quorumd/certeq/v2"
+
+func certDigest(transcript [32]byte) [32]byte { return bip340.TaggedHash(certifyTag, transcript[:]) }
+
+// signTranscript is this party's CertEq signature over transcript.
+func signTranscript(id *envelope.Identity, transcript [32]byte) ([64]byte, error) {
+	var aux [32]byte
+	if _, err := rand.Read(aux[:]); err != nil {
+		return [64]byte{}, err
+	}
+	d := certDigest(transcript)
+	return id.Sign(d[:], aux)
+}
+
+func verifyTranscriptSig(p envelope.Party, transcript [32]byte, sig [64]byte) bool {
+	d := certDigest(transcript)
+	return bip340.Verify(p[1:], d[:], sig[:]) == nil
+}
+
+// Verify checks that c holds a valid signature over transcript from every
+// one of parties, in order.
+func (c Certificate) Verify(parties []envelope.Party, transcript [32]byte) error {
+	if len(c) != len(parties) {
+		return fmt.Errorf("%w: certificate of %d signatures for %d parties", ErrRecovery, len(c), len(parties))
+	}
+	for i, p := range parties {
+		if !verifyTranscriptSig(p, transcript, c[i]) {
+			return fmt.Errorf("%w: certificate signature %d (%s) invalid", ErrRecovery, i, envelope.Short(p))
+		}
+	}
+	return nil
+}
+
+func (c Certificate) marshal() []byte {
+	b := make([]byte, 0, len(c)*envelope.SigSize)
+	for i := range c {
+		b = append(b, c[i][:]...)
+	}
+	return b
+}
+
+func parseCertificate(b []byte, n int) (Certificate, error) {
+	if len(b) != n*envelope.SigSize {
+		return nil, fmt.Errorf("certificate of %d bytes for %d parties", len(b), n)
+	}
+	c := make(Certificate, n)
+	for i := range c {
+		copy(c[i][:], b[i*envelope.SigSize:])
+	}
+	return c, nil
+}
+
+// Durable persists one party's outcome of a certified ceremony (in quorumd:
+// HSM sealing and the key store). The ceremony calls Prepare before this
+// party signs the transcript, so its signature promises a durable share.
+type Durable interface {
+	// Prepare stores the share as pending together with rd (no certificate
+	// yet) and returns only once that is durable. An error aborts the
+	// ceremony with ErrCommit before this party signs: then no certificate
+	// can exist, and the others learn so from its refusal.
+	Prepare(ks *KeyShare, rd *RecoveryData) error
+	// Certified records the success certificate (rd.Cert is set): the record
+	// becomes ready. It may be lazy: a prepared record plus a certificate
+	// held by anyone is already complete (recovery finishes it).
+	Certified(info *KeyInfo, rd *RecoveryData) error
+	// Discard drops the prepared record. It is called only on proof that no
+	// certificate can exist: a member's refusal, sent instead of its
+	// transcript signature.
+	Discard(info *KeyInfo) error
+}
+
+// Rounds of the certify step, the same numbers in every certified ceremony.
+const (
+	roundCertify uint8 = 0xf0 // broadcast: transcript ‖ signature ‖ ceremony evidence
+	roundCert    uint8 = 0xf1 // broadcast: transcript ‖ certificate
+)
+
+// certSendTimeout bounds the best-effort broadcast of a certificate.
+const certSendTimeout = 2 * time.Second
+
+// mismatchFunc explains a transcript signature over another transcript
+// (theirEvidence is the sender's ceremony evidence): whom to blame.
+type mismatchFunc func(e *envelope.Envelope, theirEvidence []byte) *AbortError
+
+// certify is prepare-then-certify's second half, written once for every
+// ceremony that ends in a key share (DESIGN §3, CertEq). The caller has
+// durably prepared; certify signs transcript, broadcasts the signature
+// with evidence (what the ceremony needs to blame a mismatch), and waits for
+// all N signatures or a certificate from anyone; holding it, it broadcasts
+// the certificate and returns it.
+//
+// Failures after the signature split in two: proof that no certificate can
+// exist (a member's refusal arriving instead of its signature) is an
+// *AbortError with Refused set, and the caller may discard; anything else
+// (timeout, a signature over another transcript, transport failure) leaves
+// a certificate possible elsewhere and wraps ErrPending: the caller keeps
+// its prepared record. A mismatching signature is not proof (a member may
+// sign two transcripts), so certify keeps waiting for a certificate after
+// one, and reports it only if none comes.
+func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byte, mismatch mismatchFunc) (Certificate, error) {
+	n := len(p.members)
+	myID := p.index[p.me]
+	sig, err := signTranscript(p.id, transcript)
+	if err != nil {
+		return nil, abortf(roundCertify, envelope.Broadcast, ErrInput, "signing the transcript: %v", err)
+	}
+	p.signed = true
+	cert := make(Certificate, n)
+	have := make([]bool, n)
+	cert[myID], have[myID] = sig, true
+	got := 1
+	pending := func(cause *AbortError) error {
+		ae := *cause
+		ae.Err = fmt.Errorf("%w: %w", ErrPending, cause.Err)
+		return &ae
+	}
+	payload := append(append(append(make([]byte, 0, 96+len(evidence)), transcript[:]...), sig[:]...), evidence...)
+	if err := p.send(ctx, roundCertify, envelope.Broadcast, payload, false); err != nil {
+		// Our signature may have reached someone: a certificate may exist.
+		return nil, pending(err.(*AbortError))
+	}
+	var cause *AbortError
+	for got < n {
+		e, err := p.next(ctx, func() string { return p.missingSigs(have) }, roundCertify, roundCert)
+		if err != nil {
+			ae := err.(*AbortError)
+			if ae.ReportedBy != envelope.Broadcast {
+				if ae.Refused && !have[p.index[ae.ReportedBy]] {
+					return nil, ae // proof: it refused instead of signing
+				}
+				// An abort from a party that signed: a certificate may still
+				// come from another; keep waiting.
+				if cause == nil {
+					cause = ae
+				}
+				continue
+			}
+			if errors.Is(ae.Err, ErrTimeout) {
+				if refusal := p.graceForRefusal(ctx, have); refusal != nil {
+					return nil, refusal
+				}
+				if ms := p.missingList(have); len(ms) == 1 {
+					ae.Culprit = ms[0]
+				}
+			}
+			if cause != nil && errors.Is(ae.Err, ErrTimeout) {
+				ae.Culprit = cause.Culprit
+				ae.Detail = cause.Error() + "; " + ae.Detail
+				ae.Err = fmt.Errorf("%w: %w", ae.Err, cause.Err)
+			}
+			return nil, pending(ae)
+		}
+		if len(e.Payload) < 32 || [32]byte(e.Payload[:32]) != transcript {
+			if cause == nil && len(e.Payload) >= 96 {
+				cause = mismatch(e, e.Payload[96:])
+			}
+			continue
+		}
+		if e.Round == roundCert {
+			c, err := parseCertificate(e.Payload[32:], n)
+			if err == nil && c.Verify(p.members, transcript) == nil {
+				cert, got = c, n
+			}
+			continue
+		}
+		i := p.index[e.From]
+		if len(e.Payload) < 96 || have[i] {
+			continue
+		}
+		s := [64]byte(e.Payload[32:96])
+		if verifyTranscriptSig(e.From, transcript, s) {
+			cert[i], have[i] = s, true
+			got++
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
+	defer cancel()
+	_ = p.send(sctx, roundCert, envelope.Broadcast, append(transcript[:], cert.marshal()...), false)
+	return cert, nil
+}
+
+func (p *party) missingSigs(have []bool) string {
+	return fmt.Sprintf("no success certificate: transcript signatures missing from %s", shortList(p.missingList(have)))
+}
+
+func (p *party) missingList(have []bool) []envelope.Party {
+	var ms []envelope.Party
+	for i, h := range have {
+		if !h {
+			ms = append(ms, p.members[i])
+		}
+	}
+	return ms
+}
+
+// refusalGrace is how long a party whose deadline passed in certify still
+// listens for refusals: parties that never got to sign refuse at their own
+// deadline, which is about ours, and one refusal turns "pending" into a
+// clean abort.
+const refusalGrace = 2 * time.Second
+
+func (p *party) graceForRefusal(ctx context.Context, have []bool) *AbortError {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalGrace)
+	defer cancel()
+	for {
+		_, err := p.next(gctx, func() string { return "" }, roundCertify, roundCert)
+		if err == nil {
+			continue // too late to count: the certificate is gone with our deadline
+		}
+		ae := err.(*AbortError)
+		if ae.ReportedBy == envelope.Broadcast {
+			return nil
+		}
+		if ae.Refused && !have[p.index[ae.ReportedBy]] {
+			return ae
+		}
+	}
+}
