@@ -58,10 +58,11 @@ func replicaOf(t *testing.T, n *node) *node {
 // key slot race, each in its own room with its own A and B slots, C's side
 // sent to a different replica. The key lock serialises C's ceremonies
 // across the replicas, so exactly one room completes at every party; in the
-// other, C answers already_performed_keygen without taking part and its A
-// and B abort, their slots never ready. (Without the lock both ceremonies
-// would run and the losing room's A and B would hold ready shares of a key
-// C never stored.) Then either replica signs with the key.
+// other, C answers already_performed_keygen without having joined the room,
+// and its A and B abort naming C as the silent party, their slots never
+// ready. (Without the lock both of C's ceremonies run until one store write
+// fails; import v2 keeps that safe too, but C then joins a ceremony it
+// cannot finish.) Then either replica signs with the key.
 func TestE2EReplicasRaceSameKey(t *testing.T) {
 	pg := testkit.PostgresOrSkip(t)
 	dsn, err := pg.CreateDatabase(context.Background(), "party_c")
@@ -148,6 +149,12 @@ func TestE2EReplicasRaceSameKey(t *testing.T) {
 			if a := lost.ans[i]; a.status != 400 || a.body["err_type"] != "executor_result" {
 				t.Fatalf("round %d: losing room, party %d: %d %v", round, i, a.status, a.body["_raw"])
 			}
+			// Serialised: the losing replica never joined the room, so its
+			// peers name C as the silent culprit. (Unserialised, C ran the
+			// ceremony up to its failed store write and reported that.)
+			if msg, _ := lost.ans[i].body["err_msg"].(string); !strings.Contains(msg, "culprit "+cSlot.keygenID) {
+				t.Fatalf("round %d: losing room, party %d does not name C as the silent party: %q", round, i, msg)
+			}
 			nd := lost.nodes[i]
 			// Import v2: an aborted party may keep a pending record (the
 			// importer prepares before the others sign), never a ready one.
@@ -158,7 +165,8 @@ func TestE2EReplicasRaceSameKey(t *testing.T) {
 		// Both replicas serve the committed key.
 		q.signAndCheck([]*node{a, c1}, []string{won.s[0].keyID, cSlot.keyID}, pub)
 		q.signAndCheck([]*node{c2, b}, []string{cSlot.keyID, won.s[1].keyID}, pub)
-		t.Logf("round %d: room via %s won", round, map[*node]string{c1: "c1", c2: "c2"}[won.c])
+		t.Logf("round %d: room via %s won; the losing room answered %v / %v / %v", round, map[*node]string{c1: "c1", c2: "c2"}[won.c],
+			lost.ans[0].body["_raw"], lost.ans[1].body["_raw"], lost.ans[2].body["_raw"])
 	}
 }
 
