@@ -32,6 +32,12 @@ type party struct {
 
 func newParties(t *testing.T, arenaSlots ...int) []*party {
 	t.Helper()
+	return newPartiesOn(t, testkit.Relay(t), arenaSlots...)
+}
+
+// newPartiesOn is newParties on a given relay.
+func newPartiesOn(t *testing.T, relayAddr string, arenaSlots ...int) []*party {
+	t.Helper()
 	tok := testkit.SoftHSM(t, "quorum-secrets")
 	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
 		KeyLabel: "wrap", CreateKey: true, MaxSessions: 8})
@@ -39,7 +45,6 @@ func newParties(t *testing.T, arenaSlots ...int) []*party {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	relayAddr := testkit.Relay(t)
 	out := make([]*party, len(arenaSlots))
 	for i, n := range arenaSlots {
 		st, err := store.OpenDir(t.TempDir(), store.Options{})
