@@ -71,6 +71,24 @@ func TestStoreConfig(t *testing.T) {
 	if _, err := (PostgresConfig{DSNFile: empty}).ReadDSN(env(nil)); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("empty DSN file: %v", err)
 	}
+	// --check-config opens the DSN's file or credential.
+	for _, c := range []struct {
+		p    PostgresConfig
+		env  map[string]string
+		want string // "" when the check passes
+	}{
+		{PostgresConfig{DSNFile: dsnFile}, nil, ""},
+		{PostgresConfig{DSNFile: filepath.Join(dir, "absent")}, nil, "postgres DSN"},
+		{cred, map[string]string{"CREDENTIALS_DIRECTORY": dir}, ""},
+		{cred, nil, "CREDENTIALS_DIRECTORY"},
+	} {
+		cfg := DefaultConfig()
+		cfg.StateDir, cfg.Store, cfg.Postgres = dir, StorePostgres, c.p
+		err := cfg.CheckFiles(env(c.env))
+		if (c.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckFiles(%+v): %v, want %q", c.p, err, c.want)
+		}
+	}
 	// The rendered configuration never holds the DSN itself.
 	cfg, _, err = LoadConfig(writeConfig(t, minimalConfig+"store: postgres\npostgres:\n  dsn_file: "+dsnFile+"\n"), nil)
 	if err != nil {
