@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -19,6 +20,9 @@ import (
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+// ErrSchemaVersion: the database was migrated by a newer quorumd.
+var ErrSchemaVersion = errors.New("store: database schema is newer than this build")
 
 // migrationLock is the advisory-lock key under which replicas starting
 // together migrate one at a time.
@@ -85,7 +89,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			return err
 		}
 		if have > len(ms) {
-			return fmt.Errorf("%w: database schema version %d is newer than this build's %d", ErrCorrupt, have, len(ms))
+			return fmt.Errorf("%w: version %d, this build knows %d (upgrade every replica)", ErrSchemaVersion, have, len(ms))
 		}
 		for _, m := range ms[have:] {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {

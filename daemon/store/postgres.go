@@ -100,7 +100,8 @@ func classify(op string, err error) error {
 	}
 	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrSchemaVersion), errors.Is(err, ErrClosed):
 		return fmt.Errorf("store: %s: %w", op, err)
 	case errors.As(err, &pe) && !isShutdown(pe):
 		return fmt.Errorf("store: %s: %w", op, err)

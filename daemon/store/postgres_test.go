@@ -52,9 +52,13 @@ func TestPostgresMigrations(t *testing.T) {
 	if _, err := c.Exec(ctx, `INSERT INTO quorumd_schema_migrations (version, name) VALUES ($1, 'from the future')`, max+1); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := store.OpenPostgres(ctx, dsn, store.PostgresOptions{}); err == nil {
+	s, err := store.OpenPostgres(ctx, dsn, store.PostgresOptions{})
+	if err == nil {
 		s.Close()
 		t.Fatal("opened a database migrated by a newer build")
+	}
+	if !errors.Is(err, store.ErrSchemaVersion) || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("newer schema: %v", err)
 	}
 }
 
