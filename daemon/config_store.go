@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,10 @@ func (p PostgresConfig) DSNPath(lookupEnv func(string) (string, bool)) (string, 
 	return filepath.Join(dir, p.DSNCredential), nil
 }
 
+// maxDSNSize bounds the DSN file (a DSN with several hosts and TLS paths
+// is well under 1 KiB).
+const maxDSNSize = 16 << 10
+
 // ReadDSN reads the DSN (surrounding white space trimmed). Errors name the
 // file, never its contents.
 func (p PostgresConfig) ReadDSN(lookupEnv func(string) (string, bool)) (string, error) {
@@ -73,9 +78,28 @@ func (p PostgresConfig) ReadDSN(lookupEnv func(string) (string, bool)) (string, 
 	if err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("postgres DSN: %w", err)
+	}
+	defer f.Close()
+	// The same rule as hsm.pin_file: a regular file other users cannot read.
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("postgres DSN: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("postgres DSN: %s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o007 != 0 {
+		return "", fmt.Errorf("postgres DSN: %s is accessible to other users (mode %04o); chmod o-rwx it", path, st.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxDSNSize+1))
+	if err != nil {
+		return "", fmt.Errorf("postgres DSN: reading %s: %w", path, err)
+	}
+	if len(b) > maxDSNSize {
+		return "", fmt.Errorf("postgres DSN: %s is larger than %d bytes", path, maxDSNSize)
 	}
 	dsn := strings.TrimSpace(string(b))
 	if dsn == "" {

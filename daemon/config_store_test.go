@@ -71,6 +71,14 @@ func TestStoreConfig(t *testing.T) {
 	if _, err := (PostgresConfig{DSNFile: empty}).ReadDSN(env(nil)); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("empty DSN file: %v", err)
 	}
+	shared := filepath.Join(dir, "shared")
+	os.WriteFile(shared, []byte(dsn), 0o644)
+	if _, err := (PostgresConfig{DSNFile: shared}).ReadDSN(env(nil)); err == nil || !strings.Contains(err.Error(), "other users") {
+		t.Fatalf("world-readable DSN file: %v", err)
+	}
+	if _, err := (PostgresConfig{DSNFile: dir}).ReadDSN(env(nil)); err == nil {
+		t.Fatal("a directory accepted as the DSN file")
+	}
 	// --check-config opens the DSN's file or credential.
 	for _, c := range []struct {
 		p    PostgresConfig
