@@ -271,3 +271,32 @@ func TestPostgresOpenErrorsHidePassword(t *testing.T) {
 		}
 	}
 }
+
+// The key quota holds across replicas: 20 creations for one owner spread
+// over two stores on one database, under quota 3, store exactly 3.
+func TestPostgresQuotaAcrossReplicas(t *testing.T) {
+	dsn := pgSchema(t)
+	replicas := []*store.Postgres{openPG(t, dsn), openPG(t, dsn)}
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() {
+			sl := fxSlot(fmt.Sprintf("quota-%02d", i))
+			sl.Owner, sl.Quota = "carol", 3
+			errs[i] = replicas[i%2].CreateSlot(ctx, sl)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrQuotaExceeded):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if n, err := replicas[0].CountByOwner(ctx, "carol"); ok != 3 || n != 3 || err != nil {
+		t.Fatalf("%d creations succeeded, %d stored (%v), want 3", ok, n, err)
+	}
+}
