@@ -266,9 +266,13 @@ func (s *Postgres) MarkReady(ctx context.Context, owner, keyID string, transcrip
 	})
 }
 
-// Discard implements Store.
+// Discard implements Store; the discarded share's row version is vacuumed
+// as in Delete.
 func (s *Postgres) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
-	return s.modifyOwned(ctx, "discarding a pending share", owner, keyID, func(r *Record) (bool, error) { return true, discard(r, transcript) })
+	if err := s.modifyOwned(ctx, "discarding a pending share", owner, keyID, func(r *Record) (bool, error) { return true, discard(r, transcript) }); err != nil {
+		return err
+	}
+	return s.vacuum(ctx)
 }
 
 // Get implements Store.
@@ -356,11 +360,24 @@ func (s *Postgres) Reseal(ctx context.Context, keyID string, fn ResealFunc) erro
 	})
 }
 
-// Delete implements Store: the row is rewritten as a tombstone without the
-// sealed blobs. PostgreSQL keeps the old row version until VACUUM reclaims
-// it (and in WAL and backups); as with bbolt, the blobs are useless without
-// the HSM key, and rotating that key is what makes them unrecoverable.
+// Delete implements Store: the row is rewritten in place as the tombstone,
+// then VACUUM reclaims the old row version (and its TOAST data) so that
+// later writes reuse its space. Until they do, and in WAL, on standbys and
+// in backups, the old bytes can outlive the row: what makes the blobs
+// unrecoverable is the per-key data key the caller destroys next
+// (daemon/quorum/seal.go).
 func (s *Postgres) Delete(ctx context.Context, owner, keyID string) error {
 	now := s.now()
-	return s.modifyOwned(ctx, "deleting a key", owner, keyID, func(r *Record) (bool, error) { tombstone(r, now); return true, nil })
+	err := s.modifyOwned(ctx, "deleting a key", owner, keyID, func(r *Record) (bool, error) { *r = tombstone(*r, now); return true, nil })
+	if err != nil {
+		return err
+	}
+	return s.vacuum(ctx)
+}
+
+// vacuum reclaims dead row versions of the key table (it cannot run inside
+// a transaction, so it follows the write).
+func (s *Postgres) vacuum(ctx context.Context) error {
+	_, err := s.pool.Exec(context.WithoutCancel(ctx), `VACUUM quorumd_keys`)
+	return classify("vacuuming the key table", err)
 }

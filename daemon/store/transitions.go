@@ -110,13 +110,6 @@ func resealTo(r *Record, share, ident []byte) error {
 	return nil
 }
 
-// tombstone: live → deleted, without sealed material or recovery data.
-func tombstone(r *Record, now time.Time) {
-	r.State = StateDeleted
-	r.SealedShare, r.SealedIdentityKey, r.RecoveryData = nil, nil, nil
-	r.DeletedAt = now
-}
-
 func (r *Record) setCommitment(c Commitment) {
 	r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
 	r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
