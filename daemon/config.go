@@ -25,6 +25,8 @@ type Config struct {
 	Server   ServerConfig   `yaml:"server"`
 	Limits   LimitsConfig   `yaml:"limits"`
 	StateDir string         `yaml:"state_dir"`
+	Store    string         `yaml:"store"`
+	Postgres PostgresConfig `yaml:"postgres"`
 	HSM      HSMConfig      `yaml:"hsm"`
 	Policy   PolicyConfig   `yaml:"policy"`
 	Relay    RelayConfig    `yaml:"relay"`
@@ -233,6 +235,7 @@ func DefaultConfig() *Config {
 		Limits: LimitsConfig{MaxParties: 16, MaxBatchSize: DefaultMaxBatchSize, UserRooms: 2000, RoomWindow: 10 * time.Minute,
 			UserRoomRate: 20, UserRoomBurst: 100},
 		StateDir: "/var/lib/quorumd",
+		Store:    StoreBolt,
 		HSM: HSMConfig{
 			TokenLabel:  "quorumd",
 			KeyLabel:    "quorumd-wrap",
@@ -470,6 +473,7 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
 		bad("state_dir %q must be an absolute path", c.StateDir)
 	}
+	errs = append(errs, c.validateStore()...)
 	h := c.HSM
 	if h.Module == "" {
 		bad("hsm.module (the PKCS#11 library path) is required")
@@ -595,6 +599,15 @@ func (c *Config) CheckFiles(lookupEnv func(string) (string, bool)) error {
 			continue
 		}
 		fh.Close()
+	}
+	if c.Store == StorePostgres {
+		if p, err := c.Postgres.DSNPath(lookupEnv); err != nil {
+			errs = append(errs, err)
+		} else if fh, err := os.Open(p); err != nil {
+			errs = append(errs, fmt.Errorf("postgres DSN: %w", err))
+		} else {
+			fh.Close()
+		}
 	}
 	if c.HSM.PINEnv != "" {
 		if v, ok := lookupEnv(c.HSM.PINEnv); !ok || v == "" {
