@@ -83,6 +83,7 @@ func commands() []command {
 		{"backup", "backup export|import|identity: a key share's encrypted backup (age)", runBackupCmd},
 		{"delete-key", "delete a key share on a daemon (irreversible)", runDeleteKeyCmd},
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
+		{"batch-sign", "sign many messages with u daemons in one ceremony and verify every signature", runBatchSignCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
 		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"filippo.io/age"
-	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/secmem"
@@ -82,23 +81,6 @@ func (s *Service) ExportBackup(ctx context.Context, owner, keyID string, to daem
 		return nil, fmt.Errorf("encrypting the backup: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// openShare decodes r's sealed share into storage (locked memory); the
-// HSM's plaintext is cleared at once. Decoding is constant time.
-func (s *Service) openShare(r store.Record, storage *btcec.ModNScalar) error {
-	sb, err := s.Sealer.Open(r.SealedShare, shareAAD(r.KeyID, r.Owner, r.OwnID))
-	if err != nil {
-		return fmt.Errorf("opening share of %s: %w", r.KeyID, err)
-	}
-	overflow := storage.SetByteSlice(sb)
-	n := len(sb)
-	clear(sb)
-	if overflow || n != 32 {
-		storage.Zero()
-		return fmt.Errorf("share of %s: bad encoding", r.KeyID)
-	}
-	return nil
 }
 
 func parseBackup(b []byte) (priv, share, recovery []byte, err error) {
