@@ -80,7 +80,7 @@ func commands() []command {
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
-		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},
+		{"bench", "load benchmark on loopback daemons: bench import|sign|floor|all", runBenchCmd},
 	}
 }
 
