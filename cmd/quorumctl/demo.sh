@@ -320,7 +320,7 @@ fi
 
 if [ "$mode" = bench ]; then
   say "bench all: the floor, then $bench_t-of-$((ndaemons * bench_per)) import and sign at concurrency 1 and $bench_c, $bench_d each"
-  "$ctl" bench all -daemons "$daemons" -parties-per-daemon "$bench_per" -threshold "$bench_t" -cs "1,$bench_c" -d "$bench_d" \
+  "$ctl" bench all -daemons "$daemons" -parties-per-daemon "$bench_per" -threshold "$bench_t" -cs "$(if [ "$bench_c" = 1 ]; then echo 1; else echo "1,$bench_c"; fi)" -d "$bench_d" \
     -config "$work/d0/quorumd.yaml" -relay "$relay_addr" ${QUORUM_BENCH_OUT:+-out "$QUORUM_BENCH_OUT"} | indent
   exit 0
 fi
