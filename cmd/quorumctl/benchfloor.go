@@ -259,8 +259,21 @@ func measureRelay(ctx context.Context, addr string, budget time.Duration) (deliv
 	if err != nil {
 		return 0, 0, err
 	}
-	a, b := floorParty(1), floorParty(2)
-	ta, tb := ceremony.RelayTransport(rc, room, a), ceremony.RelayTransport(rc, room, b)
+	ida, err := envelope.GenerateIdentity()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ida.Zero()
+	idb, err := envelope.GenerateIdentity()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer idb.Zero()
+	a, b := ida.Public(), idb.Public()
+	members := []envelope.Party{a, b}
+	ta, tb := ceremony.RelayTransport(rc, room, ida, members), ceremony.RelayTransport(rc, room, idb, members)
+	defer ta.Leave(context.WithoutCancel(ctx))
+	defer tb.Leave(context.WithoutCancel(ctx))
 	ectx, stop := context.WithCancel(ctx)
 	defer stop()
 	echoed := make(chan error, 1)
@@ -292,13 +305,6 @@ func measureRelay(ctx context.Context, addr string, budget time.Duration) (deliv
 		return 0, 0, err
 	}
 	return rtt / 2, create, nil
-}
-
-// floorParty is a fixed, valid-looking relay seat name.
-func floorParty(b byte) envelope.Party {
-	var p envelope.Party
-	p[0], p[32] = 2, b
-	return p
 }
 
 // measureCeremonies runs t-of-n imports and u-signer signatures with the
