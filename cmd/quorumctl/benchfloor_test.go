@@ -72,6 +72,14 @@ func TestFloorArithmetic(t *testing.T) {
 	if want := 2 / (2240e-6); fmt.Sprintf("%.3f", f.ImportPerS) != fmt.Sprintf("%.3f", want) {
 		t.Errorf("import floor throughput %f, want %f", f.ImportPerS, want)
 	}
+	// On a loaded machine wall time exceeds the CPU the crypto needs: the
+	// floor counts the CPU.
+	g := *f
+	g.ImportCrypto = 5 * time.Millisecond
+	g.derive()
+	if g.Import != f.Import {
+		t.Errorf("import floor %s with wall > CPU, want %s", g.Import, f.Import)
+	}
 	a := &benchAll{Floor: f, Runs: []*benchReport{
 		{Mode: "import", Concurrency: 1, Latency: latencyStats{P50: 5 * time.Millisecond},
 			Phases: map[string]latencyStats{"ceremony": {P50: 4580 * time.Microsecond}}},

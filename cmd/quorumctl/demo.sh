@@ -214,7 +214,11 @@ EOF
 
 # --- relay ------------------------------------------------------------------------------
 say "starting quorum-relay"
-start relay "$bin/quorum-relay" -listen 127.0.0.1:0
+relay_args=()
+if [ "$mode" = bench ]; then # a load test creates a room per operation
+  relay_args=(-max-rooms-per-client 1000000 -client-room-rate 100000 -client-room-burst 100000)
+fi
+start relay "$bin/quorum-relay" -listen 127.0.0.1:0 "${relay_args[@]}"
 relay_addr=$(listen_addr relay "${pids[-1]}")
 echo "    relay: pid ${pids[-1]}, $relay_addr"
 
