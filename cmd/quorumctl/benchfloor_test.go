@@ -75,7 +75,7 @@ func TestFloorArithmetic(t *testing.T) {
 	// On a loaded machine wall time exceeds the CPU the crypto needs: the
 	// floor counts the CPU.
 	g := *f
-	g.ImportCrypto = 5 * time.Millisecond
+	g.ImportCrypto, g.ImportCPU = 5*time.Millisecond, time.Millisecond
 	g.derive()
 	if g.Import != f.Import {
 		t.Errorf("import floor %s with wall > CPU, want %s", g.Import, f.Import)
