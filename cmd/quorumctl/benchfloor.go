@@ -48,6 +48,7 @@ type floorReport struct {
 	RoomCreate               time.Duration // a room created at the relay
 	HTTP                     time.Duration // GET /healthz of a daemon
 	HSMSeal, HSMOpen         time.Duration
+	HSMDataKey               time.Duration // a per-key data key made on the token (key-slot creation)
 	Fsync                    time.Duration // a 4 KiB rewrite + fsync in state_dir
 
 	Import      time.Duration // the import calls, first request to last 200
@@ -64,7 +65,7 @@ type floorReport struct {
 func (f *floorReport) derive() {
 	imp, sig := min(f.ImportCrypto, f.ImportCPU), min(f.SignCrypto, f.SignCPU)
 	f.Import = imp + 2*f.RelayDelivery + f.HSMSeal + f.Fsync + f.HTTP
-	slots := f.HTTP + f.HSMSeal + f.Fsync
+	slots := f.HTTP + f.HSMDataKey + f.HSMSeal + f.Fsync
 	room := f.HTTP + f.RoomCreate
 	f.ImportWhole = slots + room + f.Import
 	f.Sign = room + sig + 2*f.RelayDelivery + f.HSMOpen + f.HTTP
@@ -82,7 +83,7 @@ func (f *floorReport) human(w io.Writer) {
 	fmt.Fprintf(w, "  import ceremony crypto (all parties, in-process) %s (CPU %s)\n", ms(f.ImportCrypto), ms(f.ImportCPU))
 	fmt.Fprintf(w, "  sign ceremony crypto (all signers, in-process)   %s (CPU %s)\n", ms(f.SignCrypto), ms(f.SignCPU))
 	fmt.Fprintf(w, "  relay delivery %s, room creation %s, HTTP round trip %s\n", ms(f.RelayDelivery), ms(f.RoomCreate), ms(f.HTTP))
-	fmt.Fprintf(w, "  HSM seal %s, open %s; fsync in state_dir %s\n", ms(f.HSMSeal), ms(f.HSMOpen), ms(f.Fsync))
+	fmt.Fprintf(w, "  HSM seal %s, open %s, data key creation %s; fsync in state_dir %s\n", ms(f.HSMSeal), ms(f.HSMOpen), ms(f.HSMDataKey), ms(f.Fsync))
 	fmt.Fprintf(w, "floor: import calls %s, whole import %s, sign %s\n", ms(f.Import), ms(f.ImportWhole), ms(f.Sign))
 	fmt.Fprintf(w, "floor throughput (%d cores): %.0f imports/s, %.0f signatures/s\n", f.CPUs, f.ImportPerS, f.SignPerS)
 }
@@ -153,7 +154,7 @@ func measureFloor(ctx context.Context, c *cli, o *floorOpts, d *Client) (*floorR
 	if f.HTTP, err = medianOf(ctx, o.budget, 10000, func() error { return d.Probe(ctx, "/healthz") }); err != nil {
 		return nil, fmt.Errorf("daemon %s: %w", d.Base, err)
 	}
-	if f.HSMSeal, f.HSMOpen, err = measureHSM(ctx, cfg.HSM, o.budget); err != nil {
+	if f.HSMSeal, f.HSMOpen, f.HSMDataKey, err = measureHSM(ctx, cfg.HSM, o.budget); err != nil {
 		return nil, fmt.Errorf("HSM: %w", err)
 	}
 	if f.Fsync, err = measureFsync(ctx, cfg.StateDir, o.budget); err != nil {
@@ -183,8 +184,9 @@ func medianOf(ctx context.Context, budget time.Duration, limit int, op func() er
 }
 
 // measureHSM seals and opens random bytes under the daemon's token and key
-// (a separate session; nothing is stored).
-func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (seal, open time.Duration, err error) {
+// (a separate session; nothing is stored), and makes and destroys a few
+// per-key data keys as key-slot creation makes them.
+func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (seal, open, dataKey time.Duration, err error) {
 	if c.SlotNumber != nil {
 		c.TokenLabel = ""
 	}
@@ -192,26 +194,44 @@ func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (
 		PINFile: c.PINFile, PINEnv: c.PINEnv, KeyLabel: c.KeyLabel, ReadKeyLabels: c.ReadKeyLabels,
 		MaxSessions: c.MaxSessions})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer h.Close()
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	aad := []byte("quorumctl bench floor")
 	var blob []byte
-	seal, err = medianOf(ctx, budget/2, 10000, func() (err error) {
+	seal, err = medianOf(ctx, budget/3, 10000, func() (err error) {
 		blob, err = h.Seal(secret, aad)
 		return err
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	open, err = medianOf(ctx, budget/2, 10000, func() error {
+	open, err = medianOf(ctx, budget/3, 10000, func() error {
 		pt, err := h.Open(blob, aad)
 		clear(pt)
 		return err
 	})
-	return seal, open, err
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var made []string
+	defer func() {
+		for _, id := range made {
+			if derr := h.DestroyDataKey(id); derr != nil && err == nil {
+				err = derr
+			}
+		}
+	}()
+	dataKey, err = medianOf(ctx, budget/3, 20, func() error {
+		var b [8]byte
+		rand.Read(b[:])
+		id := fmt.Sprintf("bench-floor-%x", b)
+		made = append(made, id)
+		return h.CreateDataKey(id)
+	})
+	return seal, open, dataKey, err
 }
 
 // measureFsync rewrites one 4 KiB page of a scratch file in dir and fsyncs
