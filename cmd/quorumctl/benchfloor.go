@@ -55,10 +55,10 @@ type floorReport struct {
 	ImportWhole time.Duration // slots, room and the import calls
 	Sign        time.Duration // room and the signing calls
 
-	// Throughputs two ... NumCPU cores allow by the same arithmetic: cores
-	// over the CPU one operation needs (ceremony crypto and the HSM
-	// operations of every party; relay, HTTP and store CPU not counted, an
-	// fsync shared by group commit).
+	// Throughputs NumCPU cores allow by the same arithmetic: cores over the
+	// CPU one operation needs (ceremony crypto and the HSM operations of
+	// every party; relay, HTTP and store CPU not counted, an fsync shared by
+	// group commit); imports also at most one data key creation at a time.
 	ImportPerS, SignPerS float64
 }
 
@@ -72,6 +72,10 @@ func (f *floorReport) derive() {
 	cores := float64(f.CPUs)
 	if c := f.ImportCPU + time.Duration(2*f.N)*f.HSMSeal; c > 0 {
 		f.ImportPerS = cores / c.Seconds()
+	}
+	// A token makes one data key at a time, and each daemon one per import.
+	if f.HSMDataKey > 0 {
+		f.ImportPerS = min(f.ImportPerS, 1/f.HSMDataKey.Seconds())
 	}
 	if c := f.SignCPU + time.Duration(f.Signers)*f.HSMOpen; c > 0 {
 		f.SignPerS = cores / c.Seconds()
