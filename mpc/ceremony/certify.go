@@ -236,3 +236,31 @@ func (p *party) graceForRefusal(ctx context.Context, have []bool) *AbortError {
 		}
 	}
 }
+
+// prepareAndCertify is a certified ceremony's ending once this party holds
+// its new share (ks) and recovery data: Prepare durably, certify, then
+// Certified; on a refusal Discard. ks.Share is zeroed. Errors as Import's.
+func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *RecoveryData, d Durable, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
+	info := ks.KeyInfo
+	err := d.Prepare(ks, rd)
+	ks.Share.Zero()
+	if err != nil {
+		return nil, pt.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
+	}
+	cert, err := pt.certify(ctx, info.Transcript, evidence, mismatch)
+	if err != nil {
+		ae := err.(*AbortError)
+		if ae.Refused {
+			if derr := d.Discard(&info); derr != nil {
+				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
+			}
+			return nil, ae
+		}
+		return nil, pt.fail(ae)
+	}
+	rd.Cert = cert
+	// A prepared record plus a certificate anywhere is complete: a failure
+	// to mark it ready is finished by recovery, not an abort.
+	_ = d.Certified(&info, rd)
+	return &info, nil
+}
