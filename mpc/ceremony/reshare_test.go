@@ -327,7 +327,7 @@ func TestReshareCases(t *testing.T) {
 // and a random t' of the new shares sign.
 func TestReshareProperty(t *testing.T) {
 	c := newClient(t)
-	rounds := 6
+	rounds := 4
 	if testing.Short() {
 		rounds = 2
 	}
@@ -442,7 +442,7 @@ func TestReshareAdversarial(t *testing.T) {
 				// Re-deal for the newcomer: a valid but different deal.
 				return redealPayload(t, p, old[1]), true
 			}
-		})), slow*20*time.Second, nil)
+		})), slow*4*time.Second, nil)
 		for _, i := range all {
 			if out[i].certified != 0 {
 				t.Fatalf("party %d certified", i)
@@ -465,7 +465,7 @@ func TestReshareAdversarial(t *testing.T) {
 	t.Run("silent dealer", func(t *testing.T) {
 		runs := reshareRuns(old, set, 2, nil)
 		runs[1].run = nil
-		out := runRedeals(t, c, runs, slow*5*time.Second, nil)
+		out := runRedeals(t, c, runs, slow*2*time.Second, nil)
 		for _, i := range honest {
 			var ae *AbortError
 			if !errors.As(out[i].err, &ae) || !errors.Is(ae, ErrTimeout) || out[i].state() != "none" {
