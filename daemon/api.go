@@ -232,7 +232,9 @@ type Backends struct {
 	// Recovery serves recovery data and recovers stuck parties; optional
 	// (without it those two routes answer not_found).
 	Recovery Recovery
-	Ready    []ReadinessCheck
+	// Lifecycle runs refresh and reshare (optional, as Recovery).
+	Lifecycle Lifecycle
+	Ready     []ReadinessCheck
 	// Classify maps foreign error types that carry no ErrType method (e.g.
 	// a ceremony's *AbortError to executor_result with its culprit-naming
 	// text); consulted after Typed errors. msg is shown to the client.

@@ -46,6 +46,9 @@ func (s *Server) routes() []*route {
 		{method: "DELETE", pattern: "/bip340/delete-key-share/:key_id", handle: s.deleteKeyShare, limited: true},
 		{method: "GET", pattern: "/bip340/recovery-data/:key_id", handle: s.recoveryData, limited: true},
 		{method: "POST", pattern: "/bip340/recover", handle: s.recover, limited: true},
+		{method: "POST", pattern: "/bip340/refresh", handle: s.refresh, limited: true},
+		{method: "POST", pattern: "/bip340/reshare/existing-party", handle: s.reshareExisting, limited: true},
+		{method: "POST", pattern: "/bip340/reshare/new-party", handle: s.reshareNew, limited: true},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.TrimPrefix(r.pattern, "/"), "/")

@@ -111,6 +111,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Rooms:      svc,
 		Ceremonies: svc,
 		Recovery:   svc,
+		Lifecycle:  svc,
 		Ready: []daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
