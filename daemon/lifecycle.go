@@ -49,11 +49,7 @@ func (s *Server) refresh(rc *reqCtx) error {
 		return &Error{Type: ErrTypeNotFound, Msg: "refresh is not served here"}
 	}
 	var p RefreshParams
-	err := decodeObject(rc.body(), []field{
-		stringField("room_uuid", true, 36, checkRoomUUID, &p.RoomUUID),
-		stringField("key_id", true, 36, checkKeyID, &p.KeyID),
-		stringField("relay_address", false, 261, checkRelayAddress, &p.RelayAddress),
-	})
+	err := decodeObject(rc.body(), refreshFields(&p))
 	rc.wipeBody()
 	if err != nil {
 		return err
@@ -82,27 +78,11 @@ func (s *Server) reshare(rc *reqCtx, existing bool) error {
 		return &Error{Type: ErrTypeNotFound, Msg: "reshare is not served here"}
 	}
 	var (
-		p          ReshareParams
-		a          importAux
-		pub        string
-		thName     = "threshold"
-		othersName = "others_keygen_ids"
+		p   ReshareParams
+		a   importAux
+		pub string
 	)
-	if existing {
-		thName, othersName = "new_threshold", "new_keygen_ids"
-	}
-	fields := []field{
-		stringField("room_uuid", true, 36, checkRoomUUID, &p.RoomUUID),
-		stringField("key_id", true, 36, checkKeyID, &p.KeyID),
-		intField(thName, true, &p.Threshold, &a.hasThreshold),
-		intField("num_parties", false, &a.numParties, &a.hasNumParties),
-		stringListField(othersName, true, &a.others),
-		stringField("relay_address", false, 261, checkRelayAddress, &p.RelayAddress),
-	}
-	if !existing {
-		fields = append(fields, stringField("pubkey", false, 64, nil, &pub))
-	}
-	err := decodeObject(rc.body(), fields)
+	err := decodeObject(rc.body(), reshareFields(&p, &a, &pub, existing))
 	rc.wipeBody()
 	if err != nil {
 		return err
@@ -142,6 +122,33 @@ func (s *Server) reshare(rc *reqCtx, existing bool) error {
 	}
 	return s.lifecycleAnswer(rc, kind, AuditKeyReshared, start, res, err, slog.String("from_key_id", p.KeyID),
 		slog.Int("t", p.Threshold), slog.Int("n", n), slog.String("room_uuid", p.RoomUUID))
+}
+
+func refreshFields(p *RefreshParams) []field {
+	return []field{
+		stringField("room_uuid", true, 36, checkRoomUUID, &p.RoomUUID),
+		stringField("key_id", true, 36, checkKeyID, &p.KeyID),
+		stringField("relay_address", false, 261, checkRelayAddress, &p.RelayAddress),
+	}
+}
+
+func reshareFields(p *ReshareParams, a *importAux, pub *string, existing bool) []field {
+	thName, othersName := "threshold", "others_keygen_ids"
+	if existing {
+		thName, othersName = "new_threshold", "new_keygen_ids"
+	}
+	fields := []field{
+		stringField("room_uuid", true, 36, checkRoomUUID, &p.RoomUUID),
+		stringField("key_id", true, 36, checkKeyID, &p.KeyID),
+		intField(thName, true, &p.Threshold, &a.hasThreshold),
+		intField("num_parties", false, &a.numParties, &a.hasNumParties),
+		stringListField(othersName, true, &a.others),
+		stringField("relay_address", false, 261, checkRelayAddress, &p.RelayAddress),
+	}
+	if !existing {
+		fields = append(fields, stringField("pubkey", false, 64, nil, pub))
+	}
+	return fields
 }
 
 // lifecycleAnswer records the ceremony and answers {key_id, pubkey}.

@@ -132,6 +132,9 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /create-room":                              createRoomFields(new(int)),
 		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
 		"post /bip340/recover":                           recoverFields(new(string), new(string)),
+		"post /bip340/refresh":                           refreshFields(&RefreshParams{}),
+		"post /bip340/reshare/existing-party":            reshareFields(&ReshareParams{}, &importAux{}, new(string), true),
+		"post /bip340/reshare/new-party":                 reshareFields(&ReshareParams{}, &importAux{}, new(string), false),
 	}
 	for k, op := range documented {
 		r := routed[k]
