@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh [bench [CONCURRENCY [DURATION]] | serve]
+# demo.sh [bench [CONCURRENCY [DURATION]] | serve | lifecycle]
 #
 # `make demo`: a whole quorum on this machine, end to end.
 #   - installs what is missing (softhsm2 via hsm/softhsm-init.sh) and builds
@@ -21,6 +21,11 @@
 #
 # `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench import`
 # and `quorumctl bench sign` (2-of-3, concurrency C=32, duration D=10s).
+# `demo.sh lifecycle` starts a fourth daemon and continues after the
+# signature (lifecycle_reshare): refresh → sign → reshare 2-of-3 to 2-of-4
+# with daemon 3 → sign with daemons 3 and 1 → remove daemon 0 (2-of-3 among
+# 1, 2, 3) → sign, printing pubkey, message and signature each time, the
+# pubkey unchanged throughout.
 # `demo.sh serve` runs the same setup and keeps it running until Ctrl-C; it
 # writes the URLs and API keys to .state/demo/current.env (see
 # docs/quickstart.md) for trying the API with curl or quorumctl.
@@ -32,10 +37,13 @@ set -euo pipefail
 
 mode=${1:-demo}
 case $mode in
-  demo | serve) ;;
+  demo | serve | lifecycle) ;;
   bench) bench_c=${2:-32}; bench_d=${3:-10s} ;;
-  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve]" >&2; exit 2 ;;
+  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve | lifecycle]" >&2; exit 2 ;;
 esac
+ndaemons=3
+[ "$mode" = lifecycle ] && ndaemons=4
+all_daemons=$(seq 0 $((ndaemons - 1)))
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -130,8 +138,8 @@ listen_addr() {
 }
 
 # --- HSM tokens -------------------------------------------------------------------
-say "SoftHSM: three tokens in $work/softhsm"
-for i in 0 1 2; do
+say "SoftHSM: $ndaemons tokens in $work/softhsm"
+for i in $all_daemons; do
   bash hsm/softhsm-init.sh "$work/softhsm" "demo-$i" 2>&1 | sed '/^export /d' | indent
 done
 export SOFTHSM2_CONF=$work/softhsm/softhsm2.conf
@@ -203,7 +211,7 @@ echo "    relay: pid ${pids[-1]}, $relay_addr"
 
 # --- daemons ------------------------------------------------------------------------------
 urls=()
-for i in 0 1 2; do
+for i in $all_daemons; do
   d=$work/d$i
   mkdir -p "$d/state"
   if [ "$policy_mode" = vault ]; then
@@ -255,7 +263,7 @@ daemons=$(IFS=,; echo "${urls[*]}")
 
 # --- users --------------------------------------------------------------------------------
 keys=()
-for i in 0 1 2; do
+for i in $all_daemons; do
   say "daemon $i: create user \"demo\" (GET /admin/create-user with the admin key)"
   admin_key=$(sed -n 's/^api_key: //p' "$work/d$i/admin.txt")
   QUORUMCTL_ADMIN_KEY=$admin_key "$ctl" create-user -daemon "${urls[$i]}" -name demo >"$work/d$i/user.txt"
@@ -265,6 +273,10 @@ done
 export QUORUMCTL_KEYS
 QUORUMCTL_KEYS=$(IFS=,; echo "${keys[*]}")
 
+# The import and the first signature use daemons 0..2 (a fourth, in
+# lifecycle mode, joins later).
+daemons3=$(IFS=,; echo "${urls[*]:0:3}")
+keys3=$(IFS=,; echo "${keys[*]:0:3}")
 if [ "$mode" = serve ]; then
   {
     echo "# quorumd demo quorum (demo.sh serve, pid $$); valid while it runs"
@@ -297,9 +309,52 @@ if [ "$mode" = bench ]; then
   exit 0
 fi
 
+# --- key lifecycle (demo.sh lifecycle) ----------------------------------------------------
+# lifecycle_sign WHAT DAEMONS KEYS KEY_IDS SIGNERS: sign a random message,
+# verify it against the (unchanged) pubkey, print the three lines.
+lifecycle_sign() {
+  local what=$1 ds=$2 ks=$3 ids=$4 signers=$5 msg sig
+  msg=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  say "sign a random message ($what)"
+  QUORUMCTL_KEYS=$ks "$ctl" sign -daemons "$ds" -key-ids "$ids" -signers "$signers" -msg "$msg" -timeout 60s >"$work/sign-$what.txt"
+  indent <"$work/sign-$what.txt"
+  sig=$(sed -n 's/^signature: //p' "$work/sign-$what.txt")
+  [[ $sig =~ ^[0-9a-f]{128}$ ]] || die "sign ($what) printed no signature"
+  "$ctl" verify -pubkey "$pubkey" -msg "$msg" -sig "$sig" | indent
+  echo "pubkey: $pubkey"
+  echo "message: $msg"
+  echo "signature: $sig"
+}
+# lifecycle_step WHAT OUT: checks the pubkey OUT printed is the key's and
+# echoes its new key_ids.
+lifecycle_step() {
+  local what=$1 out=$2
+  indent <"$out" >&2
+  [ "$(sed -n 's/^pubkey: //p' "$out")" = "$pubkey" ] || die "$what changed the pubkey"
+  sed -n 's/^key_ids: //p' "$out"
+}
+lifecycle_reshare() {
+  local ids ids4 ids123 d123 k123
+  say "refresh: daemons 0, 1, 2 deal sharings of zero (fresh shares, new key_ids, same key)"
+  QUORUMCTL_KEYS=$keys3 "$ctl" refresh -daemons "$daemons3" -key-ids "$key_ids" -timeout 60s >"$work/refresh.txt"
+  ids=$(lifecycle_step refresh "$work/refresh.txt")
+  lifecycle_sign refresh "$daemons3" "$keys3" "$ids" 0,1
+  say "reshare 2-of-3 to 2-of-4: daemon 3 joins as a new party"
+  "$ctl" reshare -daemons "$daemons" -key-ids "$ids" -threshold 2 -timeout 60s >"$work/reshare-add.txt"
+  ids4=$(lifecycle_step "reshare (add)" "$work/reshare-add.txt")
+  lifecycle_sign "new daemon 3 with daemon 1" "$daemons" "$QUORUMCTL_KEYS" "$ids4" 3,1
+  say "remove daemon 0: daemons 1, 2, 3 reshare 2-of-4 to 2-of-3 among themselves"
+  d123=$(IFS=,; echo "${urls[*]:1:3}")
+  k123=$(IFS=,; echo "${keys[*]:1:3}")
+  ids123=$(echo "$ids4" | cut -d, -f2-4)
+  QUORUMCTL_KEYS=$k123 "$ctl" reshare -daemons "$d123" -key-ids "$ids123" -threshold 2 -timeout 60s >"$work/reshare-remove.txt"
+  ids=$(lifecycle_step "reshare (remove)" "$work/reshare-remove.txt")
+  grep -q '^threshold: 2 of 3$' "$work/reshare-remove.txt" || die "removal did not give a 2-of-3 key"
+  lifecycle_sign "after removing daemon 0" "$d123" "$k123" "$ids" 0,2
+}
 # --- import -----------------------------------------------------------------------------------
 say "import a freshly generated private key 2-of-3 (daemon 0 importer, daemons 1 and 2 recipients)"
-"$ctl" import -daemons "$daemons" -threshold 2 -importer 0 -generate -timeout 60s >"$work/import.txt"
+QUORUMCTL_KEYS=$keys3 "$ctl" import -daemons "$daemons3" -threshold 2 -importer 0 -generate -timeout 60s >"$work/import.txt"
 indent <"$work/import.txt"
 pubkey=$(sed -n 's/^pubkey: //p' "$work/import.txt")
 key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
@@ -308,7 +363,7 @@ key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
 # --- sign and verify -------------------------------------------------------------------------
 message=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 say "sign a random 32-byte message with daemons 0 and 2"
-"$ctl" sign -daemons "$daemons" -key-ids "$key_ids" -signers 0,2 -msg "$message" -timeout 60s >"$work/sign.txt"
+QUORUMCTL_KEYS=$keys3 "$ctl" sign -daemons "$daemons3" -key-ids "$key_ids" -signers 0,2 -msg "$message" -timeout 60s >"$work/sign.txt"
 indent <"$work/sign.txt"
 signature=$(sed -n 's/^signature: //p' "$work/sign.txt")
 [[ $signature =~ ^[0-9a-f]{128}$ ]] || die "sign printed no signature"
@@ -319,3 +374,6 @@ say "verify the signature against the imported pubkey"
 echo "pubkey: $pubkey"
 echo "message: $message"
 echo "signature: $signature"
+if [ "$mode" = lifecycle ]; then
+  lifecycle_reshare
+fi
