@@ -44,6 +44,10 @@ type redeal struct {
 	rand     io.Reader
 
 	tamper func(d *dealing) // tests: a cheating dealer
+
+	// opened holds the sub-shares checked as their deals arrived, for
+	// combine (secret; combine zeroes them).
+	opened map[envelope.Party]*btcec.ModNScalar
 }
 
 // dealing is one dealer's deal before it is sealed (tests may tamper).
@@ -165,8 +169,17 @@ func (r *redeal) deal(ctx context.Context, pt *party) (*KeyShare, *RecoveryData,
 		e, _ := envelope.Unmarshal(own)
 		deals[pt.me] = e
 	}
+	r.opened = map[envelope.Party]*btcec.ModNScalar{}
+	defer func() {
+		for _, s := range r.opened {
+			s.Zero()
+		}
+	}()
 	check := func(e *envelope.Envelope) error {
-		_, err := r.checkDeal(pt.id, e)
+		s, err := r.checkDeal(pt.id, e)
+		if err == nil {
+			r.opened[e.From] = s
+		}
 		return err
 	}
 	if r.old == nil {
@@ -402,10 +415,13 @@ func (r *redeal) combine(id *envelope.Identity, deals []*envelope.Envelope) (*Ke
 	}
 	var comms []vss.Commitments
 	for _, e := range deals {
-		s, err := r.checkDeal(id, e)
-		if err != nil {
-			ks.Share.Zero()
-			return nil, err
+		s := r.opened[e.From]
+		if s == nil {
+			var err error
+			if s, err = r.checkDeal(id, e); err != nil {
+				ks.Share.Zero()
+				return nil, err
+			}
 		}
 		ks.Share.Add(s)
 		s.Zero()

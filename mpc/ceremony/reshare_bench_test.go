@@ -64,12 +64,13 @@ func BenchmarkRedealParty(b *testing.B) {
 						b.Fatal(err)
 					}
 					deals := append([]*envelope.Envelope{own}, others...)
+					r.opened = map[envelope.Party]*btcec.ModNScalar{}
 					for _, e := range deals[1:] {
 						s, err := r.checkDeal(me.id, e)
 						if err != nil {
 							b.Fatal(err)
 						}
-						s.Zero()
+						r.opened[e.From] = s
 					}
 					ordered := make([]*envelope.Envelope, 0, len(deals))
 					for _, p := range r.dealers(r.old) {
