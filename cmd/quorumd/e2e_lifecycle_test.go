@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -145,4 +146,43 @@ func TestE2ELifecycle(t *testing.T) {
 	st, body = q.nodes[0].call("POST", "/bip340/reshare/existing-party", q.nodes[0].userKey, map[string]any{"room_uuid": "00000000-0000-4000-8000-000000000000",
 		"key_id": s[0].keyID, "new_threshold": 2, "new_keygen_ids": others(q.slots(q.nodes[1:2]), 5)})
 	expectErr(t, "reshare from a key with no share", st, body, 400, "key_operation_before_keygen")
+}
+
+// BenchmarkE2ELifecycle measures whole refresh and reshare ceremonies
+// through HTTP against in-process daemons (real SoftHSM tokens, stores, a
+// loopback relay), one at a time, each generation refreshing or
+// resharing the previous one: 2-of-3, and 5-of-8 (the test tokens' limit).
+func BenchmarkE2ELifecycle(b *testing.B) {
+	t := &testing.T{}
+	relayAddr := testkit.Relay(b)
+	q := newQuorum(t, relayAddr, 0, 8)
+	b.Cleanup(func() {
+		for _, n := range q.nodes {
+			n.stop()
+		}
+	})
+	for _, tc := range []struct{ t, n int }{{2, 3}, {5, 8}} {
+		nodes := q.nodes[:tc.n]
+		ids, pub, _ := q.importAndCheck(nodes, tc.t)
+		for _, mode := range []string{"refresh", "reshare"} {
+			b.Run(fmt.Sprintf("%s/%d-of-%d", mode, tc.t, tc.n), func(b *testing.B) {
+				for b.Loop() {
+					var out []answer
+					if mode == "refresh" {
+						out = q.refresh(nodes, ids)
+					} else {
+						out = q.reshare(nodes, ids, nil, tc.t, pub)
+					}
+					for _, a := range out {
+						if a.status != 200 {
+							b.Fatal(a.body["_raw"])
+						}
+					}
+					for i, a := range out {
+						ids[i] = a.body["key_id"].(string)
+					}
+				}
+			})
+		}
+	}
 }
