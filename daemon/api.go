@@ -54,7 +54,7 @@ type AuthParams struct {
 	N            int    // parties of an import, room_size of create-room
 	Threshold    int    // t of an import
 	RelayAddress string // an explicit relay_address override; "" = the default relay
-	KeyCount     int    // create_key: the caller's live keys, for the key quota
+	KeyCount     int    // the caller's live keys, for a policy's key quota check (0 when the store enforces it)
 }
 
 // Caller is the authenticated user behind an API key.
@@ -62,6 +62,9 @@ type Caller struct {
 	UserID string
 	Name   string
 	Admin  bool
+	// KeyQuota is set for create_key: the most live keys the caller's
+	// policy allows (0 = no limit), enforced by Keys.Create atomically.
+	KeyQuota int
 }
 
 // Authorizer authenticates the raw API key of the Authorization header and
@@ -142,8 +145,11 @@ type Tweaks struct {
 // is the caller's user_id; a key of another owner must fail exactly like an
 // absent one (ErrKeyNotFound, key_id_not_exists).
 type Keys interface {
-	// Create makes a new key slot with a fresh, HSM-sealed identity key.
-	Create(ctx context.Context, owner string) (KeySlot, error)
+	// Create makes a new key slot with a fresh, HSM-sealed identity key. If
+	// quota > 0 and owner already has quota live keys, it fails with
+	// policy_validation_failed; the count and the insert are one
+	// transaction, never check-then-act.
+	Create(ctx context.Context, owner string, quota int) (KeySlot, error)
 	// Get returns the public record of a key owned by owner.
 	Get(ctx context.Context, owner, keyID string) (KeyInfo, error)
 	// Delete irreversibly destroys the key slot and its sealed material.

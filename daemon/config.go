@@ -46,8 +46,51 @@ type ServerConfig struct {
 	ShutdownTimeout       time.Duration `yaml:"shutdown_timeout"`
 	// LockedSecretSlots sizes the locked-memory arena (64 bytes a slot)
 	// holding the secrets of calls in flight; 0 disables locking.
-	LockedSecretSlots int       `yaml:"locked_secret_slots"`
-	TLS               TLSConfig `yaml:"tls"`
+	LockedSecretSlots int `yaml:"locked_secret_slots"`
+	// Fair sharing (DESIGN §2, §9): MaxConcurrentRequests bounds short
+	// requests, MaxConcurrentCeremonies those waiting on a room (import,
+	// sign); each user gets at most UserMax* of each, and admins have
+	// AdminReservedRequests more seats nobody else can take. 0 derives a
+	// default from the global limits (see the getters below).
+	MaxConcurrentCeremonies int       `yaml:"max_concurrent_ceremonies"`
+	UserMaxRequests         int       `yaml:"user_max_requests"`
+	UserMaxCeremonies       int       `yaml:"user_max_ceremonies"`
+	AdminReservedRequests   int       `yaml:"admin_reserved_requests"`
+	TLS                     TLSConfig `yaml:"tls"`
+}
+
+// DefaultMaxCeremonies is the ceremony budget unless locked memory is
+// smaller (each ceremony holds two locked secret slots).
+const DefaultMaxCeremonies = 128
+
+// Ceremonies is the effective ceremony budget: as set, else
+// DefaultMaxCeremonies capped by what locked_secret_slots can hold.
+func (s ServerConfig) Ceremonies() int {
+	if s.MaxConcurrentCeremonies > 0 {
+		return s.MaxConcurrentCeremonies
+	}
+	if s.LockedSecretSlots > 0 {
+		return max(1, min(DefaultMaxCeremonies, s.LockedSecretSlots/2))
+	}
+	return DefaultMaxCeremonies
+}
+
+// UserRequests is one user's share of the short-request budget: as set,
+// else half of it, so no single user can take it all.
+func (s ServerConfig) UserRequests() int {
+	if s.UserMaxRequests > 0 {
+		return s.UserMaxRequests
+	}
+	return max(1, s.MaxConcurrentRequests/2)
+}
+
+// UserCeremonies is one user's share of the ceremony budget: as set, else
+// half of it.
+func (s ServerConfig) UserCeremonies() int {
+	if s.UserMaxCeremonies > 0 {
+		return s.UserMaxCeremonies
+	}
+	return max(1, s.Ceremonies()/2)
 }
 
 // TLSConfig enables TLS when CertFile is set. ClientAuth is none, request
@@ -65,6 +108,14 @@ func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 // LimitsConfig bounds requests.
 type LimitsConfig struct {
 	MaxParties int `yaml:"max_parties"`
+	// Room creation per user (/create-room): at most UserRooms rooms in any
+	// RoomWindow (the relay's default room TTL, so roughly the rooms still
+	// alive), and a token bucket of UserRoomBurst refilled at UserRoomRate
+	// a second.
+	UserRooms     int           `yaml:"user_rooms"`
+	RoomWindow    time.Duration `yaml:"room_window"`
+	UserRoomRate  int           `yaml:"user_room_rate"`
+	UserRoomBurst int           `yaml:"user_room_burst"`
 }
 
 // HSMConfig locates the PKCS#11 token and its wrapping key. The PIN comes
@@ -163,9 +214,11 @@ func DefaultConfig() *Config {
 			ReadyTimeout:          3 * time.Second,
 			ShutdownTimeout:       75 * time.Second,
 			LockedSecretSlots:     DefaultLockedSecretSlots,
+			AdminReservedRequests: 4,
 			TLS:                   TLSConfig{ClientAuth: "none"},
 		},
-		Limits:   LimitsConfig{MaxParties: 16},
+		Limits: LimitsConfig{MaxParties: 16, UserRooms: 2000, RoomWindow: 10 * time.Minute,
+			UserRoomRate: 20, UserRoomBurst: 100},
 		StateDir: "/var/lib/quorumd",
 		HSM: HSMConfig{
 			TokenLabel:  "quorumd",
@@ -367,6 +420,15 @@ func (c *Config) Validate() error {
 	if n := s.LockedSecretSlots; n != 0 && (n < 2 || n > MaxLockedSecretSlots) {
 		bad("server.locked_secret_slots %d: want 0 (no locking) or 2..%d (a ceremony holds two at once)", n, MaxLockedSecretSlots)
 	}
+	if s.MaxConcurrentCeremonies < 0 || s.UserMaxRequests < 0 || s.UserMaxCeremonies < 0 || s.AdminReservedRequests < 0 {
+		bad("server: max_concurrent_ceremonies, user_max_requests, user_max_ceremonies and admin_reserved_requests must not be negative (0 = derived default)")
+	}
+	if n := s.LockedSecretSlots; n != 0 && s.MaxConcurrentCeremonies > n/2 {
+		bad("server.max_concurrent_ceremonies (%d) needs %d locked secret slots (two each), server.locked_secret_slots is %d", s.MaxConcurrentCeremonies, 2*s.MaxConcurrentCeremonies, n)
+	}
+	if s.UserMaxRequests > s.MaxConcurrentRequests || s.UserMaxCeremonies > s.Ceremonies() {
+		bad("server.user_max_requests / user_max_ceremonies must not exceed their global budget")
+	}
 	if s.TLS.Enabled() != (s.TLS.KeyFile != "") {
 		bad("server.tls: cert_file and key_file go together")
 	}
@@ -384,6 +446,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxParties < 2 || c.Limits.MaxParties > 255 {
 		bad("limits.max_parties %d: want 2..255", c.Limits.MaxParties)
+	}
+	if l := c.Limits; l.UserRooms < 1 || l.RoomWindow <= 0 || l.UserRoomRate < 1 || l.UserRoomBurst < 1 {
+		bad("limits: user_rooms, room_window, user_room_rate and user_room_burst must be positive")
 	}
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
 		bad("state_dir %q must be an absolute path", c.StateDir)

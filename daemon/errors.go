@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The err_type values of the Vertex error envelope (DESIGN §2).
@@ -126,6 +127,23 @@ var (
 	ErrUserHasAssociatedKey = &Error{ErrTypeUserHasAssociatedKeys, "the user still owns keys on this daemon"}
 )
 
+// Overload is DESIGN §2's one deviation from the error table: a request
+// refused because a budget is full (the server's, or the caller's own share
+// of it) is answered 503 internal_problem with Retry-After, and Msg (a fixed
+// text naming the budget) is shown. Reason labels the rejection metric.
+type Overload struct {
+	Reason     string
+	Msg        string
+	RetryAfter time.Duration
+}
+
+func (o *Overload) Error() string { return "overload (" + o.Reason + "): " + o.Msg }
+
+// retryAfter rounds up to whole seconds, at least one.
+func (o *Overload) retryAfter() int {
+	return max(1, int((o.RetryAfter+time.Second-1)/time.Second))
+}
+
 // ErrorMapping maps a foreign sentinel (matched with errors.Is) to an
 // err_type and a fixed client-facing message.
 type ErrorMapping struct {
@@ -146,6 +164,8 @@ type classified struct {
 	errType  string
 	msg      string
 	internal bool // the cause must be logged, never shown
+	// retryAfter, in whole seconds, is sent as Retry-After (overload only).
+	retryAfter int
 }
 
 // internalMsg is the only err_msg an internal_problem ever carries; the
@@ -172,6 +192,10 @@ func classify(err error, rules *errorRules) classified {
 			return hidden
 		}
 		return classified{status: status, errType: typ, msg: msg}
+	}
+	var o *Overload
+	if errors.As(err, &o) {
+		return classified{status: statusBusy, errType: ErrTypeInternalProblem, msg: o.Msg, retryAfter: o.retryAfter()}
 	}
 	var t Typed
 	if errors.As(err, &t) {

@@ -58,7 +58,8 @@ func (s *Server) ceremonyContext(rc *reqCtx) (context.Context, context.CancelFun
 }
 
 // authorize authenticates the Authorization header (the raw API key, no
-// scheme) and asks the Authorizer whether the caller may do op.
+// scheme), asks the Authorizer whether the caller may do op, and then takes
+// the caller's fair-share seat (see fairshare.go) before any work is done.
 func (s *Server) authorize(rc *reqCtx, op Operation, p AuthParams) error {
 	key := rc.fc.Request.Header.Peek("Authorization")
 	if len(key) == 0 {
@@ -78,7 +79,7 @@ func (s *Server) authorize(rc *reqCtx, op Operation, p AuthParams) error {
 	if AdminOperation(op) && !c.Admin {
 		return Errorf(ErrTypeYouHaveToBeAdmin, "this endpoint needs an admin API key")
 	}
-	return nil
+	return s.admit(rc)
 }
 
 // ceremonyError turns an untyped timeout or cancellation into
@@ -134,7 +135,9 @@ func (s *Server) readyz(rc *reqCtx) error {
 	}
 	wg.Wait()
 	checks := map[string]string{}
-	var failed []string
+	// Saturated budgets make the daemon unready (new work would be refused)
+	// while /healthz, liveness, stays ok.
+	failed := s.budgets.saturation()
 	for i, c := range s.b.Ready {
 		if errs[i] != nil {
 			failed = append(failed, c.Name)
@@ -283,10 +286,19 @@ func (s *Server) createRoom(rc *reqCtx) error {
 	if err := s.authorize(rc, OpCreateRoom, AuthParams{N: size}); err != nil {
 		return err
 	}
+	undo, err := s.rooms.reserve(rc.caller.UserID)
+	if err != nil {
+		var o *Overload
+		if !errors.As(err, &o) {
+			s.metrics.ObserveRejected(rejectRoomQuota)
+		}
+		return err
+	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
 	room, err := s.b.Rooms.CreateRoom(ctx, size)
 	if err != nil {
+		undo()
 		var t Typed
 		if !errors.As(err, &t) {
 			s.log.Warn("room creation failed", "request_id", rc.requestID, "error", err.Error())
@@ -304,22 +316,15 @@ func (s *Server) createKey(rc *reqCtx) error {
 	if err := noBody(rc); err != nil {
 		return err
 	}
-	// The key quota needs the caller's key count, known only once the key
-	// is authenticated: authorize, count, then authorize with the count
-	// (a cache hit in the policy layer).
+	// The policy says the quota (Caller.KeyQuota); the store enforces it in
+	// the transaction that inserts the slot, so concurrent creations cannot
+	// all pass a count taken before any of them was stored.
 	if err := s.authorize(rc, OpCreateKey, AuthParams{}); err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
-	owned, err := s.b.Keys.CountByOwner(ctx, rc.caller.UserID)
-	if err != nil {
-		return err
-	}
-	if err := s.authorize(rc, OpCreateKey, AuthParams{KeyCount: owned}); err != nil {
-		return err
-	}
-	slot, err := s.b.Keys.Create(ctx, rc.caller.UserID)
+	slot, err := s.b.Keys.Create(ctx, rc.caller.UserID, rc.caller.KeyQuota)
 	if err == nil && (!ValidKeyID(slot.KeyID) || len(slot.KeygenID) != 33) {
 		err = fmt.Errorf("key backend returned a malformed slot (key id %q, %d-byte keygen id)", slot.KeyID, len(slot.KeygenID))
 	}

@@ -26,6 +26,7 @@ type Lifecycle interface {
 // RefreshParams are the validated inputs of a refresh.
 type RefreshParams struct {
 	Owner, KeyID, RoomUUID, RelayAddress, RequestID string
+	Quota                                           int // the owner's key quota for the new key_id (0: none)
 }
 
 // ReshareParams are the validated inputs of either reshare side. Others are
@@ -36,6 +37,7 @@ type ReshareParams struct {
 	Threshold                                       int
 	Others                                          [][]byte
 	Pubkey                                          []byte
+	Quota                                           int // existing party: the key quota for the new key_id
 }
 
 // Audit events of the lifecycle ceremonies.
@@ -54,7 +56,12 @@ func (s *Server) refresh(rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
-	// A refresh uses the key's share, as signing does.
+	// A refresh makes a key slot (create_key, its quota) and uses the key's
+	// share, as signing does.
+	if err := s.authorize(rc, OpCreateKey, AuthParams{}); err != nil {
+		return err
+	}
+	p.Quota = rc.caller.KeyQuota
 	if err := s.authorize(rc, OpSign, AuthParams{KeyID: p.KeyID, RelayAddress: p.RelayAddress}); err != nil {
 		return err
 	}
@@ -99,8 +106,13 @@ func (s *Server) reshare(rc *reqCtx, existing bool) error {
 	}
 	n := len(p.Others) + 1
 	// Both sides store a share of an n-party, t-threshold key, as an import
-	// recipient does; an existing party also uses its old share.
+	// recipient does; an existing party also makes a key slot (create_key,
+	// its quota) and uses its old share (sign).
 	if existing {
+		if err := s.authorize(rc, OpCreateKey, AuthParams{}); err != nil {
+			return err
+		}
+		p.Quota = rc.caller.KeyQuota
 		if err := s.authorize(rc, OpSign, AuthParams{KeyID: p.KeyID, RelayAddress: p.RelayAddress}); err != nil {
 			return err
 		}

@@ -78,13 +78,17 @@ func (p *memPolicy) Authorize(_ context.Context, apiKey string, op Operation, pa
 	if params.N > u.maxN {
 		return Caller{}, Errorf(ErrTypePolicyValidationFailed, "N = %d exceeds the policy's %d", params.N, u.maxN)
 	}
-	if op == OpCreateKey && params.KeyCount >= u.quota {
-		return Caller{}, Errorf(ErrTypePolicyValidationFailed, "the key quota of %d is used up", u.quota)
+	if op == OpCreateKey && u.quota == 0 {
+		return Caller{}, Errorf(ErrTypePolicyValidationFailed, "the policy allows no key")
 	}
 	if params.RelayAddress != "" && !slices.Contains(u.relays, params.RelayAddress) {
 		return Caller{}, Errorf(ErrTypePolicyValidationFailed, "relay_address is not on the policy's allowlist")
 	}
-	return Caller{UserID: u.id, Name: u.name, Admin: u.admin}, nil
+	c := Caller{UserID: u.id, Name: u.name, Admin: u.admin}
+	if op == OpCreateKey {
+		c.KeyQuota = u.quota
+	}
+	return c, nil
 }
 
 func (p *memPolicy) CreateUser(_ context.Context, name string) (NewUser, error) {
@@ -143,7 +147,7 @@ type memKeys struct {
 
 func newMemKeys() *memKeys { return &memKeys{keys: map[string]*memKey{}} }
 
-func (k *memKeys) Create(_ context.Context, owner string) (KeySlot, error) {
+func (k *memKeys) Create(_ context.Context, owner string, quota int) (KeySlot, error) {
 	if k.hook != nil {
 		k.hook()
 	}
@@ -156,6 +160,15 @@ func (k *memKeys) Create(_ context.Context, owner string) (KeySlot, error) {
 	priv.Zero()
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	owned := 0
+	for _, m := range k.keys {
+		if m.info.Owner == owner {
+			owned++
+		}
+	}
+	if quota > 0 && owned >= quota {
+		return KeySlot{}, Errorf(ErrTypePolicyValidationFailed, "the key quota of %d is used up", quota)
+	}
 	k.keys[id] = &memKey{info: KeyInfo{KeyID: id, Owner: owner, State: KeyCreated, KeygenID: kg, CreatedAt: time.Now()}}
 	return KeySlot{KeyID: id, KeygenID: kg}, nil
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	reqDur      map[string]*histogram
 	ceremonies  map[[2]string]uint64 // kind, outcome
 	ceremonyDur map[string]*histogram
+	rejected    map[string]uint64 // reason (see fairshare.go)
 }
 
 // durationBuckets (seconds) span fast key lookups to ceremony timeouts.
@@ -51,6 +52,7 @@ func NewMetrics() *Metrics {
 		reqDur:      map[string]*histogram{},
 		ceremonies:  map[[2]string]uint64{},
 		ceremonyDur: map[string]*histogram{},
+		rejected:    map[string]uint64{},
 	}
 }
 
@@ -83,6 +85,14 @@ func (m *Metrics) ObserveCeremony(kind, outcome string, d time.Duration) {
 	h.observe(d.Seconds())
 }
 
+// ObserveRejected counts a request refused by fair sharing or strict
+// routing; reason is one of the reject* constants.
+func (m *Metrics) ObserveRejected(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rejected[reason]++
+}
+
 // WriteTo writes the exposition text, series sorted for stable output.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: bufio.NewWriter(w)}
@@ -110,6 +120,17 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		cw.printf("quorumd_ceremonies_total{kind=%s,outcome=%s} %d\n", q(k[0]), q(k[1]), m.ceremonies[k])
 	}
 	writeHistograms(cw, "quorumd_ceremony_duration_seconds", "Ceremony duration by kind.", "kind", m.ceremonyDur)
+
+	cw.printf("# HELP quorumd_http_rejected_total Requests refused by fair sharing or strict routing, by reason.\n")
+	cw.printf("# TYPE quorumd_http_rejected_total counter\n")
+	reasons := make([]string, 0, len(m.rejected))
+	for r := range m.rejected {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		cw.printf("quorumd_http_rejected_total{reason=%s} %d\n", q(r), m.rejected[r])
+	}
 	m.mu.Unlock()
 
 	cw.printf("# HELP quorumd_http_requests_in_flight HTTP requests being served.\n")

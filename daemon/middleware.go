@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type reqCtx struct {
 	caller    Caller
 	status    int
 	errType   string
+	path      string // the raw request path, for the access log
+	release   func() // gives back the caller's budget seat (see admit)
 }
 
 type ctxKey int
@@ -64,8 +67,14 @@ func (s *Server) dispatch(rc *reqCtx) {
 			s.writeError(rc, statusInternal, ErrTypeInternalProblem, internalMsg)
 		}
 	}()
-	method, path := string(rc.fc.Method()), string(rc.fc.Path())
-	rt, param, allow := s.match(method, path)
+	method := string(rc.fc.Method())
+	rc.path = rawPath(rc.fc.Request.Header.RequestURI())
+	if err := checkPath(rc.path); err != nil {
+		s.metrics.ObserveRejected(rejectBadPath)
+		s.fail(rc, err)
+		return
+	}
+	rt, param, allow := s.match(method, rc.path)
 	if rt == nil {
 		if len(allow) > 0 {
 			rc.fc.Response.Header.Set("Allow", strings.Join(allow, ", "))
@@ -76,23 +85,47 @@ func (s *Server) dispatch(rc *reqCtx) {
 		return
 	}
 	rc.route, rc.param = rt, param
-	if rt.limited {
-		select {
-		case s.sem <- struct{}{}:
-			defer func() { <-s.sem }()
-		default:
-			rc.fc.Response.Header.Set("Retry-After", "1")
-			s.writeError(rc, statusBusy, ErrTypeInternalProblem, "server busy: too many requests in flight, retry later")
+	if rt.class != classOpen {
+		if !s.budgets.admission.take() {
+			s.fail(rc, &Overload{Reason: rejectAdmission, RetryAfter: time.Second, Msg: "server busy: too many requests in flight, retry later"})
 			return
 		}
+		defer s.budgets.admission.give()
+		defer func() {
+			if rc.release != nil {
+				rc.release()
+			}
+		}()
 	}
-	if err := s.checkQuery(rc); err != nil {
-		s.fail(rc, err)
+	if len(rc.fc.Request.Header.PeekAll("Authorization")) > 1 {
+		// A proxy may read the other one: refuse rather than pick.
+		s.metrics.ObserveRejected(rejectDuplicateAuth)
+		s.fail(rc, badRequest("more than one Authorization header"))
 		return
+	}
+	if !rt.anyQ {
+		if err := s.checkQuery(rc); err != nil {
+			s.fail(rc, err)
+			return
+		}
 	}
 	if err := rt.handle(rc); err != nil {
 		s.fail(rc, err)
 	}
+}
+
+// admit takes the authenticated caller's seat of the route's class (once
+// per request); the seat is given back when the request ends.
+func (s *Server) admit(rc *reqCtx) error {
+	if rc.release != nil || rc.route == nil {
+		return nil
+	}
+	release, err := s.budgets.admit(rc.caller, rc.route.class)
+	if err != nil {
+		return err
+	}
+	rc.release = release
+	return nil
 }
 
 // checkQuery rejects query parameters the route does not take, and repeats.
@@ -119,6 +152,13 @@ func (s *Server) fail(rc *reqCtx, err error) {
 	c := classify(err, s.rules())
 	if c.internal {
 		s.log.Error("internal error", "request_id", rc.requestID, "route", routeLabel(rc), "error", err.Error())
+	}
+	var o *Overload
+	if errors.As(err, &o) {
+		s.metrics.ObserveRejected(o.Reason)
+	}
+	if c.retryAfter > 0 {
+		rc.fc.Response.Header.Set("Retry-After", strconv.Itoa(c.retryAfter))
 	}
 	s.writeError(rc, c.status, c.errType, c.msg)
 }
@@ -158,7 +198,7 @@ func (s *Server) logPanic(rc *reqCtx, p any) {
 // malformed HTTP, read timeout) with the JSON envelope.
 func (s *Server) parseError(fc *fasthttp.RequestCtx, err error) {
 	clear(fc.Request.Body())
-	rc := &reqCtx{fc: fc, requestID: newRequestID()}
+	rc := &reqCtx{fc: fc, requestID: newRequestID(), path: rawPath(fc.Request.Header.RequestURI())}
 	fc.Response.Header.Set("X-Request-Id", rc.requestID)
 	var small *fasthttp.ErrSmallBuffer
 	switch {
@@ -172,9 +212,9 @@ func (s *Server) parseError(fc *fasthttp.RequestCtx, err error) {
 	s.finish(rc, 0)
 }
 
-// finish records metrics and writes the access log line: method, route
-// pattern, status, duration, request id, user id, err_type; never a body, a
-// header, a query value or the raw path.
+// finish records metrics and writes the access log line: method, raw path
+// (truncated), route pattern, status, duration, request id, user id,
+// err_type; never a body, a header or the query string.
 func (s *Server) finish(rc *reqCtx, d time.Duration) {
 	status := rc.fc.Response.StatusCode()
 	route := routeLabel(rc)
@@ -187,13 +227,12 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 	attrs := []slog.Attr{
 		slog.String("request_id", rc.requestID),
 		slog.String("method", method),
+		slog.String("path", s.logPath(rc.path)),
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("remote", rc.fc.RemoteIP().String()),
 	}
-	// The raw path is client-chosen (a confused client might put anything
-	// in it), so only a validated key id is logged, never the path itself.
 	if ValidKeyID(rc.param) {
 		attrs = append(attrs, slog.String("key_id", rc.param))
 	}
@@ -204,6 +243,39 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 		attrs = append(attrs, slog.String("err_type", rc.errType))
 	}
 	s.log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+// logPath is the raw path as the access log shows it (%2f and .. included,
+// so an operator sees what was asked), bounded, with every long run of
+// base64url characters that is not a UUID or a route's own segment
+// replaced: a confused client may put a key or an API key in a path.
+func (s *Server) logPath(p string) string {
+	const maxLen, longRun = 256, 20
+	var b strings.Builder
+	for len(p) > 0 && b.Len() < maxLen {
+		n := 0
+		for n < len(p) && base64URLByte(p[n]) {
+			n++
+		}
+		switch run := p[:n]; {
+		case n == 0:
+			b.WriteByte(p[0])
+			n = 1
+		case n >= longRun && !validUUID(run) && !s.segments[run]:
+			b.WriteString("<redacted>")
+		default:
+			b.WriteString(run)
+		}
+		p = p[n:]
+	}
+	if len(p) > 0 {
+		b.WriteString("…")
+	}
+	return b.String()
+}
+
+func base64URLByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
 func routeLabel(rc *reqCtx) string {

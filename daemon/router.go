@@ -12,7 +12,8 @@ type route struct {
 	segs    []string
 	handle  func(*reqCtx) error
 	query   []string // allowed query parameters; any other is rejected
-	limited bool     // counts against server.max_concurrent_requests
+	anyQ    bool     // query strings are ignored (probes with cache-busters)
+	class   class    // the budget it takes (see fairshare.go)
 	quiet   bool     // access-logged at debug level (probes, scrapes)
 }
 
@@ -26,29 +27,29 @@ type Route struct {
 // operational ones.
 func (s *Server) routes() []*route {
 	rs := []*route{
-		{method: "GET", pattern: "/healthz", handle: s.healthz, quiet: true},
-		{method: "GET", pattern: "/readyz", handle: s.readyz, quiet: true},
+		{method: "GET", pattern: "/healthz", handle: s.healthz, anyQ: true, quiet: true},
+		{method: "GET", pattern: "/readyz", handle: s.readyz, anyQ: true, quiet: true},
 		{method: "GET", pattern: "/metrics", handle: s.metricsHandler, quiet: true},
 
-		{method: "GET", pattern: "/admin/create-user", handle: s.createUser, query: []string{"name"}, limited: true},
-		{method: "DELETE", pattern: "/admin/revoke-api-key", handle: s.revokeAPIKey, limited: true},
-		{method: "DELETE", pattern: "/admin/delete-user", handle: s.deleteUser, query: []string{"user_id"}, limited: true},
-		{method: "GET", pattern: "/admin/list-all-system-keys", handle: s.listAllSystemKeys, limited: true},
+		{method: "GET", pattern: "/admin/create-user", handle: s.createUser, query: []string{"name"}, class: classShort},
+		{method: "DELETE", pattern: "/admin/revoke-api-key", handle: s.revokeAPIKey, class: classShort},
+		{method: "DELETE", pattern: "/admin/delete-user", handle: s.deleteUser, query: []string{"user_id"}, class: classShort},
+		{method: "GET", pattern: "/admin/list-all-system-keys", handle: s.listAllSystemKeys, class: classShort},
 
-		{method: "POST", pattern: "/create-room", handle: s.createRoom, limited: true},
-		{method: "GET", pattern: "/bip340/create", handle: s.createKey, limited: true},
-		{method: "POST", pattern: "/bip340/import/key-importer", handle: s.importKey, limited: true},
-		{method: "POST", pattern: "/bip340/import/import-key-share-recipient", handle: s.importRecipient, limited: true},
-		{method: "POST", pattern: "/bip340/sign", handle: s.sign, limited: true},
-		{method: "POST", pattern: "/bip340/derive-tweak-pubkey", handle: s.deriveTweakPubkey, limited: true},
-		{method: "GET", pattern: "/bip340/export-id/:key_id", handle: s.exportID, limited: true},
-		{method: "GET", pattern: "/bip340/keys/:key_id", handle: s.getKey, limited: true},
-		{method: "DELETE", pattern: "/bip340/delete-key-share/:key_id", handle: s.deleteKeyShare, limited: true},
-		{method: "GET", pattern: "/bip340/recovery-data/:key_id", handle: s.recoveryData, limited: true},
-		{method: "POST", pattern: "/bip340/recover", handle: s.recover, limited: true},
-		{method: "POST", pattern: "/bip340/refresh", handle: s.refresh, limited: true},
-		{method: "POST", pattern: "/bip340/reshare/existing-party", handle: s.reshareExisting, limited: true},
-		{method: "POST", pattern: "/bip340/reshare/new-party", handle: s.reshareNew, limited: true},
+		{method: "POST", pattern: "/create-room", handle: s.createRoom, class: classShort},
+		{method: "GET", pattern: "/bip340/create", handle: s.createKey, class: classShort},
+		{method: "POST", pattern: "/bip340/import/key-importer", handle: s.importKey, class: classCeremony},
+		{method: "POST", pattern: "/bip340/import/import-key-share-recipient", handle: s.importRecipient, class: classCeremony},
+		{method: "POST", pattern: "/bip340/sign", handle: s.sign, class: classCeremony},
+		{method: "POST", pattern: "/bip340/derive-tweak-pubkey", handle: s.deriveTweakPubkey, class: classShort},
+		{method: "GET", pattern: "/bip340/export-id/:key_id", handle: s.exportID, class: classShort},
+		{method: "GET", pattern: "/bip340/keys/:key_id", handle: s.getKey, class: classShort},
+		{method: "DELETE", pattern: "/bip340/delete-key-share/:key_id", handle: s.deleteKeyShare, class: classShort},
+		{method: "GET", pattern: "/bip340/recovery-data/:key_id", handle: s.recoveryData, class: classShort},
+		{method: "POST", pattern: "/bip340/recover", handle: s.recover, class: classShort},
+		{method: "POST", pattern: "/bip340/refresh", handle: s.refresh, class: classCeremony},
+		{method: "POST", pattern: "/bip340/reshare/existing-party", handle: s.reshareExisting, class: classCeremony},
+		{method: "POST", pattern: "/bip340/reshare/new-party", handle: s.reshareNew, class: classCeremony},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.TrimPrefix(r.pattern, "/"), "/")
@@ -63,6 +64,47 @@ func (s *Server) Routes() []Route {
 		out = append(out, Route{Method: r.method, Pattern: r.pattern})
 	}
 	return out
+}
+
+// checkPath refuses a raw request path that a proxy and this router could
+// read differently: anything percent-encoded (no route needs it; %2f and
+// %2e are how a parameter escapes its segment), empty, "." and ".."
+// segments, backslashes and control bytes. Nothing is ever normalised.
+func checkPath(raw string) error {
+	if !strings.HasPrefix(raw, "/") {
+		return badRequest("the request target must be an absolute path")
+	}
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '%':
+			return badRequest("percent-encoded characters are not accepted in the path")
+		case c == '\\' || c <= ' ' || c == 0x7f:
+			return badRequest("the path holds a backslash, a space or a control character")
+		}
+	}
+	if raw == "/" {
+		return nil
+	}
+	for _, seg := range strings.Split(raw[1:], "/") {
+		switch seg {
+		case "":
+			return badRequest("empty path segments (double or trailing slashes) are not accepted")
+		case ".", "..":
+			return badRequest("dot segments are not accepted in the path")
+		}
+	}
+	return nil
+}
+
+// rawPath is the request target as sent, without its query: fasthttp's
+// Path() is normalised (%2f decoded, .. resolved), which is exactly what a
+// parameter must not be able to use to reach another route.
+func rawPath(uri []byte) string {
+	p := string(uri)
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p
 }
 
 // match finds the route for method and path. When the path exists under

@@ -21,9 +21,13 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	table   []*route
-	sem     chan struct{} // concurrency limit of the limited routes
-	srv     *fasthttp.Server
-	tls     *tls.Config
+	// segments are the literal segments of the routes (kept whole in the
+	// logged path).
+	segments map[string]bool
+	budgets  *budgets   // fair sharing of the limited routes (fairshare.go)
+	rooms    *roomQuota // per-user /create-room limits
+	srv      *fasthttp.Server
+	tls      *tls.Config
 
 	// base parents every request's context. It is cancelled only by Close,
 	// after a graceful shutdown gave ceremonies in flight their time.
@@ -46,10 +50,17 @@ func New(cfg *Config, b Backends, logger *slog.Logger) (*Server, error) {
 		b:       b,
 		log:     logger,
 		metrics: NewMetrics(),
-		sem:     make(chan struct{}, cfg.Server.MaxConcurrentRequests),
+		budgets: newBudgets(cfg.Server, cfg.Ceremony.Timeout),
+		rooms:   newRoomQuota(cfg.Limits),
 	}
 	s.base, s.stopBase = context.WithCancel(context.Background())
 	s.table = s.routes()
+	s.segments = map[string]bool{}
+	for _, r := range s.table {
+		for _, seg := range r.segs {
+			s.segments[seg] = true
+		}
+	}
 	if cfg.Server.TLS.Enabled() {
 		t, err := serverTLS(cfg.Server.TLS)
 		if err != nil {

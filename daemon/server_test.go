@@ -340,7 +340,7 @@ func TestErrorTypes(t *testing.T) {
 		{"unknown route", "GET", "/nope", u1, "", 404, ErrTypeNotFound},
 		{"unknown nested route", "POST", "/bip340/import/other", u1, "{}", 404, ErrTypeNotFound},
 		{"wrong method", "GET", "/bip340/sign", u1, "", 404, ErrTypeNotFound},
-		{"empty path param", "GET", "/bip340/keys/", u1, "", 404, ErrTypeNotFound},
+		{"empty path param", "GET", "/bip340/keys/", u1, "", 400, ErrTypeBadRequestParams},
 		{"no API key", "GET", "/bip340/create", "", "", 401, ErrTypeAccessDenied},
 		{"wrong API key", "GET", "/bip340/create", "k1.deadbeef", "", 401, ErrTypeAccessDenied},
 		{"bearer prefix is not stripped", "GET", "/bip340/create", "Bearer " + u1, "", 401, ErrTypeAccessDenied},
@@ -536,41 +536,6 @@ type failingKeys struct {
 
 func (f *failingKeys) Get(context.Context, string, string) (KeyInfo, error) { return KeyInfo{}, f.err }
 
-func TestConcurrencyLimit(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Server.MaxConcurrentRequests = 1; c.Ceremony.Timeout = 2 * time.Second })
-	u1, u2 := h.newUser("u1"), h.newUser("u2")
-	a, b := h.newSlot(u1), h.newSlot(u2)
-	room := h.newRoom(u1, 2)
-	blocked := make(chan resp)
-	go func() {
-		blocked <- h.do("POST", "/bip340/import/import-key-share-recipient", u2, importBody(room, b.keyID, 2, []string{a.keygenID}, ""))
-	}()
-	// Wait until the recipient holds the only slot.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		h.net.mu.Lock()
-		joined := h.net.rooms[room].joined
-		h.net.mu.Unlock()
-		if joined == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("recipient never joined")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	r := h.do("GET", "/bip340/create", u1, "")
-	wantErr(t, r, 503, ErrTypeInternalProblem)
-	if r.header.Get("Retry-After") == "" {
-		t.Fatal("no Retry-After")
-	}
-	h.must(h.do("GET", "/healthz", "", ""))
-	h.must(h.do("GET", "/metrics", "", ""))
-	// The importer cannot get in either, so the recipient times out.
-	wantErr(t, <-blocked, 400, ErrTypeExecutorResult)
-	h.must(h.do("GET", "/bip340/create", u1, ""))
-}
-
 func TestReadiness(t *testing.T) {
 	h := newHarness(t, nil)
 	r := h.must(h.do("GET", "/readyz", "", ""))
@@ -713,7 +678,7 @@ func BenchmarkHandlerGetKey(b *testing.B) {
 	pol, keys := newMemPolicy(), newMemKeys()
 	_, key := pol.add("u", false)
 	c, _ := pol.Authorize(context.Background(), key, OpGetKey, AuthParams{})
-	slot, _ := keys.Create(context.Background(), c.UserID)
+	slot, _ := keys.Create(context.Background(), c.UserID, 0)
 	srv, err := New(testConfig(), Backends{Auth: pol, Admin: pol, Keys: keys, Rooms: newMemNet(keys), Ceremonies: newMemNet(keys)},
 		slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {

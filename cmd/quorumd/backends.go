@@ -147,7 +147,14 @@ func (a authorizer) Authorize(ctx context.Context, apiKey string, op daemon.Oper
 	if err != nil {
 		return daemon.Caller{}, err
 	}
-	return daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}, nil
+	c := daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
+	if op == daemon.OpCreateKey {
+		// The policy's number; the key store enforces it atomically.
+		if c.KeyQuota, err = a.a.KeyQuota(ctx, apiKey); err != nil {
+			return daemon.Caller{}, err
+		}
+	}
+	return c, nil
 }
 
 // admin adapts the policy source's user administration; users made through

@@ -223,7 +223,7 @@ func (emptySystem) RevokeAPIKey(context.Context, string, string) error {
 func (emptySystem) DeleteUser(context.Context, string) error {
 	return daemon.Errorf(daemon.ErrTypeUserIDNotExists, "no such user")
 }
-func (emptySystem) Create(context.Context, string) (daemon.KeySlot, error) {
+func (emptySystem) Create(context.Context, string, int) (daemon.KeySlot, error) {
 	return daemon.KeySlot{}, errNoRelay
 }
 func (emptySystem) Get(context.Context, string, string) (daemon.KeyInfo, error) {

@@ -214,6 +214,10 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 	}
 	if err := s.Store.Commit(context.WithoutCancel(ctx), owner, keyID, commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())); err != nil {
 		if errors.Is(err, store.ErrAlreadyCommitted) {
+			// A signing ceremony's certificate made it ready meanwhile.
+			if r, rerr := s.owned(ctx, owner, keyID); rerr == nil && string(r.Transcript) == string(ks.Transcript[:]) {
+				return info(r), nil
+			}
 			return daemon.KeyInfo{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
 		}
 		return daemon.KeyInfo{}, fmt.Errorf("storing the recovered share: %w", err)

@@ -16,6 +16,9 @@ import (
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
+	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/mpc/envelope"
+	"github.com/quorumd/quorumd/mpc/relay"
 )
 
 // faultyStore fails the writes a test picks, on a real Bolt store.
@@ -53,7 +56,12 @@ func (s shareSealFails) Seal(pt, aad []byte) ([]byte, error) {
 // importAll runs a 2-of-3 import of x with party 0 importing.
 func importAll(t *testing.T, ps []*party, x *btcec.PrivateKey) []error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return importAllWithin(t, ps, x, 60*time.Second)
+}
+
+func importAllWithin(t *testing.T, ps []*party, x *btcec.PrivateKey, timeout time.Duration) []error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	room, err := ps[0].svc.CreateRoom(ctx, len(ps))
 	if err != nil {
@@ -228,4 +236,46 @@ func TestRecoverStuckParty(t *testing.T) {
 func isType(err error, errType string) bool {
 	var te daemon.Typed
 	return errors.As(err, &te) && te.ErrType() == errType
+}
+
+// TestImportSplitAcrossServices: the relay delivers party 2's transcript
+// signature and certificate to nobody (real SoftHSM, stores and relay).
+// Party 2 holds every signature and answers success; the others answer
+// executor_result and stay pending, never empty; each becomes ready from
+// party 2's recovery data, and all three sign.
+func TestImportSplitAcrossServices(t *testing.T) {
+	var mu sync.Mutex
+	var silenced string
+	relayAddr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		e, err := envelope.Unmarshal(body)
+		return body, err == nil && from == silenced && e.Round >= 0xf0 && e.Round <= 0xf1
+	}})
+	ps := newPartiesOn(t, relayAddr, 0, 0, 0)
+	mu.Lock()
+	silenced = hex.EncodeToString(ps[2].party)
+	mu.Unlock()
+	x, _ := btcec.NewPrivateKey()
+	errs := importAllWithin(t, ps, x, 5*time.Second)
+	if errs[2] != nil {
+		t.Fatalf("party 2: %v", errs[2])
+	}
+	ctx := context.Background()
+	rd, err := ps[2].svc.RecoveryData(ctx, "alice", ps[2].keyID)
+	if err != nil || !rd.Certified {
+		t.Fatalf("party 2's recovery data: %+v, %v", rd, err)
+	}
+	for _, i := range []int{0, 1} {
+		if !isType(errs[i], daemon.ErrTypeExecutorResult) {
+			t.Errorf("party %d: %v, want executor_result", i, errs[i])
+		}
+		if k := stateOf(t, ps[i]); k.State != daemon.KeyPending {
+			t.Fatalf("party %d: %s, want pending", i, k.State)
+		}
+		if k, err := ps[i].svc.Recover(ctx, "alice", ps[i].keyID, rd.Data); err != nil || k.State != daemon.KeyReady {
+			t.Fatalf("party %d recovering: %+v, %v", i, k, err)
+		}
+	}
+	signWith(t, x, ps[0], ps[1], ps[2])
 }

@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,7 +27,7 @@ const lifecycleSlots = 2
 // shares cannot sign with the new ones (the generation is bound into every
 // signing session).
 func (s *Service) Refresh(ctx context.Context, p daemon.RefreshParams) (daemon.ImportResult, error) {
-	return s.newGeneration(ctx, p.Owner, p.KeyID, p.RelayAddress, p.RequestID, "refresh",
+	return s.newGeneration(ctx, p.Owner, p.KeyID, p.RelayAddress, p.RequestID, p.Quota, "refresh",
 		func(g *generation) (*ceremony.KeyInfo, error) {
 			return ceremony.Refresh(ctx, ceremony.RefreshParams{
 				Room: p.RoomUUID, Identity: g.id, Key: g.old, Share: g.share,
@@ -92,7 +93,7 @@ type generation struct {
 // identity, sealed for the new key_id), and runs the ceremony into it. A
 // ceremony that stored nothing leaves no slot behind; one left pending keeps
 // it, and the error names it (recover it with any party's recovery data).
-func (s *Service) newGeneration(ctx context.Context, owner, keyID, relayAddr, requestID, what string,
+func (s *Service) newGeneration(ctx context.Context, owner, keyID, relayAddr, requestID string, quota int, what string,
 	run func(*generation) (*ceremony.KeyInfo, error)) (daemon.ImportResult, error) {
 	r, err := s.ready(ctx, owner, keyID)
 	if err != nil {
@@ -125,7 +126,7 @@ func (s *Service) newGeneration(ctx context.Context, owner, keyID, relayAddr, re
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
-	slot, err := s.sameIdentitySlot(ctx, r)
+	slot, err := s.sameIdentitySlot(ctx, r, quota)
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
@@ -152,7 +153,7 @@ func (g *generation) durable(src store.Source) ceremony.Durable {
 
 // sameIdentitySlot makes a new key_id's slot holding old's identity key,
 // sealed afresh for the new key_id (the sealing binds the key_id).
-func (s *Service) sameIdentitySlot(ctx context.Context, old store.Record) (store.Record, error) {
+func (s *Service) sameIdentitySlot(ctx context.Context, old store.Record, quota int) (store.Record, error) {
 	keyID := daemon.NewKeyID()
 	b, err := s.Sealer.Open(old.SealedIdentityKey, identityAAD(old.KeyID, old.Owner))
 	if err != nil {
@@ -164,7 +165,10 @@ func (s *Service) sameIdentitySlot(ctx context.Context, old store.Record) (store
 		return store.Record{}, fmt.Errorf("sealing identity key: %w", err)
 	}
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: old.Owner, Scheme: Scheme,
-		KeygenID: old.KeygenID, SealedIdentityKey: sealed}); err != nil {
+		KeygenID: old.KeygenID, SealedIdentityKey: sealed, Quota: quota}); err != nil {
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return store.Record{}, quotaError(quota, err)
+		}
 		return store.Record{}, fmt.Errorf("storing key slot: %w", err)
 	}
 	return s.Store.GetOwned(ctx, old.Owner, keyID)

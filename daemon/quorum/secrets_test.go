@@ -32,6 +32,12 @@ type party struct {
 
 func newParties(t *testing.T, arenaSlots ...int) []*party {
 	t.Helper()
+	return newPartiesOn(t, testkit.Relay(t), arenaSlots...)
+}
+
+// newPartiesOn is newParties on a given relay.
+func newPartiesOn(t *testing.T, relayAddr string, arenaSlots ...int) []*party {
+	t.Helper()
 	tok := testkit.SoftHSM(t, "quorum-secrets")
 	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
 		KeyLabel: "wrap", CreateKey: true, MaxSessions: 8})
@@ -39,7 +45,6 @@ func newParties(t *testing.T, arenaSlots ...int) []*party {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	relayAddr := testkit.Relay(t)
 	out := make([]*party, len(arenaSlots))
 	for i, n := range arenaSlots {
 		st, err := store.OpenDir(t.TempDir(), store.Options{})
@@ -62,7 +67,7 @@ func newParties(t *testing.T, arenaSlots ...int) []*party {
 			})
 			p.svc.Secrets = p.arena
 		}
-		ks, err := p.svc.Create(context.Background(), "alice")
+		ks, err := p.svc.Create(context.Background(), "alice", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +223,7 @@ func TestSecretsExhausted(t *testing.T) {
 		t.Fatalf("the import holds %d slots, want %d", ps[0].arena.InUse(), importSlots)
 	}
 	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
-	_, err = ps[0].svc.Create(short, "alice")
+	_, err = ps[0].svc.Create(short, "alice", 0)
 	cancelShort()
 	if !errors.Is(err, secmem.ErrNoSlot) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Create with every slot held: %v, want ErrNoSlot and DeadlineExceeded", err)
@@ -234,7 +239,7 @@ func TestSecretsExhausted(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ps[0].svc.Create(ctx, "alice"); err != nil {
+	if _, err := ps[0].svc.Create(ctx, "alice", 0); err != nil {
 		t.Fatalf("Create after the ceremony: %v", err)
 	}
 	checkWiped(t, ps, []uint64{createSlots + importSlots + createSlots, 0})

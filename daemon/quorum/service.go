@@ -78,8 +78,20 @@ func shareAAD(keyID, owner string, id int) []byte {
 }
 
 // Create makes a key slot: a fresh identity key sealed under the HSM and a
-// record in state created.
-func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, error) {
+// record in state created. quota > 0 is enforced by the store in the
+// inserting transaction.
+func (s *Service) Create(ctx context.Context, owner string, quota int) (daemon.KeySlot, error) {
+	// An owner already at the quota is refused before the HSM is asked for
+	// anything; the store's transaction remains the only real enforcement.
+	if quota > 0 {
+		n, err := s.Store.CountByOwner(ctx, owner)
+		if err != nil {
+			return daemon.KeySlot{}, fmt.Errorf("counting keys: %w", err)
+		}
+		if n >= quota {
+			return daemon.KeySlot{}, quotaError(quota, store.ErrQuotaExceeded)
+		}
+	}
 	keyID := daemon.NewKeyID()
 	slots, err := s.secretSlots(ctx, createSlots)
 	if err != nil {
@@ -102,10 +114,17 @@ func (s *Service) Create(ctx context.Context, owner string) (daemon.KeySlot, err
 	}
 	pub := id.Public()
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
-		KeygenID: pub[:], SealedIdentityKey: sealed}); err != nil {
+		KeygenID: pub[:], SealedIdentityKey: sealed, Quota: quota}); err != nil {
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return daemon.KeySlot{}, quotaError(quota, err)
+		}
 		return daemon.KeySlot{}, fmt.Errorf("storing key slot: %w", err)
 	}
 	return daemon.KeySlot{KeyID: keyID, KeygenID: pub[:]}, nil
+}
+
+func quotaError(quota int, cause error) error {
+	return fmt.Errorf("%w (%w)", daemon.Errorf(daemon.ErrTypePolicyValidationFailed, "key quota of the user's policy reached (%d keys)", quota), cause)
 }
 
 // Get returns the owner's key record (public part).

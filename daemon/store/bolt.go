@@ -374,6 +374,11 @@ func (s *Bolt) CreateSlot(ctx context.Context, sl Slot) error {
 		if tx.Bucket(bucketKeys).Get([]byte(r.KeyID)) != nil {
 			return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
 		}
+		// Counted in the inserting transaction: with group commit, earlier
+		// requests of the same group are already visible here.
+		if sl.Quota > 0 && countOwned(tx, r.Owner, sl.Quota) >= sl.Quota {
+			return fmt.Errorf("%w: %d live keys", ErrQuotaExceeded, sl.Quota)
+		}
 		return put(tx, &r)
 	})
 }
@@ -535,15 +540,23 @@ func (s *Bolt) ListByOwner(ctx context.Context, owner string) (out []Record, err
 
 // CountByOwner implements Store: a scan of the owner index, decoding nothing.
 func (s *Bolt) CountByOwner(ctx context.Context, owner string) (n int, err error) {
-	prefix := ownerPrefix(owner)
 	err = s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketOwners).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
-			n++
-		}
+		n = countOwned(tx, owner, 0)
 		return nil
 	})
 	return n, err
+}
+
+// countOwned counts the owner's live records, stopping at limit if > 0.
+func countOwned(tx *bolt.Tx, owner string, limit int) (n int) {
+	prefix := ownerPrefix(owner)
+	c := tx.Bucket(bucketOwners).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+		if n++; limit > 0 && n >= limit {
+			break
+		}
+	}
+	return n
 }
 
 // ListAll implements Store.

@@ -96,6 +96,12 @@ func fxCheck(r store.Record) error {
 		if r.N != 0 || r.SealedShare != nil || r.PublicKey != nil || !r.CommittedAt.IsZero() {
 			return fmt.Errorf("%s: created record carries commit fields", r.KeyID)
 		}
+	case store.StatePending:
+		c := fxPending(r.KeyID)
+		if !bytes.Equal(r.SealedShare, c.SealedShare) || !bytes.Equal(r.Transcript, c.Transcript) ||
+			!bytes.Equal(r.RecoveryData, c.RecoveryData) || r.PreparedAt.IsZero() || !r.CommittedAt.IsZero() {
+			return fmt.Errorf("%s: pending record differs from what was prepared", r.KeyID)
+		}
 	case store.StateReady:
 		c := fxCommitment(r.KeyID)
 		if !bytes.Equal(r.SealedIdentityKey, s.SealedIdentityKey) || r.Source != c.Source ||

@@ -35,6 +35,9 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrCorrupt: a stored record cannot be decoded.
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrQuotaExceeded: CreateSlot for an owner who already has Slot.Quota
+	// live records.
+	ErrQuotaExceeded = errors.New("store: key quota exceeded")
 )
 
 // State is a key record's life-cycle stage.
@@ -117,6 +120,12 @@ type Slot struct {
 	KeygenID             []byte
 	SealedIdentityKey    []byte
 	CreatedAt            time.Time // zero: now
+	// Quota, when > 0, is the most live (created, pending or ready)
+	// records Owner may have: CreateSlot counts them and inserts in the
+	// same transaction (a SQL backend: under a lock on the owner, e.g. an
+	// advisory lock or SELECT … FOR UPDATE on an owner row), so concurrent
+	// creations cannot overshoot it. 0 means no limit.
+	Quota int
 }
 
 // Commitment is what Prepare or Commit adds to a slot.
@@ -140,7 +149,8 @@ type ResealFunc func(r Record) (sealedShare, sealedIdentityKey []byte, err error
 // another owner's key exactly as for an absent one.
 type Store interface {
 	// CreateSlot stores a new record in state created; ErrDuplicate if the
-	// key_id was ever used.
+	// key_id was ever used, ErrQuotaExceeded if s.Quota > 0 and the owner
+	// already has that many live records (counted in the same transaction).
 	CreateSlot(ctx context.Context, s Slot) error
 	// Commit moves the owner's slot to ready with c, atomically and durably:
 	// from created, or from pending when c.Transcript equals the pending
@@ -210,6 +220,9 @@ func (s Slot) validate() error {
 	}
 	if err := checkID("scheme", s.Scheme); err != nil {
 		return err
+	}
+	if s.Quota < 0 {
+		return fmt.Errorf("%w: negative quota", ErrInvalid)
 	}
 	if err := checkBytes("keygen_id", s.KeygenID, MaxPointLen); err != nil {
 		return err

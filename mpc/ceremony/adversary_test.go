@@ -104,9 +104,10 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("equivocating importer", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		q := newQuorum(t, testkit.Relay(t), n)
 		importer := 1
-		out := q.runImport(x, importer, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, importer, thr, slow*2*time.Second, func(i int, p *ImportParams) {
 			if i == importer {
 				p.split = dealSplit(q, func(to int, payload []byte) []byte {
 					if to != 2 {
@@ -154,8 +155,9 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("party never shows up", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		q := newQuorum(t, testkit.Relay(t), n)
-		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, map[int]bool{2: true})
+		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, map[int]bool{2: true})
 		culprit := q.ids[2].Public()
 		// The importer and party 1 signed and wait for party 2's signature:
 		// a timeout alone never discards what they prepared.
@@ -164,13 +166,14 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("relay tampers with the deal", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
 			e, err := envelope.Unmarshal(body)
 			return err == nil && e.Round == roundDeal
 		}, -70)})
 		q := newQuorum(t, addr, n)
 		before := DroppedEnvelopes()["bad_signature"]
-		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, nil)
+		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, nil)
 		// The recipients drop the forged deal and refuse at their deadline;
 		// the importer, which prepared, discards on their refusals.
 		expectAbort(t, out, []int{1, 2}, ErrTimeout, &envelope.Broadcast)
@@ -181,12 +184,13 @@ func TestImportAdversarial(t *testing.T) {
 	})
 
 	t.Run("relay tampers with transcript signatures", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		addr := testkit.Relay(t, relay.Config{Intercept: flipByte(func(body []byte) bool {
 			e, err := envelope.Unmarshal(body)
 			return err == nil && (e.Round == roundCertify || e.Round == roundCert)
 		}, 6)}) // the round byte
 		q := newQuorum(t, addr, n)
-		out := q.runImport(x, 0, thr, slow*3*time.Second, nil, nil)
+		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, nil)
 		expectAbort(t, out, []int{0, 1, 2}, ErrTimeout, &envelope.Broadcast)
 		expectStates(t, out, "pending", "pending", "pending")
 	})

@@ -135,13 +135,19 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		return &ae
 	}
 	payload := append(append(append(make([]byte, 0, 96+len(evidence)), transcript[:]...), sig[:]...), evidence...)
-	if err := p.send(ctx, roundCertify, envelope.Broadcast, payload, false); err != nil {
+	// Sent even if the deadline passed while preparing: once signed, the
+	// signature is worth delivering (the others may still be waiting).
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
+	err = p.send(sctx, roundCertify, envelope.Broadcast, payload, false)
+	scancel()
+	if err != nil {
 		// Our signature may have reached someone: a certificate may exist.
 		return nil, pending(err.(*AbortError))
 	}
-	var cause *AbortError
+	var cause, timedOut *AbortError
+	wait := ctx
 	for got < n {
-		e, err := p.next(ctx, func() string { return p.missingSigs(have) }, roundCertify, roundCert)
+		e, err := p.next(wait, func() string { return p.missingSigs(have) }, roundCertify, roundCert)
 		if err != nil {
 			ae := err.(*AbortError)
 			if ae.ReportedBy != envelope.Broadcast {
@@ -155,15 +161,23 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 				}
 				continue
 			}
-			if errors.Is(ae.Err, ErrTimeout) {
-				if refusal := p.graceForRefusal(ctx, have); refusal != nil {
-					return nil, refusal
-				}
+			if timedOut == nil && errors.Is(ae.Err, ErrTimeout) {
+				// Past our deadline, listen a little longer: parties that
+				// never got to sign refuse at about the same deadline, and
+				// a late certificate still completes the key.
+				timedOut = ae
+				gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalGrace)
+				defer cancel()
+				wait = gctx
+				continue
+			}
+			if timedOut != nil {
+				ae = timedOut
 				if ms := p.missingList(have); len(ms) == 1 {
 					ae.Culprit = ms[0]
 				}
 			}
-			if cause != nil && errors.Is(ae.Err, ErrTimeout) {
+			if cause != nil {
 				ae.Culprit = cause.Culprit
 				ae.Detail = cause.Error() + "; " + ae.Detail
 				ae.Err = fmt.Errorf("%w: %w", ae.Err, cause.Err)
@@ -171,7 +185,7 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 			return nil, pending(ae)
 		}
 		if len(e.Payload) < 32 || [32]byte(e.Payload[:32]) != transcript {
-			if cause == nil && len(e.Payload) >= 96 {
+			if cause == nil && e.Round == roundCertify && len(e.Payload) >= 96 {
 				cause = mismatch(e, e.Payload[96:])
 			}
 			continue
@@ -214,28 +228,10 @@ func (p *party) missingList(have []bool) []envelope.Party {
 }
 
 // refusalGrace is how long a party whose deadline passed in certify still
-// listens for refusals: parties that never got to sign refuse at their own
-// deadline, which is about ours, and one refusal turns "pending" into a
-// clean abort.
+// listens: parties that never got to sign refuse at their own deadline,
+// which is about ours, and one refusal turns "pending" into a clean abort
+// (a late certificate, into success).
 const refusalGrace = 2 * time.Second
-
-func (p *party) graceForRefusal(ctx context.Context, have []bool) *AbortError {
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalGrace)
-	defer cancel()
-	for {
-		_, err := p.next(gctx, func() string { return "" }, roundCertify, roundCert)
-		if err == nil {
-			continue // too late to count: the certificate is gone with our deadline
-		}
-		ae := err.(*AbortError)
-		if ae.ReportedBy == envelope.Broadcast {
-			return nil
-		}
-		if ae.Refused && !have[p.index[ae.ReportedBy]] {
-			return ae
-		}
-	}
-}
 
 // prepareAndCertify is a certified ceremony's ending once this party holds
 // its new share (ks) and recovery data: Prepare durably, certify, then

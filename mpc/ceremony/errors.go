@@ -12,7 +12,7 @@ var (
 	ErrTimeout      = errors.New("timed out")
 	ErrProtocol     = errors.New("protocol violation")
 	ErrBadShare     = errors.New("share does not match the commitments")
-	ErrEquivocation = errors.New("importer sent different commitments to different parties")
+	ErrEquivocation = errors.New("importer sent different deals to different parties")
 	ErrMismatch     = errors.New("transcripts do not match")
 	// ErrOldKey: a refresh or reshare dealer presents another old key than
 	// the one its peers hold, or a sub-dealing that does not match its old

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,7 +79,7 @@ func TestImportSplit(t *testing.T) {
 
 	t.Run("signature to a subset", func(t *testing.T) {
 		q := newQuorum(t, testkit.Relay(t), n)
-		out := q.runImport(x, 0, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, 0, thr, slow*10*time.Second, func(i int, p *ImportParams) {
 			if i == cheat {
 				p.split = memberSplit(q, func(round uint8, to int) bool { return round != roundCertify && round != roundCert || to == 0 }, nil)
 			}
@@ -89,8 +90,9 @@ func TestImportSplit(t *testing.T) {
 	})
 
 	t.Run("signature to nobody", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		q := newQuorum(t, testkit.Relay(t), n)
-		out := q.runImport(x, 0, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, 0, thr, slow*2*time.Second, func(i int, p *ImportParams) {
 			if i == cheat {
 				p.split = memberSplit(q, func(round uint8, to int) bool { return round != roundCertify && round != roundCert }, nil)
 			}
@@ -122,12 +124,13 @@ func TestImportSplit(t *testing.T) {
 	})
 
 	t.Run("different transcripts to different parties", func(t *testing.T) {
+		t.Parallel() // waits for its deadline
 		addr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
 			e, err := envelope.Unmarshal(body)
 			return body, err == nil && e.Round == roundCert // nobody passes certificates on
 		}})
 		q := newQuorum(t, addr, n)
-		out := q.runImport(x, 0, thr, slow*4*time.Second, func(i int, p *ImportParams) {
+		out := q.runImport(x, 0, thr, slow*2*time.Second, func(i int, p *ImportParams) {
 			if i == cheat {
 				p.split = memberSplit(q, func(uint8, int) bool { return true }, func(to int, p []byte) []byte {
 					if to == 1 {
@@ -263,6 +266,46 @@ func TestSignRecoversPendingSigner(t *testing.T) {
 	for _, s := range out {
 		if !errors.Is(s.err, ErrPending) && !errors.Is(s.err, ErrRemoteAbort) {
 			t.Errorf("pending signers without a certificate: %v, want ErrPending", s.err)
+		}
+	}
+}
+
+// TestSignPartialSignaturesEncrypted: what the relay carries in the partial
+// signature round is point-to-point and encrypted (DESIGN §4).
+func TestSignPartialSignaturesEncrypted(t *testing.T) {
+	var mu sync.Mutex
+	var psigs []*envelope.Envelope
+	addr := testkit.Relay(t, relay.Config{Intercept: func(room, from, to string, body []byte) ([]byte, bool) {
+		if e, err := envelope.Unmarshal(body); err == nil && e.Kind == envelope.KindSign && e.Round == roundPsig {
+			mu.Lock()
+			psigs = append(psigs, e)
+			mu.Unlock()
+		}
+		return body, false
+	}})
+	q := newQuorum(t, addr, 3)
+	x := randomScalar(t)
+	keys := q.runImport(x, 0, 2, slow*10*time.Second, nil, nil)
+	for i, o := range keys {
+		if o.err != nil {
+			t.Fatalf("party %d: %v", i, o.err)
+		}
+	}
+	msg := bytes.Repeat([]byte{8}, 32)
+	for _, s := range q.runSign(keys, []int{0, 1, 2}, msg, nil, slow*10*time.Second, nil) {
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		verifyBTCEC(t, xonly(x), msg, s.sig)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(psigs) != 6 {
+		t.Fatalf("%d partial signature envelopes, want 6 (3 signers × 2 others)", len(psigs))
+	}
+	for _, e := range psigs {
+		if e.To.IsBroadcast() || e.Flags&envelope.FlagEncrypted == 0 {
+			t.Fatalf("a partial signature travelled in the clear or broadcast (flags %#x)", e.Flags)
 		}
 	}
 }

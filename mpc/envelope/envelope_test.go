@@ -179,3 +179,69 @@ func FuzzUnmarshal(f *testing.F) {
 		_, _ = in.Accept(b) // must not panic
 	})
 }
+
+// TestBox: a box opens only for its recipient, from its sender, in its
+// session and with its associated data; a dealer can box to itself.
+func TestBox(t *testing.T) {
+	a, _ := GenerateIdentity()
+	b, _ := GenerateIdentity()
+	c, _ := GenerateIdentity()
+	var session, other [SessionIDSize]byte
+	session[0], other[0] = 1, 2
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	box, err := SealBox(a, b.Public(), session, []byte("s1"), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(box) != len(secret)+BoxOverhead {
+		t.Fatalf("box of %d bytes", len(box))
+	}
+	pt, err := OpenBox(b, a.Public(), session, []byte("s1"), box)
+	if err != nil || string(pt) != string(secret) {
+		t.Fatalf("open: %q, %v", pt, err)
+	}
+	self, _ := SealBox(a, a.Public(), session, []byte("s0"), secret)
+	if pt, err := OpenBox(a, a.Public(), session, []byte("s0"), self); err != nil || string(pt) != string(secret) {
+		t.Fatalf("box to self: %v", err)
+	}
+	flipped := append([]byte(nil), box...)
+	flipped[len(flipped)-1] ^= 1
+	for name, open := range map[string]func() ([]byte, error){
+		"another recipient": func() ([]byte, error) { return OpenBox(c, a.Public(), session, []byte("s1"), box) },
+		"another sender":    func() ([]byte, error) { return OpenBox(b, c.Public(), session, []byte("s1"), box) },
+		"another session":   func() ([]byte, error) { return OpenBox(b, a.Public(), other, []byte("s1"), box) },
+		"another ad":        func() ([]byte, error) { return OpenBox(b, a.Public(), session, []byte("s2"), box) },
+		"tampered":          func() ([]byte, error) { return OpenBox(b, a.Public(), session, []byte("s1"), flipped) },
+		"truncated":         func() ([]byte, error) { return OpenBox(b, a.Public(), session, []byte("s1"), box[:10]) },
+	} {
+		if _, err := open(); !errors.Is(err, ErrBox) {
+			t.Errorf("%s: %v, want ErrBox", name, err)
+		}
+	}
+}
+
+// TestVerifyDetached: Verify checks a kept envelope's signature alone, and
+// VerifyDigest proves what an envelope said from its digest and signature.
+func TestVerifyDetached(t *testing.T) {
+	a, _ := GenerateIdentity()
+	var session [SessionIDSize]byte
+	raw, err := NewSender(a, KindImport, session).Seal(1, Broadcast, []byte("deal"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !VerifyDigest(a.Public(), e.Digest(), e.Sig) {
+		t.Fatal("VerifyDigest rejects the envelope's own signature")
+	}
+	bad := append([]byte(nil), raw...)
+	bad[len(bad)-65] ^= 1 // the payload's last byte
+	if _, err := Verify(bad); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("tampered: %v", err)
+	}
+	if VerifyDigest(a.Public(), [32]byte{1}, e.Sig) {
+		t.Fatal("VerifyDigest accepts another digest")
+	}
+}
