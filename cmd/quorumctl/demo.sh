@@ -138,7 +138,7 @@ listen_addr() {
 }
 
 # --- HSM tokens -------------------------------------------------------------------
-say "SoftHSM: $ndaemons tokens in $work/softhsm"
+say "SoftHSM: $([ "$ndaemons" = 4 ] && echo four || echo three) tokens in $work/softhsm"
 for i in $all_daemons; do
   bash hsm/softhsm-init.sh "$work/softhsm" "demo-$i" 2>&1 | sed '/^export /d' | indent
 done
