@@ -562,3 +562,44 @@ func redealPayload(t *testing.T, p *ReshareParams, h *holder) []byte {
 	}
 	return b
 }
+
+// TestReshareStuckPartiesRecover: a party whose transcript signature never
+// leaves (it crashed, or the relay dropped it) holds the certificate; the
+// others stay pending, never lose their share, and become ready from its
+// recovery data (a reshare's recovery data reopens the share on its own).
+func TestReshareStuckPartiesRecover(t *testing.T) {
+	c := newClient(t)
+	x, old := dealtKey(t, 2, 3)
+	set := []*envelope.Identity{old[0].id, old[1].id, newIdentity(t)}
+	out := runRedeals(t, c, reshareRuns(old, set, 2, func(i int, p *ReshareParams) {
+		if i == 0 {
+			p.split = func(round uint8, _ envelope.Party, payload []byte) ([]byte, bool) {
+				return payload, round != roundCertify && round != roundCert
+			}
+		}
+	}), slow*4*time.Second, nil)
+	if out[0].err != nil || out[0].state() != "ready" {
+		t.Fatalf("the silenced party: %v (%s)", out[0].err, out[0].state())
+	}
+	for _, i := range []int{1, 2} {
+		if !errors.Is(out[i].err, ErrPending) || out[i].state() != "pending" {
+			t.Fatalf("party %d: %v (%s)", i, out[i].err, out[i].state())
+		}
+		ks, rd, err := Recover(out[i].id, out[0].rd.Marshal())
+		if err != nil {
+			t.Fatalf("party %d recovers: %v", i, err)
+		}
+		if !ks.Share.Equals(out[i].share) || ks.Transcript != out[0].info.Transcript || rd.Cert == nil {
+			t.Fatalf("party %d: recovered another share", i)
+		}
+		out[i].info, out[i].certified = &ks.KeyInfo, 1
+	}
+	// A pending party's own (uncertified) copy recovers nobody.
+	if _, _, err := Recover(out[2].id, out[1].rd.Marshal()); !errors.Is(err, ErrRecovery) {
+		t.Fatalf("uncertified recovery data: %v", err)
+	}
+	for i := range out {
+		out[i].err = nil
+	}
+	mustSign(t, c, holders(t, out), xonly(x))
+}
