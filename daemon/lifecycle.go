@@ -26,7 +26,8 @@ type Lifecycle interface {
 // RefreshParams are the validated inputs of a refresh.
 type RefreshParams struct {
 	Owner, KeyID, RoomUUID, RelayAddress, RequestID string
-	Quota                                           int // the owner's key quota for the new key_id (0: none)
+	Quota                                           int  // the owner's key quota for the new key_id (0: none)
+	DeleteOld                                       bool // destroy key_id's share once the new generation is certified
 }
 
 // ReshareParams are the validated inputs of either reshare side. Others are
@@ -37,7 +38,8 @@ type ReshareParams struct {
 	Threshold                                       int
 	Others                                          [][]byte
 	Pubkey                                          []byte
-	Quota                                           int // existing party: the key quota for the new key_id
+	Quota                                           int  // existing party: the key quota for the new key_id
+	DeleteOld                                       bool // existing party: as RefreshParams.DeleteOld
 }
 
 // Audit events of the lifecycle ceremonies.
@@ -64,6 +66,11 @@ func (s *Server) refresh(rc *reqCtx) error {
 	p.Quota = rc.caller.KeyQuota
 	if err := s.authorize(rc, OpSign, AuthParams{KeyID: p.KeyID, RelayAddress: p.RelayAddress}); err != nil {
 		return err
+	}
+	if p.DeleteOld {
+		if err := s.authorize(rc, OpDeleteKeyShare, AuthParams{KeyID: p.KeyID}); err != nil {
+			return err
+		}
 	}
 	p.Owner, p.RequestID = rc.caller.UserID, rc.requestID
 	ctx, cancel := s.ceremonyContext(rc)
@@ -116,6 +123,11 @@ func (s *Server) reshare(rc *reqCtx, existing bool) error {
 		if err := s.authorize(rc, OpSign, AuthParams{KeyID: p.KeyID, RelayAddress: p.RelayAddress}); err != nil {
 			return err
 		}
+		if p.DeleteOld {
+			if err := s.authorize(rc, OpDeleteKeyShare, AuthParams{KeyID: p.KeyID}); err != nil {
+				return err
+			}
+		}
 	}
 	if err := s.authorize(rc, OpImportShareReceiver, AuthParams{KeyID: p.KeyID, N: n, Threshold: p.Threshold, RelayAddress: p.RelayAddress}); err != nil {
 		return err
@@ -141,6 +153,7 @@ func refreshFields(p *RefreshParams) []field {
 		stringField("room_uuid", true, 36, checkRoomUUID, &p.RoomUUID),
 		stringField("key_id", true, 36, checkKeyID, &p.KeyID),
 		stringField("relay_address", false, 261, checkRelayAddress, &p.RelayAddress),
+		boolField("delete_old", &p.DeleteOld),
 	}
 }
 
@@ -157,10 +170,27 @@ func reshareFields(p *ReshareParams, a *importAux, pub *string, existing bool) [
 		stringListField(othersName, true, &a.others),
 		stringField("relay_address", false, 261, checkRelayAddress, &p.RelayAddress),
 	}
-	if !existing {
+	if existing {
+		fields = append(fields, boolField("delete_old", &p.DeleteOld))
+	} else {
 		fields = append(fields, stringField("pubkey", false, 64, nil, pub))
 	}
 	return fields
+}
+
+// boolField decodes an optional JSON boolean.
+func boolField(name string, dst *bool) field {
+	return field{name: name, decode: func(raw []byte) error {
+		switch string(raw) {
+		case "true":
+			*dst = true
+		case "false":
+			*dst = false
+		default:
+			return badRequest("field %q must be a boolean", name)
+		}
+		return nil
+	}}
 }
 
 // lifecycleAnswer records the ceremony and answers {key_id, pubkey}.

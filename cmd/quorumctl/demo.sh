@@ -343,11 +343,11 @@ lifecycle_reshare() {
   "$ctl" reshare -daemons "$daemons" -key-ids "$ids" -threshold 2 -timeout 60s >"$work/reshare-add.txt"
   ids4=$(lifecycle_step "reshare (add)" "$work/reshare-add.txt")
   lifecycle_sign "new daemon 3 with daemon 1" "$daemons" "$QUORUMCTL_KEYS" "$ids4" 3,1
-  say "remove daemon 0: daemons 1, 2, 3 reshare 2-of-4 to 2-of-3 among themselves"
+  say "remove daemon 0: daemons 1, 2, 3 reshare 2-of-4 to 2-of-3 among themselves and delete their 2-of-4 shares"
   d123=$(IFS=,; echo "${urls[*]:1:3}")
   k123=$(IFS=,; echo "${keys[*]:1:3}")
   ids123=$(echo "$ids4" | cut -d, -f2-4)
-  QUORUMCTL_KEYS=$k123 "$ctl" reshare -daemons "$d123" -key-ids "$ids123" -threshold 2 -timeout 60s >"$work/reshare-remove.txt"
+  QUORUMCTL_KEYS=$k123 "$ctl" reshare -daemons "$d123" -key-ids "$ids123" -threshold 2 -delete-old -timeout 60s >"$work/reshare-remove.txt"
   ids=$(lifecycle_step "reshare (remove)" "$work/reshare-remove.txt")
   grep -q '^threshold: 2 of 3$' "$work/reshare-remove.txt" || die "removal did not give a 2-of-3 key"
   lifecycle_sign "after removing daemon 0" "$d123" "$k123" "$ids" 0,2

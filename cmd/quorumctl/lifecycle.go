@@ -22,6 +22,7 @@ type lifecyclePlan struct {
 	Refresh      bool
 	Threshold    int    // reshare: the new threshold (0 = the old one)
 	Lost         string // repair: the keygen_id that must not stay in the key
+	DeleteOld    bool   // holders destroy their old generation once the new one is certified
 	RelayAddress string
 }
 
@@ -49,6 +50,7 @@ type lifecycleRequest struct {
 	Others       []string `json:"others_keygen_ids,omitempty"`
 	Pubkey       string   `json:"pubkey,omitempty"`
 	RelayAddress string   `json:"relay_address,omitempty"`
+	DeleteOld    bool     `json:"delete_old,omitempty"`
 }
 
 // lifecycleCall posts one party's call and returns the new key_id and pubkey.
@@ -144,7 +146,7 @@ func runLifecycle(ctx context.Context, p lifecyclePlan, out *printer) (*lifecycl
 				others = append(others, k)
 			}
 		}
-		r := lifecycleRequest{RoomUUID: room, RelayAddress: p.RelayAddress}
+		r := lifecycleRequest{RoomUUID: room, RelayAddress: p.RelayAddress, DeleteOld: p.DeleteOld && i < h}
 		path, what := "/bip340/refresh", "refresh"
 		switch {
 		case p.Refresh:
@@ -207,6 +209,7 @@ func lifecycleCmd(ctx context.Context, c *cli, args []string, verb string) error
 	var threshold *int
 	var lost *string
 	relayAddr := fs.String("relay-address", "", "relay host:port for the ceremony (must be on the users' policy allowlist)")
+	deleteOld := fs.Bool("delete-old", false, "holders delete their old key_ids once the new generation is certified (do it when removing a party)")
 	switch verb {
 	case "reshare":
 		threshold = fs.Int("threshold", 0, "the new threshold (default: the old one); daemons after the holders join as new parties")
@@ -220,7 +223,7 @@ func lifecycleCmd(ctx context.Context, c *cli, args []string, verb string) error
 	if err != nil {
 		return err
 	}
-	plan := lifecyclePlan{Parties: parties, KeyIDs: splitList(*keyIDs), Refresh: verb == "refresh", RelayAddress: *relayAddr}
+	plan := lifecyclePlan{Parties: parties, KeyIDs: splitList(*keyIDs), Refresh: verb == "refresh", RelayAddress: *relayAddr, DeleteOld: *deleteOld}
 	if threshold != nil {
 		plan.Threshold = *threshold
 	}

@@ -61,6 +61,12 @@ func (q *cluster) refresh(nodes []*node, keyIDs []string) []answer {
 // threshold t; newcomers get fresh slots. The result is by position:
 // holders first, then newcomers.
 func (q *cluster) reshare(holders []*node, keyIDs []string, newcomers []*node, t int, pin []byte) []answer {
+	return q.reshareOpt(holders, keyIDs, newcomers, t, pin, false)
+}
+
+// reshareOpt is reshare; deleteOld makes the holders destroy their old
+// generation once the new one is certified.
+func (q *cluster) reshareOpt(holders []*node, keyIDs []string, newcomers []*node, t int, pin []byte, deleteOld bool) []answer {
 	var set []slot
 	for i, nd := range holders {
 		set = append(set, slot{keyIDs[i], nd.must("GET", "/bip340/export-id/"+keyIDs[i], nd.userKey, nil)["keygen_id"].(string)})
@@ -71,6 +77,9 @@ func (q *cluster) reshare(holders []*node, keyIDs []string, newcomers []*node, t
 		body := map[string]any{"key_id": set[i].keyID}
 		if i < len(holders) {
 			body["new_threshold"], body["new_keygen_ids"] = t, others(set, i)
+			if deleteOld {
+				body["delete_old"] = true
+			}
 			calls = append(calls, lifecycleCall{nd, "/bip340/reshare/existing-party", body})
 		} else {
 			body["threshold"], body["others_keygen_ids"], body["pubkey"] = t, others(set, i), hex.EncodeToString(pin)
@@ -116,9 +125,14 @@ func TestE2ELifecycle(t *testing.T) {
 		t.Fatalf("new party's record %v", rec)
 	}
 
-	// Remove node 0: nodes 1..3 reshare to 2-of-3 among themselves.
+	// Remove node 0: nodes 1..3 reshare to 2-of-3 among themselves and
+	// destroy their 2-of-4 shares, so node 0's old share is useless.
 	rest := q.nodes[1:]
-	three2 := q.newKeyIDs("reshare 2-of-4 to 2-of-3", q.reshare(rest, four[1:], nil, 2, pub), pub)
+	three2 := q.newKeyIDs("reshare 2-of-4 to 2-of-3", q.reshareOpt(rest, four[1:], nil, 2, pub, true), pub)
+	for i, nd := range rest {
+		st, body := nd.call("GET", "/bip340/keys/"+four[1+i], nd.userKey, nil)
+		expectErr(t, "the old generation after delete_old", st, body, 400, "key_id_not_exists")
+	}
 	q.signAndCheck(pick(rest, 0, 2), pick(three2, 0, 2), pub)
 	rec = rest[2].must("GET", "/bip340/keys/"+three2[2], rest[2].userKey, nil)
 	if rec["n"] != 3.0 {

@@ -27,7 +27,7 @@ const lifecycleSlots = 2
 // shares cannot sign with the new ones (the generation is bound into every
 // signing session).
 func (s *Service) Refresh(ctx context.Context, p daemon.RefreshParams) (daemon.ImportResult, error) {
-	return s.newGeneration(ctx, p.Owner, p.KeyID, p.RelayAddress, p.RequestID, p.Quota, "refresh",
+	return s.newGeneration(ctx, genRequest{p.Owner, p.KeyID, p.RelayAddress, p.RequestID, p.Quota, p.DeleteOld}, "refresh",
 		func(g *generation) (*ceremony.KeyInfo, error) {
 			return ceremony.Refresh(ctx, ceremony.RefreshParams{
 				Room: p.RoomUUID, Identity: g.id, Key: g.old, Share: g.share,
@@ -88,13 +88,24 @@ type generation struct {
 	scratch []byte
 }
 
+// genRequest is what a new generation of owner's keyID is made from.
+type genRequest struct {
+	owner, keyID, relayAddr, requestID string
+	quota                              int  // for the new key_id's slot
+	deleteOld                          bool // delete keyID once the new generation is certified
+}
+
 // newGeneration runs run for owner's ready key keyID: it opens the identity
 // and old share into locked memory, makes the new key_id's slot (the same
 // identity, sealed for the new key_id), and runs the ceremony into it. A
 // ceremony that stored nothing leaves no slot behind; one left pending keeps
 // it, and the error names it (recover it with any party's recovery data).
-func (s *Service) newGeneration(ctx context.Context, owner, keyID, relayAddr, requestID string, quota int, what string,
+// With deleteOld the old key_id is destroyed once the new generation is
+// certified: after a removal, the old generation then cannot reach its
+// threshold with the removed party's share.
+func (s *Service) newGeneration(ctx context.Context, g0 genRequest, what string,
 	run func(*generation) (*ceremony.KeyInfo, error)) (daemon.ImportResult, error) {
+	owner, keyID, relayAddr, requestID, quota := g0.owner, g0.keyID, g0.relayAddr, g0.requestID, g0.quota
 	r, err := s.ready(ctx, owner, keyID)
 	if err != nil {
 		return daemon.ImportResult{}, err
@@ -140,6 +151,13 @@ func (s *Service) newGeneration(ctx context.Context, owner, keyID, relayAddr, re
 	x := ki.XOnly()
 	s.log().Debug(what+" ceremony committed", "from_key_id", keyID, "key_id", slot.KeyID, "t", ki.T, "n", ki.N,
 		"request_id", requestID, "duration_ms", time.Since(start).Milliseconds())
+	if g0.deleteOld {
+		// Certified: every party holds the new generation. A failure here
+		// does not undo that; the operator deletes the old key_id.
+		if err := s.Delete(context.WithoutCancel(ctx), owner, keyID); err != nil {
+			s.log().Warn("deleting the old generation after "+what+" failed; delete it by hand", "key_id", keyID, "err", err)
+		}
+	}
 	return daemon.ImportResult{KeyID: slot.KeyID, Pubkey: x[:]}, nil
 }
 

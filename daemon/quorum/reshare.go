@@ -20,7 +20,7 @@ func (s *Service) ReshareExisting(ctx context.Context, p daemon.ReshareParams) (
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
-	return s.newGeneration(ctx, p.Owner, p.KeyID, p.RelayAddress, p.RequestID, p.Quota, "reshare",
+	return s.newGeneration(ctx, genRequest{p.Owner, p.KeyID, p.RelayAddress, p.RequestID, p.Quota, p.DeleteOld}, "reshare",
 		func(g *generation) (*ceremony.KeyInfo, error) {
 			return ceremony.Reshare(ctx, ceremony.ReshareParams{
 				Room: p.RoomUUID, Identity: g.id, Others: others, Threshold: p.Threshold,
