@@ -514,8 +514,13 @@ func (c *Config) Validate() error {
 	default:
 		bad("policy.source %q: want vault or embedded", c.Policy.Source)
 	}
-	if c.Relay.DefaultAddress == "" || checkRelayAddress(c.Relay.DefaultAddress) != nil {
-		bad("relay.default_address %q: want host:port", c.Relay.DefaultAddress)
+	// Several instances of one relay deployment (over NATS JetStream) are
+	// listed comma-separated; the client fails over between them.
+	for _, a := range strings.Split(c.Relay.DefaultAddress, ",") {
+		if checkRelayAddress(a) != nil {
+			bad("relay.default_address %q: want host:port[,host:port…]", c.Relay.DefaultAddress)
+			break
+		}
 	}
 	rt := c.Relay.TLS
 	if (rt.CertFile == "") != (rt.KeyFile == "") {

@@ -93,6 +93,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"vault credentials in URL", minimalConfig, []string{"QUORUMD_POLICY_SOURCE=vault", "QUORUMD_POLICY_VAULT_ADDRESS=https://u:p@v:8200", "QUORUMD_POLICY_VAULT_TOKEN_FILE=/t"}, "credentials"},
 		{"vault address", minimalConfig, []string{"QUORUMD_POLICY_SOURCE=vault", "QUORUMD_POLICY_VAULT_ADDRESS=v:8200", "QUORUMD_POLICY_VAULT_TOKEN_FILE=/t"}, "http(s) URL"},
 		{"relay address", minimalConfig, []string{"QUORUMD_RELAY_DEFAULT_ADDRESS=relay"}, "relay.default_address"},
+		{"relay address list", minimalConfig, []string{"QUORUMD_RELAY_DEFAULT_ADDRESS=relay-a:7000,relay"}, "relay.default_address"},
 		{"shutdown shorter than ceremony", minimalConfig, []string{"QUORUMD_SERVER_SHUTDOWN_TIMEOUT=10s"}, "shutdown_timeout"},
 		{"zero timeout", minimalConfig, []string{"QUORUMD_SERVER_READ_TIMEOUT=0s"}, "server.read_timeout"},
 		{"log level", minimalConfig, []string{"QUORUMD_LOG_LEVEL=loud"}, "log.level"},

@@ -1,6 +1,8 @@
 // Command quorum-relay runs the untrusted ceremony relay (DESIGN §8): one-time
-// rooms of fixed size with a TTL, ordered envelope delivery by long-poll,
-// /healthz and /metrics, optional TLS with optional client certificates.
+// rooms of fixed size with a TTL, authenticated seats, ordered envelope
+// delivery by long-poll, /healthz and /metrics, optional TLS with optional
+// client certificates; rooms in memory, or in NATS JetStream (-nats-url) so
+// several instances serve them.
 //
 // Every flag can also be set in the environment as QUORUM_RELAY_<FLAG>, with
 // dashes as underscores (e.g. QUORUM_RELAY_MAX_ROOMS=500); flags win over the
@@ -47,6 +49,10 @@ type options struct {
 	tlsKey          string
 	tlsClientCA     string
 	shutdownTimeout time.Duration
+	natsURL         string
+	natsPrefix      string
+	natsMemory      bool
+	natsReplicas    int
 	cfg             relay.Config
 }
 
@@ -60,13 +66,17 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate PEM file (enables HTTPS)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "CA PEM file; when set, clients must present a certificate it signed")
+	fs.StringVar(&o.natsURL, "nats-url", "", "NATS server(s) with JetStream: keep rooms there so several relays serve them (needs -name)")
+	fs.StringVar(&o.natsPrefix, "nats-prefix", "QUORUM_RELAY", "names of the JetStream stream, bucket and subjects")
+	fs.BoolVar(&o.natsMemory, "nats-memory", false, "JetStream memory storage instead of files")
+	fs.IntVar(&o.natsReplicas, "nats-replicas", 1, "copies of the JetStream stream and bucket in a NATS cluster")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "time allowed for in-flight requests on shutdown")
 	c := &o.cfg
 	fs.IntVar(&c.MaxEnvelopeBytes, "max-envelope-bytes", relay.DefaultMaxEnvelopeBytes, "largest envelope accepted")
 	fs.IntVar(&c.MaxRoomMessages, "max-room-messages", relay.DefaultMaxRoomMessages, "envelopes stored per room")
-	fs.IntVar(&c.MaxRoomBytes, "max-room-bytes", relay.DefaultMaxRoomBytes, "envelope bytes stored per room")
+	fs.IntVar(&c.MaxRoomBytes, "max-room-bytes", relay.DefaultMaxRoomBytes, "heap held per room (envelopes with their overhead, seats)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", relay.DefaultMaxRooms, "rooms open at once")
-	fs.Int64Var(&c.MaxTotalBytes, "max-total-bytes", relay.DefaultMaxTotalBytes, "envelope bytes held across all rooms")
+	fs.Int64Var(&c.MaxTotalBytes, "max-total-bytes", relay.DefaultMaxTotalBytes, "heap held across all rooms (envelopes with their overhead, seats)")
 	fs.IntVar(&c.MaxRoomSize, "max-room-size", relay.DefaultMaxRoomSize, "largest room (parties)")
 	fs.DurationVar(&c.DefaultRoomTTL, "default-ttl", relay.DefaultRoomTTL, "room lifetime when the creator gives none")
 	fs.DurationVar(&c.MaxRoomTTL, "max-ttl", relay.DefaultMaxRoomTTL, "longest room lifetime a creator may ask for")
@@ -74,6 +84,13 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.DurationVar(&c.ForgetAfter, "forget-after", relay.DefaultForgetAfter, "ended rooms answer 410 this long, then 404")
 	fs.IntVar(&c.MaxTombstones, "max-tombstones", relay.DefaultMaxTombstones, "ended rooms remembered at most")
 	fs.DurationVar(&c.GCInterval, "gc-interval", relay.DefaultGCInterval, "how often expired rooms are swept")
+	fs.StringVar(&c.Name, "name", "", "relay name that seat claims are signed for; relays of one deployment share it (default: random per process)")
+	fs.IntVar(&c.MaxTotalMessages, "max-total-messages", relay.DefaultMaxTotalMessages, "envelopes held across all rooms")
+	fs.IntVar(&c.MaxSetsPerRoom, "max-sets-per-room", relay.DefaultMaxSetsPerRoom, "distinct member sets one room may hold")
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", relay.DefaultMaxClockSkew, "how far a seat claim's time may be from the relay's clock")
+	fs.IntVar(&c.MaxRoomsPerClient, "max-rooms-per-client", relay.DefaultMaxRoomsPerClient, "open rooms per client (TLS client certificate, else IP address)")
+	fs.Float64Var(&c.ClientRoomRate, "client-room-rate", relay.DefaultClientRoomRate, "rooms per second one client may create on average")
+	fs.IntVar(&c.ClientRoomBurst, "client-room-burst", relay.DefaultClientRoomBurst, "rooms one client may create at once")
 	fs.IntVar(&c.MaxConcurrentConns, "max-conns", relay.DefaultMaxConcurrentConns, "connections served at once")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", relay.DefaultReadTimeout, "time to read one request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "time to write one response")
@@ -102,6 +119,12 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	}
 	if o.tlsClientCA != "" && o.tlsCert == "" {
 		return nil, errors.New("-tls-client-ca needs -tls-cert and -tls-key")
+	}
+	if o.natsURL != "" {
+		if o.cfg.Name == "" {
+			return nil, errors.New("-nats-url needs -name, shared by every relay of the deployment")
+		}
+		o.cfg.NATS = &relay.NATSConfig{URL: o.natsURL, Prefix: o.natsPrefix, Memory: o.natsMemory, Replicas: o.natsReplicas}
 	}
 	if o.shutdownTimeout <= 0 {
 		return nil, errors.New("-shutdown-timeout must be positive")
@@ -146,7 +169,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	log.Info("listening", "addr", ln.Addr().String(), "tls", eff.TLS != nil,
 		"client_certs", o.tlsClientCA != "", "max_rooms", eff.MaxRooms, "max_room_size", eff.MaxRoomSize,
 		"max_envelope_bytes", eff.MaxEnvelopeBytes, "max_total_bytes", eff.MaxTotalBytes, "max_room_messages", eff.MaxRoomMessages,
-		"default_ttl", eff.DefaultRoomTTL.String(), "max_ttl", eff.MaxRoomTTL.String(), "max_wait", eff.MaxWait.String())
+		"default_ttl", eff.DefaultRoomTTL.String(), "max_ttl", eff.MaxRoomTTL.String(), "max_wait", eff.MaxWait.String(),
+		"name", eff.Name, "nats", o.natsURL != "", "max_rooms_per_client", eff.MaxRoomsPerClient, "client_room_rate", eff.ClientRoomRate)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

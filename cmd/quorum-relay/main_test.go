@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
@@ -34,6 +35,15 @@ func TestParseOptions(t *testing.T) {
 		{"flag beats env", []string{"-max-rooms=3"}, map[string]string{"QUORUM_RELAY_MAX_ROOMS": "9"}, func(o *options) bool {
 			return o.cfg.MaxRooms == 3
 		}, true},
+		{"seat and client limits", []string{"-name", "relay.example", "-max-rooms-per-client", "20", "-client-room-rate", "2.5"},
+			map[string]string{"QUORUM_RELAY_MAX_CLOCK_SKEW": "1m", "QUORUM_RELAY_MAX_SETS_PER_ROOM": "3"}, func(o *options) bool {
+				return o.cfg.Name == "relay.example" && o.cfg.MaxRoomsPerClient == 20 && o.cfg.ClientRoomRate == 2.5 &&
+					o.cfg.MaxClockSkew == time.Minute && o.cfg.MaxSetsPerRoom == 3
+			}, true},
+		{"nats", []string{"-nats-url", "nats://127.0.0.1:4222", "-name", "ha"}, nil, func(o *options) bool {
+			return o.cfg.NATS != nil && o.cfg.NATS.URL == "nats://127.0.0.1:4222" && o.cfg.NATS.Prefix == "QUORUM_RELAY"
+		}, true},
+		{"nats without name", []string{"-nats-url", "nats://127.0.0.1:4222"}, nil, nil, false},
 		{"bad env", nil, map[string]string{"QUORUM_RELAY_MAX_ROOMS": "many"}, nil, false},
 		{"bad flag", []string{"-max-wait", "soon"}, nil, nil, false},
 		{"unknown flag", []string{"-nope"}, nil, nil, false},
@@ -121,10 +131,18 @@ func TestRunServesLogsJSONAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	id, err := envelope.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seat, err := c.TakeSeat(ctx, room, id, []envelope.Party{id.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A long-poll in flight when the signal arrives is released at once.
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Fetch(context.Background(), room, "aa", 0, 20*time.Second)
+		_, err := seat.Fetch(context.Background(), 0, 20*time.Second)
 		errc <- err
 	}()
 	time.Sleep(100 * time.Millisecond)

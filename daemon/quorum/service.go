@@ -324,7 +324,8 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 	start := time.Now()
 	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
-		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()), PrivateKey: key,
+		Transport:  ceremony.RelayTransport(rc, p.RoomUUID, id, append([]envelope.Party{id.Public()}, others...)),
+		PrivateKey: key,
 	}, &importDurable{s: s, ctx: ctx, r: r, scratch: shareScratch})
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
@@ -427,7 +428,7 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	start := time.Now()
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
 		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
 		Certificate: cert, Pending: r.State == store.StatePending,
 		OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 	})

@@ -1,44 +1,18 @@
 package testkit
 
 import (
-	"errors"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/quorumd/quorumd/internal/testkit/paths"
 )
 
 // FindModuleRoot walks up from the working directory to the directory
 // holding go.mod (a test's working directory is its package's).
-func FindModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
+func FindModuleRoot() (string, error) { return paths.FindModuleRoot() }
 
 // ModuleRoot is FindModuleRoot for tests: it fails tb when there is none.
-func ModuleRoot(tb testing.TB) string {
-	tb.Helper()
-	root, err := FindModuleRoot()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return root
-}
+func ModuleRoot(tb testing.TB) string { tb.Helper(); return paths.ModuleRoot(tb) }
 
-// VectorsDir is <module root>/../shared/vectors, where the BIP340 and BIP445
-// test vectors are read in place.
-func VectorsDir(tb testing.TB) string {
-	tb.Helper()
-	return filepath.Join(ModuleRoot(tb), "..", "shared", "vectors")
-}
+// VectorsDir is <module root>/../shared/vectors, where the test vectors are
+// read in place.
+func VectorsDir(tb testing.TB) string { tb.Helper(); return paths.VectorsDir(tb) }

@@ -151,6 +151,15 @@ func relayProbeTLS(addr string) error {
 // within 15 s. The process's JSON logs are attached to failing tests.
 func RelayProcess(t testing.TB, args ...string) (addr string) {
 	t.Helper()
+	addr, _ = RelayProcessKillable(t, args...)
+	return addr
+}
+
+// RelayProcessKillable is RelayProcess that also returns kill, which
+// SIGKILLs the relay at once (a crash, not a shutdown); the cleanup then
+// expects nothing more of it.
+func RelayProcessKillable(t testing.TB, args ...string) (addr string, kill func()) {
+	t.Helper()
 	bin := relayBuildBinary(t)
 	cmdArgs := append([]string{"-listen", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(bin, cmdArgs...)
@@ -191,7 +200,17 @@ func RelayProcess(t testing.TB, args ...string) (addr string) {
 		<-readDone // Wait closes the pipe; let the reader finish first
 		waitc <- cmd.Wait()
 	}()
+	var killed atomic.Bool
+	kill = func() {
+		if killed.CompareAndSwap(false, true) {
+			_ = cmd.Process.Kill()
+		}
+	}
 	t.Cleanup(func() {
+		if killed.Load() {
+			<-waitc
+			return
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-waitc:
@@ -215,7 +234,7 @@ func RelayProcess(t testing.TB, args ...string) (addr string) {
 	if err := relayWaitHealthy(addr, relayHasTLSFlag(args), 10*time.Second); err != nil {
 		t.Fatalf("testkit.RelayProcess: %v\nlogs:\n%s", err, logs.String())
 	}
-	return addr
+	return addr, kill
 }
 
 func relayHasTLSFlag(args []string) bool {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
@@ -25,15 +26,30 @@ func relayRoundTrip(t *testing.T, addr string, cfg relay.ClientConfig) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	a, b := c.Join(room, "aa"), c.Join(room, "bb")
-	if err := a.Send(ctx, "bb", []byte("ping")); err != nil {
+	ids := make([]*envelope.Identity, 3)
+	members := make([]envelope.Party, 3)
+	for i := range ids {
+		if ids[i], err = envelope.GenerateIdentity(); err != nil {
+			t.Fatal(err)
+		}
+		members[i] = ids[i].Public()
+	}
+	a, err := c.Join(ctx, room, ids[0], members)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	b, err := c.Join(ctx, room, ids[1], members)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	if err := a.Send(ctx, b.Party(), []byte("ping")); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	m, err := b.Recv(ctx)
-	if err != nil || string(m.Body) != "ping" || m.From != "aa" {
+	if err != nil || string(m.Body) != "ping" || m.From != a.Party() {
 		t.Fatalf("recv: %v %+v", err, m)
 	}
-	if err := c.Post(ctx, room, "cc", "", []byte("x")); !errors.Is(err, relay.ErrRoomFull) {
+	if _, err := c.Join(ctx, room, ids[2], members); !errors.Is(err, relay.ErrRoomFull) {
 		t.Fatalf("third party: %v", err)
 	}
 }

@@ -15,12 +15,12 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 
-	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/internal/testkit/paths"
 	"github.com/quorumd/quorumd/mpc/internal/dudect"
 )
 
 // vectorsDir is where the shared test vectors are read in place.
-func vectorsDir(tb testing.TB) string { return testkit.VectorsDir(tb) }
+func vectorsDir(tb testing.TB) string { return paths.VectorsDir(tb) }
 
 type vector struct {
 	index    int

@@ -200,17 +200,18 @@ func TestImportAdversarial(t *testing.T) {
 		q := newQuorum(t, addr, n)
 		outsider, _ := envelope.GenerateIdentity()
 		room := q.room(n)
-		// The outsider posts first, under a member's relay name.
+		// The outsider's envelope arrives first, through a member's seat
+		// (as a dishonest relay could inject it).
 		session := envelope.SessionID(ImportLabel, room, q.parties(), thr, n, nil)
 		raw, err := envelope.NewSender(outsider, envelope.KindImport, session).Seal(roundDeal, envelope.Broadcast, []byte("hi"), false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", raw); err != nil {
+		if err := postAs(q, room, q.ids[0].Public(), "", raw); err != nil {
 			t.Fatal(err)
 		}
 		garbage := []byte("garbage")
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[0].Public().Bytes()), "", garbage); err != nil {
+		if err := postAs(q, room, q.ids[0].Public(), "", garbage); err != nil {
 			t.Fatal(err)
 		}
 		before := DroppedEnvelopes()
@@ -250,7 +251,7 @@ func TestImportAdversarial(t *testing.T) {
 		old := recorded[0]
 		mu.Unlock()
 		e, _ := envelope.Unmarshal(old)
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(e.From.Bytes()), "", old); err != nil {
+		if err := postAs(q, room, e.From, "", old); err != nil {
 			t.Fatal(err)
 		}
 		out := q.runImportIn(room, x, 0, thr, slow*10*time.Second, nil, nil, nil)
@@ -268,7 +269,7 @@ func TestImportAdversarial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := q.client.Post(context.Background(), room, hex.EncodeToString(q.ids[2].Public().Bytes()), hex.EncodeToString(q.ids[0].Public().Bytes()), raw); err != nil {
+		if err := postAs(q, room, q.ids[2].Public(), hex.EncodeToString(q.ids[0].Public().Bytes()), raw); err != nil {
 			t.Fatal(err)
 		}
 		before := DroppedEnvelopes()["mistyped"]
@@ -383,4 +384,22 @@ func TestImportCommitFailure(t *testing.T) {
 		}
 		expectStates(t, out, "none", "none", "none")
 	}
+}
+
+// postAs posts raw from member from's seat in room to `to` (hex, empty =
+// broadcast), as a dishonest relay could inject it: an honest relay seats
+// only a member that signs its claim.
+func postAs(q *quorum, room string, from envelope.Party, to string, raw []byte) error {
+	var id *envelope.Identity
+	for _, c := range q.ids {
+		if c.Public() == from {
+			id = c
+		}
+	}
+	seat, err := q.client.TakeSeat(context.Background(), room, id, q.parties())
+	if err != nil {
+		return err
+	}
+	_, err = seat.Post(context.Background(), to, raw)
+	return err
 }

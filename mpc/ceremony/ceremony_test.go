@@ -163,7 +163,7 @@ func (q *quorum) runImportIn(room string, x *btcec.ModNScalar, importer, t int, 
 			continue
 		}
 		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: t,
-			Transport: RelayTransport(q.client, room, id.Public())}
+			Transport: RelayTransport(q.client, room, id, append([]envelope.Party{id.Public()}, q.others(i)...))}
 		if i == importer {
 			xc := *x
 			p.PrivateKey = &xc
@@ -277,7 +277,7 @@ func (q *quorum) runSign(keys []*importOutcome, signers []int, msg []byte, tweak
 		out[j] = &signOutcome{}
 		p := SignParams{Room: room, Identity: q.ids[i], Key: keys[i].info, Share: keys[i].share,
 			Signers: len(signers), Msg: msg, Tweaks: tweaks, Certificate: keys[i].rd.Cert,
-			Transport: RelayTransport(q.client, room, q.ids[i].Public())}
+			Transport: RelayTransport(q.client, room, q.ids[i], append([]envelope.Party{q.ids[i].Public()}, q.others(i)...))}
 		if tweak != nil {
 			tweak(i, &p)
 		}

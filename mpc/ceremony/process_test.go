@@ -58,7 +58,7 @@ func childRecipient() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	info, err := Import(ctx, ImportParams{Room: room, Identity: id, Others: others, Threshold: thr,
-		Transport: RelayTransport(c, room, id.Public())}, &memDurable{})
+		Transport: RelayTransport(c, room, id, append([]envelope.Party{id.Public()}, others...))}, &memDurable{})
 	if err != nil {
 		return fail(err)
 	}
@@ -98,7 +98,7 @@ func TestImportAcrossProcesses(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, i := range []int{0, 1} {
 		p := ImportParams{Room: room, Identity: q.ids[i], Others: q.others(i), Threshold: 2,
-			Transport: RelayTransport(q.client, room, q.ids[i].Public())}
+			Transport: RelayTransport(q.client, room, q.ids[i], append([]envelope.Party{q.ids[i].Public()}, q.others(i)...))}
 		if i == 0 {
 			xc := *x
 			p.PrivateKey = &xc

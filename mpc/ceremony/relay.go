@@ -3,32 +3,85 @@ package ceremony
 import (
 	"context"
 	"encoding/hex"
+	"sync"
 
 	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
-// relayTransport carries envelopes through a relay room; the relay-level
-// sender and recipient names are the parties' keygen_ids in hex.
-type relayTransport struct{ conn *relay.Conn }
+// RelaySeat carries envelopes through a relay room, from the seat this
+// party claims with its identity key; relay-level sender and recipient names
+// are the parties' keygen_ids in hex. The seat is claimed on first use, so
+// the claim's time is fresh; Leave (called by the ceremony when it ends)
+// gives the seat up.
+type RelaySeat struct {
+	c       *relay.Client
+	room    string
+	id      relay.Signer
+	members []envelope.Party
 
-// RelayTransport joins room on the relay as me.
-func RelayTransport(c *relay.Client, room string, me envelope.Party) Transport {
-	return &relayTransport{conn: c.Join(room, hex.EncodeToString(me[:]))}
+	mu   sync.Mutex
+	conn *relay.Conn
 }
 
-func (t *relayTransport) Send(ctx context.Context, to envelope.Party, body []byte) error {
+// RelayTransport returns the transport of party id in room, among members:
+// the ceremony's keygen_ids as every honest member knows them (an import's
+// parties, or a key's parties for signing), id's own included. id must stay
+// usable until the first Send or Recv.
+func RelayTransport(c *relay.Client, room string, id *envelope.Identity, members []envelope.Party) *RelaySeat {
+	return &RelaySeat{c: c, room: room, id: id, members: members}
+}
+
+// seat claims the seat once; a failed claim is retried by the next call.
+func (t *RelaySeat) seat(ctx context.Context) (*relay.Conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn != nil {
+		return t.conn, nil
+	}
+	conn, err := t.c.Join(ctx, t.room, t.id, t.members)
+	if err != nil {
+		return nil, err
+	}
+	t.conn, t.id = conn, nil // the identity is not needed any more
+	return conn, nil
+}
+
+// Send posts body to `to`, or to every other member for envelope.Broadcast.
+func (t *RelaySeat) Send(ctx context.Context, to envelope.Party, body []byte) error {
+	conn, err := t.seat(ctx)
+	if err != nil {
+		return err
+	}
 	name := ""
 	if !to.IsBroadcast() {
 		name = hex.EncodeToString(to[:])
 	}
-	return t.conn.Send(ctx, name, body)
+	return conn.Send(ctx, name, body)
 }
 
-func (t *relayTransport) Recv(ctx context.Context) ([]byte, error) {
-	m, err := t.conn.Recv(ctx)
+// Recv returns the next envelope for this party.
+func (t *RelaySeat) Recv(ctx context.Context) ([]byte, error) {
+	conn, err := t.seat(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := conn.Recv(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return m.Body, nil
+}
+
+// Leave gives up the seat if one was taken, so the relay frees the room as
+// soon as every member is done instead of at its TTL (Leaver).
+func (t *RelaySeat) Leave(ctx context.Context) error {
+	t.mu.Lock()
+	conn := t.conn
+	t.id = nil
+	t.mu.Unlock()
+	if conn == nil {
+		return nil
+	}
+	return conn.Leave(ctx)
 }

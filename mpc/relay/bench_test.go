@@ -13,8 +13,8 @@ import (
 
 var benchCfg = relay.Config{MaxRoomMessages: 1 << 20, MaxRoomBytes: 1 << 30, MaxRooms: 1 << 16}
 
-// envelope is sized like a signed, encrypted share envelope.
-var envelope = make([]byte, 256)
+// benchEnvelope is sized like a signed, encrypted share envelope.
+var benchEnvelope = make([]byte, 256)
 
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
@@ -38,10 +38,10 @@ func BenchmarkPostFetch(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if err := c.Post(ctx, room, a, p, envelope); err != nil {
+		if err := postAs(c, ctx, room, a, p, benchEnvelope); err != nil {
 			b.Fatal(err)
 		}
-		msgs, err := c.Fetch(ctx, room, p, after, 0)
+		msgs, err := fetchAs(c, ctx, room, p, after, 0)
 		if err != nil || len(msgs) != 1 {
 			b.Fatalf("fetch: %v %d", err, len(msgs))
 		}
@@ -57,10 +57,47 @@ func BenchmarkPostFetch(b *testing.B) {
 func BenchmarkPingPong(b *testing.B) {
 	addr := testkit.Relay(b, benchCfg)
 	c := newClient(b, addr)
+	pingPong(b, c, c)
+}
+
+// BenchmarkPingPongJetStream is BenchmarkPingPong through two relay
+// instances over one nats-server: A uses one, B the other.
+func BenchmarkPingPongJetStream(b *testing.B) {
+	url, _ := testkit.NATSServer(b)
+	cfg := benchCfg
+	cfg.Name = "bench"
+	cfg.NATS = &relay.NATSConfig{URL: url, Memory: true}
+	ca := newClient(b, testkit.Relay(b, cfg))
+	cb := newClient(b, testkit.Relay(b, cfg))
+	pingPong(b, ca, cb)
+}
+
+// BenchmarkSeatClaim: one party signs a claim and takes its seat in a
+// fresh room (room creation included).
+func BenchmarkSeatClaim(b *testing.B) {
+	addr := testkit.Relay(b, relay.Config{MaxRooms: 1 << 20, MaxRoomsPerClient: 1 << 20, ClientRoomRate: 1e9, ClientRoomBurst: 1 << 30})
+	c := newClient(b, addr)
+	ctx := context.Background()
+	id := identityOf(party(1))
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		room := mustRoom(b, c, 2)
+		t0 := time.Now()
+		if _, err := c.TakeSeat(ctx, room, id, testMembers()); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+func pingPong(b *testing.B, ca, cb *relay.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	room := mustRoom(b, c, 2)
-	a, p := c.Join(room, party(1)), c.Join(room, party(2))
+	room := mustRoom(b, ca, 2)
+	a, p := joinAs(b, ca, room, party(1)), joinAs(b, cb, room, party(2))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // echo
@@ -79,7 +116,7 @@ func BenchmarkPingPong(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if err := a.Send(ctx, p.Party(), envelope); err != nil {
+		if err := a.Send(ctx, p.Party(), benchEnvelope); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := a.Recv(ctx); err != nil {
@@ -116,14 +153,14 @@ func BenchmarkParallelRooms(b *testing.B) {
 			var wg sync.WaitGroup
 			for range rooms {
 				room := mustRoom(b, c, 2)
-				a, p := c.Join(room, party(1)), c.Join(room, party(2))
+				a, p := joinAs(b, c, room, party(1)), joinAs(b, c, room, party(2))
 				sent := make(chan struct{}, 1024)
 				wg.Add(2)
 				go func() {
 					defer wg.Done()
 					defer close(sent)
 					for take() {
-						if err := a.Send(ctx, p.Party(), envelope); err != nil {
+						if err := a.Send(ctx, p.Party(), benchEnvelope); err != nil {
 							b.Error(err)
 							return
 						}

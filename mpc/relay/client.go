@@ -3,7 +3,9 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +15,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
+
+	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
 // Client defaults.
@@ -22,7 +28,10 @@ const (
 	DefaultRequestTimeout      = 10 * time.Second
 	DefaultPollChunk           = 25 * time.Second
 	DefaultMaxIdleConnsPerHost = 128
-	DefaultMaxResponseBytes    = 64 << 20
+	// DefaultMaxResponseBytes bounds one answer: a fetch asks the relay
+	// for at most this much (max_bytes), and one envelope of the default
+	// 1 MiB limit fits base64-encoded with room to spare.
+	DefaultMaxResponseBytes = 4 << 20
 )
 
 // ClientConfig tunes a Client; zero fields take defaults.
@@ -38,8 +47,12 @@ type ClientConfig struct {
 	// waiting Recv holds one connection.
 	MaxConnsPerHost     int
 	MaxIdleConnsPerHost int
-	// MaxResponseBytes caps what is read from one relay answer.
+	// MaxResponseBytes caps what is read from one relay answer; fetches ask
+	// the relay to fit their answers in it. At least 64 KiB.
 	MaxResponseBytes int64
+	// RelayName, when set, is the relay name seat claims are signed for;
+	// otherwise the client asks the relay (GET /v1/info) once.
+	RelayName string
 	// Transport replaces the built-in pooled transport (TLS and the
 	// connection limits above are then ignored).
 	Transport http.RoundTripper
@@ -53,10 +66,15 @@ const expectThreshold = 32 << 10
 // It is safe for concurrent use. The relay is untrusted: answers are checked
 // against the wire contract and violations reported as ErrProtocol.
 type Client struct {
-	base string
-	hc   *http.Client
-	tr   *http.Transport // nil when the caller supplied a Transport
-	cfg  ClientConfig
+	bases []string     // relay instances serving the same rooms (JetStream), in order of preference
+	cur   atomic.Int32 // index of the instance in use: moves on when one fails
+	hc    *http.Client
+	tr    *http.Transport // nil when the caller supplied a Transport
+	cfg   ClientConfig
+
+	nameMu sync.Mutex
+	name   string       // the relay's name, once known
+	lastMs atomic.Int64 // last claim time used: claims from this client strictly increase
 }
 
 // Message is one envelope as delivered by the relay.
@@ -76,7 +94,9 @@ type RoomInfo struct {
 
 // NewClient returns a client for the relay at baseURL ("http(s)://host:port",
 // optionally with a path prefix). A bare "host:port" means http, or https
-// when cfg.TLS is set.
+// when cfg.TLS is set. Several comma-separated URLs name instances serving
+// the same rooms (relays over NATS JetStream): the client fails over to the
+// next one when the one in use is unreachable or unavailable.
 func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
@@ -93,21 +113,17 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
-	if !strings.Contains(baseURL, "://") {
-		if cfg.TLS != nil {
-			baseURL = "https://" + baseURL
-		} else {
-			baseURL = "http://" + baseURL
+	if cfg.MaxResponseBytes < 64<<10 {
+		return nil, fmt.Errorf("relay: MaxResponseBytes %d is below 64 KiB", cfg.MaxResponseBytes)
+	}
+	c := &Client{cfg: cfg, name: cfg.RelayName}
+	for _, b := range strings.Split(baseURL, ",") {
+		nb, err := normaliseBase(strings.TrimSpace(b), cfg.TLS != nil)
+		if err != nil {
+			return nil, err
 		}
+		c.bases = append(c.bases, nb)
 	}
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return nil, fmt.Errorf("relay: base URL: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("relay: base URL %q must be http(s)://host:port[/prefix]", baseURL)
-	}
-	c := &Client{base: strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), cfg: cfg}
 	rt := cfg.Transport
 	if rt == nil {
 		c.tr = &http.Transport{
@@ -132,8 +148,26 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// BaseURL returns the normalised relay URL.
-func (c *Client) BaseURL() string { return c.base }
+func normaliseBase(baseURL string, useTLS bool) (string, error) {
+	if !strings.Contains(baseURL, "://") {
+		if useTLS {
+			baseURL = "https://" + baseURL
+		} else {
+			baseURL = "http://" + baseURL
+		}
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", fmt.Errorf("relay: base URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("relay: base URL %q must be http(s)://host:port[/prefix]", baseURL)
+	}
+	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+}
+
+// BaseURL returns the normalised URL of the relay instance in use.
+func (c *Client) BaseURL() string { return c.bases[int(c.cur.Load())%len(c.bases)] }
 
 // Close releases idle pooled connections.
 func (c *Client) Close() {
@@ -162,7 +196,7 @@ func (c *Client) CreateRoomTTL(ctx context.Context, size int, ttl time.Duration)
 		body = append(body, `,"ttl_seconds":`+strconv.FormatInt(int64(ttl/time.Second), 10)...)
 	}
 	body = append(body, '}')
-	data, err := c.do(ctx, http.MethodPost, "/v1/rooms", "application/json", body, c.cfg.RequestTimeout)
+	data, err := c.do(ctx, http.MethodPost, "/v1/rooms", "", "application/json", body, c.cfg.RequestTimeout)
 	if err != nil {
 		return RoomInfo{}, fmt.Errorf("relay: create room: %w", err)
 	}
@@ -185,7 +219,7 @@ func (c *Client) RoomInfo(ctx context.Context, room string) (RoomInfo, error) {
 	if !ValidRoomID(room) {
 		return RoomInfo{}, fmt.Errorf("relay: room info: %w: bad room id", ErrBadRequest)
 	}
-	data, err := c.do(ctx, http.MethodGet, "/v1/rooms/"+room, "", nil, c.cfg.RequestTimeout)
+	data, err := c.do(ctx, http.MethodGet, "/v1/rooms/"+room, "", "", nil, c.cfg.RequestTimeout)
 	if err != nil {
 		return RoomInfo{}, fmt.Errorf("relay: room info: %w", err)
 	}
@@ -200,103 +234,229 @@ func (c *Client) RoomInfo(ctx context.Context, room string) (RoomInfo, error) {
 	return RoomInfo{ID: resp.RoomUUID, Size: resp.Size, ExpiresAt: resp.ExpiresAt}, nil
 }
 
-// Post appends an envelope to room from party `from`, addressed to `to`
-// (empty = broadcast to every other member).
-func (c *Client) Post(ctx context.Context, room, from, to string, body []byte) error {
-	_, err := c.post(ctx, room, from, to, body)
-	return err
+// Name returns the relay's name, the one seat claims are signed for:
+// ClientConfig.RelayName, or what the relay answers at GET /v1/info.
+func (c *Client) Name(ctx context.Context) (string, error) {
+	c.nameMu.Lock()
+	defer c.nameMu.Unlock()
+	if c.name != "" {
+		return c.name, nil
+	}
+	data, err := c.do(ctx, http.MethodGet, "/v1/info", "", "", nil, c.cfg.RequestTimeout)
+	if err != nil {
+		return "", fmt.Errorf("relay: info: %w", err)
+	}
+	var resp struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil || resp.Name == "" || len(resp.Name) > 255 {
+		return "", fmt.Errorf("relay: info: %w: bad relay name in answer", ErrProtocol)
+	}
+	c.name = resp.Name
+	return c.name, nil
 }
 
-func (c *Client) post(ctx context.Context, room, from, to string, body []byte) (uint64, error) {
-	if err := checkRoute(room, from); err != nil {
-		return 0, fmt.Errorf("relay: post: %w", err)
+// claimTime returns now in Unix milliseconds, strictly above every claim
+// time this client used before, so that quick re-claims are never stale.
+func (c *Client) claimTime() int64 {
+	now := time.Now().UnixMilli()
+	for {
+		last := c.lastMs.Load()
+		t := max(now, last+1)
+		if c.lastMs.CompareAndSwap(last, t) {
+			return t
+		}
 	}
+}
+
+// TakeSeat claims signer's seat in room among members (the ceremony's
+// keygen_ids, signer's included; any order), signing a fresh claim for
+// this relay. Claiming again gives a new token and voids the old one.
+func (c *Client) TakeSeat(ctx context.Context, room string, signer Signer, members []envelope.Party) (*Seat, error) {
+	if !ValidRoomID(room) {
+		return nil, fmt.Errorf("relay: take seat: room id is not a lowercase UUID v4: %w", ErrBadRequest)
+	}
+	name, err := c.Name(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Each attempt signs afresh: a claim the failed instance may have
+	// accepted before dying would be refused as stale elsewhere.
+	for attempt := 0; ; attempt++ {
+		var aux [32]byte
+		if _, err := rand.Read(aux[:]); err != nil {
+			return nil, fmt.Errorf("relay: take seat: randomness: %w", err)
+		}
+		sc, err := NewSeatClaim(signer, name, room, members, c.claimTime(), aux)
+		if err != nil {
+			return nil, err
+		}
+		st, err := c.Claim(ctx, room, sc)
+		if err == nil || attempt >= len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
+			return st, err
+		}
+		start := c.cur.Load()
+		c.cur.CompareAndSwap(start, (start+1)%int32(len(c.bases)))
+	}
+}
+
+// Claim presents a signed seat claim (see TakeSeat) and returns the seat.
+func (c *Client) Claim(ctx context.Context, room string, sc SeatClaim) (*Seat, error) {
+	if !ValidRoomID(room) || !ValidParty(sc.Party) {
+		return nil, fmt.Errorf("relay: claim seat: bad room id or party: %w", ErrBadRequest)
+	}
+	body, err := json.Marshal(sc)
+	if err != nil {
+		return nil, fmt.Errorf("relay: claim seat: %w", err)
+	}
+	data, err := c.do(ctx, http.MethodPost, "/v1/rooms/"+room+"/seats", "", "application/json", body, c.cfg.RequestTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("relay: claim seat in room %s: %w", room, err)
+	}
+	var resp struct {
+		Token string `json:"token"`
+		Set   string `json:"set"`
+		Seats int    `json:"seats"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil || len(resp.Token) != 2*seatTokenBytes || !isLowerHex(resp.Token) ||
+		len(resp.Set) != 64 || !isLowerHex(resp.Set) || resp.Seats < 1 {
+		return nil, fmt.Errorf("relay: claim seat in room %s: %w: bad answer", room, ErrProtocol)
+	}
+	return &Seat{Room: room, Party: sc.Party, Set: resp.Set, Seats: resp.Seats, c: c, token: resp.Token}, nil
+}
+
+// Seat is a party's place in a room, as answered to its claim. Every
+// post, fetch and leave goes through it, so the relay knows who acts.
+type Seat struct {
+	Room  string // room id
+	Party string // this party's keygen_id, hex
+	Set   string // the member set id, hex
+	Seats int    // seats the set holds: min(room size, members)
+
+	c     *Client
+	token string
+}
+
+// Token returns the seat's bearer token (sent as "Authorization: Seat
+// <token>"); whoever holds it acts as this seat, so keep it out of logs.
+func (st *Seat) Token() string { return st.token }
+
+// Post appends an envelope from this seat, addressed to `to` (empty =
+// broadcast to every other seat of the set); it returns the envelope's seq.
+func (st *Seat) Post(ctx context.Context, to string, body []byte) (uint64, error) {
 	if to != "" && !ValidParty(to) {
 		return 0, fmt.Errorf("relay: post: recipient is not a valid party name: %w", ErrBadRequest)
 	}
 	if len(body) == 0 {
 		return 0, fmt.Errorf("relay: post: empty envelope: %w", ErrBadRequest)
 	}
-	path := "/v1/rooms/" + room + "/messages?from=" + from + "&to=" + to
-	data, err := c.do(ctx, http.MethodPost, path, "application/octet-stream", body, c.cfg.RequestTimeout)
+	path := "/v1/rooms/" + st.Room + "/messages?to=" + to
+	data, err := st.c.do(ctx, http.MethodPost, path, st.token, "application/octet-stream", body, st.c.cfg.RequestTimeout)
 	if err != nil {
-		return 0, fmt.Errorf("relay: post to room %s: %w", room, err)
+		return 0, fmt.Errorf("relay: post to room %s: %w", st.Room, err)
 	}
 	var resp struct {
 		Seq *uint64 `json:"seq"`
 	}
 	if err := json.Unmarshal(data, &resp); err != nil || resp.Seq == nil || *resp.Seq == 0 {
-		return 0, fmt.Errorf("relay: post to room %s: %w: bad seq in answer", room, ErrProtocol)
+		return 0, fmt.Errorf("relay: post to room %s: %w: bad seq in answer", st.Room, ErrProtocol)
 	}
 	return *resp.Seq, nil
 }
 
-// Fetch returns the envelopes after seq `after` that party may read
-// (addressed to it, or broadcast by another member), waiting up to wait for
-// the first one; an empty result means the wait expired. wait must not
-// exceed the relay's MaxWait.
-func (c *Client) Fetch(ctx context.Context, room, party string, after uint64, wait time.Duration) ([]Message, error) {
-	if err := checkRoute(room, party); err != nil {
-		return nil, fmt.Errorf("relay: fetch: %w", err)
-	}
+// Fetch returns the envelopes after seq `after` this seat may read
+// (addressed to it, or broadcast by another seat of its set), waiting up to
+// wait for the first one; an empty result means the wait expired. wait
+// must not exceed the relay's MaxWait.
+func (st *Seat) Fetch(ctx context.Context, after uint64, wait time.Duration) ([]Message, error) {
 	if wait < 0 {
 		wait = 0
 	}
-	path := "/v1/rooms/" + room + "/messages?party=" + party +
-		"&after=" + strconv.FormatUint(after, 10) +
-		"&wait_ms=" + strconv.FormatInt(int64(wait/time.Millisecond), 10)
-	data, err := c.do(ctx, http.MethodGet, path, "", nil, wait+c.cfg.RequestTimeout)
+	path := "/v1/rooms/" + st.Room + "/messages?after=" + strconv.FormatUint(after, 10) +
+		"&wait_ms=" + strconv.FormatInt(int64(wait/time.Millisecond), 10) +
+		"&max_bytes=" + strconv.FormatInt(st.c.cfg.MaxResponseBytes, 10)
+	data, err := st.c.do(ctx, http.MethodGet, path, st.token, "", nil, wait+st.c.cfg.RequestTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("relay: fetch from room %s: %w", room, err)
+		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
 	}
-	msgs, err := decodeFetch(data, party, after)
+	msgs, err := decodeFetch(data, st.Party, after)
 	if err != nil {
-		return nil, fmt.Errorf("relay: fetch from room %s: %w", room, err)
+		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
 	}
 	return msgs, nil
 }
 
-// Leave tells the relay that party is done with room; once every member has
-// left, the room is closed for good.
-func (c *Client) Leave(ctx context.Context, room, party string) error {
-	if err := checkRoute(room, party); err != nil {
-		return fmt.Errorf("relay: leave: %w", err)
-	}
-	if _, err := c.do(ctx, http.MethodDelete, "/v1/rooms/"+room+"?party="+party, "", nil, c.cfg.RequestTimeout); err != nil {
-		return fmt.Errorf("relay: leave room %s: %w", room, err)
+// Leave gives up the seat; once every seat of the set has left, the room
+// closes for good. Leaving twice is harmless.
+func (st *Seat) Leave(ctx context.Context) error {
+	if _, err := st.c.do(ctx, http.MethodDelete, "/v1/rooms/"+st.Room, st.token, "", nil, st.c.cfg.RequestTimeout); err != nil {
+		return fmt.Errorf("relay: leave room %s: %w", st.Room, err)
 	}
 	return nil
 }
 
 // Health checks the relay's /healthz.
 func (c *Client) Health(ctx context.Context) error {
-	if _, err := c.do(ctx, http.MethodGet, "/healthz", "", nil, c.cfg.RequestTimeout); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/healthz", "", "", nil, c.cfg.RequestTimeout); err != nil {
 		return fmt.Errorf("relay: health: %w", err)
 	}
 	return nil
 }
 
-func checkRoute(room, party string) error {
-	if !ValidRoomID(room) {
-		return fmt.Errorf("room id is not a lowercase UUID v4: %w", ErrBadRequest)
+// do performs one request (as the seat holding token, if not empty) and
+// returns the body of a 200 answer, a *Error for any other status, or a
+// transport error. With several instances, a transport error or a 502/503/504
+// moves to the next instance and retries there (idempotent requests; posts
+// carry a post id the relay deduplicates on). Query strings are built from
+// validated hex and digits only, so they need no escaping.
+func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+	var postID string
+	if method == http.MethodPost && strings.Contains(pathQuery, "/messages") && len(c.bases) > 1 {
+		var b [12]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("post id: %w", err)
+		}
+		postID = hex.EncodeToString(b[:])
 	}
-	if !ValidParty(party) {
-		return fmt.Errorf("party name must be 1..%d lowercase hex characters: %w", MaxPartyLen, ErrBadRequest)
+	retry := len(c.bases) > 1 && !strings.HasSuffix(pathQuery, "/seats") // a claim is re-signed by TakeSeat
+	var err error
+	for attempt := range len(c.bases) {
+		start := c.cur.Load()
+		base := c.bases[int(start)%len(c.bases)]
+		var data []byte
+		data, err = c.doOnce(ctx, base, method, pathQuery, token, contentType, postID, body, timeout)
+		if err == nil || !retry || attempt == len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
+			return data, err
+		}
+		c.cur.CompareAndSwap(start, (start+1)%int32(len(c.bases)))
 	}
-	return nil
+	return nil, err
 }
 
-// do performs one request and returns the body of a 200 answer, a *Error for
-// any other status, or a transport error. Query strings are built from
-// validated hex and digits only, so they need no escaping.
-func (c *Client) do(ctx context.Context, method, pathQuery, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+// failoverWorthy reports whether err says the instance, not the request,
+// is the problem.
+func failoverWorthy(err error) bool {
+	if errors.Is(err, ErrTransport) {
+		return true
+	}
+	var re *Error
+	if errors.As(err, &re) {
+		switch re.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return re.Code != CodeTooManyRooms
+		}
+	}
+	return false
+}
+
+func (c *Client) doOnce(ctx context.Context, base, method, pathQuery, token, contentType, postID string, body []byte, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+pathQuery, rd)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
@@ -309,6 +469,12 @@ func (c *Client) do(ctx context.Context, method, pathQuery, contentType string, 
 		req.Header.Set("Expect", "100-continue")
 	}
 	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Seat "+token)
+	}
+	if postID != "" {
+		req.Header.Set(postIDHeader, postID)
+	}
 	op := method + " " + pathOnly(pathQuery)
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/quorumd/quorumd/internal/uuid"
 )
 
 // Defaults for Config fields left zero.
@@ -26,6 +28,12 @@ const (
 	DefaultWriteTimeout       = 15 * time.Second
 	DefaultIdleTimeout        = 120 * time.Second
 	DefaultMaxConcurrentConns = 16384
+	DefaultMaxTotalMessages   = 1000000
+	DefaultMaxSetsPerRoom     = 4
+	DefaultMaxClockSkew       = 5 * time.Minute
+	DefaultMaxRoomsPerClient  = 2000
+	DefaultClientRoomRate     = 50 // rooms per second
+	DefaultClientRoomBurst    = 200
 )
 
 // InterceptFunc sees every accepted envelope before it is stored. It exists
@@ -40,9 +48,15 @@ type InterceptFunc func(room, from, to string, body []byte) (newBody []byte, dro
 type Config struct {
 	MaxEnvelopeBytes   int           // largest POSTed envelope body
 	MaxRoomMessages    int           // envelopes stored per room
-	MaxRoomBytes       int           // envelope bytes stored per room
+	MaxRoomBytes       int           // heap held per room: envelopes with MessageOverhead each, sets and seats
 	MaxRooms           int           // rooms open at once
-	MaxTotalBytes      int64         // envelope bytes held across all rooms (memory bound)
+	MaxTotalBytes      int64         // heap held across all rooms, counted as MaxRoomBytes (memory bound)
+	MaxTotalMessages   int           // envelopes held across all rooms
+	MaxSetsPerRoom     int           // distinct member sets one room may hold (the honest one and a few squatters)
+	MaxClockSkew       time.Duration // a seat claim's time may differ this much from the relay's clock
+	MaxRoomsPerClient  int           // open rooms one client (TLS client certificate, else IP address) may hold
+	ClientRoomRate     float64       // rooms per second one client may create, on average
+	ClientRoomBurst    int           // rooms one client may create at once
 	MaxRoomSize        int           // largest allowed room size (parties)
 	DefaultRoomTTL     time.Duration // room lifetime when the creator gives none
 	MaxRoomTTL         time.Duration // longest room lifetime a creator may ask for
@@ -55,6 +69,16 @@ type Config struct {
 	WriteTimeout       time.Duration // writing one response (starts after the long-poll handler returns)
 	IdleTimeout        time.Duration // keep-alive idle time between requests
 	MaxConcurrentConns int           // connections served at once (each long-poll holds one)
+
+	// Name is the relay's identity inside seat claims: a claim signed for
+	// one relay is void at any other. Relays serving one deployment share
+	// it; empty means a random name per process.
+	Name string
+
+	// NATS, when set, keeps rooms and envelopes in NATS JetStream so that
+	// several relay instances serve the same rooms (jetstream.go); Name is
+	// then required. Nil keeps them in this process's memory.
+	NATS *NATSConfig
 
 	// TLS, when set, makes Serve speak HTTPS only. Set ClientAuth and
 	// ClientCAs in it to require client certificates (see ServerTLSConfig).
@@ -98,6 +122,17 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setInt(&c.MaxConcurrentConns, DefaultMaxConcurrentConns)
+	setInt(&c.MaxTotalMessages, DefaultMaxTotalMessages)
+	setInt(&c.MaxSetsPerRoom, DefaultMaxSetsPerRoom)
+	setDur(&c.MaxClockSkew, DefaultMaxClockSkew)
+	setInt(&c.MaxRoomsPerClient, DefaultMaxRoomsPerClient)
+	if c.ClientRoomRate == 0 {
+		c.ClientRoomRate = DefaultClientRoomRate
+	}
+	setInt(&c.ClientRoomBurst, DefaultClientRoomBurst)
+	if c.Name == "" {
+		c.Name = "quorum-relay/" + uuid.New()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -123,10 +158,21 @@ func (c Config) withDefaults() (Config, error) {
 		{"WriteTimeout", int64(c.WriteTimeout)},
 		{"IdleTimeout", int64(c.IdleTimeout)},
 		{"MaxConcurrentConns", int64(c.MaxConcurrentConns)},
+		{"MaxTotalMessages", int64(c.MaxTotalMessages)},
+		{"MaxSetsPerRoom", int64(c.MaxSetsPerRoom)},
+		{"MaxClockSkew", int64(c.MaxClockSkew)},
+		{"MaxRoomsPerClient", int64(c.MaxRoomsPerClient)},
+		{"ClientRoomBurst", int64(c.ClientRoomBurst)},
 	} {
 		if v.val < 0 {
 			return c, fmt.Errorf("relay: config %s must not be negative", v.name)
 		}
+	}
+	if c.ClientRoomRate < 0 {
+		return c, fmt.Errorf("relay: config ClientRoomRate must not be negative")
+	}
+	if len(c.Name) > 255 {
+		return c, fmt.Errorf("relay: config Name is longer than 255 bytes")
 	}
 	if c.DefaultRoomTTL > c.MaxRoomTTL {
 		return c, fmt.Errorf("relay: config DefaultRoomTTL %v exceeds MaxRoomTTL %v", c.DefaultRoomTTL, c.MaxRoomTTL)

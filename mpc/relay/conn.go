@@ -5,36 +5,48 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
-// Conn is one party in one room: Send posts as that party and Recv yields the
-// envelopes for it strictly in seq order, long-polling as needed. Send may be
-// called concurrently with Recv; concurrent Recv calls are serialised.
+// Conn is one party's seat in one room: Send posts from that seat and Recv
+// yields the envelopes for it strictly in seq order, long-polling as
+// needed. Send may be called concurrently with Recv; concurrent Recv calls
+// are serialised.
 type Conn struct {
-	c     *Client
-	room  string
-	party string
+	seat *Seat
 
 	mu    sync.Mutex
 	after uint64    // highest seq handed to buf
 	buf   []Message // fetched, not yet returned
 }
 
-// Join binds the client to party in room. It does no I/O: the relay admits
-// the party on its first Send or Recv.
-func (c *Client) Join(room, party string) *Conn {
-	return &Conn{c: c, room: room, party: party}
+// Join claims signer's seat in room among members (see TakeSeat) and
+// returns the connection through it.
+func (c *Client) Join(ctx context.Context, room string, signer Signer, members []envelope.Party) (*Conn, error) {
+	st, err := c.TakeSeat(ctx, room, signer, members)
+	if err != nil {
+		return nil, err
+	}
+	return st.Conn(), nil
 }
 
+// Conn returns a connection reading this seat's envelopes from the start.
+func (st *Seat) Conn() *Conn { return &Conn{seat: st} }
+
+// Seat returns the seat the connection acts through.
+func (cn *Conn) Seat() *Seat { return cn.seat }
+
 // Room returns the room id.
-func (cn *Conn) Room() string { return cn.room }
+func (cn *Conn) Room() string { return cn.seat.Room }
 
 // Party returns this party's name.
-func (cn *Conn) Party() string { return cn.party }
+func (cn *Conn) Party() string { return cn.seat.Party }
 
 // Send posts body to party `to` (empty = broadcast).
 func (cn *Conn) Send(ctx context.Context, to string, body []byte) error {
-	return cn.c.Post(ctx, cn.room, cn.party, to, body)
+	_, err := cn.seat.Post(ctx, to, body)
+	return err
 }
 
 // Recv returns the next envelope for this party. It waits until one arrives
@@ -45,18 +57,18 @@ func (cn *Conn) Recv(ctx context.Context) (Message, error) {
 	defer cn.mu.Unlock()
 	for len(cn.buf) == 0 {
 		if err := ctx.Err(); err != nil {
-			return Message{}, fmt.Errorf("relay: recv in room %s: %w", cn.room, err)
+			return Message{}, fmt.Errorf("relay: recv in room %s: %w", cn.seat.Room, err)
 		}
-		wait := cn.c.cfg.PollChunk
+		wait := cn.seat.c.cfg.PollChunk
 		if dl, ok := ctx.Deadline(); ok {
 			if rem := time.Until(dl); rem < wait {
 				wait = rem
 			}
 		}
-		msgs, err := cn.c.Fetch(ctx, cn.room, cn.party, cn.after, wait)
+		msgs, err := cn.seat.Fetch(ctx, cn.after, wait)
 		if err != nil {
 			if isCtxDone(ctx, err) {
-				return Message{}, fmt.Errorf("relay: recv in room %s: %w", cn.room, ctx.Err())
+				return Message{}, fmt.Errorf("relay: recv in room %s: %w", cn.seat.Room, ctx.Err())
 			}
 			return Message{}, err
 		}
@@ -74,7 +86,5 @@ func (cn *Conn) Recv(ctx context.Context) (Message, error) {
 	return m, nil
 }
 
-// Leave tells the relay this party is done with the room.
-func (cn *Conn) Leave(ctx context.Context) error {
-	return cn.c.Leave(ctx, cn.room, cn.party)
-}
+// Leave gives up this party's seat.
+func (cn *Conn) Leave(ctx context.Context) error { return cn.seat.Leave(ctx) }

@@ -20,6 +20,12 @@ const (
 	CodeTooManyRooms     = "too_many_rooms"
 	CodeStorageFull      = "storage_full"
 	CodeShuttingDown     = "shutting_down"
+	CodeSeatRequired     = "seat_required"     // no or unknown seat token
+	CodeBadSeatClaim     = "bad_seat_claim"    // signature does not verify for this relay and room
+	CodeStaleSeatClaim   = "stale_seat_claim"  // replayed, outside the clock window, or not newer than the seat's last claim
+	CodeRoomSetsFull     = "room_sets_full"    // the room already holds its maximum of distinct member sets
+	CodeClientRoomLimit  = "client_room_limit" // this client holds its maximum of open rooms
+	CodeClientRateLimit  = "client_rate_limit" // this client creates rooms faster than allowed
 )
 
 // Sentinel errors for the relay's answers; use errors.Is on anything the client returns.
@@ -32,6 +38,11 @@ var (
 	ErrTooLarge         = errors.New("relay: envelope too large")
 	ErrRoomMessageLimit = errors.New("relay: room message limit reached")
 	ErrTooManyRooms     = errors.New("relay: too many open rooms")
+	// ErrSeat: the request carries no valid seat token, or a seat claim
+	// was refused (bad signature, replayed or stale).
+	ErrSeat = errors.New("relay: no valid seat")
+	// ErrClientLimit: this client's room count or creation rate is exhausted.
+	ErrClientLimit = errors.New("relay: client room limit")
 	// ErrUnavailable: the relay is shutting down, out of envelope storage,
 	// or a proxy in front of it failed.
 	ErrUnavailable = errors.New("relay: unavailable")
@@ -57,6 +68,12 @@ var codeStatus = map[string]int{
 	CodeTooManyRooms:     http.StatusServiceUnavailable,
 	CodeStorageFull:      http.StatusServiceUnavailable,
 	CodeShuttingDown:     http.StatusServiceUnavailable,
+	CodeSeatRequired:     http.StatusUnauthorized,
+	CodeBadSeatClaim:     http.StatusForbidden,
+	CodeStaleSeatClaim:   http.StatusForbidden,
+	CodeRoomSetsFull:     http.StatusConflict,
+	CodeClientRoomLimit:  http.StatusTooManyRequests,
+	CodeClientRateLimit:  http.StatusTooManyRequests,
 }
 
 var codeSentinel = map[string]error{
@@ -71,6 +88,12 @@ var codeSentinel = map[string]error{
 	CodeTooManyRooms:     ErrTooManyRooms,
 	CodeStorageFull:      ErrUnavailable,
 	CodeShuttingDown:     ErrUnavailable,
+	CodeSeatRequired:     ErrSeat,
+	CodeBadSeatClaim:     ErrSeat,
+	CodeStaleSeatClaim:   ErrSeat,
+	CodeRoomSetsFull:     ErrRoomFull,
+	CodeClientRoomLimit:  ErrClientLimit,
+	CodeClientRateLimit:  ErrClientLimit,
 }
 
 // Error is a non-2xx answer from the relay. errors.Is matches it against the
@@ -99,6 +122,8 @@ func (e *Error) Is(target error) bool {
 	case http.StatusNotFound:
 		// A 404 without our code is a wrong base URL or path, not a room answer.
 		return false
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return target == ErrSeat
 	case http.StatusGone:
 		return target == ErrRoomExpired
 	case http.StatusRequestEntityTooLarge:

@@ -7,42 +7,77 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
 const fuzzParty = "02aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899"
 
 // FuzzRequest drives the real handler (routing, query parsing, body
-// decoding) with arbitrary requests. The literal ROOM in the URI is replaced
-// by a live room id so the fuzzer reaches the room handlers.
+// decoding, seat checks) with arbitrary requests. In the URI and body the
+// literal ROOM becomes a live room id and a body of CLAIM a valid seat claim
+// for it; seated=true sends a live seat's token, so the fuzzer reaches the
+// seated handlers.
 func FuzzRequest(f *testing.F) {
-	for _, seed := range []struct{ method, uri, body string }{
-		{"POST", "/v1/rooms", `{"size":2}`},
-		{"POST", "/v1/rooms", `{"size":3,"ttl_seconds":60}`},
-		{"POST", "/v1/rooms", `{"size":-1}`},
-		{"POST", "/v1/rooms/ROOM/messages?from=" + fuzzParty + "&to=", "envelope"},
-		{"POST", "/v1/rooms/ROOM/messages?from=aa&to=bb", "x"},
-		{"GET", "/v1/rooms/ROOM/messages?party=" + fuzzParty + "&after=0&wait_ms=0", ""},
-		{"GET", "/v1/rooms/ROOM/messages?party=aa&after=18446744073709551615&wait_ms=1", ""},
-		{"DELETE", "/v1/rooms/ROOM?party=cc", ""},
-		{"GET", "/v1/rooms/ROOM/../../metrics", ""},
-		{"GET", "/healthz", ""},
-		{"PUT", "/v1/rooms/%2e%2e/messages?from=%00", "\x00"},
+	for _, seed := range []struct {
+		method, uri string
+		seated      bool
+		body        string
+	}{
+		{"POST", "/v1/rooms", false, `{"size":2}`},
+		{"POST", "/v1/rooms", false, `{"size":3,"ttl_seconds":60}`},
+		{"POST", "/v1/rooms", false, `{"size":-1}`},
+		{"POST", "/v1/rooms/ROOM/seats", false, "CLAIM"},
+		{"POST", "/v1/rooms/ROOM/seats", false, `{"party":"` + fuzzParty + `","members":["` + fuzzParty + `"],"time_ms":1,"sig":""}`},
+		{"POST", "/v1/rooms/ROOM/messages?to=", true, "envelope"},
+		{"POST", "/v1/rooms/ROOM/messages?to=" + fuzzParty, true, "x"},
+		{"POST", "/v1/rooms/ROOM/messages?to=", false, "x"},
+		{"GET", "/v1/rooms/ROOM/messages?after=0&wait_ms=0", true, ""},
+		{"GET", "/v1/rooms/ROOM/messages?after=18446744073709551615&wait_ms=1&max_bytes=1024", true, ""},
+		{"DELETE", "/v1/rooms/ROOM", true, ""},
+		{"GET", "/v1/rooms/ROOM/../../metrics", false, ""},
+		{"GET", "/v1/info", false, ""},
+		{"GET", "/healthz", false, ""},
+		{"PUT", "/v1/rooms/%2e%2e/messages?from=%00", true, "\x00"},
 	} {
-		f.Add(seed.method, seed.uri, []byte(seed.body))
+		f.Add(seed.method, seed.uri, seed.seated, []byte(seed.body))
 	}
 	srv, err := New(Config{MaxWait: time.Millisecond, MaxRoomSize: 4, MaxRooms: 64, MaxEnvelopeBytes: 256,
-		MaxRoomBytes: 4096, MaxRoomMessages: 16})
+		MaxRoomBytes: 8192, MaxRoomMessages: 16, MaxRoomsPerClient: 1 << 20, ClientRoomRate: 1e9, ClientRoomBurst: 1 << 30})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, method, uri string, body []byte) {
+	var k btcec.ModNScalar
+	k.SetInt(7)
+	id, err := envelope.NewIdentity(&k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	members := []envelope.Party{id.Public()}
+	serve := func(method, uri string, token string, body []byte) *fasthttp.RequestCtx {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(method)
+		ctx.Request.SetRequestURI(uri)
+		if token != "" {
+			ctx.Request.Header.Set("Authorization", "Seat "+token)
+		}
+		ctx.Request.SetBody(body)
+		srv.Handler(&ctx)
+		return &ctx
+	}
+	claimFor := func(t *testing.T, room string) []byte {
+		sc, err := NewSeatClaim(id, srv.cfg.Name, room, members, time.Now().UnixMilli(), [32]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(sc)
+		return b
+	}
+	f.Fuzz(func(t *testing.T, method, uri string, seated bool, body []byte) {
 		// A fresh room per input keeps inputs independent of each other.
-		var create fasthttp.RequestCtx
-		create.Request.Header.SetMethod("POST")
-		create.Request.SetRequestURI("/v1/rooms")
-		create.Request.SetBodyString(`{"size":3}`)
-		srv.Handler(&create)
+		create := serve("POST", "/v1/rooms", "", []byte(`{"size":3}`))
 		var created struct {
 			RoomUUID string `json:"room_uuid"`
 		}
@@ -53,17 +88,28 @@ func FuzzRequest(f *testing.F) {
 		if err := json.Unmarshal(create.Response.Body(), &created); err != nil || !ValidRoomID(created.RoomUUID) {
 			t.Fatalf("create: %d %q", create.Response.StatusCode(), create.Response.Body())
 		}
-		var ctx fasthttp.RequestCtx
-		ctx.Request.Header.SetMethod(method)
-		ctx.Request.SetRequestURI(strings.ReplaceAll(uri, "ROOM", created.RoomUUID))
-		ctx.Request.SetBody(body)
-		srv.Handler(&ctx)
+		room := created.RoomUUID
+		token := ""
+		if seated {
+			claim := serve("POST", "/v1/rooms/"+room+"/seats", "", claimFor(t, room))
+			var got struct {
+				Token string `json:"token"`
+			}
+			if err := json.Unmarshal(claim.Response.Body(), &got); err != nil || got.Token == "" {
+				t.Fatalf("claim: %d %q", claim.Response.StatusCode(), claim.Response.Body())
+			}
+			token = got.Token
+		}
+		if string(body) == "CLAIM" {
+			body = claimFor(t, room)
+		}
+		ctx := serve(method, strings.ReplaceAll(uri, "ROOM", room), token, bytes.ReplaceAll(body, []byte("ROOM"), []byte(room)))
 		status := ctx.Response.StatusCode()
 		out := ctx.Response.Body()
 		switch status {
 		case 200:
 			return
-		case 400, 404, 405, 409, 410, 413, 429, 503:
+		case 400, 401, 403, 404, 405, 409, 410, 413, 429, 503:
 		default:
 			t.Fatalf("%s %q: unexpected status %d", method, uri, status)
 		}
@@ -73,6 +119,9 @@ func FuzzRequest(f *testing.F) {
 		}
 		if codeStatus[eb.Error] != status {
 			t.Fatalf("%s %q: code %q with status %d", method, uri, eb.Error, status)
+		}
+		if !seated && status == 200 && strings.Contains(uri, "/messages") {
+			t.Fatalf("%s %q answered 200 without a seat", method, uri)
 		}
 	})
 }
@@ -86,36 +135,77 @@ func (s *Server) sweepAll() {
 // FuzzParseQuery checks the query parsers against their documented bounds.
 func FuzzParseQuery(f *testing.F) {
 	for _, q := range []string{
-		"from=" + fuzzParty + "&to=",
-		"from=aa&to=bb",
-		"from=aa&from=bb",
-		"party=ab&after=7&wait_ms=30000",
-		"party=ab&after=-1",
-		"party=AB",
-		"party=ab&wait_ms=99999999999999999999",
+		"to=",
+		"to=bb",
+		"to=aa&to=bb",
+		"after=7&wait_ms=30000",
+		"after=-1",
+		"to=AB",
+		"wait_ms=99999999999999999999",
+		"max_bytes=1023",
+		"max_bytes=99999999999&after=1",
 		"to=%61%62&from=%41",
 	} {
 		f.Add(q)
 	}
 	const maxWait = 2 * time.Second
+	const maxBytes = 1 << 20
 	f.Fuzz(func(t *testing.T, q string) {
 		var args fasthttp.Args
 		args.Parse(q)
-		if from, to, err := parsePostParams(&args); err == nil {
-			if !ValidParty(from) || (to != "" && !ValidParty(to)) {
-				t.Fatalf("post params accepted from=%q to=%q", from, to)
+		if to, err := parsePostParams(&args); err == nil {
+			if to != "" && !ValidParty(to) {
+				t.Fatalf("post params accepted to=%q", to)
 			}
-			if len(args.PeekMulti("from")) != 1 || len(args.PeekMulti("to")) > 1 {
+			if len(args.PeekMulti("to")) > 1 {
 				t.Fatalf("duplicate params accepted in %q", q)
 			}
 		}
-		if p, _, wait, err := parseFetchParams(&args, maxWait); err == nil {
-			if !ValidParty(p) || wait < 0 || wait > maxWait {
-				t.Fatalf("fetch params accepted party=%q wait=%v", p, wait)
+		if _, wait, budget, err := parseFetchParams(&args, maxWait, maxBytes); err == nil {
+			if wait < 0 || wait > maxWait || budget < minFetchBytes || budget > maxBytes {
+				t.Fatalf("fetch params accepted wait=%v max_bytes=%d", wait, budget)
 			}
 		}
-		if p, err := parseLeaveParams(&args); err == nil && !ValidParty(p) {
-			t.Fatalf("leave accepted party=%q", p)
+	})
+}
+
+// FuzzParseSeatClaim checks the seat-claim decoder: whatever it accepts is
+// canonical (strictly sorted valid members including the party, bounded)
+// and verifies only when really signed for this relay and room.
+func FuzzParseSeatClaim(f *testing.F) {
+	var k btcec.ModNScalar
+	k.SetInt(9)
+	id, _ := envelope.NewIdentity(&k)
+	const room = "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d"
+	sc, _ := NewSeatClaim(id, "fuzz-relay", room, []envelope.Party{id.Public()}, 1700000000000, [32]byte{})
+	good, _ := json.Marshal(sc)
+	f.Add(good)
+	f.Add([]byte(`{"party":"` + fuzzParty + `","members":["` + fuzzParty + `"],"time_ms":5,"sig":"` + strings.Repeat("00", 64) + `"}`))
+	f.Add([]byte(`{"party":"","members":[],"time_ms":0,"sig":""}`))
+	f.Add([]byte(`{"party":"aa","members":["bb","aa"],"time_ms":-1,"sig":"zz","x":1}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := parseClaim(body, 8)
+		if err != nil {
+			return
+		}
+		if len(c.members) < 1 || len(c.members) > 8 || c.timeMs <= 0 {
+			t.Fatalf("accepted %d members, time %d", len(c.members), c.timeMs)
+		}
+		in := false
+		for i, m := range c.members {
+			if i > 0 && bytes.Compare(c.members[i-1][:], m[:]) >= 0 {
+				t.Fatalf("members not strictly sorted")
+			}
+			in = in || m == c.party
+		}
+		if !in || c.set != MemberSetID(c.members) {
+			t.Fatalf("party outside the set or set id wrong")
+		}
+		if c.verify("fuzz-relay", room) == nil && c.party != id.Public() {
+			t.Fatalf("claim verified for a party nobody signed for")
+		}
+		if c.verify("another-relay", room) == nil || c.verify("fuzz-relay", "7f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d") == nil {
+			t.Fatalf("claim verified for another relay or room")
 		}
 	})
 }

@@ -10,6 +10,7 @@ var rejectCodes = []string{
 	CodeBadRequest, CodeNotFound, CodeMethodNotAllowed, CodeUnknownRoom,
 	CodeRoomExpired, CodeRoomFull, CodePartyLeft, CodeTooLarge,
 	CodeRoomMessageLimit, CodeTooManyRooms, CodeStorageFull, CodeShuttingDown, codeRequestTimeout,
+	CodeSeatRequired, CodeBadSeatClaim, CodeStaleSeatClaim, CodeRoomSetsFull, CodeClientRoomLimit, CodeClientRateLimit,
 }
 
 // codeRequestTimeout answers a request that was not read in time.
@@ -25,6 +26,7 @@ var rejectIndex = func() map[string]int {
 
 type metrics struct {
 	roomsCreated      atomic.Uint64
+	seatsClaimed      atomic.Uint64
 	roomsClosedLeft   atomic.Uint64
 	roomsClosedExpire atomic.Uint64
 	messages          atomic.Uint64
@@ -32,7 +34,7 @@ type metrics struct {
 	delivered         atomic.Uint64
 	dropped           atomic.Uint64 // by the fault-injection hook
 	waiters           atomic.Int64
-	rejects           [16]atomic.Uint64
+	rejects           [24]atomic.Uint64
 }
 
 func (m *metrics) reject(code string) {
@@ -46,6 +48,9 @@ type Stats struct {
 	RoomsOpen         int
 	Tombstones        int
 	RoomsCreated      uint64
+	SeatsClaimed      uint64
+	StoredMessages    int64 // envelopes held in open rooms
+	Clients           int   // client identities with open rooms or spent rate
 	RoomsClosedLeft   uint64
 	RoomsClosedExpire uint64
 	Messages          uint64
@@ -53,7 +58,7 @@ type Stats struct {
 	Delivered         uint64
 	Dropped           uint64
 	LongPollWaiters   int64
-	StoredBytes       int64 // envelope bytes held in open rooms
+	StoredBytes       int64 // accounted heap held in open rooms
 	Rejects           map[string]uint64
 }
 
@@ -66,6 +71,9 @@ func (s *Server) Stats() Stats {
 		RoomsOpen:         open,
 		Tombstones:        tombs,
 		RoomsCreated:      s.m.roomsCreated.Load(),
+		SeatsClaimed:      s.m.seatsClaimed.Load(),
+		StoredMessages:    s.totalMsgs.Load(),
+		Clients:           s.clients.count(),
 		RoomsClosedLeft:   s.m.roomsClosedLeft.Load(),
 		RoomsClosedExpire: s.m.roomsClosedExpire.Load(),
 		Messages:          s.m.messages.Load(),
@@ -107,8 +115,14 @@ func (s *Server) appendMetrics(b []byte) []byte {
 	sample("quorum_relay_rooms_open", "", uint64(st.RoomsOpen))
 	family("quorum_relay_rooms_tombstones", "gauge", "Closed or expired rooms still answering 410.")
 	sample("quorum_relay_rooms_tombstones", "", uint64(st.Tombstones))
-	family("quorum_relay_stored_bytes", "gauge", "Envelope bytes held in open rooms.")
+	family("quorum_relay_stored_bytes", "gauge", "Heap held in open rooms: envelopes with their overhead, member sets and seats.")
 	sample("quorum_relay_stored_bytes", "", uint64(max(st.StoredBytes, 0)))
+	family("quorum_relay_stored_messages", "gauge", "Envelopes held in open rooms.")
+	sample("quorum_relay_stored_messages", "", uint64(max(st.StoredMessages, 0)))
+	family("quorum_relay_clients", "gauge", "Client identities tracked for per-client room limits.")
+	sample("quorum_relay_clients", "", uint64(st.Clients))
+	family("quorum_relay_seats_claimed_total", "counter", "Seat claims accepted.")
+	sample("quorum_relay_seats_claimed_total", "", st.SeatsClaimed)
 	family("quorum_relay_rooms_created_total", "counter", "Rooms created.")
 	sample("quorum_relay_rooms_created_total", "", st.RoomsCreated)
 	family("quorum_relay_rooms_closed_total", "counter", "Rooms ended, by reason.")

@@ -128,53 +128,69 @@ func requiredParty(args *fasthttp.Args, key string) (string, error) {
 	return v, nil
 }
 
-// parsePostParams reads ?from=<party>&to=<party or empty for broadcast>.
-func parsePostParams(args *fasthttp.Args) (from, to string, err error) {
-	if from, err = requiredParty(args, "from"); err != nil {
-		return "", "", err
-	}
+// parsePostParams reads ?to=<party, or empty for broadcast>. The sender
+// is the seat the request's token names.
+func parsePostParams(args *fasthttp.Args) (to string, err error) {
 	to, _, err = singleArg(args, "to")
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	if to != "" && !ValidParty(to) {
-		return "", "", badParam(`query parameter "to" must be empty (broadcast) or 1..%d lowercase hex characters`, MaxPartyLen)
+		return "", badParam(`query parameter "to" must be empty (broadcast) or 1..%d lowercase hex characters`, MaxPartyLen)
 	}
-	return from, to, nil
+	return to, nil
 }
 
-// parseFetchParams reads ?party=<party>&after=<seq>&wait_ms=<ms>; waits are
-// capped at maxWait.
-func parseFetchParams(args *fasthttp.Args, maxWait time.Duration) (party string, after uint64, wait time.Duration, err error) {
-	if party, err = requiredParty(args, "party"); err != nil {
-		return "", 0, 0, err
-	}
+// minFetchBytes is the smallest answer budget a fetch may ask for.
+const minFetchBytes = 1024
+
+// parseFetchParams reads ?after=<seq>&wait_ms=<ms>&max_bytes=<n>; waits are
+// capped at maxWait and answer budgets at maxBytes (max_bytes absent: maxBytes).
+func parseFetchParams(args *fasthttp.Args, maxWait time.Duration, maxBytes int) (after uint64, wait time.Duration, budget int, err error) {
 	a, ok, err := singleArg(args, "after")
 	if err != nil {
-		return "", 0, 0, err
+		return 0, 0, 0, err
 	}
 	if ok {
 		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
-			return "", 0, 0, badParam(`query parameter "after" must be a decimal sequence number`)
+			return 0, 0, 0, badParam(`query parameter "after" must be a decimal sequence number`)
 		}
 	}
 	w, ok, err := singleArg(args, "wait_ms")
 	if err != nil {
-		return "", 0, 0, err
+		return 0, 0, 0, err
 	}
 	if ok {
 		ms, perr := strconv.ParseInt(w, 10, 64)
 		if perr != nil || ms < 0 || ms > maxWaitMsCap {
-			return "", 0, 0, badParam(`query parameter "wait_ms" must be an integer in 0..%d`, maxWaitMsCap)
+			return 0, 0, 0, badParam(`query parameter "wait_ms" must be an integer in 0..%d`, maxWaitMsCap)
 		}
 		// Within the wire bound, a relay configured for shorter waits just
 		// answers earlier: an empty list is always a valid long-poll answer.
 		wait = min(time.Duration(ms)*time.Millisecond, maxWait)
 	}
-	return party, after, wait, nil
+	budget = maxBytes
+	b, ok, err := singleArg(args, "max_bytes")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if ok {
+		n, perr := strconv.ParseInt(b, 10, 64)
+		if perr != nil || n < minFetchBytes {
+			return 0, 0, 0, badParam(`query parameter "max_bytes" must be an integer of at least %d`, minFetchBytes)
+		}
+		budget = int(min(n, int64(maxBytes)))
+	}
+	return after, wait, budget, nil
 }
 
-// parseLeaveParams reads ?party=<party>.
-func parseLeaveParams(args *fasthttp.Args) (string, error) {
-	return requiredParty(args, "party")
+// seatToken reads the "Authorization: Seat <token>" header; ok is false
+// when it is absent or not a well-formed token.
+func seatToken(h *fasthttp.RequestHeader) (tok string, ok bool) {
+	v := h.Peek(fasthttp.HeaderAuthorization)
+	rest, found := bytes.CutPrefix(v, []byte("Seat "))
+	if !found || len(rest) != 2*seatTokenBytes || !isLowerHex(string(rest)) {
+		return "", false
+	}
+	return string(rest), true
 }

@@ -16,9 +16,6 @@ import (
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
-// party returns a distinct valid party name shaped like a compressed key.
-func party(i int) string { return fmt.Sprintf("02%064x", i) }
-
 func newClient(t testing.TB, addr string, cfg ...relay.ClientConfig) *relay.Client {
 	t.Helper()
 	var c relay.ClientConfig
@@ -50,7 +47,7 @@ func mustRoom(t testing.TB, c *relay.Client, size int) string {
 
 func mustPost(t testing.TB, c *relay.Client, room, from, to, body string) {
 	t.Helper()
-	if err := c.Post(ctxT(t), room, from, to, []byte(body)); err != nil {
+	if err := postAs(c, ctxT(t), room, from, to, []byte(body)); err != nil {
 		t.Fatalf("Post %s→%q: %v", from, to, err)
 	}
 }
@@ -63,7 +60,7 @@ func postLater(c *relay.Client, room string, delay time.Duration, posts ...post)
 	go func() {
 		time.Sleep(delay)
 		for _, p := range posts {
-			if err := c.Post(context.Background(), room, p.from, p.to, []byte(p.body)); err != nil {
+			if err := postAs(c, context.Background(), room, p.from, p.to, []byte(p.body)); err != nil {
 				errc <- err
 				return
 			}
@@ -112,7 +109,7 @@ func TestOrderingAndRouting(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			msgs, err := c.Fetch(ctxT(t), room, tc.party, tc.after, 0)
+			msgs, err := fetchAs(c, ctxT(t), room, tc.party, tc.after, 0)
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -145,7 +142,7 @@ func TestLongPoll(t *testing.T) {
 		start := time.Now()
 		posted := postLater(c, room, 100*time.Millisecond, post{a, b, "hello"})
 		defer checkPosted(t, posted)
-		msgs, err := c.Fetch(ctxT(t), room, b, 0, 20*time.Second)
+		msgs, err := fetchAs(c, ctxT(t), room, b, 0, 20*time.Second)
 		if err != nil {
 			t.Fatalf("Fetch: %v", err)
 		}
@@ -162,7 +159,7 @@ func TestLongPoll(t *testing.T) {
 		start := time.Now()
 		posted := postLater(c, room, 50*time.Millisecond, post{a, "", "all"})
 		defer checkPosted(t, posted)
-		msgs, err := c.Fetch(ctxT(t), room, cc, 0, 20*time.Second)
+		msgs, err := fetchAs(c, ctxT(t), room, cc, 0, 20*time.Second)
 		if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "all" {
 			t.Fatalf("Fetch: %v %+v", err, msgs)
 		}
@@ -175,7 +172,7 @@ func TestLongPoll(t *testing.T) {
 		posted := postLater(c, room, 30*time.Millisecond, post{a, cc, "for c"}, post{b, "", "b's own broadcast"})
 		defer checkPosted(t, posted)
 		start := time.Now()
-		msgs, err := c.Fetch(ctxT(t), room, b, 0, 300*time.Millisecond)
+		msgs, err := fetchAs(c, ctxT(t), room, b, 0, 300*time.Millisecond)
 		if err != nil {
 			t.Fatalf("Fetch: %v", err)
 		}
@@ -190,7 +187,7 @@ func TestLongPoll(t *testing.T) {
 		short := newClient(t, testkit.Relay(t, relay.Config{MaxWait: 100 * time.Millisecond}))
 		room := mustRoom(t, short, 2)
 		start := time.Now()
-		msgs, err := short.Fetch(ctxT(t), room, a, 0, 25*time.Second)
+		msgs, err := fetchAs(short, ctxT(t), room, a, 0, 25*time.Second)
 		if err != nil || len(msgs) != 0 {
 			t.Fatalf("Fetch: %v %+v", err, msgs)
 		}
@@ -200,7 +197,7 @@ func TestLongPoll(t *testing.T) {
 	})
 	t.Run("wait expires with an empty list", func(t *testing.T) {
 		room := mustRoom(t, c, 2)
-		msgs, err := c.Fetch(ctxT(t), room, a, 0, 150*time.Millisecond)
+		msgs, err := fetchAs(c, ctxT(t), room, a, 0, 150*time.Millisecond)
 		if err != nil || len(msgs) != 0 {
 			t.Fatalf("Fetch: %v %+v", err, msgs)
 		}
@@ -211,7 +208,7 @@ func TestRoomErrors(t *testing.T) {
 	cfg := relay.Config{
 		MaxEnvelopeBytes: 1024,
 		MaxRoomMessages:  3,
-		MaxRoomBytes:     2048,
+		MaxRoomBytes:     4096, // a set of 10 members, 2 seats and 2 KiB envelopes with their overhead
 		MaxRooms:         100,
 		MaxRoomSize:      5,
 		DefaultRoomTTL:   200 * time.Millisecond,
@@ -234,41 +231,41 @@ func TestRoomErrors(t *testing.T) {
 		want error
 	}{
 		{"unknown room post", func(t *testing.T) error {
-			return c.Post(ctxT(t), "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d", a, "", []byte("x"))
+			return postAs(c, ctxT(t), "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d", a, "", []byte("x"))
 		}, relay.ErrUnknownRoom},
 		{"unknown room fetch", func(t *testing.T) error {
-			_, err := c.Fetch(ctxT(t), "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d", a, 0, 0)
+			_, err := fetchAs(c, ctxT(t), "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d", a, 0, 0)
 			return err
 		}, relay.ErrUnknownRoom},
 		{"unknown room leave", func(t *testing.T) error {
-			return c.Leave(ctxT(t), "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d", a)
+			return leaveAs(c, ctxT(t), "6f1c3a52-7d0e-4b8a-9c1d-2e3f4a5b6c7d", a)
 		}, relay.ErrUnknownRoom},
 		{"room full on third post", func(t *testing.T) error {
 			r := long(t, time.Minute)
 			mustPost(t, c, r, a, "", "1")
-			if _, err := c.Fetch(ctxT(t), r, b, 0, 0); err != nil { // fetching joins too
+			if _, err := fetchAs(c, ctxT(t), r, b, 0, 0); err != nil { // fetching joins too
 				t.Fatalf("b fetch: %v", err)
 			}
-			return c.Post(ctxT(t), r, cc, "", []byte("3"))
+			return postAs(c, ctxT(t), r, cc, "", []byte("3"))
 		}, relay.ErrRoomFull},
 		{"room full on third fetch", func(t *testing.T) error {
 			r := long(t, time.Minute)
 			mustPost(t, c, r, a, "", "1")
 			mustPost(t, c, r, b, "", "2")
-			_, err := c.Fetch(ctxT(t), r, cc, 0, 0)
+			_, err := fetchAs(c, ctxT(t), r, cc, 0, 0)
 			return err
 		}, relay.ErrRoomFull},
 		{"envelope at limit ok, over limit 413", func(t *testing.T) error {
 			r := long(t, time.Minute)
-			if err := c.Post(ctxT(t), r, a, b, bytes.Repeat([]byte{1}, 1024)); err != nil {
+			if err := postAs(c, ctxT(t), r, a, b, bytes.Repeat([]byte{1}, 1024)); err != nil {
 				t.Fatalf("post of exactly the limit: %v", err)
 			}
-			return c.Post(ctxT(t), r, a, b, bytes.Repeat([]byte{1}, 1025))
+			return postAs(c, ctxT(t), r, a, b, bytes.Repeat([]byte{1}, 1025))
 		}, relay.ErrTooLarge},
 		{"envelope over limit, sizes up to 4 MiB", func(t *testing.T) error {
 			r := long(t, time.Minute)
 			for _, n := range []int{1025, 20 << 10, 100 << 10, 4 << 20} {
-				err := c.Post(ctxT(t), r, a, b, bytes.Repeat([]byte{1}, n))
+				err := postAs(c, ctxT(t), r, a, b, bytes.Repeat([]byte{1}, n))
 				if !errors.Is(err, relay.ErrTooLarge) {
 					return fmt.Errorf("%d bytes: %w", n, err)
 				}
@@ -277,19 +274,19 @@ func TestRoomErrors(t *testing.T) {
 					t.Errorf("%d bytes: no JSON envelope_too_large in %v", n, err)
 				}
 			}
-			return c.Post(ctxT(t), r, a, b, bytes.Repeat([]byte{1}, 4<<20))
+			return postAs(c, ctxT(t), r, a, b, bytes.Repeat([]byte{1}, 4<<20))
 		}, relay.ErrTooLarge},
 		{"message limit", func(t *testing.T) error {
 			r := long(t, time.Minute)
 			for i := range 3 {
 				mustPost(t, c, r, a, b, fmt.Sprint(i))
 			}
-			return c.Post(ctxT(t), r, b, a, []byte("4th"))
+			return postAs(c, ctxT(t), r, b, a, []byte("4th"))
 		}, relay.ErrRoomMessageLimit},
 		{"room byte limit", func(t *testing.T) error {
 			r := long(t, time.Minute)
 			for range 3 {
-				if err := c.Post(ctxT(t), r, a, b, bytes.Repeat([]byte{2}, 1024)); err != nil {
+				if err := postAs(c, ctxT(t), r, a, b, bytes.Repeat([]byte{2}, 1000)); err != nil {
 					if errors.Is(err, relay.ErrRoomMessageLimit) {
 						return err
 					}
@@ -302,35 +299,35 @@ func TestRoomErrors(t *testing.T) {
 			r := mustRoom(t, c, 2) // default TTL 200ms
 			mustPost(t, c, r, a, b, "early")
 			time.Sleep(300 * time.Millisecond)
-			return c.Post(ctxT(t), r, a, b, []byte("late"))
+			return postAs(c, ctxT(t), r, a, b, []byte("late"))
 		}, relay.ErrRoomExpired},
 		{"long-poll across expiry", func(t *testing.T) error {
 			r := mustRoom(t, c, 2)
-			_, err := c.Fetch(ctxT(t), r, a, 0, 5*time.Second)
+			_, err := fetchAs(c, ctxT(t), r, a, 0, 5*time.Second)
 			return err
 		}, relay.ErrRoomExpired},
 		{"closed after all leave", func(t *testing.T) error {
 			r := long(t, time.Minute)
 			mustPost(t, c, r, a, b, "x")
-			if _, err := c.Fetch(ctxT(t), r, b, 0, 0); err != nil {
+			if _, err := fetchAs(c, ctxT(t), r, b, 0, 0); err != nil {
 				t.Fatalf("b joins: %v", err)
 			}
-			if err := c.Leave(ctxT(t), r, a); err != nil {
+			if err := leaveAs(c, ctxT(t), r, a); err != nil {
 				t.Fatalf("leave a: %v", err)
 			}
-			if err := c.Leave(ctxT(t), r, a); err != nil {
+			if err := leaveAs(c, ctxT(t), r, a); err != nil {
 				t.Fatalf("leave a twice: %v", err)
 			}
-			if err := c.Post(ctxT(t), r, a, b, []byte("after leaving")); !errors.Is(err, relay.ErrPartyLeft) {
+			if err := postAs(c, ctxT(t), r, a, b, []byte("after leaving")); !errors.Is(err, relay.ErrPartyLeft) {
 				t.Fatalf("post after leaving: %v", err)
 			}
-			if _, err := c.Fetch(ctxT(t), r, b, 0, 0); err != nil {
+			if _, err := fetchAs(c, ctxT(t), r, b, 0, 0); err != nil {
 				t.Fatalf("b still in the room: %v", err)
 			}
-			if err := c.Leave(ctxT(t), r, b); err != nil {
+			if err := leaveAs(c, ctxT(t), r, b); err != nil {
 				t.Fatalf("leave b: %v", err)
 			}
-			_, err := c.Fetch(ctxT(t), r, b, 0, 0)
+			_, err := fetchAs(c, ctxT(t), r, b, 0, 0)
 			return err
 		}, relay.ErrRoomExpired},
 		{"ttl over max", func(t *testing.T) error {
@@ -342,10 +339,10 @@ func TestRoomErrors(t *testing.T) {
 			return err
 		}, relay.ErrBadRequest},
 		{"malformed room id", func(t *testing.T) error {
-			return c.Post(ctxT(t), "not-a-room", a, "", []byte("x"))
+			return postAs(c, ctxT(t), "not-a-room", a, "", []byte("x"))
 		}, relay.ErrBadRequest},
 		{"uppercase party", func(t *testing.T) error {
-			return c.Post(ctxT(t), long(t, time.Minute), strings.ToUpper(a)+"A", "", []byte("x"))
+			return postAs(c, ctxT(t), long(t, time.Minute), strings.ToUpper(a)+"A", "", []byte("x"))
 		}, relay.ErrBadRequest},
 	}
 	for _, tc := range tests {
@@ -372,10 +369,10 @@ func TestTooManyRoomsAndForget(t *testing.T) {
 	if _, err := c.CreateRoom(ctxT(t), 1); !errors.Is(err, relay.ErrTooManyRooms) {
 		t.Fatalf("third room: %v, want ErrTooManyRooms", err)
 	}
-	if err := c.Leave(ctxT(t), r1, a); err != nil { // sole member leaves: closed
+	if err := leaveAs(c, ctxT(t), r1, a); err != nil { // sole member leaves: closed
 		t.Fatalf("leave: %v", err)
 	}
-	if _, err := c.Fetch(ctxT(t), r1, a, 0, 0); !errors.Is(err, relay.ErrRoomExpired) {
+	if _, err := fetchAs(c, ctxT(t), r1, a, 0, 0); !errors.Is(err, relay.ErrRoomExpired) {
 		t.Fatalf("closed room: %v, want ErrRoomExpired", err)
 	}
 	r3 := mustRoom(t, c, 1)
@@ -384,7 +381,7 @@ func TestTooManyRoomsAndForget(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := c.Fetch(ctxT(t), r1, a, 0, 0)
+		_, err := fetchAs(c, ctxT(t), r1, a, 0, 0)
 		if errors.Is(err, relay.ErrUnknownRoom) {
 			break
 		}
@@ -399,41 +396,6 @@ func TestTooManyRoomsAndForget(t *testing.T) {
 	}
 	if st.Rejects[relay.CodeTooManyRooms] != 1 || st.Rejects[relay.CodeRoomExpired] == 0 || st.Rejects[relay.CodeUnknownRoom] != 1 {
 		t.Fatalf("rejects %+v", st.Rejects)
-	}
-}
-
-func TestStorageBudget(t *testing.T) {
-	srv, addr := testkit.RelayServer(t, relay.Config{MaxEnvelopeBytes: 1024, MaxRoomBytes: 2048, MaxTotalBytes: 2048})
-	c := newClient(t, addr)
-	a, b := party(1), party(2)
-	r1, r2 := mustRoom(t, c, 2), mustRoom(t, c, 2)
-	kb := bytes.Repeat([]byte{7}, 1024)
-	for range 2 {
-		if err := c.Post(ctxT(t), r1, a, b, kb); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := c.Post(ctxT(t), r2, a, b, kb)
-	var re *relay.Error
-	if !errors.Is(err, relay.ErrUnavailable) || !errors.As(err, &re) || re.Code != relay.CodeStorageFull {
-		t.Fatalf("post over the global budget: %v", err)
-	}
-	if got := srv.Stats().StoredBytes; got != 2048 {
-		t.Fatalf("stored bytes %d", got)
-	}
-	if _, err := c.Fetch(ctxT(t), r1, b, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{a, b} { // closing r1 frees its envelopes
-		if err := c.Leave(ctxT(t), r1, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := srv.Stats().StoredBytes; got != 0 {
-		t.Fatalf("stored bytes after close %d", got)
-	}
-	if err := c.Post(ctxT(t), r2, a, b, kb); err != nil {
-		t.Fatalf("post after space was freed: %v", err)
 	}
 }
 
@@ -466,14 +428,14 @@ func TestTombstoneCap(t *testing.T) {
 	var rooms []string
 	for range 3 {
 		r := mustRoom(t, c, 1)
-		if err := c.Leave(ctxT(t), r, a); err != nil {
+		if err := leaveAs(c, ctxT(t), r, a); err != nil {
 			t.Fatal(err)
 		}
 		rooms = append(rooms, r)
 	}
 	want := []error{relay.ErrUnknownRoom, relay.ErrRoomExpired, relay.ErrRoomExpired}
 	for i, r := range rooms {
-		if err := c.Post(ctxT(t), r, a, "", []byte("x")); !errors.Is(err, want[i]) {
+		if err := postAs(c, ctxT(t), r, a, "", []byte("x")); !errors.Is(err, want[i]) {
 			t.Errorf("room %d: %v, want %v", i, err, want[i])
 		}
 	}
@@ -482,12 +444,16 @@ func TestTombstoneCap(t *testing.T) {
 	}
 }
 
-// rawReq sends a hand-made request and returns the status and decoded error code.
-func rawReq(t *testing.T, method, url, body string) (int, string, http.Header) {
+// rawReq sends a hand-made request (with "Authorization: Seat <token>" if
+// a token is given) and returns the status and decoded error code.
+func rawReq(t *testing.T, method, url, body string, token ...string) (int, string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxT(t), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(token) > 0 && token[0] != "" {
+		req.Header.Set("Authorization", "Seat "+token[0])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -512,48 +478,85 @@ func TestBadRequests(t *testing.T) {
 	c := newClient(t, addr)
 	room := mustRoom(t, c, 2)
 	a := party(1)
+	st, err := seatOf(ctxT(t), c, room, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := st.Token()
+	outsider := strings.Repeat("ab", 32) // a well-formed token no seat holds
 	msgs := base + "/v1/rooms/" + room + "/messages"
+	seats := base + "/v1/rooms/" + room + "/seats"
+	claim := func(edit func(*relay.SeatClaim)) string {
+		name, err := c.Name(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := relay.NewSeatClaim(identityOf(party(2)), name, room, testMembers(), time.Now().UnixMilli(), [32]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(&sc)
+		var b strings.Builder
+		_ = jsonEncode(&b, sc)
+		return b.String()
+	}
 	tests := []struct {
-		name, method, url, body string
-		status                  int
-		code                    string
+		name, method, url, body, token string
+		status                         int
+		code                           string
 	}{
-		{"post without from", "POST", msgs + "?to=", "x", 400, "bad_request"},
-		{"post empty from", "POST", msgs + "?from=&to=", "x", 400, "bad_request"},
-		{"post uppercase from", "POST", msgs + "?from=ABCD", "x", 400, "bad_request"},
-		{"post non-hex from", "POST", msgs + "?from=xyz", "x", 400, "bad_request"},
-		{"post from too long", "POST", msgs + "?from=" + strings.Repeat("a", 131), "x", 400, "bad_request"},
-		{"post bad to", "POST", msgs + "?from=" + a + "&to=zz", "x", 400, "bad_request"},
-		{"post duplicate from", "POST", msgs + "?from=" + a + "&from=" + a, "x", 400, "bad_request"},
-		{"post empty body", "POST", msgs + "?from=" + a, "", 400, "bad_request"},
-		{"fetch without party", "GET", msgs + "?after=0", "", 400, "bad_request"},
-		{"fetch bad after", "GET", msgs + "?party=" + a + "&after=-1", "", 400, "bad_request"},
-		{"fetch after overflow", "GET", msgs + "?party=" + a + "&after=18446744073709551616", "", 400, "bad_request"},
-		{"fetch wait over the wire limit", "GET", msgs + "?party=" + a + "&wait_ms=30001", "", 400, "bad_request"},
-		{"fetch negative wait", "GET", msgs + "?party=" + a + "&wait_ms=-5", "", 400, "bad_request"},
-		{"fetch fractional wait", "GET", msgs + "?party=" + a + "&wait_ms=1.5", "", 400, "bad_request"},
-		{"leave without party", "DELETE", base + "/v1/rooms/" + room, "", 400, "bad_request"},
-		{"uppercase room id", "GET", base + "/v1/rooms/" + strings.ToUpper(room) + "/messages?party=" + a, "", 400, "bad_request"},
-		{"uuid v1 room id", "GET", base + "/v1/rooms/6f1c3a52-7d0e-1b8a-9c1d-2e3f4a5b6c7d/messages?party=" + a, "", 400, "bad_request"},
-		{"create no body", "POST", base + "/v1/rooms", "", 400, "bad_request"},
-		{"create not json", "POST", base + "/v1/rooms", "size=2", 400, "bad_request"},
-		{"create missing size", "POST", base + "/v1/rooms", `{"ttl_seconds":5}`, 400, "bad_request"},
-		{"create size zero", "POST", base + "/v1/rooms", `{"size":0}`, 400, "bad_request"},
-		{"create size too big", "POST", base + "/v1/rooms", `{"size":11}`, 400, "bad_request"},
-		{"create size float", "POST", base + "/v1/rooms", `{"size":2.5}`, 400, "bad_request"},
-		{"create ttl zero", "POST", base + "/v1/rooms", `{"size":2,"ttl_seconds":0}`, 400, "bad_request"},
-		{"create unknown field", "POST", base + "/v1/rooms", `{"size":2,"sise":3}`, 400, "bad_request"},
-		{"create trailing data", "POST", base + "/v1/rooms", `{"size":2}{}`, 400, "bad_request"},
-		{"wrong method on rooms", "GET", base + "/v1/rooms", "", 405, "method_not_allowed"},
-		{"wrong method on messages", "PUT", msgs + "?from=" + a, "x", 405, "method_not_allowed"},
-		{"wrong method on room", "POST", base + "/v1/rooms/" + room, "", 405, "method_not_allowed"},
-		{"wrong method on healthz", "POST", base + "/healthz", "", 405, "method_not_allowed"},
-		{"unknown path", "GET", base + "/v2/rooms", "", 404, "not_found"},
-		{"unknown room subpath", "GET", base + "/v1/rooms/" + room + "/members", "", 404, "not_found"},
+		{"post without seat", "POST", msgs + "?to=", "x", "", 401, "seat_required"},
+		{"post with the from of old", "POST", msgs + "?from=" + a + "&to=", "x", "", 401, "seat_required"},
+		{"post with an unknown token", "POST", msgs + "?to=", "x", outsider, 401, "seat_required"},
+		{"post bad to", "POST", msgs + "?to=zz", "x", tok, 400, "bad_request"},
+		{"post to a non-member", "POST", msgs + "?to=" + strings.Repeat("02", 33), "x", tok, 400, "bad_request"},
+		{"post duplicate to", "POST", msgs + "?to=&to=", "x", tok, 400, "bad_request"},
+		{"post empty body", "POST", msgs + "?to=", "", tok, 400, "bad_request"},
+		{"fetch without seat", "GET", msgs + "?after=0", "", "", 401, "seat_required"},
+		{"fetch bad after", "GET", msgs + "?after=-1", "", tok, 400, "bad_request"},
+		{"fetch after overflow", "GET", msgs + "?after=18446744073709551616", "", tok, 400, "bad_request"},
+		{"fetch wait over the wire limit", "GET", msgs + "?wait_ms=30001", "", tok, 400, "bad_request"},
+		{"fetch negative wait", "GET", msgs + "?wait_ms=-5", "", tok, 400, "bad_request"},
+		{"fetch fractional wait", "GET", msgs + "?wait_ms=1.5", "", tok, 400, "bad_request"},
+		{"fetch tiny max_bytes", "GET", msgs + "?max_bytes=10", "", tok, 400, "bad_request"},
+		{"leave without seat", "DELETE", base + "/v1/rooms/" + room, "", "", 401, "seat_required"},
+		{"leave with an unknown token", "DELETE", base + "/v1/rooms/" + room, "", outsider, 401, "seat_required"},
+		{"uppercase room id", "GET", base + "/v1/rooms/" + strings.ToUpper(room) + "/messages", "", tok, 400, "bad_request"},
+		{"uuid v1 room id", "GET", base + "/v1/rooms/6f1c3a52-7d0e-1b8a-9c1d-2e3f4a5b6c7d/messages", "", tok, 400, "bad_request"},
+		{"claim not json", "POST", seats, "party=" + a, "", 400, "bad_request"},
+		{"claim unknown field", "POST", seats, `{"party":"` + a + `","x":1}`, "", 400, "bad_request"},
+		{"claim members unsorted", "POST", seats, claim(func(sc *relay.SeatClaim) {
+			sc.Members[0], sc.Members[1] = sc.Members[1], sc.Members[0]
+		}), "", 400, "bad_request"},
+		{"claim party outside members", "POST", seats, claim(func(sc *relay.SeatClaim) { sc.Party = a; sc.Members = sc.Members[:1] }), "", 400, "bad_request"},
+		{"claim by another key", "POST", seats, claim(func(sc *relay.SeatClaim) { sc.Party = a }), "", 403, "bad_seat_claim"},
+		{"claim time altered", "POST", seats, claim(func(sc *relay.SeatClaim) { sc.Time-- }), "", 403, "bad_seat_claim"},
+		{"claim an hour old", "POST", seats, claim(func(sc *relay.SeatClaim) { sc.Time -= 3600_000 }), "", 403, "stale_seat_claim"},
+		{"claim in an hour", "POST", seats, claim(func(sc *relay.SeatClaim) { sc.Time += 3600_000 }), "", 403, "stale_seat_claim"},
+		{"claim signature flipped", "POST", seats, claim(func(sc *relay.SeatClaim) {
+			sc.Sig = sc.Sig[:10] + string("01"[1-(sc.Sig[10]-'0')%2]) + sc.Sig[11:]
+		}), "", 403, "bad_seat_claim"},
+		{"create no body", "POST", base + "/v1/rooms", "", "", 400, "bad_request"},
+		{"create not json", "POST", base + "/v1/rooms", "size=2", "", 400, "bad_request"},
+		{"create missing size", "POST", base + "/v1/rooms", `{"ttl_seconds":5}`, "", 400, "bad_request"},
+		{"create size zero", "POST", base + "/v1/rooms", `{"size":0}`, "", 400, "bad_request"},
+		{"create size too big", "POST", base + "/v1/rooms", `{"size":11}`, "", 400, "bad_request"},
+		{"create size float", "POST", base + "/v1/rooms", `{"size":2.5}`, "", 400, "bad_request"},
+		{"create ttl zero", "POST", base + "/v1/rooms", `{"size":2,"ttl_seconds":0}`, "", 400, "bad_request"},
+		{"create unknown field", "POST", base + "/v1/rooms", `{"size":2,"sise":3}`, "", 400, "bad_request"},
+		{"create trailing data", "POST", base + "/v1/rooms", `{"size":2}{}`, "", 400, "bad_request"},
+		{"wrong method on rooms", "GET", base + "/v1/rooms", "", "", 405, "method_not_allowed"},
+		{"wrong method on messages", "PUT", msgs, "x", tok, 405, "method_not_allowed"},
+		{"wrong method on seats", "GET", seats, "", "", 405, "method_not_allowed"},
+		{"wrong method on room", "POST", base + "/v1/rooms/" + room, "", "", 405, "method_not_allowed"},
+		{"wrong method on healthz", "POST", base + "/healthz", "", "", 405, "method_not_allowed"},
+		{"wrong method on info", "POST", base + "/v1/info", "", "", 405, "method_not_allowed"},
+		{"unknown path", "GET", base + "/v2/rooms", "", "", 404, "not_found"},
+		{"unknown room subpath", "GET", base + "/v1/rooms/" + room + "/members", "", "", 404, "not_found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, code, hdr := rawReq(t, tc.method, tc.url, tc.body)
+			status, code, hdr := rawReq(t, tc.method, tc.url, tc.body, tc.token)
 			if status != tc.status || code != tc.code {
 				t.Fatalf("got %d %q, want %d %q", status, code, tc.status, tc.code)
 			}
@@ -562,8 +565,12 @@ func TestBadRequests(t *testing.T) {
 			}
 		})
 	}
-	// The room is untouched by all of the above: a fresh party can still join.
+	// The room is untouched by all of the above: the seat still works and
+	// the second seat is free.
 	mustPost(t, c, room, a, "", "still usable")
+	if _, err := fetchAs(c, ctxT(t), room, party(2), 0, 0); err != nil {
+		t.Fatalf("second seat: %v", err)
+	}
 }
 
 func TestHealthAndMetrics(t *testing.T) {
@@ -574,10 +581,10 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	room := mustRoom(t, c, 2)
 	mustPost(t, c, room, party(1), party(2), "12345")
-	if _, err := c.Fetch(ctxT(t), room, party(2), 0, 0); err != nil {
+	if _, err := fetchAs(c, ctxT(t), room, party(2), 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.Post(ctxT(t), room, party(3), "", []byte("x")) // room_full
+	_ = postAs(c, ctxT(t), room, party(3), "", []byte("x")) // room_full
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -629,7 +636,7 @@ func TestConcurrentParties(t *testing.T) {
 	errc := make(chan error, 2*n)
 	received := make([][]relay.Message, n)
 	for i := range n {
-		conn := c.Join(room, party(i))
+		conn := joinAs(t, c, room, party(i))
 		wg.Add(2)
 		go func() { // sender: k broadcasts and k messages to the next party, interleaved
 			defer wg.Done()
@@ -699,7 +706,7 @@ func TestConnRecv(t *testing.T) {
 	addr := testkit.Relay(t)
 	c := newClient(t, addr, relay.ClientConfig{PollChunk: 50 * time.Millisecond})
 	room := mustRoom(t, c, 2)
-	a, b := c.Join(room, party(1)), c.Join(room, party(2))
+	a, b := joinAs(t, c, room, party(1)), joinAs(t, c, room, party(2))
 
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
@@ -778,15 +785,15 @@ func TestIntercept(t *testing.T) {
 	mustPost(t, c, room, a, b, "\x00abc")
 	mustPost(t, c, room, b, cc, "for c") // acknowledged, then dropped
 	mustPost(t, c, room, b, a, "untouched")
-	got, err := c.Fetch(ctxT(t), room, b, 0, 0)
+	got, err := fetchAs(c, ctxT(t), room, b, 0, 0)
 	if err != nil || len(got) != 1 || string(got[0].Body) != "\xffabc" {
 		t.Fatalf("b: %v %+v, want the tampered body", err, got)
 	}
-	got, err = c.Fetch(ctxT(t), room, cc, 0, 100*time.Millisecond)
+	got, err = fetchAs(c, ctxT(t), room, cc, 0, 100*time.Millisecond)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("c: %v %+v, want nothing", err, got)
 	}
-	got, err = c.Fetch(ctxT(t), room, a, 0, 0)
+	got, err = fetchAs(c, ctxT(t), room, a, 0, 0)
 	if err != nil || len(got) != 1 || string(got[0].Body) != "untouched" || got[0].Seq != 3 {
 		t.Fatalf("a: %v %+v", err, got)
 	}
@@ -794,7 +801,7 @@ func TestIntercept(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// Rejected posts never reach the hook.
-	_ = c.Post(ctxT(t), room, party(4), "", []byte("x")) // room full
+	_ = postAs(c, ctxT(t), room, party(4), "", []byte("x")) // room full
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != 3 {
@@ -812,7 +819,7 @@ func TestShutdownWakesWaiters(t *testing.T) {
 	room := mustRoom(t, c, 2)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Fetch(context.Background(), room, party(1), 0, 25*time.Second)
+		_, err := fetchAs(c, context.Background(), room, party(1), 0, 25*time.Second)
 		errc <- err
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -866,7 +873,7 @@ func TestClientValidatesRelayAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := fakeRelay(t, tc.status, tc.body)
 			c := newClient(t, addr)
-			msgs, err := c.Fetch(ctxT(t), room, a, 1, 0)
+			msgs, err := fetchAs(c, ctxT(t), room, a, 1, 0) // the fake relay seats anyone
 			if tc.want == nil {
 				if err != nil || len(msgs) != 1 {
 					t.Fatalf("got %v %+v", err, msgs)
@@ -884,7 +891,7 @@ func TestClientValidatesRelayAnswers(t *testing.T) {
 	}
 	t.Run("network error", func(t *testing.T) {
 		c := newClient(t, "127.0.0.1:1") // nothing listens on port 1
-		_, err := c.Fetch(ctxT(t), room, a, 0, 0)
+		_, err := fetchAs(c, ctxT(t), room, a, 0, 0)
 		if !errors.Is(err, relay.ErrTransport) {
 			t.Fatalf("got %v, want ErrTransport", err)
 		}
@@ -959,7 +966,7 @@ func TestTLS(t *testing.T) {
 				t.Fatalf("CreateRoom: %v", err)
 			}
 			mustPost(t, c, room, party(1), party(2), "over tls")
-			msgs, err := c.Fetch(ctxT(t), room, party(2), 0, time.Second)
+			msgs, err := fetchAs(c, ctxT(t), room, party(2), 0, time.Second)
 			if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "over tls" {
 				t.Fatalf("Fetch: %v %+v", err, msgs)
 			}

@@ -28,18 +28,27 @@ import (
 
 // Server is the relay. Routes (all JSON, errors as {"error": code, "message": text}):
 //
+//	GET    /v1/info                        → {"name"}: the relay name seat claims sign
 //	POST   /v1/rooms                       {"size":N,"ttl_seconds":opt} → {"room_uuid","size","expires_at"}
-//	POST   /v1/rooms/{room}/messages?from=P&to=Q   raw envelope (to empty = broadcast) → {"seq":n}
-//	GET    /v1/rooms/{room}/messages?party=P&after=S&wait_ms=W   long-poll → {"messages":[{seq,from,to,body(base64)}]}
-//	DELETE /v1/rooms/{room}?party=P         leave; the room closes when every member has left
+//	GET    /v1/rooms/{room}                → {"room_uuid","size","expires_at"}
+//	POST   /v1/rooms/{room}/seats          SeatClaim → {"token","set","seats"}
+//	POST   /v1/rooms/{room}/messages?to=Q  raw envelope (to empty = broadcast) → {"seq":n}
+//	GET    /v1/rooms/{room}/messages?after=S&wait_ms=W&max_bytes=B   long-poll → {"messages":[{seq,from,to,body(base64)}]}
+//	DELETE /v1/rooms/{room}                leave; the room closes once a member set's ceremony is over
 //	GET    /healthz, /metrics
+//
+// Posts, fetches and leaves carry "Authorization: Seat <token>", the token a
+// seat claim answered; they act as that seat, within its member set.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 	hs  *fasthttp.Server
 	m   metrics
 
-	totalBytes atomic.Int64 // envelope bytes held in all open rooms
+	totalBytes atomic.Int64 // accounted heap held in all open rooms (memory.go)
+	totalMsgs  atomic.Int64 // envelopes held in all open rooms
+	clients    *clientLimits
+	js         *jsState // rooms in NATS JetStream; nil = in memory
 
 	mu       sync.RWMutex
 	rooms    map[string]*room // open rooms and tombstones
@@ -65,9 +74,15 @@ func New(cfg Config) (*Server, error) {
 		cfg:     c,
 		log:     c.Logger,
 		rooms:   make(map[string]*room),
+		clients: newClientLimits(c.MaxRoomsPerClient, c.ClientRoomRate, c.ClientRoomBurst),
 		closing: make(chan struct{}),
 		gcStop:  make(chan struct{}),
 		gcDone:  make(chan struct{}),
+	}
+	if c.NATS != nil {
+		if s.js, err = openJetStream(&c); err != nil {
+			return nil, err
+		}
 	}
 	s.hs = &fasthttp.Server{
 		Handler:               s.Handler,
@@ -128,6 +143,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.gcStopOnce.Do(func() { close(s.gcStop) })
 		<-s.gcDone
 	}
+	if s.js != nil {
+		s.js.close()
+	}
 	if err != nil {
 		return fmt.Errorf("relay: shutdown: %w", err)
 	}
@@ -153,6 +171,15 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		ctx.SetBody(s.appendMetrics(make([]byte, 0, 4096)))
+	case bytes.Equal(path, []byte("/v1/info")):
+		if method != fasthttp.MethodGet {
+			s.methodNotAllowed(ctx, "GET")
+			return
+		}
+		b, _ := json.Marshal(struct {
+			Name string `json:"name"`
+		}{s.cfg.Name})
+		writeJSON(ctx, fasthttp.StatusOK, b)
 	case bytes.Equal(path, []byte("/v1/rooms")):
 		if method != fasthttp.MethodPost {
 			s.methodNotAllowed(ctx, "POST")
@@ -172,6 +199,12 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			default:
 				s.methodNotAllowed(ctx, "GET, DELETE")
 			}
+		case bytes.Equal(tail, []byte("seats")):
+			if method != fasthttp.MethodPost {
+				s.methodNotAllowed(ctx, "POST")
+				return
+			}
+			s.claimSeat(ctx, string(id))
 		case bytes.Equal(tail, []byte("messages")):
 			switch method {
 			case fasthttp.MethodPost:
@@ -196,6 +229,19 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	now := time.Now()
+	client := clientID(ctx)
+	if code := s.clients.admit(client, now); code != "" {
+		s.reject(ctx, code, fmt.Sprintf("this client (%s) may hold %d open rooms and create %g per second",
+			client, s.cfg.MaxRoomsPerClient, s.cfg.ClientRoomRate))
+		return
+	}
+	if s.js != nil {
+		// Rooms live in JetStream and end on any instance: only the
+		// creation rate is limited per client here.
+		s.clients.release(client)
+		s.jsCreateRoom(ctx, size, ttl)
+		return
+	}
 	s.mu.Lock()
 	if s.open >= s.cfg.MaxRooms {
 		s.mu.Unlock()
@@ -204,6 +250,7 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 	}
 	if s.open >= s.cfg.MaxRooms {
 		s.mu.Unlock()
+		s.clients.release(client)
 		s.reject(ctx, CodeTooManyRooms, fmt.Sprintf("%d rooms open, the limit", s.cfg.MaxRooms))
 		return
 	}
@@ -211,12 +258,12 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 	for s.rooms[id] != nil { // 122 random bits: never in practice, but never reuse
 		id = newRoomID()
 	}
-	r := newRoom(id, size, now, ttl)
+	r := newRoom(id, size, client, now, ttl)
 	s.rooms[id] = r
 	s.open++
 	s.mu.Unlock()
 	s.m.roomsCreated.Add(1)
-	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String())
+	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String(), "client", client)
 
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), r))
 }
@@ -260,8 +307,34 @@ func (s *Server) roomFromPath(ctx *fasthttp.RequestCtx, id string) (*room, bool)
 	return r, true
 }
 
+// seatFromRequest finds room id open and the seat the request's token
+// holds in it, returning both with the room locked; otherwise it answers
+// the request and returns nil.
+func (s *Server) seatFromRequest(ctx *fasthttp.RequestCtx, id string) (*room, *seat) {
+	tok, ok := seatToken(&ctx.Request.Header)
+	if !ValidRoomID(id) {
+		s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
+		return nil, nil
+	}
+	if !ok {
+		s.reject(ctx, CodeSeatRequired, `this request needs "Authorization: Seat <token>" from a seat claim in room `+id)
+		return nil, nil
+	}
+	r, ok := s.roomFromPath(ctx, id)
+	if !ok {
+		return nil, nil
+	}
+	st := r.seatLocked(tokenKey(tok))
+	if st == nil {
+		r.mu.Unlock()
+		s.reject(ctx, CodeSeatRequired, "no seat in room "+id+" holds this token")
+		return nil, nil
+	}
+	return r, st
+}
+
 func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
-	from, to, err := parsePostParams(ctx.QueryArgs())
+	to, err := parsePostParams(ctx.QueryArgs())
 	if err != nil {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
@@ -275,19 +348,33 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 		s.reject(ctx, CodeTooLarge, fmt.Sprintf("envelope of %d bytes exceeds %d", len(in), s.cfg.MaxEnvelopeBytes))
 		return
 	}
-	// fasthttp reuses the request buffer after the handler returns.
+	// fasthttp reuses the request buffer after the handler returns. append
+	// rounds the capacity up to the allocation's size class, which is what
+	// messageCost counts.
 	body := append([]byte(nil), in...)
+	if s.js != nil {
+		s.jsPost(ctx, id, to, body)
+		return
+	}
 
-	r, ok := s.roomFromPath(ctx, id)
-	if !ok {
+	r, st := s.seatFromRequest(ctx, id)
+	if r == nil {
 		return
 	}
-	if _, code := r.admitLocked(from, false); code != "" {
+	if st.left {
 		r.mu.Unlock()
-		s.rejectRoom(ctx, code, id)
+		s.rejectRoom(ctx, CodePartyLeft, id)
 		return
 	}
-	if code, msg := s.roomLimitLocked(r, len(body)); code != "" {
+	if to != "" {
+		if to = st.set.member(to); to == "" {
+			r.mu.Unlock()
+			s.reject(ctx, CodeBadRequest, "recipient is not a member of this seat's member set")
+			return
+		}
+	}
+	from := st.party
+	if code, msg := s.roomLimitLocked(r, messageCost(body)); code != "" {
 		r.mu.Unlock()
 		s.reject(ctx, code, msg)
 		return
@@ -307,20 +394,24 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 			s.rejectRoom(ctx, CodeRoomExpired, id)
 			return
 		}
-		if code, msg := s.roomLimitLocked(r, len(body)); code != "" && !drop {
+		if code, msg := s.roomLimitLocked(r, messageCost(body)); code != "" && !drop {
 			r.mu.Unlock()
 			s.reject(ctx, code, msg)
 			return
 		}
 	}
-	r.lastSeq++
-	seq := r.lastSeq
+	ms := st.set
+	ms.lastSeq++
+	seq := ms.lastSeq
 	if drop {
 		s.m.dropped.Add(1)
 	} else {
-		r.msgs = append(r.msgs, &message{seq: seq, from: from, to: to, body: body})
-		r.bytes += len(body)
-		s.totalBytes.Add(int64(len(body)))
+		cost := messageCost(body)
+		ms.msgs = append(ms.msgs, &message{seq: seq, from: from, to: to, body: body})
+		r.nmsgs++
+		r.bytes += cost
+		s.totalBytes.Add(int64(cost))
+		s.totalMsgs.Add(1)
 		r.wakeLocked()
 		s.m.messages.Add(1)
 		s.m.messageBytes.Add(uint64(len(body)))
@@ -334,34 +425,45 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 	writeJSON(ctx, fasthttp.StatusOK, b)
 }
 
-// roomLimitLocked checks the per-room storage limits for one more envelope.
-func (s *Server) roomLimitLocked(r *room, n int) (code, msg string) {
-	if len(r.msgs) >= s.cfg.MaxRoomMessages {
+// roomLimitLocked checks the room's and the relay's bounds for cost more
+// accounted bytes and one more envelope (msgs=1) or none (msgs=0, a seat).
+func (s *Server) roomLimitLocked(r *room, cost int) (code, msg string) {
+	return s.limitLocked(r, cost, 1)
+}
+
+func (s *Server) limitLocked(r *room, cost, msgs int) (code, msg string) {
+	if msgs > 0 && r.nmsgs >= s.cfg.MaxRoomMessages {
 		return CodeRoomMessageLimit, fmt.Sprintf("room holds %d envelopes, the limit", s.cfg.MaxRoomMessages)
 	}
-	if r.bytes+n > s.cfg.MaxRoomBytes {
-		return CodeRoomMessageLimit, fmt.Sprintf("room would exceed %d envelope bytes", s.cfg.MaxRoomBytes)
+	if r.bytes+cost > s.cfg.MaxRoomBytes {
+		return CodeRoomMessageLimit, fmt.Sprintf("room would exceed %d bytes", s.cfg.MaxRoomBytes)
 	}
-	if s.totalBytes.Load()+int64(n) > s.cfg.MaxTotalBytes {
-		return CodeStorageFull, fmt.Sprintf("relay holds %d envelope bytes, the limit", s.cfg.MaxTotalBytes)
+	if s.totalBytes.Load()+int64(cost) > s.cfg.MaxTotalBytes {
+		return CodeStorageFull, fmt.Sprintf("relay holds %d bytes, the limit", s.cfg.MaxTotalBytes)
+	}
+	if msgs > 0 && s.totalMsgs.Load() >= int64(s.cfg.MaxTotalMessages) {
+		return CodeStorageFull, fmt.Sprintf("relay holds %d envelopes, the limit", s.cfg.MaxTotalMessages)
 	}
 	return "", ""
 }
 
 func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
-	party, after, wait, err := parseFetchParams(ctx.QueryArgs(), s.cfg.MaxWait)
+	after, wait, budget, err := parseFetchParams(ctx.QueryArgs(), s.cfg.MaxWait, s.cfg.MaxFetchBytes)
 	if err != nil {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
-	r, ok := s.roomFromPath(ctx, id)
-	if !ok {
+	if s.js != nil {
+		s.jsFetch(ctx, id, after, wait, budget)
 		return
 	}
-	idx, code := r.admitLocked(party, false)
-	if code != "" {
+	r, st := s.seatFromRequest(ctx, id)
+	if r == nil {
+		return
+	}
+	if st.left {
 		r.mu.Unlock()
-		s.rejectRoom(ctx, code, id)
+		s.rejectRoom(ctx, CodePartyLeft, id)
 		return
 	}
 	start := time.Now()
@@ -373,8 +475,8 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 		}
 	}()
 	for {
-		// Invariant: r.mu held, r open, party a member.
-		if batch := r.collectLocked(party, after, s.cfg.MaxFetchBytes); len(batch) > 0 {
+		// Invariant: r.mu held, r open, st seated and not left.
+		if batch := collectLocked(st, after, budget); len(batch) > 0 {
 			r.mu.Unlock()
 			s.m.delivered.Add(uint64(len(batch)))
 			writeJSON(ctx, fasthttp.StatusOK, appendMessages(make([]byte, 0, 256), batch))
@@ -421,7 +523,7 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 			s.rejectRoom(ctx, CodeRoomExpired, id)
 			return
 		}
-		if r.members[idx].left {
+		if st.left {
 			r.mu.Unlock()
 			s.rejectRoom(ctx, CodePartyLeft, id)
 			return
@@ -453,6 +555,14 @@ func appendMessages(b []byte, batch []*message) []byte {
 // roomInfo answers an open room's size and expiry, so a party that was
 // given only the room id (a signer) learns how many parties it holds.
 func (s *Server) roomInfo(ctx *fasthttp.RequestCtx, id string) {
+	if s.js != nil {
+		if !ValidRoomID(id) {
+			s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
+			return
+		}
+		s.jsRoomInfo(ctx, id)
+		return
+	}
 	r, ok := s.roomFromPath(ctx, id)
 	if !ok {
 		return
@@ -473,32 +583,23 @@ func appendRoomJSON(b []byte, r *room) []byte {
 }
 
 func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
-	party, err := parseLeaveParams(ctx.QueryArgs())
-	if err != nil {
-		s.reject(ctx, CodeBadRequest, err.Error())
+	if s.js != nil {
+		s.jsLeave(ctx, id)
 		return
 	}
-	r, ok := s.roomFromPath(ctx, id)
-	if !ok {
+	r, st := s.seatFromRequest(ctx, id)
+	if r == nil {
 		return
 	}
-	idx, code := r.admitLocked(party, true)
-	if code != "" {
-		r.mu.Unlock()
-		s.rejectRoom(ctx, code, id)
-		return
-	}
-	r.members[idx].left = true
+	st.left = true // leaving twice is harmless
 	r.wakeLocked()
 	closed := false
-	if r.allLeftLocked() {
+	if r.doneLocked() {
 		closed = r.endLocked(roomClosed, time.Now(), s.cfg.ForgetAfter)
 	}
 	r.mu.Unlock()
 	if closed {
 		s.retire(r, roomClosed)
-	}
-	if closed {
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true,"room_closed":true}`))
 	} else {
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true,"room_closed":false}`))
@@ -508,9 +609,11 @@ func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
 // retire accounts for a room that just ended (r.mu must not be held).
 func (s *Server) retire(r *room, st roomState) {
 	r.mu.Lock()
-	forgetAt, final, msgs := r.forgetAt, r.final, r.lastSeq
+	forgetAt, final := r.forgetAt, r.final
 	r.mu.Unlock()
 	s.totalBytes.Add(-int64(final.bytes))
+	s.totalMsgs.Add(-int64(final.msgs))
+	s.clients.release(r.client)
 	s.mu.Lock()
 	s.open--
 	s.tombs = append(s.tombs, r)
@@ -523,7 +626,7 @@ func (s *Server) retire(r *room, st roomState) {
 	} else {
 		s.m.roomsClosedLeft.Add(1)
 	}
-	s.log.Info("room ended", "room", r.id, "reason", st.String(), "members", final.members, "last_seq", msgs,
+	s.log.Info("room ended", "room", r.id, "reason", st.String(), "seats", final.seats, "sets", final.sets, "messages", final.msgs,
 		"forget_at", forgetAt.UTC().Format(time.RFC3339))
 }
 
@@ -580,6 +683,7 @@ func (s *Server) gcLoop() {
 			return
 		case now := <-t.C:
 			s.sweep(now)
+			s.clients.sweep(now)
 		}
 	}
 }
@@ -623,6 +727,8 @@ func (s *Server) rejectRoom(ctx *fasthttp.RequestCtx, code, id string) {
 		msg = "room " + id + " already has all its members"
 	case CodePartyLeft:
 		msg = "this party has left room " + id
+	case CodeRoomSetsFull:
+		msg = "room " + id + " already holds its maximum of member sets"
 	default:
 		msg = code
 	}
