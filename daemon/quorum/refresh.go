@@ -31,7 +31,7 @@ func (s *Service) Refresh(ctx context.Context, p daemon.RefreshParams) (daemon.I
 		func(g *generation) (*ceremony.KeyInfo, error) {
 			return ceremony.Refresh(ctx, ceremony.RefreshParams{
 				Room: p.RoomUUID, Identity: g.id, Key: g.old, Share: g.share,
-				Transport: g.transport(p.RoomUUID),
+				Transport: g.transport(p.RoomUUID, g.old.Parties),
 			}, g.durable(store.SourceRefresh))
 		})
 }
@@ -161,8 +161,10 @@ func (s *Service) newGeneration(ctx context.Context, g0 genRequest, what string,
 	return daemon.ImportResult{KeyID: slot.KeyID, Pubkey: x[:]}, nil
 }
 
-func (g *generation) transport(room string) ceremony.Transport {
-	return ceremony.RelayTransport(g.rc, room, g.id.Public())
+// transport is this party's seat in room among members (the new key's
+// parties, this one included).
+func (g *generation) transport(room string, members []envelope.Party) ceremony.Transport {
+	return ceremony.RelayTransport(g.rc, room, g.id, members)
 }
 
 func (g *generation) durable(src store.Source) ceremony.Durable {

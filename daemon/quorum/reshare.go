@@ -24,7 +24,7 @@ func (s *Service) ReshareExisting(ctx context.Context, p daemon.ReshareParams) (
 		func(g *generation) (*ceremony.KeyInfo, error) {
 			return ceremony.Reshare(ctx, ceremony.ReshareParams{
 				Room: p.RoomUUID, Identity: g.id, Others: others, Threshold: p.Threshold,
-				Old: g.old, Share: g.share, Transport: g.transport(p.RoomUUID),
+				Old: g.old, Share: g.share, Transport: g.transport(p.RoomUUID, append([]envelope.Party{g.id.Public()}, others...)),
 			}, g.durable(store.SourceReshare))
 		})
 }
@@ -69,7 +69,7 @@ func (s *Service) ReshareNew(ctx context.Context, p daemon.ReshareParams) (daemo
 	start := time.Now()
 	ki, err := ceremony.Reshare(ctx, ceremony.ReshareParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold, ExpectKey: expect,
-		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id.Public()),
+		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id, append([]envelope.Party{id.Public()}, others...)),
 	}, &importDurable{s: s, ctx: ctx, r: r, scratch: slots[1].Bytes()[secmem.ScalarSize:], source: store.SourceReshare})
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)

@@ -66,8 +66,9 @@ func dealtKey(tb testing.TB, th, n int) (*btcec.ModNScalar, []*holder) {
 
 // redealRun is one party of a refresh or reshare.
 type redealRun struct {
-	id  *envelope.Identity
-	run func(ctx context.Context, tr Transport, d Durable) (*KeyInfo, error)
+	id      *envelope.Identity
+	members []envelope.Party // the room's parties
+	run     func(ctx context.Context, tr Transport, d Durable) (*KeyInfo, error)
 }
 
 type redealOutcome struct {
@@ -98,25 +99,18 @@ func runRedeals(t testing.TB, c *relay.Client, runs []redealRun, timeout time.Du
 		wg.Add(1)
 		go func(o *redealOutcome, r redealRun) {
 			defer wg.Done()
-			o.info, o.err = r.run(ctx, roomTransport{c, r.id}.in(room), &o.memDurable)
+			o.info, o.err = r.run(ctx, RelayTransport(c, room, r.id, r.members), &o.memDurable)
 		}(out[i], r)
 	}
 	wg.Wait()
 	return out
 }
 
-type roomTransport struct {
-	c  *relay.Client
-	id *envelope.Identity
-}
-
-func (rt roomTransport) in(room string) Transport { return RelayTransport(rt.c, room, rt.id.Public()) }
-
 // refreshRuns refreshes every holder; tweak adjusts a party's params.
 func refreshRuns(hs []*holder, tweak func(i int, p *RefreshParams)) []redealRun {
 	runs := make([]redealRun, len(hs))
 	for i, h := range hs {
-		runs[i] = redealRun{id: h.id, run: func(ctx context.Context, tr Transport, d Durable) (*KeyInfo, error) {
+		runs[i] = redealRun{id: h.id, members: h.info.Parties, run: func(ctx context.Context, tr Transport, d Durable) (*KeyInfo, error) {
 			p := RefreshParams{Identity: h.id, Key: h.info, Share: h.share, Transport: tr}
 			if tweak != nil {
 				tweak(i, &p)
@@ -130,7 +124,7 @@ func refreshRuns(hs []*holder, tweak func(i int, p *RefreshParams)) []redealRun 
 
 // roomOf reads the room back from a relay transport (tests build params
 // inside the run, after the room exists).
-func roomOf(tr Transport) string { return tr.(*relayTransport).conn.Room() }
+func roomOf(tr Transport) string { return tr.(*RelaySeat).room }
 
 // reshareRuns reshares to newSet (identities), t2-of-len(newSet): holders
 // (by identity) of hs deal, the others join as new parties.
@@ -140,6 +134,10 @@ func reshareRuns(hs []*holder, newSet []*envelope.Identity, t2 int, tweak func(i
 		byParty[h.id.Public()] = h
 	}
 	runs := make([]redealRun, len(newSet))
+	var members []envelope.Party
+	for _, id := range newSet {
+		members = append(members, id.Public())
+	}
 	for i, id := range newSet {
 		var others []envelope.Party
 		for _, o := range newSet {
@@ -147,7 +145,7 @@ func reshareRuns(hs []*holder, newSet []*envelope.Identity, t2 int, tweak func(i
 				others = append(others, o.Public())
 			}
 		}
-		runs[i] = redealRun{id: id, run: func(ctx context.Context, tr Transport, d Durable) (*KeyInfo, error) {
+		runs[i] = redealRun{id: id, members: members, run: func(ctx context.Context, tr Transport, d Durable) (*KeyInfo, error) {
 			p := ReshareParams{Identity: id, Others: others, Threshold: t2, Transport: tr}
 			if h := byParty[id.Public()]; h != nil {
 				p.Old, p.Share = h.info, h.share
@@ -199,7 +197,7 @@ func signWith(t testing.TB, c *relay.Client, hs []*holder, msg []byte, timeout t
 		go func() {
 			defer wg.Done()
 			sigs[i], errs[i] = Sign(ctx, SignParams{Room: room, Identity: h.id, Key: h.info, Share: h.share,
-				Signers: len(hs), Msg: msg, Transport: RelayTransport(c, room, h.id.Public())})
+				Signers: len(hs), Msg: msg, Transport: RelayTransport(c, room, h.id, h.info.Parties)})
 		}()
 	}
 	wg.Wait()
