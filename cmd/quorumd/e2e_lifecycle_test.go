@@ -139,6 +139,12 @@ func TestE2ELifecycle(t *testing.T) {
 		t.Fatalf("after removal: %v", rec)
 	}
 
+	// Repair: node 3 lost its share and its identity key; it makes a fresh
+	// slot (a new keygen_id) and nodes 1 and 2 reshare to it. The key is
+	// never reconstructed, and the replacement signs.
+	repaired := q.newKeyIDs("repair", q.reshare(rest[:2], three2[:2], rest[2:], 2, pub), pub)
+	q.signAndCheck(pick(rest, 2, 0), pick(repaired, 2, 0), pub)
+
 	// A new party that pins another key refuses; the holders' new slots
 	// are removed, nothing is half-written.
 	before := len(q.nodes[1].must("GET", "/admin/list-all-system-keys", q.nodes[1].adminKey, nil)["keys_by_user"].(map[string]any)[q.nodes[1].userID].([]any))
