@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/internal/dudect"
 )
 
 // TestRefreshMath: n parties each deal a sharing of zero; every share
@@ -166,4 +168,23 @@ func BenchmarkDealZero7of10(b *testing.B) {
 		}
 		d.Zero()
 	}
+}
+
+// TestDealSubSharesConstantTime: a reshare dealer's weighting and dealing
+// take the same time for a fixed share (1) as for random ones.
+func TestDealSubSharesConstantTime(t *testing.T) {
+	const th, n = 3, 5
+	l, err := Lagrange([]int{0, 1, 2}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := new(btcec.ModNScalar).SetInt(1)
+	dudect.Test(t, func() *btcec.ModNScalar { return fixed }, func() *btcec.ModNScalar { return randScalar(t) },
+		func(s *btcec.ModNScalar) {
+			d, err := DealSubShares(s, l, th, n, nil)
+			if err != nil {
+				panic(err)
+			}
+			d.Zero()
+		})
 }
