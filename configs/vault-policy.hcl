@@ -4,13 +4,36 @@
 #
 #   vault policy write quorumd configs/vault-policy.hcl
 #
-# The daemon reads users, API key digests and policies on requests, and
-# writes users, API keys and the user-name index for the /admin/* routes.
-# Policies are read-only here: operators manage them with their own token.
+# The daemon reads users, API key digests, policies and rules on requests,
+# and writes users, API keys, policies, rules and their name indexes for the
+# /admin/* routes (Vertex's policy administration happens through the API).
 
-# Authorization policies: read only.
+# Policies and rules (DESIGN §6) and the uniqueness indexes of their names:
+# create (check-and-set), read, update (add/remove rules, name takeover).
 path "secret/data/quorumd/policies/*" {
-  capabilities = ["read"]
+  capabilities = ["create", "read", "update"]
+}
+path "secret/data/quorumd/rules/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/data/quorumd/policynames/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/data/quorumd/rulenames/*" {
+  capabilities = ["create", "read", "update"]
+}
+# Listing (admin views, in-use checks) and deleting them.
+path "secret/metadata/quorumd/policies/*" {
+  capabilities = ["list", "delete"]
+}
+path "secret/metadata/quorumd/rules/*" {
+  capabilities = ["list", "delete"]
+}
+path "secret/metadata/quorumd/policynames/*" {
+  capabilities = ["delete"]
+}
+path "secret/metadata/quorumd/rulenames/*" {
+  capabilities = ["delete"]
 }
 
 # Users, API keys (SHA-256 digests of their secrets) and the name index:

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/daemon/secmem"
 )
 
 // Operation names an API operation for authorization decisions; the values
@@ -36,12 +38,14 @@ const (
 	OpExportID            Operation = "export_id"
 	OpGetKey              Operation = "get_key"
 	OpDeleteKeyShare      Operation = "delete_key"
+	OpGenerateAPIKey      Operation = "generate_api_key"
+	OpManagePolicies      Operation = "manage_policies"
 )
 
 // AdminOperation reports whether op is reserved to admin users.
 func AdminOperation(op Operation) bool {
 	switch op {
-	case OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys:
+	case OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys, OpGenerateAPIKey, OpManagePolicies:
 		return true
 	}
 	return false
@@ -55,6 +59,8 @@ type AuthParams struct {
 	Threshold    int    // t of an import
 	RelayAddress string // an explicit relay_address override; "" = the default relay
 	KeyCount     int    // the caller's live keys, for a policy's key quota check (0 when the store enforces it)
+	Msg          []byte // sign: the message, for the policy's message shape
+	Rooms        int    // create_room: rooms asked for (0 = 1), for the room quota
 }
 
 // Caller is the authenticated user behind an API key.
@@ -72,7 +78,8 @@ type Caller struct {
 // err_type (see Typed): access_denied for a missing, unknown or revoked key,
 // you_have_to_be_admin, policy_validation_failed (e.g. relay_address not on
 // the allowlist, N or t outside the policy), and so on; anything untyped is
-// an internal_problem. apiKey is secret: never log it.
+// an internal_problem. apiKey is secret: never log it. It is a view of the
+// request's header, wiped after the request: keep (clone) nothing of it.
 type Authorizer interface {
 	Authorize(ctx context.Context, apiKey string, op Operation, params AuthParams) (Caller, error)
 }
@@ -87,7 +94,8 @@ type NewUser struct {
 // Admin performs the user administration writes of the /admin routes (on the
 // policy source). The HTTP layer has already authorized the caller as an
 // admin. Errors should be Typed (user_name_already_exists,
-// user_id_not_exists, api_key_not_found, ...).
+// user_id_not_exists, api_key_not_found, ...). RevokeAPIKey's apiKey is a
+// view of the request body, wiped after the request: keep nothing of it.
 type Admin interface {
 	CreateUser(ctx context.Context, name string) (NewUser, error)
 	RevokeAPIKey(ctx context.Context, userID, apiKey string) error
@@ -240,7 +248,13 @@ type Backends struct {
 	Recovery Recovery
 	// Lifecycle runs refresh and reshare (optional, as Recovery).
 	Lifecycle Lifecycle
-	Ready     []ReadinessCheck
+	// Policies serves /admin/policies/... and /admin/generate-api-key;
+	// nil answers them with internal_problem.
+	Policies PolicyAdmin
+	// Rules consults external rule servers before each signature; nil
+	// means no external rules.
+	Rules RuleChecker
+	Ready []ReadinessCheck
 	// Classify maps foreign error types that carry no ErrType method (e.g.
 	// a ceremony's *AbortError to executor_result with its culprit-naming
 	// text); consulted after Typed errors. msg is shown to the client.
@@ -249,4 +263,12 @@ type Backends struct {
 	// an err_type and a fixed message; consulted after Classify and before
 	// the fallback to internal_problem.
 	Errors []ErrorMapping
+	// Secrets is the locked arena that key-importer's private_key is
+	// decoded into, one slot a request, apart from the ceremonies' own
+	// arena (whose two slots a ceremony the budget is sized on); nil
+	// decodes it onto the Go heap (tests).
+	Secrets *secmem.Arena
+	// ImportKeys decrypts encrypted_private_key (GET
+	// /bip340/import/import-key publishes it); nil refuses that field.
+	ImportKeys ImportKeys
 }

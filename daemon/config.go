@@ -140,7 +140,10 @@ type PolicyConfig struct {
 	Source string `yaml:"source"` // vault or embedded
 	// DefaultUserPolicy is the policy given to users made by
 	// /admin/create-user (whose only parameter is the name).
-	DefaultUserPolicy string         `yaml:"default_user_policy"`
+	DefaultUserPolicy string `yaml:"default_user_policy"`
+	// RuleServerTimeout bounds each call to an external rule server before
+	// a signature; no answer within it refuses the signature.
+	RuleServerTimeout time.Duration  `yaml:"rule_server_timeout"`
 	Vault             VaultConfig    `yaml:"vault"`
 	Embedded          EmbeddedConfig `yaml:"embedded"`
 }
@@ -228,6 +231,7 @@ func DefaultConfig() *Config {
 		Policy: PolicyConfig{
 			Source:            "vault",
 			DefaultUserPolicy: "default",
+			RuleServerTimeout: 5 * time.Second,
 			Vault: VaultConfig{
 				Mount:            "secret",
 				Prefix:           "quorumd",
@@ -479,6 +483,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy.DefaultUserPolicy == "" {
 		bad("policy.default_user_policy is required")
+	}
+	if t := c.Policy.RuleServerTimeout; t <= 0 || t > time.Minute {
+		bad("policy.rule_server_timeout %s: want > 0 and <= 1m", t)
 	}
 	switch c.Policy.Source {
 	case "vault":

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/secmem"
 )
 
 // Request order in every handler: decode and validate (400s), wipe the
@@ -67,7 +69,8 @@ func (s *Server) authorize(rc *reqCtx, op Operation, p AuthParams) error {
 	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
-	c, err := s.b.Auth.Authorize(ctx, string(key), op, p)
+	// Viewed in place: the header is wiped after the request (wipe.go).
+	c, err := s.b.Auth.Authorize(ctx, aliasString(key), op, p)
 	if err != nil {
 		return fmt.Errorf("authorize %s: %w", op, err)
 	}
@@ -161,7 +164,7 @@ func (s *Server) metricsHandler(rc *reqCtx) error {
 	}
 	rc.status = 200
 	rc.fc.SetStatusCode(200)
-	rc.fc.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	rc.fc.SetContentType(metricsContentType)
 	rc.fc.SetBody(b.Bytes())
 	return nil
 }
@@ -175,15 +178,31 @@ func queryArg(rc *reqCtx, name string) (string, error) {
 	return string(rc.fc.QueryArgs().Peek(name)), nil
 }
 
+// userNameArg reads create-user's optional name, or its Vertex alias
+// label; both given must agree. "" means a user without a name.
+func userNameArg(rc *reqCtx) (string, error) {
+	args := rc.fc.QueryArgs()
+	name, label := string(args.Peek("name")), string(args.Peek("label"))
+	switch {
+	case args.Has("name") && args.Has("label") && name != label:
+		return "", badRequest(`"name" and its alias "label" differ`)
+	case !args.Has("name") && !args.Has("label"):
+		return "", nil
+	case !args.Has("name"):
+		name = label
+	}
+	if err := checkUserName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 func (s *Server) createUser(rc *reqCtx) error {
 	if err := noBody(rc); err != nil {
 		return err
 	}
-	name, err := queryArg(rc, "name")
+	name, err := userNameArg(rc)
 	if err != nil {
-		return err
-	}
-	if err := checkUserName(name); err != nil {
 		return err
 	}
 	if err := s.authorize(rc, OpCreateUser, AuthParams{}); err != nil {
@@ -203,8 +222,10 @@ func (s *Server) createUser(rc *reqCtx) error {
 }
 
 func (s *Server) revokeAPIKey(rc *reqCtx) error {
+	// req.APIKey views the body in place (no string copy): wipe it only
+	// once the revocation is done.
+	defer rc.wipeBody()
 	req, err := decodeRevoke(rc.body())
-	rc.wipeBody()
 	if err != nil {
 		return err
 	}
@@ -397,9 +418,17 @@ func (s *Server) deleteKeyShare(rc *reqCtx) error {
 	return rc.writeJSON(map[string]string{"key_id": keyID})
 }
 
+// Vertex's key types (its spelling, typo included, so its clients' enums
+// decode): a slot never keyed has no type yet.
+const (
+	keyTypeBIP340      = "BIP340"
+	keyTypeNotKeyedYet = "NotInititalizedYet"
+)
+
 // keyRecord is the JSON public record of a key.
 type keyRecord struct {
 	KeyID        string   `json:"key_id"`
+	KeyType      string   `json:"key_type"`
 	State        KeyState `json:"state"`
 	KeygenID     string   `json:"keygen_id"`
 	T            int      `json:"t,omitempty"`
@@ -415,6 +444,7 @@ type keyRecord struct {
 func recordOf(k KeyInfo) keyRecord {
 	r := keyRecord{
 		KeyID:     k.KeyID,
+		KeyType:   keyTypeNotKeyedYet,
 		State:     k.State,
 		KeygenID:  hex.EncodeToString(k.KeygenID),
 		CreatedAt: k.CreatedAt.UTC().Format(time.RFC3339),
@@ -422,6 +452,7 @@ func recordOf(k KeyInfo) keyRecord {
 	if k.State == KeyReady || k.State == KeyPending {
 		r.WaitingFor = k.WaitingFor
 		id := k.ParticipantID
+		r.KeyType = keyTypeBIP340
 		r.T, r.N, r.OwnID = k.Threshold, k.N, &id
 		r.Pubkey = hex.EncodeToString(k.Pubkey)
 		for _, p := range k.PubShares {
@@ -440,10 +471,17 @@ func (s *Server) importKey(rc *reqCtx) error       { return s.runImport(rc, true
 func (s *Server) importRecipient(rc *reqCtx) error { return s.runImport(rc, false) }
 
 // runImport serves both import endpoints; importer selects the dealer side.
-// The private key lives in req.PrivateKey from decoding until the ceremony
-// returns, and is zeroed on every path.
+// The private key is decoded from the body straight into a locked slot
+// (Backends.Secrets), lives there until the ceremony returns, and is zeroed
+// on every path.
 func (s *Server) runImport(rc *reqCtx, importer bool) error {
-	req, err := decodeImport(rc.body(), importer, s.cfg.Limits.MaxParties)
+	keySlot, err := s.keySlot(rc, importer)
+	if err != nil {
+		rc.wipeBody()
+		return err
+	}
+	defer keySlot.Release()
+	req, err := decodeImportInto(rc.body(), importer, s.cfg.Limits.MaxParties, keySlot.Scalar())
 	rc.wipeBody()
 	if err != nil {
 		return err
@@ -457,8 +495,14 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	if err := s.authorize(rc, op, AuthParams{KeyID: req.KeyID, N: n, Threshold: req.Threshold, RelayAddress: req.RelayAddress}); err != nil {
 		return err
 	}
-	if err := s.checkImportable(rc, req); err != nil {
+	keygenID, err := s.checkImportable(rc, req)
+	if err != nil {
 		return err
+	}
+	if req.Encrypted != nil {
+		if err := s.decryptPrivateKey(req, keygenID); err != nil {
+			return err
+		}
 	}
 	p := ImportParams{
 		Owner:        rc.caller.UserID,
@@ -474,7 +518,7 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	start := time.Now()
 	var res ImportResult
 	if importer {
-		res, err = s.b.Ceremonies.ImportKey(ctx, p, &req.PrivateKey)
+		res, err = s.b.Ceremonies.ImportKey(ctx, p, req.PrivateKey)
 		req.PrivateKey.Zero()
 	} else {
 		res, err = s.b.Ceremonies.ImportRecipient(ctx, p)
@@ -496,31 +540,48 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	return rc.writeJSON(map[string]string{"key_id": req.KeyID, "pubkey": hex.EncodeToString(res.Pubkey)})
 }
 
+// keySlot takes the locked slot key-importer decodes private_key into (a
+// recipient gets an unlocked, unused one). It is released, zeroed, by the
+// caller.
+func (s *Server) keySlot(rc *reqCtx, importer bool) (*secmem.Slot, error) {
+	if !importer || s.b.Secrets == nil {
+		return secmem.Unlocked(1)[0], nil
+	}
+	ctx, cancel := s.requestContext(rc)
+	defer cancel()
+	sl, err := s.b.Secrets.AcquireN(ctx, 1)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for locked memory for the private key (server.locked_secret_slots, %d in use): %w", s.b.Secrets.InUse(), err)
+	}
+	return sl[0], nil
+}
+
 // checkImportable fails early, before a room is joined, when the key is not
 // the caller's, already holds a share, or its own keygen_id is listed among
-// the others. The ceremony's commit re-checks the state atomically.
-func (s *Server) checkImportable(rc *reqCtx, req *importRequest) error {
+// the others; it returns the slot's keygen_id. The ceremony's commit
+// re-checks the state atomically.
+func (s *Server) checkImportable(rc *reqCtx, req *importRequest) ([]byte, error) {
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
 	info, err := s.b.Keys.Get(ctx, rc.caller.UserID, req.KeyID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch info.State {
 	case KeyCreated:
 	case KeyReady:
-		return ErrKeyAlreadyImported
+		return nil, ErrKeyAlreadyImported
 	case KeyPending:
-		return ErrKeyPending
+		return nil, ErrKeyPending
 	default:
-		return fmt.Errorf("key %s in unknown state %q", req.KeyID, info.State)
+		return nil, fmt.Errorf("key %s in unknown state %q", req.KeyID, info.State)
 	}
 	for i, o := range req.Others {
 		if bytes.Equal(o, info.KeygenID) {
-			return badRequest("others_keygen_ids[%d] is this key's own keygen_id", i)
+			return nil, badRequest("others_keygen_ids[%d] is this key's own keygen_id", i)
 		}
 	}
-	return nil
+	return info.KeygenID, nil
 }
 
 func (s *Server) sign(rc *reqCtx) error {
@@ -529,7 +590,7 @@ func (s *Server) sign(rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress}); err != nil {
+	if err := s.authorize(rc, OpSign, AuthParams{KeyID: req.KeyID, RelayAddress: req.RelayAddress, Msg: req.Msg}); err != nil {
 		return err
 	}
 	rctx, rcancel := s.requestContext(rc)
@@ -542,6 +603,9 @@ func (s *Server) sign(rc *reqCtx) error {
 	// another signer attaches, or refuses.
 	if info.State != KeyReady && info.State != KeyPending {
 		return ErrKeyNotReady
+	}
+	if err := s.checkSignRules(rc, req, info); err != nil {
+		return err
 	}
 	ctx, cancel := s.ceremonyContext(rc)
 	defer cancel()
@@ -562,7 +626,8 @@ func (s *Server) sign(rc *reqCtx) error {
 	s.metrics.ObserveCeremony("sign", s.outcome(err), time.Since(start))
 	digest := sha256.Sum256(req.Msg)
 	s.audit(rc, AuditKeySigned, err, slog.String("key_id", req.KeyID), slog.String("room_uuid", req.RoomUUID),
-		slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", req.Tweaks.Path != nil || req.Tweaks.Tweak != nil))
+		slog.String("msg_sha256", hex.EncodeToString(digest[:])), slog.Bool("tweaked", req.Tweaks.Path != nil || req.Tweaks.Tweak != nil),
+		slog.String("extra_data", hex.EncodeToString(req.ExtraData)), slog.String("hash_algo", req.HashAlgo))
 	if err != nil {
 		return err
 	}

@@ -9,16 +9,23 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
+
+	"github.com/quorumd/quorumd/mpc/frost"
 )
 
 // --- policy -------------------------------------------------------------------
@@ -113,7 +120,9 @@ func (p *memPolicy) RevokeAPIKey(_ context.Context, userID, apiKey string) error
 	if _, ok := u.apiKeys[apiKey]; !ok {
 		return Errorf(ErrTypeAPIKeyNotFound, "the user has no such API key")
 	}
-	u.apiKeys[apiKey] = true
+	// apiKey views the request body (wiped after the request): a map
+	// assignment would store that view as the key.
+	u.apiKeys[strings.Clone(apiKey)] = true
 	return nil
 }
 
@@ -232,7 +241,7 @@ func (k *memKeys) DerivePubkey(ctx context.Context, owner, keyID string, tw Twea
 		return nil, ErrKeyNotReady
 	}
 	if len(tw.Path) > 0 {
-		return nil, errors.New("memKeys: derivation paths are not modelled")
+		return memDerivePath(info.Pubkey, tw.Path)
 	}
 	if tw.Tweak == nil {
 		return info.Pubkey, nil
@@ -405,4 +414,30 @@ func (n *memNet) Sign(ctx context.Context, p SignParams) ([]byte, error) {
 		return nil, err
 	}
 	return sig.Serialize(), nil
+}
+
+// memDerivePath models unhardened derivation (BIP32 CKDpub with a chain
+// code fixed from the key, as daemon/quorum does) on the even-Y lift of
+// an x-only key: enough to tell paths apart and agree on equal ones.
+func memDerivePath(xonly []byte, path []uint32) ([]byte, error) {
+	q := [33]byte{2}
+	copy(q[1:], xonly)
+	tc, err := frost.NewTweakCtx(q)
+	if err != nil {
+		return nil, err
+	}
+	c := sha256.Sum256(append([]byte("memKeys chain code"), q[:]...))
+	for _, i := range path {
+		k := tc.PlainPubKey()
+		mac := hmac.New(sha512.New, c[:])
+		mac.Write(k[:])
+		mac.Write(binary.BigEndian.AppendUint32(nil, i))
+		sum := mac.Sum(nil)
+		if err := tc.ApplyTweak([32]byte(sum[:32]), false); err != nil {
+			return nil, err
+		}
+		c = [32]byte(sum[32:])
+	}
+	out := tc.XOnlyPubKey()
+	return out[:], nil
 }

@@ -49,9 +49,10 @@ func (s *Server) Handler(fc *fasthttp.RequestCtx) {
 	rc := &reqCtx{fc: fc, requestID: requestIDOf(fc)}
 	fc.Response.Header.Set("X-Request-Id", rc.requestID)
 	s.dispatch(rc)
-	// The body may have held a private key or an API key; wipe it whatever
-	// happened above (the handlers wipe it as soon as it is decoded, too).
-	clear(fc.Request.Body())
+	// The body may have held a private key or an API key, the header an API
+	// key; wipe them whatever happened above (wipe.go).
+	wipeRequest(fc)
+	wipeAfterAnswer(fc)
 	s.metrics.inFlight.Add(-1)
 	s.finish(rc, time.Since(start))
 }
@@ -197,8 +198,8 @@ func (s *Server) logPanic(rc *reqCtx, p any) {
 // parseError answers requests fasthttp could not read (body over the limit,
 // malformed HTTP, read timeout) with the JSON envelope.
 func (s *Server) parseError(fc *fasthttp.RequestCtx, err error) {
-	clear(fc.Request.Body())
 	rc := &reqCtx{fc: fc, requestID: newRequestID(), path: rawPath(fc.Request.Header.RequestURI())}
+	wipeRequest(fc)
 	fc.Response.Header.Set("X-Request-Id", rc.requestID)
 	var small *fasthttp.ErrSmallBuffer
 	switch {

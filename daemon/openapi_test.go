@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/policy"
 )
 
 // repoRoot is the module root.
@@ -131,6 +132,13 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /bip340/derive-tweak-pubkey":               deriveFields(&deriveRequest{}, &textAux{}),
 		"post /create-room":                              createRoomFields(new(int)),
 		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
+		"post /batch-create-rooms":                       batchRoomsFields(&batchRoomsRequest{}),
+		"post /admin/policies/create-policy":             createPolicyFields(&createPolicyRequest{}),
+		"post /admin/policies/add-rule":                  policyRuleFields(&policyRuleRequest{}),
+		"post /admin/policies/remove-rule":               policyRuleFields(&policyRuleRequest{}),
+		"post /admin/policies/assign-policy":             assignPolicyFields(&assignPolicyRequest{}),
+		"post /admin/policies/create-rule":               createRuleFields(&policy.Rule{}),
+		"post /admin/policies/add-external-rule":         externalRuleFields(&policy.Rule{}, &policy.ExternalRule{}),
 		"post /bip340/recover":                           recoverFields(new(string), new(string)),
 		"post /bip340/refresh":                           refreshFields(&RefreshParams{}),
 		"post /bip340/reshare/existing-party":            reshareFields(&ReshareParams{}, &importAux{}, new(string), true),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quorumd/quorumd/internal/uuid"
 	"github.com/quorumd/quorumd/mpc/secp"
+	"github.com/quorumd/quorumd/policy"
 )
 
 // Request decoding is hand-rolled on top of encoding/json for one reason:
@@ -193,6 +194,26 @@ func stringField(name string, required bool, maxLen int, check func(string) erro
 	}}
 }
 
+// secretStringField decodes a required string holding a secret as a view
+// of the body (aliasString), so that wiping the body wipes it; it accepts
+// no escapes, which secrets here (API keys) never need.
+func secretStringField(name string, maxLen int, check func(string) error, dst *string) field {
+	return field{name: name, required: true, decode: func(raw []byte) error {
+		if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+			return badRequest("field %q must be a string without escapes", name)
+		}
+		if len(raw)-2 > maxLen {
+			return badRequest("field %q is longer than %d characters", name, maxLen)
+		}
+		s := aliasString(raw[1 : len(raw)-1])
+		if err := check(s); err != nil {
+			return err
+		}
+		*dst = s
+		return nil
+	}}
+}
+
 func intField(name string, required bool, dst *int, present *bool) field {
 	return field{name: name, required: required, decode: func(raw []byte) error {
 		var v int64
@@ -231,7 +252,7 @@ const privateKeyMsg = `field "private_key" must be a 64-character hex string enc
 // IsZeroBit, and the only branch is on the combined validity bit. The
 // intermediate 32-byte buffer is zeroed; the caller zeroes body and dst.
 func privateKeyField(dst *btcec.ModNScalar, present *bool) field {
-	return field{name: "private_key", required: true, decode: func(raw []byte) error {
+	return field{name: "private_key", decode: func(raw []byte) error {
 		if len(raw) != 66 || raw[0] != '"' || raw[65] != '"' {
 			return badRequest(privateKeyMsg)
 		}
@@ -341,6 +362,55 @@ func ParseDerivationPath(s string) ([]uint32, error) {
 	return out, nil
 }
 
+// derivationPathField accepts derivation_path in both of DESIGN §2's forms:
+// Vertex's JSON array of uint32 indices ([44, 0, 1], unhardened only) and
+// the string "m/0/1". Either form sets *dst (an empty array or "m" to a
+// non-nil empty path: no derivation).
+func derivationPathField(dst *[]uint32) field {
+	return field{name: "derivation_path", decode: func(raw []byte) error {
+		if raw[0] == '"' {
+			s, err := jsonString("derivation_path", raw, 4096)
+			if err != nil {
+				return err
+			}
+			p, err := ParseDerivationPath(s)
+			if err != nil {
+				return err
+			}
+			*dst = p
+			return nil
+		}
+		return decodePathArray(raw, dst)
+	}}
+}
+
+// decodePathArray decodes Vertex's array form. Numbers must be plain
+// non-negative integers: 1e3, -0 or 1.0 are refused rather than guessed.
+func decodePathArray(raw []byte, dst *[]uint32) error {
+	bad := badRequest(`field "derivation_path" must be "m/0/1" or an array of unhardened indices like [0, 1]`)
+	var nums []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &nums) != nil {
+		return bad
+	}
+	if len(nums) > maxPathDepth {
+		return badRequest(`field "derivation_path" is deeper than %d`, maxPathDepth)
+	}
+	out := make([]uint32, 0, len(nums))
+	for _, n := range nums {
+		s := string(n)
+		if s == "" || len(s) > 10 || (len(s) > 1 && s[0] == '0') || strings.Trim(s, "0123456789") != "" {
+			return bad
+		}
+		v, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || v >= 1<<31 {
+			return badRequest(`field "derivation_path": index %s is not below 2^31 (unhardened)`, s)
+		}
+		out = append(out, uint32(v))
+	}
+	*dst = out
+	return nil
+}
+
 // parseTweak decodes a 32-byte hex tweak, which must be a scalar below n
 // (BIP445 ApplyTweak). Tweaks are public: variable time is fine.
 func parseTweak(s string) (*[32]byte, error) {
@@ -383,9 +453,11 @@ func checkUserID(s string) error {
 	return nil
 }
 
+// checkUserName accepts Vertex's user names (policy.ValidUserName):
+// printable UTF-8, spaces included, 1 to 128 bytes.
 func checkUserName(s string) error {
-	if !validToken(s, 64, "._@-") {
-		return badRequest(`"name" must be 1-64 characters of [A-Za-z0-9._@-]`)
+	if !policy.ValidUserName(s) {
+		return badRequest(`"name" must be 1-%d bytes of printable UTF-8`, policy.MaxUserName)
 	}
 	return nil
 }
@@ -425,8 +497,9 @@ type importRequest struct {
 	Threshold    int
 	Others       [][]byte
 	RelayAddress string
-	PrivateKey   btcec.ModNScalar // importer only; zeroed by the handler
+	PrivateKey   *btcec.ModNScalar // importer only, in the caller's (locked) memory; zeroed by the handler
 	hasKey       bool
+	Encrypted    *encryptedKey // importer only: encrypted_private_key, decrypted into PrivateKey later
 }
 
 // importAux holds the import fields validated after decoding.
@@ -449,7 +522,7 @@ func importFields(r *importRequest, a *importAux, importer bool) []field {
 		stringField("relay_address", false, 261, checkRelayAddress, &r.RelayAddress),
 	}
 	if importer {
-		fields = append(fields, privateKeyField(&r.PrivateKey, &r.hasKey))
+		fields = append(fields, privateKeyField(r.PrivateKey, &r.hasKey), encryptedKeyField(&r.Encrypted))
 	}
 	return fields
 }
@@ -458,11 +531,21 @@ func importFields(r *importRequest, a *importAux, importer bool) []field {
 // key-importer shape (with private_key). On error the private key, if it
 // was parsed, is already zeroed.
 func decodeImport(body []byte, importer bool, maxN int) (*importRequest, error) {
-	r := &importRequest{}
+	return decodeImportInto(body, importer, maxN, new(btcec.ModNScalar))
+}
+
+// decodeImportInto is decodeImport with private_key decoded straight into
+// key (a locked slot in the daemon), which req.PrivateKey then points to.
+func decodeImportInto(body []byte, importer bool, maxN int, key *btcec.ModNScalar) (*importRequest, error) {
+	r := &importRequest{PrivateKey: key}
 	var a importAux
 	if err := decodeObject(body, importFields(r, &a, importer)); err != nil {
 		r.PrivateKey.Zero()
 		return nil, err
+	}
+	if importer && r.hasKey == (r.Encrypted != nil) {
+		r.PrivateKey.Zero()
+		return nil, badRequest(`exactly one of "private_key" and "encrypted_private_key" is required`)
 	}
 	if err := r.validate(a.others, a.hasNumParties, a.numParties, maxN); err != nil {
 		r.PrivateKey.Zero()
@@ -499,27 +582,46 @@ func (r *importRequest) validate(others []string, hasNumParties bool, numParties
 	return nil
 }
 
-// signRequest is a validated /bip340/sign body.
+// signRequest is a validated /bip340/sign body. ExtraData is opaque
+// client data (Vertex's extra_data) handed to policy rule servers and the
+// audit log; HashAlgo is "none" or empty: msg is signed as given.
 type signRequest struct {
 	RoomUUID     string
 	KeyID        string
 	Msg          []byte
 	Tweaks       Tweaks
 	RelayAddress string
+	ExtraData    []byte
+	HashAlgo     string
 }
 
+// maxExtraData bounds extra_data (bytes), well inside the body limit.
+const maxExtraData = 8 << 10
+
 // textAux holds string members decoded further after the walk.
-type textAux struct{ msg, path, tweak string }
+type textAux struct{ msg, tweak, extra string }
 
 func signFields(r *signRequest, a *textAux) []field {
 	return []field{
 		stringField("room_uuid", true, 36, checkRoomUUID, &r.RoomUUID),
 		stringField("key_id", true, 36, checkKeyID, &r.KeyID),
 		stringField("msg", true, 1<<20, nil, &a.msg),
-		stringField("derivation_path", false, 4096, nil, &a.path),
+		derivationPathField(&r.Tweaks.Path),
 		stringField("tweak", false, 64, nil, &a.tweak),
 		stringField("relay_address", false, 261, checkRelayAddress, &r.RelayAddress),
+		stringField("extra_data", false, 2*maxExtraData, nil, &a.extra),
+		stringField("hash_algo", false, 32, checkHashAlgo, &r.HashAlgo),
 	}
+}
+
+// checkHashAlgo accepts Vertex's "none" only: quorumd signs msg as given
+// (BIP340 hashes internally), and silently hashing would sign something
+// other than what a policy or rule server was shown.
+func checkHashAlgo(s string) error {
+	if s != "none" {
+		return badRequest(`field "hash_algo" must be "none": msg is signed as given (BIP340 hashes it itself)`)
+	}
+	return nil
 }
 
 func decodeSign(body []byte) (*signRequest, error) {
@@ -536,26 +638,22 @@ func decodeSign(body []byte) (*signRequest, error) {
 		return nil, badRequest(`field "msg" must be hex`)
 	}
 	r.Msg = m
-	if r.Tweaks, err = decodeTweaks(a.path, a.tweak); err != nil {
+	if a.extra != "" {
+		if r.ExtraData, err = hex.DecodeString(a.extra); err != nil {
+			return nil, badRequest(`field "extra_data" must be hex`)
+		}
+	}
+	if r.Tweaks.Tweak, err = decodeTweak(a.tweak); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func decodeTweaks(path, tweak string) (Tweaks, error) {
-	var tw Tweaks
-	var err error
-	if path != "" {
-		if tw.Path, err = ParseDerivationPath(path); err != nil {
-			return Tweaks{}, err
-		}
+func decodeTweak(tweak string) (*[32]byte, error) {
+	if tweak == "" {
+		return nil, nil
 	}
-	if tweak != "" {
-		if tw.Tweak, err = parseTweak(tweak); err != nil {
-			return Tweaks{}, err
-		}
-	}
-	return tw, nil
+	return parseTweak(tweak)
 }
 
 // deriveRequest is a validated /bip340/derive-tweak-pubkey body.
@@ -567,7 +665,7 @@ type deriveRequest struct {
 func deriveFields(r *deriveRequest, a *textAux) []field {
 	return []field{
 		stringField("key_id", true, 36, checkKeyID, &r.KeyID),
-		stringField("derivation_path", false, 4096, nil, &a.path),
+		derivationPathField(&r.Tweaks.Path),
 		stringField("tweak", false, 64, nil, &a.tweak),
 	}
 }
@@ -579,7 +677,7 @@ func decodeDerive(body []byte) (*deriveRequest, error) {
 		return nil, err
 	}
 	var err error
-	if r.Tweaks, err = decodeTweaks(a.path, a.tweak); err != nil {
+	if r.Tweaks.Tweak, err = decodeTweak(a.tweak); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -609,7 +707,7 @@ type revokeRequest struct {
 func revokeFields(r *revokeRequest) []field {
 	return []field{
 		stringField("user_id", true, 128, checkUserID, &r.UserID),
-		stringField("api_key", true, 512, checkAPIKeyShape, &r.APIKey),
+		secretStringField("api_key", 512, checkAPIKeyShape, &r.APIKey),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -273,11 +274,42 @@ func FuzzDecodeImport(f *testing.F) {
 				}
 			}
 		}
-		if importer == r.PrivateKey.IsZero() {
-			t.Fatalf("importer=%v with zero key=%v", importer, r.PrivateKey.IsZero())
+		// An importer has exactly one of a decoded key and a ciphertext.
+		if importer == (r.PrivateKey.IsZero() == (r.Encrypted == nil)) || (!importer && r.Encrypted != nil) {
+			t.Fatalf("importer=%v with zero key=%v, encrypted=%v", importer, r.PrivateKey.IsZero(), r.Encrypted != nil)
 		}
 		r.PrivateKey.Zero()
 	})
+}
+
+// TestDecodeEncryptedPrivateKey: key-importer takes exactly one of
+// private_key and encrypted_private_key, the latter a well-formed object.
+func TestDecodeEncryptedPrivateKey(t *testing.T) {
+	var k btcec.ModNScalar
+	k.SetInt(7)
+	kg := hex.EncodeToString(btcec.PrivKeyFromScalar(&k).PubKey().SerializeCompressed())
+	base := `{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","threshold":1,"others_keygen_ids":["` + kg + `"]`
+	enc := `"encrypted_private_key":{"key_id_label":"qd-import-1","ciphertext":"AAEC"}`
+	priv := `"private_key":"` + strings.Repeat("0", 62) + `2a"`
+	r, err := decodeImport([]byte(base+","+enc+"}"), true, 8)
+	if err != nil || r.Encrypted == nil || r.Encrypted.Label != "qd-import-1" || !bytes.Equal(r.Encrypted.Ciphertext, []byte{0, 1, 2}) || !r.PrivateKey.IsZero() {
+		t.Fatalf("encrypted: %v %+v", err, r)
+	}
+	for name, body := range map[string]string{
+		"both":          base + "," + enc + "," + priv + "}",
+		"neither":       base + "}",
+		"not an object": base + `,"encrypted_private_key":"AAEC"}`,
+		"no label":      base + `,"encrypted_private_key":{"ciphertext":"AAEC"}}`,
+		"bad base64":    base + `,"encrypted_private_key":{"key_id_label":"x","ciphertext":"%%%"}}`,
+		"unknown field": base + `,"encrypted_private_key":{"key_id_label":"x","ciphertext":"AAEC","kem":"x"}}`,
+	} {
+		if _, err := decodeImport([]byte(body), true, 8); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := decodeImport([]byte(base+","+enc+"}"), false, 8); err == nil {
+		t.Error("a recipient accepted encrypted_private_key")
+	}
 }
 
 // FuzzDecodeSign checks the sign and derive decoders never panic, fail only
@@ -285,6 +317,9 @@ func FuzzDecodeImport(f *testing.F) {
 func FuzzDecodeSign(f *testing.F) {
 	f.Add([]byte(`{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","msg":"00ff","derivation_path":"m/0/1","tweak":"` + strings.Repeat("0", 64) + `"}`))
 	f.Add([]byte(`{"key_id":"11111111-1111-4111-8111-111111111111","derivation_path":"m/1'"}`))
+	f.Add([]byte(`{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","msg":"00ff","derivation_path":[44, 60,0,0 ,0],"extra_data":"beef","hash_algo":"none"}`))
+	f.Add([]byte(`{"key_id":"11111111-1111-4111-8111-111111111111","derivation_path":[2147483648]}`))
+	f.Add([]byte(`{"key_id":"11111111-1111-4111-8111-111111111111","derivation_path":["1",1e2,-0]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		check := func(err error) {
 			var e *Error
@@ -308,10 +343,25 @@ func FuzzDecodeSign(f *testing.F) {
 		s, err := decodeSign(bytes.Clone(body))
 		check(err)
 		if err == nil {
-			if len(s.Msg) == 0 || !ValidKeyID(s.KeyID) || !validUUID(s.RoomUUID) {
+			if len(s.Msg) == 0 || !ValidKeyID(s.KeyID) || !validUUID(s.RoomUUID) || (s.HashAlgo != "" && s.HashAlgo != "none") || len(s.ExtraData) > maxExtraData {
 				t.Fatalf("accepted %+v", s)
 			}
 			checkTweaks(s.Tweaks)
+			// Either form of derivation_path means the same path.
+			var m map[string]json.RawMessage
+			if json.Unmarshal(body, &m) == nil && len(m["derivation_path"]) > 0 && m["derivation_path"][0] == '[' {
+				var want []uint32
+				if json.Unmarshal(m["derivation_path"], &want) != nil || !slices.Equal(want, s.Tweaks.Path) {
+					t.Fatalf("array path %s decoded as %v", m["derivation_path"], s.Tweaks.Path)
+				}
+				str := "m"
+				for _, i := range want {
+					str += fmt.Sprintf("/%d", i)
+				}
+				if p, err := ParseDerivationPath(str); err != nil || !slices.Equal(p, want) {
+					t.Fatalf("array path %v has no string form: %v", want, err)
+				}
+			}
 		}
 		d, err := decodeDerive(bytes.Clone(body))
 		check(err)
@@ -343,4 +393,75 @@ func FuzzParseDerivationPath(f *testing.F) {
 			t.Fatalf("%q parsed as %s", s, b.String())
 		}
 	})
+}
+
+// FuzzDecodeBatchRooms: the batch-room decoder fails only with the request
+// err_types (batch_too_large included) and accepts only bounded sizes.
+func FuzzDecodeBatchRooms(f *testing.F) {
+	for _, s := range []string{`{"room_sizes":[2,3]}`, `{"room_size":2,"count":3}`, `{"room_size":2,"count":65}`, `{"room_sizes":[]}`, `{"room_sizes":[2],"count":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sizes, err := decodeBatchRooms(body, 8)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || (e.Type != ErrTypeBadRequestParams && e.Type != ErrTypeBadNAndTParams && e.Type != ErrTypeBatchTooLarge) {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		if len(sizes) == 0 || len(sizes) > maxBatchRooms {
+			t.Fatalf("accepted %d rooms", len(sizes))
+		}
+		for _, n := range sizes {
+			if n < 1 || n > 8 {
+				t.Fatalf("accepted size %d", n)
+			}
+		}
+	})
+}
+
+func TestDerivationPathForms(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want []uint32
+		ok   bool
+	}{
+		{`[44,60,0,0,0]`, []uint32{44, 60, 0, 0, 0}, true},
+		{`[ 44 , 60 ]`, []uint32{44, 60}, true},
+		{`[]`, []uint32{}, true},
+		{`"m/44/60"`, []uint32{44, 60}, true},
+		{`"m"`, []uint32{}, true},
+		{`[2147483647]`, []uint32{1<<31 - 1}, true},
+		{`[2147483648]`, nil, false},
+		{`[4294967296]`, nil, false},
+		{`[-1]`, nil, false},
+		{`[1.0]`, nil, false},
+		{`[1e2]`, nil, false},
+		{`[01]`, nil, false},
+		{`["1"]`, nil, false},
+		{`[[1]]`, nil, false},
+		{`{"a":1}`, nil, false},
+		{`7`, nil, false},
+		{`[` + strings.Repeat("0,", 255) + `0]`, nil, false},
+	} {
+		var got []uint32
+		err := derivationPathField(&got).decode([]byte(tc.raw))
+		if (err == nil) != tc.ok || (tc.ok && !slices.Equal(got, tc.want)) || (tc.ok && got == nil) {
+			t.Errorf("%s: %v %v", tc.raw, got, err)
+		}
+	}
+}
+
+func TestUserNames(t *testing.T) {
+	for _, ok := range []string{"ETH Custody User", "a", "Zürich ✓", strings.Repeat("é", 64), "a/b", "..", "x@y.z"} {
+		if checkUserName(ok) != nil {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("x", 129), "a\nb", "a\tb", "\x00", "\xff\xfe", "zero\u200bwidth", "bidi\u202e"} {
+		if checkUserName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }

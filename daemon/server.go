@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -52,6 +53,11 @@ func New(cfg *Config, b Backends, logger *slog.Logger) (*Server, error) {
 		metrics: NewMetrics(),
 		budgets: newBudgets(cfg.Server, cfg.Ceremony.Timeout),
 		rooms:   newRoomQuota(cfg.Limits),
+	}
+	if c, ok := b.Auth.(interface{ Collectors() []prometheus.Collector }); ok {
+		if err := registerAll(s.metrics.reg, c.Collectors()); err != nil {
+			return nil, fmt.Errorf("daemon: metrics: %w", err)
+		}
 	}
 	s.base, s.stopBase = context.WithCancel(context.Background())
 	s.table = s.routes()
@@ -125,12 +131,14 @@ func (s *Server) rules() *errorRules {
 // Metrics returns the server's metrics registry.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// Serve serves on ln (wrapped in TLS when configured) until Shutdown.
+// Serve serves on ln (wrapped in TLS when configured) until Shutdown;
+// connections zero fasthttp's read buffers, and under TLS crypto/tls's
+// record buffer, as they reuse them (wipe.go).
 func (s *Server) Serve(ln net.Listener) error {
 	if s.tls != nil {
-		ln = tls.NewListener(ln, s.tls)
+		ln = tls.NewListener(wipingListener{ln}, s.tls)
 	}
-	return s.srv.Serve(ln)
+	return s.srv.Serve(wipingListener{ln})
 }
 
 // ListenAndServe listens on server.listen and serves.

@@ -67,6 +67,13 @@ func testConfig() *Config {
 
 func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, mod, nil)
+}
+
+// newHarnessWith is newHarness with a hook that may replace backends (and
+// set h.adminKey accordingly) before the server starts.
+func newHarnessWith(t *testing.T, mod func(*Config), backends func(*harness, *Backends)) *harness {
+	t.Helper()
 	cfg := testConfig()
 	if mod != nil {
 		mod(cfg)
@@ -82,10 +89,14 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 			return h.ready[name]
 		}}
 	}
-	srv, err := New(cfg, Backends{
+	b := Backends{
 		Auth: h.pol, Admin: h.pol, Keys: h.keys, Rooms: h.net, Ceremonies: h.net,
 		Ready: []ReadinessCheck{check("hsm"), check("policy")},
-	}, logger)
+	}
+	if backends != nil {
+		backends(h, &b)
+	}
+	srv, err := New(cfg, b, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,8 +359,8 @@ func TestErrorTypes(t *testing.T) {
 		{"user on admin route", "GET", "/admin/list-all-system-keys", u1, "", 400, ErrTypeYouHaveToBeAdmin},
 		{"user creates user", "GET", "/admin/create-user?name=x", u1, "", 400, ErrTypeYouHaveToBeAdmin},
 		{"duplicate user name", "GET", "/admin/create-user?name=u1", h.adminKey, "", 400, ErrTypeUserNameAlreadyExists},
-		{"bad user name", "GET", "/admin/create-user?name=a%20b", h.adminKey, "", 400, ErrTypeBadRequestParams},
-		{"missing user name", "GET", "/admin/create-user", h.adminKey, "", 400, ErrTypeBadRequestParams},
+		{"bad user name", "GET", "/admin/create-user?name=a%09b", h.adminKey, "", 400, ErrTypeBadRequestParams},
+		{"empty user name", "GET", "/admin/create-user?name=", h.adminKey, "", 400, ErrTypeBadRequestParams},
 		{"unknown query parameter", "GET", "/admin/create-user?name=x&admin=1", h.adminKey, "", 400, ErrTypeBadRequestParams},
 		{"repeated query parameter", "GET", "/admin/create-user?name=x&name=y", h.adminKey, "", 400, ErrTypeBadRequestParams},
 		{"delete user with keys", "DELETE", "/admin/delete-user?user_id=user-2", h.adminKey, "", 400, ErrTypeUserHasAssociatedKeys},
@@ -587,10 +598,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("content type %s", ct)
 	}
 	for _, want := range []string{
-		`quorumd_http_requests_total{route="/bip340/create",method="GET",status="200"} 1`,
-		`quorumd_http_requests_total{route="unmatched",method="GET",status="404"} 1`,
+		`quorumd_http_requests_total{method="GET",route="/bip340/create",status="200"} 1`,
+		`quorumd_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`quorumd_http_request_duration_seconds_count{route="/bip340/create"} 1`,
 		"quorumd_http_requests_in_flight 1", // the scrape itself
+		"\nquorumd_start_time_seconds ",
+		// The Go runtime and process collectors.
+		"\ngo_goroutines ", "\ngo_memstats_heap_alloc_bytes ", "\ngo_gc_duration_seconds_count ",
+		"\nprocess_resident_memory_bytes ", "\nprocess_open_fds ", "\nprocess_start_time_seconds ",
 	} {
 		if !strings.Contains(r.raw, want) {
 			t.Errorf("metrics lack %s", want)

@@ -32,9 +32,15 @@ type Sealer interface {
 	// Seal encrypts plaintext under the active wrapping key; aad must be
 	// non-empty and must be presented again to Open.
 	Seal(plaintext, aad []byte) ([]byte, error)
-	// Open authenticates and decrypts a blob produced by Seal with the same
-	// aad; the caller owns (and should zero) the returned plaintext.
+	// Open authenticates and decrypts a blob produced by Seal or SealFor with
+	// the same aad; the caller owns (and should zero) the returned plaintext.
 	Open(blob, aad []byte) ([]byte, error)
+	// CreateDataKey makes keyID's per-key data key on the token (a no-op if
+	// it exists); SealFor seals under it and DestroyDataKey destroys it, so
+	// that every blob sealed for keyID becomes unopenable (datakey.go).
+	CreateDataKey(keyID string) error
+	SealFor(keyID string, plaintext, aad []byte) ([]byte, error)
+	DestroyDataKey(keyID string) error
 }
 
 var _ Sealer = (*HSM)(nil)
@@ -54,6 +60,7 @@ type HSM struct {
 	mu          sync.RWMutex
 	st          *tokenState // nil while disconnected
 	closed      bool
+	dkCreate    sync.Mutex // serialises CreateDataKey
 	lastAttempt time.Time
 	lastErr     error
 }
@@ -63,6 +70,10 @@ type HSM struct {
 type tokenState struct {
 	ctx  *crypto11.Context
 	keys map[string]cipher.AEAD
+
+	// dataKeys caches the GCMs of per-key data keys found on the token.
+	dkMu     sync.Mutex
+	dataKeys map[string]cipher.AEAD
 }
 
 // Open loads the module, logs in to the token and finds (or, if allowed,
@@ -100,13 +111,17 @@ func (h *HSM) ActiveKeyLabel() string { return h.cfg.KeyLabel }
 // or modify plaintext; crypto11 and the module copy it into C memory that
 // this package cannot wipe. Timing depends only on lengths.
 func (h *HSM) Seal(plaintext, aad []byte) ([]byte, error) {
+	return h.seal(h.cfg.KeyLabel, plaintext, aad)
+}
+
+// seal is Seal under the key labelled label (a wrapping key or a data key).
+func (h *HSM) seal(label string, plaintext, aad []byte) ([]byte, error) {
 	if len(aad) == 0 {
 		return nil, ErrEmptyAAD
 	}
 	if len(plaintext) == 0 || len(plaintext) > MaxPlaintext {
 		return nil, fmt.Errorf("%w: %d bytes", ErrPlaintextSize, len(plaintext))
 	}
-	label := h.cfg.KeyLabel
 	blob := make([]byte, 0, Overhead(label)+len(plaintext))
 	blob = appendHeader(blob, label)
 	hdrLen := len(blob)
@@ -121,9 +136,14 @@ func (h *HSM) Seal(plaintext, aad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	aead, err := h.key(st, label)
+	if err != nil {
+		release()
+		return nil, err
+	}
 	var out []byte
 	err = guard(func() error {
-		out = st.keys[label].Seal(blob, nonce, plaintext, ad)
+		out = aead.Seal(blob, nonce, plaintext, ad)
 		return nil
 	})
 	release()
@@ -157,10 +177,10 @@ func (h *HSM) Open(blob, aad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, ok := st.keys[p.label]
-	if !ok {
+	aead, err := h.key(st, p.label)
+	if err != nil {
 		release()
-		return nil, fmt.Errorf("%w: blob is sealed under key %q, which is not configured", ErrKeyNotFound, p.label)
+		return nil, err
 	}
 	var pt []byte
 	err = guard(func() error {
@@ -203,6 +223,18 @@ func (h *HSM) Reseal(blob, aad []byte) ([]byte, error) {
 	}
 	defer clear(pt)
 	return h.Seal(pt, aad)
+}
+
+// ResealFor opens blob (under whatever key sealed it) and seals its
+// plaintext under keyID's data key: the migration of blobs sealed under a
+// wrapping key before per-key data keys existed. The plaintext is zeroed.
+func (h *HSM) ResealFor(keyID string, blob, aad []byte) ([]byte, error) {
+	pt, err := h.Open(blob, aad)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pt)
+	return h.SealFor(keyID, pt, aad)
 }
 
 var (
@@ -372,7 +404,7 @@ func (h *HSM) connect() (*tokenState, error) {
 		}
 		keys[label] = aead
 	}
-	return &tokenState{ctx: ctx, keys: keys}, nil
+	return &tokenState{ctx: ctx, keys: keys, dataKeys: map[string]cipher.AEAD{}}, nil
 }
 
 // configureError maps crypto11.Configure failures; crypto11 does not export
@@ -399,7 +431,7 @@ func (h *HSM) configureError(err error) error {
 func loadKey(ctx *crypto11.Context, label string, create bool) (cipher.AEAD, error) {
 	key, err := findKey(ctx, label)
 	if err == ErrKeyNotFound && create {
-		if err = generateKey(ctx, label); err != nil {
+		if err = generateKey(ctx, []byte(label), label); err != nil {
 			return nil, err
 		}
 		// Find again rather than trusting the handle: two daemons creating
@@ -454,10 +486,10 @@ func findKey(ctx *crypto11.Context, label string) (*crypto11.SecretKey, error) {
 	return nil, fmt.Errorf("%w: %d secret keys labelled %q", ErrKeyAmbiguous, len(keys), label)
 }
 
-// generateKey creates the wrapping key as a private, sensitive,
+// generateKey creates a wrapping or data key as a private, sensitive,
 // non-extractable AES-256 token object usable only to encrypt and decrypt.
-func generateKey(ctx *crypto11.Context, label string) error {
-	attrs, err := crypto11.NewAttributeSetWithIDAndLabel([]byte(label), []byte(label))
+func generateKey(ctx *crypto11.Context, id []byte, label string) error {
+	attrs, err := crypto11.NewAttributeSetWithIDAndLabel(id, []byte(label))
 	if err != nil {
 		return fmt.Errorf("%w: key template: %w", ErrConfig, err)
 	}

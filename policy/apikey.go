@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/quorumd/quorumd/internal/uuid"
 )
@@ -50,7 +51,10 @@ func parseAPIKey(key string) (lookupID, secret string, ok bool) {
 	if len(key) != apiKeyLen || key[lookupIDLen] != '.' {
 		return "", "", false
 	}
-	lookupID, secret = key[:lookupIDLen], key[lookupIDLen+1:]
+	// The lookup id is cloned: caches keep it, and a substring would keep
+	// the whole key (secret included) alive, or, when the daemon passes a
+	// view of its request buffer, change under the cache when it is wiped.
+	lookupID, secret = strings.Clone(key[:lookupIDLen]), key[lookupIDLen+1:]
 	if !validLookupID(lookupID) || !base64URLAlphabet(secret) {
 		return "", "", false
 	}

@@ -66,6 +66,9 @@ type Authorizer struct {
 	loggedAt time.Time // last fail-closed log line (rate limit)
 
 	hits, fetches, stale, failures atomic.Uint64
+
+	roomMu sync.Mutex
+	rooms  map[string][]time.Time // user id → room creations within roomWindow
 }
 
 // principal is a resolved API key: immutable once cached.
@@ -171,6 +174,11 @@ func (a *Authorizer) Authorize(ctx context.Context, apiKey string, op Operation,
 	}
 	if e := p.policy.check(op, rule, params); e != nil {
 		return nil, e
+	}
+	if op == OpCreateRoom && p.policy.RoomQuota > 0 {
+		if e := a.takeRooms(p.user.ID, params.Rooms, p.policy.RoomQuota); e != nil {
+			return nil, e
+		}
 	}
 	return &p.user, nil
 }
@@ -375,7 +383,10 @@ func (a *Authorizer) RevokeAPIKey(ctx context.Context, userID, apiKey string) er
 	if err := a.src.RevokeAPIKey(ctx, userID, apiKey); err != nil {
 		return asError(err)
 	}
-	id, _, _ := parseAPIKey(apiKey)
+	id := apiKey // revoked by its lookup id alone
+	if !validLookupID(id) {
+		id, _, _ = parseAPIKey(apiKey)
+	}
 	a.invalidate(func(k string, _ *entry) bool { return k == id })
 	return nil
 }

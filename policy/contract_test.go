@@ -141,9 +141,32 @@ func TestContractAdminWrites(t *testing.T) {
 		if _, _, err := k.src.CreateUser(ctx, "alice", false, "signer"); errType(err) != ErrTypePolicyNotFound {
 			t.Fatalf("unknown policy: %v", err)
 		}
-		for _, bad := range []string{"", "a/b", "..", strings.Repeat("x", 65), "sp ace"} {
+		for _, bad := range []string{strings.Repeat("x", MaxUserName+1), "tab\there", "nul\x00", "bad utf8 \xff", "zw\u200bsp"} {
 			if _, _, err := k.src.CreateUser(ctx, bad, false, ""); errType(err) != ErrTypeBadRequestParams {
 				t.Fatalf("name %q: %v", bad, err)
+			}
+		}
+		// Vertex's names: printable UTF-8 up to 128 bytes, optional.
+		for _, name := range []string{"ETH Custody User", "a/b", "..", "Zürich ops ✓", strings.Repeat("é", MaxUserName/2)} {
+			_, uid := mustCreate(t, k.src, name, false, "")
+			if _, _, err := k.src.CreateUser(ctx, name, false, ""); errType(err) != ErrTypeUserNameAlreadyExists {
+				t.Fatalf("duplicate name %q: %v", name, err)
+			}
+			if u, err := k.src.GetUser(ctx, uid); err != nil || u.Name != name {
+				t.Fatalf("user %q: %+v %v", name, u, err)
+			}
+			if err := k.src.DeleteUser(ctx, uid); err != nil {
+				t.Fatal(err)
+			}
+			_, uid = mustCreate(t, k.src, name, false, "") // the name is free again
+			if err := k.src.DeleteUser(ctx, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 { // unnamed users do not collide
+			_, uid := mustCreate(t, k.src, "", false, "")
+			if err := k.src.DeleteUser(ctx, uid); err != nil {
+				t.Fatal(err)
 			}
 		}
 		if err := k.admin.PutPolicy(ctx, signerPolicy); err != nil {

@@ -19,6 +19,12 @@ const (
 	ErrTypeBadRequestParams       = "bad_request_params"
 	ErrTypeBadNAndTParams         = "bad_n_and_t_params"
 	ErrTypeInternalProblem        = "internal_problem"
+	ErrTypeRuleNotFound           = "rule_not_found"
+	ErrTypeRuleInUse              = "rule_in_use"
+	ErrTypeRuleNotInPolicy        = "rule_not_in_policy"
+	ErrTypePolicyInUseByUsers     = "policy_in_use_by_users"
+	ErrTypePolicyInUseByKeys      = "policy_in_use_by_keys"
+	ErrTypeUniqueViolation        = "unique_violation"
 )
 
 // Error is a decision or failure with its err_type. Error() is the

@@ -39,6 +39,8 @@ type fileState struct {
 	// Policies stay raw until used, so one malformed policy (a hand edit
 	// gone wrong) denies only its users instead of invalidating the file.
 	Policies map[string]json.RawMessage `json:"policies"`
+	// Rules of rule-set policies (raw for the same reason).
+	Rules map[string]json.RawMessage `json:"rules,omitempty"`
 }
 
 const fileFormatVersion = 1
@@ -138,13 +140,12 @@ func (s *FileSource) GetPolicy(_ context.Context, name string) (Policy, error) {
 	if !ok {
 		return Policy{}, ErrNotFound
 	}
-	var out Policy
-	if err := decodeBody(bytes.NewReader(raw), &out, true); err != nil {
-		return Policy{}, fmt.Errorf("%w: policy %s: %w", ErrSourceInvalid, name, err)
+	out, err := decodePolicy(name, raw)
+	if err != nil {
+		return Policy{}, err
 	}
-	out.Name = name
-	if err := out.Validate(); err != nil {
-		return Policy{}, fmt.Errorf("%w: %w", ErrSourceInvalid, err)
+	if err := resolvePolicy(&out, s.st.rule); err != nil {
+		return Policy{}, err
 	}
 	return out, nil
 }
@@ -194,7 +195,7 @@ func (s *FileSource) createUser(name string, admin bool, policyName string, firs
 			}
 		}
 		for _, u := range st.Users {
-			if u.Name == name {
+			if name != "" && u.Name == name {
 				return typed(ErrTypeUserNameAlreadyExists, "user name already exists")
 			}
 		}
@@ -229,7 +230,7 @@ func (s *FileSource) RevokeAPIKey(_ context.Context, userID, apiKey string) erro
 			return typed(ErrTypeAPIKeyNotFound, "api key not found")
 		}
 		rec.LookupID = lookupID
-		if err := matchRevoke(rec, userID, &d); err != nil {
+		if err := matchRevoke(rec, userID, d); err != nil {
 			return err
 		}
 		if !rec.Revoked {
@@ -330,6 +331,9 @@ func decodeFileState(b []byte) (*fileState, error) {
 	if st.Policies == nil {
 		st.Policies = map[string]json.RawMessage{}
 	}
+	if st.Rules == nil {
+		st.Rules = map[string]json.RawMessage{}
+	}
 	for id, u := range st.Users {
 		if u == nil {
 			return nil, fmt.Errorf("user %s: null record", id)
@@ -369,7 +373,7 @@ func (s *FileSource) update(fn func(*fileState) error) error {
 
 	if _, err := os.Stat(s.path); errors.Is(err, fs.ErrNotExist) {
 		s.st = &fileState{Version: fileFormatVersion, Users: map[string]*userRecord{},
-			APIKeys: map[string]*APIKeyRecord{}, Policies: map[string]json.RawMessage{}}
+			APIKeys: map[string]*APIKeyRecord{}, Policies: map[string]json.RawMessage{}, Rules: map[string]json.RawMessage{}}
 		s.stamp = fileStamp{}
 	} else if err := s.refreshLocked(); err != nil {
 		return err

@@ -1,18 +1,24 @@
 package policy
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Operation names an endpoint of DESIGN §2 for authorization. The values are
 // the strings policies list in allowed_operations.
 type Operation string
 
-// Operations of the core endpoints. The first four are admin operations,
+// Operations of the core endpoints. The first four and the last two are
+// admin operations,
 // granted by the user's admin flag; the others are granted by the user's
 // policy.
 const (
@@ -29,6 +35,8 @@ const (
 	OpExportID           Operation = "export_id"
 	OpGetKey             Operation = "get_key"
 	OpDeleteKey          Operation = "delete_key"
+	OpGenerateAPIKey     Operation = "generate_api_key"
+	OpManagePolicies     Operation = "manage_policies"
 )
 
 // opRule says which policy checks an operation needs.
@@ -54,11 +62,13 @@ var opRules = map[Operation]opRule{
 	OpExportID:           {},
 	OpGetKey:             {},
 	OpDeleteKey:          {},
+	OpGenerateAPIKey:     {admin: true},
+	OpManagePolicies:     {admin: true},
 }
 
 // Operations lists every operation, admin ones first.
 func Operations() []Operation {
-	return []Operation{OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys,
+	return []Operation{OpCreateUser, OpRevokeAPIKey, OpDeleteUser, OpListAllSystemKeys, OpGenerateAPIKey, OpManagePolicies,
 		OpCreateRoom, OpCreateKey, OpImportKeyImporter, OpImportKeyRecipient, OpSign,
 		OpDeriveTweakPubkey, OpExportID, OpGetKey, OpDeleteKey}
 }
@@ -75,11 +85,15 @@ func (op Operation) IsAdmin() bool { return opRules[op].admin }
 //     configured default relay, which needs no allowlisting.
 //   - KeyCount: the caller's current number of keys, checked against
 //     key_quota by create_key.
+//   - Msg: the message of a sign, checked against the message shape.
+//   - Rooms: rooms a create_room asks for (0 counts as 1), for room_quota.
 type Params struct {
 	N            int
 	Threshold    int
 	RelayAddress string
 	KeyCount     int
+	Msg          []byte
+	Rooms        int
 }
 
 // User is an authenticated user. Values returned by Authorize are shared
@@ -97,14 +111,48 @@ type User struct {
 // allows no threshold, key_quota 0 allows no new key, an empty allowlist
 // allows only the default relay. A user without a policy may perform no
 // policy-governed operation (deny-all): there is no implicit default.
+//
+// A policy is either flat (its limits inline, as operators wrote them
+// before rules existed) or a named set of rules (Rules non-empty, inline
+// limits unset): GetPolicy then folds the rules into the inline fields
+// (see combine). RoomQuota (rooms per minute per user on one daemon) and
+// MaxMsgBytes are unbounded at 0.
 type Policy struct {
-	Name                  string      `json:"-"`
-	AllowedOperations     []Operation `json:"allowed_operations"`
-	MaxN                  int         `json:"max_n"`
-	MinThreshold          int         `json:"min_threshold"`
-	MaxThreshold          int         `json:"max_threshold"`
-	AllowedRelayAddresses []string    `json:"allowed_relay_addresses"`
-	KeyQuota              int         `json:"key_quota"`
+	Name                  string        `json:"-"` // the policies/ key: a policy_id, or a flat policy's name
+	DisplayName           string        `json:"name,omitempty"`
+	Rules                 []string      `json:"rules,omitempty"` // rule ids
+	CreatedAt             *time.Time    `json:"created_at,omitempty"`
+	AllowedOperations     []Operation   `json:"allowed_operations"`
+	MaxN                  int           `json:"max_n"`
+	MinThreshold          int           `json:"min_threshold"`
+	MaxThreshold          int           `json:"max_threshold"`
+	AllowedRelayAddresses []string      `json:"allowed_relay_addresses"`
+	KeyQuota              int           `json:"key_quota"`
+	RoomQuota             int           `json:"room_quota,omitempty"`
+	MaxMsgBytes           int           `json:"max_msg_bytes,omitempty"`
+	BackupExport          *BackupExport `json:"allow_backup_export,omitempty"`
+
+	// Resolved from Rules by the source (never stored).
+	MsgPrefixes [][][]byte          `json:"-"` // per rule: msg must start with one of them
+	External    []NamedExternalRule `json:"-"`
+}
+
+// inline reports whether any inline limit is set.
+func (p *Policy) inline() bool {
+	return len(p.AllowedOperations) > 0 || p.MaxN != 0 || p.MinThreshold != 0 || p.MaxThreshold != 0 ||
+		len(p.AllowedRelayAddresses) > 0 || p.KeyQuota != 0 || p.RoomQuota != 0 || p.MaxMsgBytes != 0 || p.BackupExport != nil
+}
+
+// ID is what users reference and the API calls policy_id.
+func (p *Policy) ID() string { return p.Name }
+
+// Title is the policy's name as shown: its display name, or a flat
+// policy's key.
+func (p *Policy) Title() string {
+	if p.DisplayName != "" {
+		return p.DisplayName
+	}
+	return p.Name
 }
 
 // Validate checks that the policy is well formed: known non-admin
@@ -123,7 +171,24 @@ func (p *Policy) Validate() error {
 			return fmt.Errorf("%w: policy %q: %q is granted by the admin flag, not by a policy", ErrConfig, p.Name, op)
 		}
 	}
-	if p.MaxN < 0 || p.MinThreshold < 0 || p.MaxThreshold < 0 || p.KeyQuota < 0 {
+	if p.DisplayName != "" && !ValidUserName(p.DisplayName) {
+		return fmt.Errorf("%w: policy %q: name must be 1-%d bytes of printable UTF-8", ErrConfig, p.Name, MaxUserName)
+	}
+	for _, id := range p.Rules {
+		if !validUserID(id) {
+			return fmt.Errorf("%w: policy %q: rule id %q is not a UUID", ErrConfig, p.Name, id)
+		}
+	}
+	if len(p.Rules) > 0 && p.inline() {
+		return fmt.Errorf("%w: policy %q: inline limits and rules are exclusive", ErrConfig, p.Name)
+	}
+	if p.BackupExport != nil {
+		r := Rule{Name: "x", AllowBackupExport: p.BackupExport}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("%w: policy %q: %w", ErrConfig, p.Name, err)
+		}
+	}
+	if p.MaxN < 0 || p.MinThreshold < 0 || p.MaxThreshold < 0 || p.KeyQuota < 0 || p.RoomQuota < 0 || p.MaxMsgBytes < 0 {
 		return fmt.Errorf("%w: policy %q: negative limit", ErrConfig, p.Name)
 	}
 	if p.MinThreshold > p.MaxThreshold {
@@ -174,6 +239,16 @@ func (p *Policy) check(op Operation, r opRule, params Params) *Error {
 	if r.quota && params.KeyCount >= p.KeyQuota {
 		return denied("key quota of policy %q reached (%d keys)", p.Name, p.KeyQuota)
 	}
+	if op == OpSign && params.Msg != nil {
+		if p.MaxMsgBytes > 0 && len(params.Msg) > p.MaxMsgBytes {
+			return denied("msg of %d bytes exceeds max_msg_bytes=%d of policy %q", len(params.Msg), p.MaxMsgBytes, p.Name)
+		}
+		for _, set := range p.MsgPrefixes {
+			if !slices.ContainsFunc(set, func(pre []byte) bool { return bytes.HasPrefix(params.Msg, pre) }) {
+				return denied("msg does not start with a prefix allowed by policy %q", p.Name)
+			}
+		}
+	}
 	if params.RelayAddress != "" {
 		if !r.relayable {
 			return &Error{Type: ErrTypeBadRequestParams, Msg: fmt.Sprintf("operation %s takes no relay_address", op)}
@@ -203,6 +278,35 @@ func validName(s string) bool {
 	return true
 }
 
+// MaxUserName is the byte limit of a user name (DESIGN §2).
+const MaxUserName = 128
+
+// ValidUserName accepts Vertex's user names: printable UTF-8 (spaces
+// included; control, format and invalid sequences not), 1 to 128 bytes.
+func ValidUserName(s string) bool {
+	if len(s) == 0 || len(s) > MaxUserName || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// nameKey is the names/ index entry of a user name: the name itself when
+// it is a safe path segment (records written before names widened keep
+// their place), else "~" and the hex SHA-256 of the name ("~" is outside
+// validName's alphabet, so the two forms cannot collide).
+func nameKey(name string) string {
+	if validName(name) {
+		return name
+	}
+	d := sha256.Sum256([]byte(name))
+	return "~" + hex.EncodeToString(d[:])
+}
+
 // userRecord is users/<user_id>.
 type userRecord struct {
 	ID        string    `json:"user_id"`
@@ -218,7 +322,7 @@ func (u *userRecord) user() User {
 }
 
 func (u *userRecord) validate(id string) error {
-	if u.ID != id || !validUserID(u.ID) || !validName(u.Name) || (u.Policy != "" && !validName(u.Policy)) {
+	if u.ID != id || !validUserID(u.ID) || (u.Name != "" && !ValidUserName(u.Name)) || (u.Policy != "" && !validName(u.Policy)) {
 		return fmt.Errorf("%w: user record %s", ErrSourceInvalid, id)
 	}
 	for _, l := range u.APIKeys {

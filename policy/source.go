@@ -37,13 +37,17 @@ type Source interface {
 	// CreateUser adds a user with one fresh API key. The key is returned
 	// once and only its digest is stored.
 	CreateUser(ctx context.Context, name string, admin bool, policyName string) (apiKey, userID string, err error)
-	// RevokeAPIKey marks the user's API key revoked (idempotent).
+	// RevokeAPIKey marks the user's API key revoked (idempotent); apiKey
+	// is the full key or its lookup id.
 	RevokeAPIKey(ctx context.Context, userID, apiKey string) error
 	// DeleteUser removes a user and its API keys. The caller (the daemon)
 	// first checks that the user owns no keys (user_has_associated_keys).
 	DeleteUser(ctx context.Context, userID string) error
 	// ListUsers returns every user, ordered by creation time then id.
 	ListUsers(ctx context.Context) ([]User, error)
+
+	// PolicyAdmin: policies, rules, assignment and further API keys.
+	PolicyAdmin
 
 	// Close releases the source (stops token renewal for Vault).
 	Close() error
@@ -78,10 +82,11 @@ func sortUsers(us []User) {
 	})
 }
 
-// checkCreateUser validates CreateUser's inputs.
+// checkCreateUser validates CreateUser's inputs; name "" is a user
+// without a name (Vertex's name is optional).
 func checkCreateUser(name, policyName string) error {
-	if !validName(name) {
-		return typed(ErrTypeBadRequestParams, "user name must be 1-64 of [A-Za-z0-9._@-]")
+	if name != "" && !ValidUserName(name) {
+		return typed(ErrTypeBadRequestParams, fmt.Sprintf("user name must be 1-%d bytes of printable UTF-8", MaxUserName))
 	}
 	if policyName != "" && !validName(policyName) {
 		return typed(ErrTypePolicyNotFound, "policy not found")
@@ -89,28 +94,34 @@ func checkCreateUser(name, policyName string) error {
 	return nil
 }
 
-// parseRevoke validates RevokeAPIKey's inputs and returns the lookup id and
-// the digest of the presented secret (constant-time alphabet check and
-// SHA-256, as in Authorize; the secret is in no error).
-func parseRevoke(userID, apiKey string) (string, [32]byte, error) {
+// parseRevoke validates RevokeAPIKey's inputs: the full API key, or its
+// public lookup id alone (an admin revoking a stolen key never saw its
+// secret). It returns the lookup id and, for a full key, the digest of the
+// presented secret (constant-time alphabet check and SHA-256, as in
+// Authorize; the secret is in no error); nil digest for a lookup id.
+func parseRevoke(userID, apiKey string) (string, *[32]byte, error) {
 	if !validUserID(userID) {
-		return "", [32]byte{}, typed(ErrTypeUserIDNotExists, "user_id does not exist")
+		return "", nil, typed(ErrTypeUserIDNotExists, "user_id does not exist")
+	}
+	if validLookupID(apiKey) {
+		return apiKey, nil, nil
 	}
 	lookupID, secret, ok := parseAPIKey(apiKey)
 	if !ok {
-		return "", [32]byte{}, typed(ErrTypeAPIKeyNotFound, "api key not found")
+		return "", nil, typed(ErrTypeAPIKeyNotFound, "api key not found")
 	}
-	return lookupID, secretDigest(secret), nil
+	d := secretDigest(secret)
+	return lookupID, &d, nil
 }
 
-// matchRevoke decides whether rec is userID's key with the presented digest
-// (constant-time digest comparison).
+// matchRevoke decides whether rec is userID's key and, when a secret was
+// presented (d non-nil), whether its digest matches (constant time).
 func matchRevoke(rec *APIKeyRecord, userID string, d *[32]byte) error {
 	stored, err := rec.digest()
 	if err != nil {
 		return err
 	}
-	if rec.UserID != userID || !digestEqual(&stored, d) {
+	if rec.UserID != userID || (d != nil && !digestEqual(&stored, d)) {
 		return typed(ErrTypeAPIKeyNotFound, "api key not found")
 	}
 	return nil

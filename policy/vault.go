@@ -248,7 +248,27 @@ func (v *VaultSource) Ping(ctx context.Context) error {
 	if !h.Initialized || h.Sealed {
 		return fmt.Errorf("%w: vault initialized=%t sealed=%t", ErrSourceUnavailable, h.Initialized, h.Sealed)
 	}
-	return v.auth.check()
+	if err := v.auth.check(); err != nil {
+		return err
+	}
+	return v.checkMount(ctx)
+}
+
+// checkMount reads a record the daemon's ACL always allows (the bootstrap
+// claim, usually absent). Vault answers a missing mount with 404 "no
+// handler for route"; OpenBao answers it to a non-root token with 403,
+// exactly like an ACL denial, so a 403 here names both causes.
+func (v *VaultSource) checkMount(ctx context.Context) error {
+	var rec map[string]any
+	_, err := v.get(ctx, "bootstrap", &rec)
+	switch {
+	case err == nil, isNotFound(err):
+		return nil
+	case errors.Is(err, ErrSourceDenied):
+		return fmt.Errorf("%w: the KV v2 mount %q is missing (OpenBao answers 403 for that) or the daemon's ACL lacks read on %sbootstrap: %w",
+			ErrConfig, strings.TrimSuffix(v.data, "/data/"+strings.Trim(v.cfg.Prefix, "/")+"/"), v.data, err)
+	}
+	return err
 }
 
 // Close stops token renewal and, for AppRole logins, revokes the token.
@@ -307,6 +327,12 @@ func (v *VaultSource) GetPolicy(ctx context.Context, name string) (Policy, error
 	if err := p.Validate(); err != nil {
 		return Policy{}, fmt.Errorf("%w: %w", ErrSourceInvalid, err)
 	}
+	if err := resolvePolicy(&p, func(id string) (Rule, error) {
+		r, _, err := v.getRule(ctx, id)
+		return r, err
+	}); err != nil {
+		return Policy{}, err
+	}
 	return p, nil
 }
 
@@ -346,8 +372,10 @@ func (v *VaultSource) CreateUser(ctx context.Context, name string, admin bool, p
 	if err != nil {
 		return "", "", err
 	}
-	if err := v.claimName(ctx, name, userID); err != nil {
-		return "", "", err
+	if name != "" {
+		if err := v.claimName(ctx, nameKey(name), userID); err != nil {
+			return "", "", err
+		}
 	}
 	t := now()
 	u := userRecord{ID: userID, Name: name, Admin: admin, Policy: policyName, CreatedAt: t, APIKeys: []string{lookupID}}
@@ -427,6 +455,7 @@ func (v *VaultSource) createFirstAdmin(ctx context.Context, name string) (string
 	return key, userID, nil
 }
 
+// claimName claims names/<key> (key is nameKey of the user name).
 func (v *VaultSource) claimName(ctx context.Context, name, userID string) error {
 	rec := nameRecord{UserID: userID}
 	_, err := v.put(ctx, "names/"+name, &rec, 0)
@@ -484,7 +513,7 @@ func (v *VaultSource) RevokeAPIKey(ctx context.Context, userID, apiKey string) e
 			return err
 		}
 		rec.LookupID = lookupID
-		if err := matchRevoke(&rec, userID, &d); err != nil {
+		if err := matchRevoke(&rec, userID, d); err != nil {
 			return err
 		}
 		if rec.Revoked {
@@ -520,8 +549,10 @@ func (v *VaultSource) DeleteUser(ctx context.Context, userID string) error {
 		}
 	}
 	var n nameRecord
-	if _, err := v.get(ctx, "names/"+u.Name, &n); err == nil && n.UserID == userID {
-		if err := v.deleteAll(ctx, "names/"+u.Name); err != nil && !isNotFound(err) {
+	if u.Name == "" {
+		// no name, no index entry
+	} else if _, err := v.get(ctx, "names/"+nameKey(u.Name), &n); err == nil && n.UserID == userID {
+		if err := v.deleteAll(ctx, "names/"+nameKey(u.Name)); err != nil && !isNotFound(err) {
 			errs = append(errs, err)
 		}
 	} else if err != nil && !isNotFound(err) {

@@ -329,10 +329,15 @@ func TestVaultPermissionDenied(t *testing.T) {
 		if _, err := a.Authorize(ctx, keys[1], OpSign, Params{}); err != nil {
 			t.Fatalf("after lifting the denial: %v", err)
 		}
-		// The daemon's least-privilege policy does not let it edit policies.
+		// Policy writes (the /admin/policies routes) fail closed on a denial.
+		e.deny(t, "policies/*", "policynames/*")
 		if err := v.PutPolicy(ctx, Policy{Name: "mine", AllowedOperations: []Operation{OpSign}}); !errors.Is(err, ErrSourceDenied) {
-			t.Fatalf("daemon wrote a policy: %v", err)
+			t.Fatalf("policy write on a denied path: %v", err)
 		}
+		if _, err := a.CreatePolicy(ctx, "mine", nil); errType(err) != ErrTypeInternalProblem || !errors.Is(err, ErrSourceDenied) {
+			t.Fatalf("create policy on a denied path: %v", err)
+		}
+		e.deny(t)
 		if logins, _ := v.auth.stats(); logins != 1 {
 			t.Errorf("a 403 on a path with a valid token caused %d logins", logins)
 		}
@@ -485,11 +490,32 @@ func TestVaultCoalescing(t *testing.T) {
 
 func TestVaultMissingMount(t *testing.T) {
 	forEachVault(t, func(t *testing.T, e *vaultEnv) {
-		keys := seed(t, e, "u")
-		v := e.approleSource(t, "1h", "2h", func(c *VaultConfig) { c.Mount = "not-mounted-" + randID() })
-		a := newTestAuthorizer(t, v, nil)
-		if _, err := a.Authorize(context.Background(), keys[0], OpSign, Params{}); errType(err) != ErrTypeInternalProblem {
-			t.Fatalf("missing mount: %v, want internal_problem (fail closed, not access_denied)", err)
+		modes := []bool{false}
+		if e.vt != nil {
+			modes = append(modes, true) // and as OpenBao answers
+		}
+		for _, openBao := range modes {
+			if e.vt != nil {
+				e.vt.SetOpenBao(openBao)
+			}
+			keys := seed(t, e, "u-"+randID())
+			v := e.approleSource(t, "1h", "2h", func(c *VaultConfig) { c.Mount = "not-mounted-" + randID() })
+			a := newTestAuthorizer(t, v, nil)
+			for range 3 {
+				if _, err := a.Authorize(context.Background(), keys[0], OpSign, Params{}); errType(err) != ErrTypeInternalProblem {
+					t.Fatalf("openbao=%v: missing mount: %v, want internal_problem (fail closed, not access_denied)", openBao, err)
+				}
+				a.invalidate(nil)
+			}
+			if err := v.Ping(context.Background()); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "mount") {
+				t.Fatalf("openbao=%v: ping with a missing mount: %v", openBao, err)
+			}
+			if logins, _ := v.auth.stats(); logins != 1 {
+				t.Fatalf("openbao=%v: a missing mount caused %d logins (a 403 with a live token must not re-login)", openBao, logins)
+			}
+			if err := e.approleSource(t, "1h", "2h", nil).Ping(context.Background()); err != nil {
+				t.Fatalf("openbao=%v: ping with the mount present: %v", openBao, err)
+			}
 		}
 	})
 }
@@ -509,6 +535,26 @@ func TestVaultNameTakeover(t *testing.T) {
 		}
 		if _, _, err := v.CreateUser(ctx, "carol", false, ""); errType(err) != ErrTypeUserNameAlreadyExists {
 			t.Fatalf("taken name: %v", err)
+		}
+		// The same for policy and rule names.
+		v.takeoverAge = defaultTakeoverAge
+		e.writeRaw(t, "policynames/ops", map[string]any{"user_id": "00000000-0000-4000-8000-000000000000"})
+		e.writeRaw(t, "rulenames/ops", map[string]any{"user_id": "00000000-0000-4000-8000-000000000000"})
+		if _, err := v.CreatePolicy(ctx, "ops", nil); errType(err) != ErrTypeUniqueViolation {
+			t.Fatalf("recent dangling policy name: %v", err)
+		}
+		if _, err := v.CreateRule(ctx, Rule{Name: "ops"}); errType(err) != ErrTypeUniqueViolation {
+			t.Fatalf("recent dangling rule name: %v", err)
+		}
+		v.takeoverAge = 0
+		if _, err := v.CreatePolicy(ctx, "ops", nil); err != nil {
+			t.Fatalf("old dangling policy name: %v", err)
+		}
+		if _, err := v.CreateRule(ctx, Rule{Name: "ops"}); err != nil {
+			t.Fatalf("old dangling rule name: %v", err)
+		}
+		if _, err := v.CreatePolicy(ctx, "ops", nil); errType(err) != ErrTypeUniqueViolation {
+			t.Fatalf("taken policy name: %v", err)
 		}
 	})
 }

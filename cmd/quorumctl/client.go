@@ -19,6 +19,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/importkey"
 )
 
 // maxResponseBytes bounds what is read from a daemon.
@@ -264,6 +265,47 @@ func (c *Client) ImportKey(ctx context.Context, r ImportRequest, k *privateKey) 
 	body = appendHexCT(body, k.b[:])
 	body = append(body, '"', '}')
 	defer clear(body)
+	return c.importCall(ctx, "/bip340/import/key-importer", r.KeyID, body)
+}
+
+// ImportKeyEncrypted runs the importer side with k encrypted client-side:
+// it fetches the daemon's HPKE import key (kem "" = the daemon's default),
+// encrypts k to it bound to the importer's slot (keygenID, hex), key and
+// room, and sends encrypted_private_key, so k never crosses the network in
+// the clear. The plaintext copy handed to HPKE is zeroed after sealing.
+func (c *Client) ImportKeyEncrypted(ctx context.Context, r ImportRequest, keygenID, kem string, k *privateKey) ([]byte, error) {
+	var ik struct {
+		KEM       string `json:"kem"`
+		PublicKey []byte `json:"public_key"`
+		Label     string `json:"key_id_label"`
+	}
+	var q url.Values
+	if kem != "" {
+		q = url.Values{"kem": {kem}}
+	}
+	if err := c.do(ctx, http.MethodGet, "/bip340/import/import-key", q, nil, &ik); err != nil {
+		return nil, err
+	}
+	kg, err := hex.DecodeString(keygenID)
+	if err != nil {
+		return nil, fmt.Errorf("keygen_id %q: %w", keygenID, err)
+	}
+	pub := importkey.Public{KEM: ik.KEM, PublicKey: ik.PublicKey, Label: ik.Label}
+	ct, err := importkey.Encrypt(pub, importkey.Info(pub.Label, kg, r.KeyID, r.RoomUUID), k.b[:])
+	if err != nil {
+		return nil, c.badResponse("/bip340/import/import-key", "%v", err)
+	}
+	type encrypted struct {
+		Label      string `json:"key_id_label"`
+		Ciphertext []byte `json:"ciphertext"` // base64
+	}
+	body, err := json.Marshal(struct {
+		ImportRequest
+		Encrypted encrypted `json:"encrypted_private_key"`
+	}{r, encrypted{pub.Label, ct}})
+	if err != nil {
+		return nil, err
+	}
 	return c.importCall(ctx, "/bip340/import/key-importer", r.KeyID, body)
 }
 

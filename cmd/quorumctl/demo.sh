@@ -353,8 +353,8 @@ lifecycle_reshare() {
   lifecycle_sign "after removing daemon 0" "$d123" "$k123" "$ids" 0,2
 }
 # --- import -----------------------------------------------------------------------------------
-say "import a freshly generated private key 2-of-3 (daemon 0 importer, daemons 1 and 2 recipients)"
-QUORUMCTL_KEYS=$keys3 "$ctl" import -daemons "$daemons3" -threshold 2 -importer 0 -generate -timeout 60s >"$work/import.txt"
+say "import a freshly generated private key 2-of-3 (daemon 0 importer, HPKE-encrypted to its import key; daemons 1 and 2 recipients)"
+QUORUMCTL_KEYS=$keys3 "$ctl" import -daemons "$daemons3" -threshold 2 -importer 0 -generate -encrypt -timeout 60s >"$work/import.txt"
 indent <"$work/import.txt"
 pubkey=$(sed -n 's/^pubkey: //p' "$work/import.txt")
 key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")

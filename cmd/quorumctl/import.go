@@ -22,6 +22,10 @@ type importPlan struct {
 	// Room makes the ceremony's room; nil = POST /create-room on the
 	// importer's daemon (its default relay).
 	Room roomMaker
+	// Encrypt sends the key HPKE-encrypted to the importer daemon's import
+	// key (encrypted_private_key); EncryptKEM picks its KEM ("" = default).
+	Encrypt    bool
+	EncryptKEM string
 }
 
 // importResult is what a completed import reports.
@@ -140,9 +144,12 @@ func runImport(ctx context.Context, p importPlan, out *printer) (*importResult, 
 		}
 		var pk []byte
 		var err error
-		if i == p.Importer {
+		switch {
+		case i == p.Importer && p.Encrypt:
+			pk, err = p.Parties[i].ImportKeyEncrypted(ctx, req, slots[i].KeygenID, p.EncryptKEM, p.Key)
+		case i == p.Importer:
 			pk, err = p.Parties[i].ImportKey(ctx, req, p.Key)
-		} else {
+		default:
 			pk, err = p.Parties[i].ImportRecipient(ctx, req)
 		}
 		if err != nil {
@@ -187,6 +194,8 @@ func runImportCmd(ctx context.Context, c *cli, args []string) error {
 	privFile := fs.String("private-key-file", "", "file holding the private key in hex (mode 0600)")
 	generate := fs.Bool("generate", false, "import a freshly generated private key (it is never printed)")
 	relayAddr := fs.String("relay-address", "", "relay host:port for the ceremony (must be on the users' policy allowlist); default: each daemon's default relay")
+	encrypt := fs.Bool("encrypt", false, "encrypt the private key to the importer daemon's HPKE import key (encrypted_private_key) instead of sending it in the clear")
+	encryptKEM := fs.String("encrypt-kem", "", "with -encrypt: MLKEM768-X25519 (the daemon's default) or DHKEM-P256")
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -219,7 +228,11 @@ func runImportCmd(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer key.wipe()
-	plan := importPlan{Parties: parties, Threshold: *threshold, Importer: *importer, Key: key, RelayAddress: *relayAddr}
+	if *encryptKEM != "" && !*encrypt {
+		return usagef("-encrypt-kem needs -encrypt")
+	}
+	plan := importPlan{Parties: parties, Threshold: *threshold, Importer: *importer, Key: key, RelayAddress: *relayAddr,
+		Encrypt: *encrypt, EncryptKEM: *encryptKEM}
 	if *relayAddr != "" {
 		mk, closeRelay, err := relayRoom(*relayAddr)
 		if err != nil {

@@ -76,6 +76,8 @@ func commands() []command {
 		{"put-policy", "write a policy (JSON) into the daemon's policy source", runPutPolicy},
 		{"create-user", "create a user on a daemon (admin key); prints its API key once", runCreateUser},
 		{"create-room", "create a room of a given size on a daemon's default relay", runCreateRoom},
+		{"batch-create-rooms", "create several rooms on a daemon's default relay", runBatchCreateRooms},
+		{"policy", "policies and rules on a daemon (admin key): policy create|list|get|delete|add-rule|remove-rule|create-rule|add-external-rule|list-rules|get-rule|delete-rule|assign|generate-api-key", runPolicyCmd},
 		{"import", "import a private key T-of-N across N daemons (importer + recipients)", runImportCmd},
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
 		{"refresh", "fresh shares of a key for the same daemons (new key_ids, same pubkey)", runRefreshCmd},

@@ -10,11 +10,14 @@ import (
 	"path/filepath"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/importkey"
 	"github.com/quorumd/quorumd/daemon/quorum"
+	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/relay"
 	"github.com/quorumd/quorumd/policy"
+	"github.com/quorumd/quorumd/policy/rules"
 )
 
 // openBackends opens the real parts in dependency order — locked memory
@@ -36,6 +39,16 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	if secrets != nil {
 		// Closed last: it refuses while a call still holds a slot.
 		cl = append(cl, secrets.Close)
+	}
+	// key-importer's private_key is decoded into an arena of its own, one
+	// slot per ceremony the budget admits: the ceremony arena's sizing
+	// (two slots a ceremony) stays exact and no importer waits on it.
+	var keyArena *secmem.Arena
+	if secrets != nil {
+		if keyArena, err = lockSecrets(cfg.Server.Ceremonies(), log); err != nil {
+			return fail(fmt.Errorf("locked memory for imported keys: %w", err))
+		}
+		cl = append(cl, keyArena.Close)
 	}
 
 	h, err := hsm.Open(hsmConfig(cfg.HSM))
@@ -80,6 +93,8 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		return fail(fmt.Errorf("policy cache: %w", err))
 	}
 
+	pb := &daemon.PolicyBackend{Authorizer: auth, DefaultPolicy: cfg.Policy.DefaultUserPolicy, Rules: &rules.Checker{Timeout: cfg.Policy.RuleServerTimeout}}
+
 	relays := &quorum.RelayPool{Default: cfg.Relay.DefaultAddress}
 	if t := cfg.Relay.TLS; t.Enabled {
 		tc, err := relay.ClientTLSConfig(t.CAFile, t.CertFile, t.KeyFile)
@@ -92,21 +107,33 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
-	if len(cfg.HSM.ReadKeyLabels) > 0 {
-		// A rotation is under way: re-seal old blobs while serving.
+	ik, err := importkey.Open(cfg.StateDir, h)
+	if err != nil {
+		return fail(fmt.Errorf("import key: %w", err))
+	}
+	{
+		// In the background while serving: move blobs still sealed under a
+		// wrapping key (before per-key data keys, or before a rotation) to
+		// their key's data key, then destroy data keys that no live record
+		// needs (a crash between a delete and its data key's destruction).
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			if _, err := quorum.ResealAll(rctx, st, h, log); err != nil {
-				log.Error("re-seal under the new wrapping key stopped; it resumes at the next start", "error", err.Error())
+				log.Error("re-seal under per-key data keys stopped; it resumes at the next start", "error", err.Error())
+			}
+			if _, err := quorum.SweepDataKeys(rctx, st, h, quorum.OrphanGrace, log); err != nil {
+				log.Error("orphan data-key sweep stopped; it resumes at the next start", "error", err.Error())
 			}
 		}()
 		cl = append(cl, func() error { stop(); <-done; return nil })
 	}
 	return daemon.Backends{
-		Auth:       authorizer{auth},
-		Admin:      admin{auth, cfg.Policy.DefaultUserPolicy},
+		Auth:       pb,
+		Admin:      pb,
+		Policies:   pb,
+		Rules:      pb,
 		Keys:       svc,
 		Rooms:      svc,
 		Ceremonies: svc,
@@ -116,10 +143,15 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
 		},
+		Secrets:    keyArena,
+		ImportKeys: ik,
 		Errors: []daemon.ErrorMapping{
 			{Target: store.ErrNotFound, Type: daemon.ErrTypeKeyIDNotExists, Msg: "key_id does not exist"},
 			{Target: store.ErrDuplicate, Type: daemon.ErrTypeUniqueViolation, Msg: "key_id already exists"},
 			{Target: store.ErrAlreadyCommitted, Type: daemon.ErrTypeAlreadyPerformedKeygen, Msg: "the key already holds a share"},
+			{Target: importkey.ErrDecrypt, Type: daemon.ErrTypeBadRequestParams, Msg: "encrypted_private_key does not decrypt to a private key for this daemon's slot, key_id and room_uuid"},
+			{Target: importkey.ErrUnknownKey, Type: daemon.ErrTypeBadRequestParams, Msg: "encrypted_private_key names an import key this daemon does not hold (fetch GET /bip340/import/import-key again)"},
+			{Target: importkey.ErrUnknownKEM, Type: daemon.ErrTypeBadRequestParams, Msg: "unknown kem: MLKEM768-X25519 or DHKEM-P256"},
 			{Target: store.ErrNotCommitted, Type: daemon.ErrTypeKeyOperationBeforeKeygen, Msg: "the key has no share yet: run an import first"},
 		},
 	}, cl, nil
@@ -136,45 +168,6 @@ func hsmConfig(c daemon.HSMConfig) hsm.Config {
 		PINFile: c.PINFile, PINEnv: c.PINEnv, KeyLabel: c.KeyLabel, ReadKeyLabels: c.ReadKeyLabels,
 		CreateKey: c.CreateKey, MaxSessions: c.MaxSessions,
 	}
-}
-
-// authorizer adapts policy.Authorizer to the daemon's interface.
-type authorizer struct{ a *policy.Authorizer }
-
-func (a authorizer) Authorize(ctx context.Context, apiKey string, op daemon.Operation, p daemon.AuthParams) (daemon.Caller, error) {
-	u, err := a.a.Authorize(ctx, apiKey, policy.Operation(op), policy.Params{
-		N: p.N, Threshold: p.Threshold, RelayAddress: p.RelayAddress, KeyCount: p.KeyCount})
-	if err != nil {
-		return daemon.Caller{}, err
-	}
-	c := daemon.Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
-	if op == daemon.OpCreateKey {
-		// The policy's number; the key store enforces it atomically.
-		if c.KeyQuota, err = a.a.KeyQuota(ctx, apiKey); err != nil {
-			return daemon.Caller{}, err
-		}
-	}
-	return c, nil
-}
-
-// admin adapts the policy source's user administration; users made through
-// the API get the configured default policy.
-type admin struct {
-	a             *policy.Authorizer
-	defaultPolicy string
-}
-
-func (a admin) CreateUser(ctx context.Context, name string) (daemon.NewUser, error) {
-	key, id, err := a.a.CreateUser(ctx, name, false, a.defaultPolicy)
-	return daemon.NewUser{UserID: id, APIKey: key}, err
-}
-
-func (a admin) RevokeAPIKey(ctx context.Context, userID, apiKey string) error {
-	return a.a.RevokeAPIKey(ctx, userID, apiKey)
-}
-
-func (a admin) DeleteUser(ctx context.Context, userID string) error {
-	return a.a.DeleteUser(ctx, userID)
 }
 
 // closers closes in reverse order of opening.

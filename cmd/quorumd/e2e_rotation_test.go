@@ -33,7 +33,7 @@ func TestE2EWrappingKeyRotation(t *testing.T) {
 	}
 	n.start()
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(n.logs.String(), "re-sealed key records under the active wrapping key") {
+	for !strings.Contains(n.logs.String(), "re-seal pass finished") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no re-seal logged:\n%s", n.logs.String())
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 
+	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -527,28 +528,37 @@ func TestE2ERelayDown(t *testing.T) {
 	expectErr(t, "relay down", st, body, 400, "room_creation_problem")
 }
 
-// TestE2EWrappingKeyGone destroys the HSM wrapping key under a running
-// daemon: requests needing the HSM answer internal_problem, and the daemon
-// keeps serving.
+// TestE2EWrappingKeyGone destroys the HSM wrapping key and a key slot's
+// data key under a running daemon: a request needing them answers
+// internal_problem, and the daemon keeps serving.
 func TestE2EWrappingKeyGone(t *testing.T) {
 	relayAddr := testkit.Relay(t)
 	n := newNode(t, tokens[7], relayAddr, relayAddr)
 	n.userKey, _ = n.createUser("bob")
-	n.must("GET", "/bip340/create", n.userKey, nil)
+	slot := n.must("GET", "/bip340/create", n.userKey, nil)
+	other := n.must("GET", "/bip340/create", n.userKey, nil)
+	keyID := slot["key_id"].(string)
 
+	// The slot's secrets are sealed under its own data key: take that (and
+	// the wrapping key) away from the token under the running daemon.
 	ctx, err := crypto11.Configure(&crypto11.Config{Path: n.tok.Module, TokenLabel: n.tok.Label, Pin: n.tok.PIN})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ctx.FindKey(nil, []byte(e2eKeyLabel))
-	if err != nil || key == nil {
-		t.Fatalf("wrapping key: %v", err)
+	for _, label := range []string{e2eKeyLabel, hsm.DataKeyLabel(keyID)} {
+		key, err := ctx.FindKey(nil, []byte(label))
+		if err != nil || key == nil {
+			t.Fatalf("key %s: %v", label, err)
+		}
+		if err := key.Delete(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := key.Delete(); err != nil {
-		t.Fatal(err)
-	}
-	st, body := n.call("GET", "/bip340/create", n.userKey, nil)
-	expectErr(t, "wrapping key gone", st, body, 500, "internal_problem")
+	room := n.must("POST", "/create-room", n.userKey, map[string]any{"room_size": 2})["room_uuid"].(string)
+	privHex, _ := newPrivateKey(t)
+	st, body := n.call("POST", "/bip340/import/key-importer", n.userKey, map[string]any{"room_uuid": room, "key_id": keyID,
+		"threshold": 1, "others_keygen_ids": []string{other["keygen_id"].(string)}, "private_key": privHex})
+	expectErr(t, "wrapping and data key gone", st, body, 500, "internal_problem")
 	if st, _ := n.call("GET", "/healthz", "", nil); st != 200 {
 		t.Fatalf("daemon stopped answering: %d", st)
 	}

@@ -53,6 +53,14 @@ func (s shareSealFails) Seal(pt, aad []byte) ([]byte, error) {
 	return s.Sealer.Seal(pt, aad)
 }
 
+// SealFor is the path shares take: under the key's data key (seal.go).
+func (s shareSealFails) SealFor(keyID string, pt, aad []byte) ([]byte, error) {
+	if bytes.HasPrefix(aad, []byte("quorumd/share/")) {
+		return nil, errors.New("pkcs11: CKR_DEVICE_ERROR")
+	}
+	return s.Sealer.SealFor(keyID, pt, aad)
+}
+
 // importAll runs a 2-of-3 import of x with party 0 importing.
 func importAll(t *testing.T, ps []*party, x *btcec.PrivateKey) []error {
 	t.Helper()

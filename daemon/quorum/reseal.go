@@ -9,46 +9,55 @@ import (
 	"github.com/quorumd/quorumd/hsm"
 )
 
-// Resealer re-encrypts a blob under the active wrapping key (hsm.HSM).
+// Resealer re-encrypts a blob under a key's data key (hsm.HSM).
 type Resealer interface {
-	Reseal(blob, aad []byte) ([]byte, error)
-	ActiveKeyLabel() string
+	CreateDataKey(keyID string) error
+	ResealFor(keyID string, blob, aad []byte) ([]byte, error)
 }
 
 // ResealAll re-seals, record by record, every sealed blob that is not under
-// the active wrapping key — the second half of a rotation: configure the new
-// key as key_label and the old one in read_key_labels, restart, and this runs
-// in the background while the daemon serves (each record is re-sealed in one
-// store transaction, so a crash leaves every record readable). It returns how
-// many records it re-sealed.
+// its key's own data key: blobs sealed under a wrapping key before per-key
+// data keys existed, so that deleting those keys destroys them too, and so
+// that a rotated-out wrapping key is no longer needed. It runs in the
+// background at every start while the daemon serves (each record is
+// re-sealed in one store transaction, so a crash leaves every record
+// readable) and returns how many records it re-sealed.
 func ResealAll(ctx context.Context, st store.Store, h Resealer, log *slog.Logger) (int, error) {
 	recs, err := st.ListAll(ctx)
 	if err != nil {
 		return 0, err
 	}
-	active, done := h.ActiveKeyLabel(), 0
-	stale := func(blob []byte) bool {
-		if len(blob) == 0 {
-			return false
-		}
-		l, err := hsm.BlobKeyLabel(blob)
-		return err != nil || l != active
-	}
+	done := 0
 	for _, r := range recs {
 		if err := ctx.Err(); err != nil {
 			return done, err
 		}
+		want := hsm.DataKeyLabel(r.KeyID)
+		stale := func(blob []byte) bool {
+			if len(blob) == 0 {
+				return false
+			}
+			l, err := hsm.BlobKeyLabel(blob)
+			return err != nil || l != want
+		}
 		if !stale(r.SealedShare) && !stale(r.SealedIdentityKey) {
 			continue
 		}
+		if err := h.CreateDataKey(r.KeyID); err != nil {
+			return done, fmt.Errorf("data key of %s: %w", r.KeyID, err)
+		}
 		err := st.Reseal(ctx, r.KeyID, func(cur store.Record) ([]byte, []byte, error) {
-			ident, err := h.Reseal(cur.SealedIdentityKey, identityAAD(cur.KeyID, cur.Owner))
-			if err != nil {
-				return nil, nil, fmt.Errorf("identity key of %s: %w", cur.KeyID, err)
+			ident := cur.SealedIdentityKey
+			if stale(ident) {
+				var err error
+				if ident, err = h.ResealFor(cur.KeyID, ident, identityAAD(cur.KeyID, cur.Owner)); err != nil {
+					return nil, nil, fmt.Errorf("identity key of %s: %w", cur.KeyID, err)
+				}
 			}
-			var share []byte
-			if len(cur.SealedShare) > 0 {
-				if share, err = h.Reseal(cur.SealedShare, shareAAD(cur.KeyID, cur.Owner, cur.OwnID)); err != nil {
+			share := cur.SealedShare
+			if stale(share) {
+				var err error
+				if share, err = h.ResealFor(cur.KeyID, share, shareAAD(cur.KeyID, cur.Owner, cur.OwnID)); err != nil {
 					return nil, nil, fmt.Errorf("share of %s: %w", cur.KeyID, err)
 				}
 			}
@@ -59,8 +68,6 @@ func ResealAll(ctx context.Context, st store.Store, h Resealer, log *slog.Logger
 		}
 		done++
 	}
-	if done > 0 {
-		log.Info("re-sealed key records under the active wrapping key", "records", done, "key_label", active)
-	}
+	log.Info("re-seal pass finished: every key record is sealed under its own data key", "resealed", done)
 	return done, nil
 }

@@ -25,6 +25,9 @@ import (
 // ids by the AAD) and one relay.
 type party struct {
 	svc   *Service
+	h     *hsm.HSM
+	tok   testkit.SoftHSMToken
+	dir   string // the store's state directory
 	arena *secmem.Arena
 	keyID string
 	party []byte
@@ -47,14 +50,15 @@ func newPartiesOn(t *testing.T, relayAddr string, arenaSlots ...int) []*party {
 	t.Cleanup(func() { h.Close() })
 	out := make([]*party, len(arenaSlots))
 	for i, n := range arenaSlots {
-		st, err := store.OpenDir(t.TempDir(), store.Options{})
+		dir := t.TempDir()
+		st, err := store.OpenDir(dir, store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
 		pool := &RelayPool{Default: relayAddr}
 		t.Cleanup(pool.Close)
-		p := &party{svc: &Service{Store: st, Sealer: h, Relays: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+		p := &party{h: h, tok: tok, dir: dir, svc: &Service{Store: st, Sealer: h, Relays: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 		if n > 0 {
 			if p.arena, err = secmem.New(n); err != nil {
 				t.Fatal(err)

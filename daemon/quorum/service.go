@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -69,14 +68,6 @@ var (
 	_ daemon.Ceremonies = (*Service)(nil)
 )
 
-func identityAAD(keyID, owner string) []byte {
-	return []byte("quorumd/identity/v1\x00" + keyID + "\x00" + owner)
-}
-
-func shareAAD(keyID, owner string, id int) []byte {
-	return []byte("quorumd/share/v1\x00" + keyID + "\x00" + owner + "\x00" + strconv.Itoa(id))
-}
-
 // Create makes a key slot: a fresh identity key sealed under the HSM and a
 // record in state created. quota > 0 is enforced by the store in the
 // inserting transaction.
@@ -107,14 +98,17 @@ func (s *Service) Create(ctx context.Context, owner string, quota int) (daemon.K
 	// PKCS#11 layer's own copies are beyond reach (see package secmem).
 	priv := slots[0].Bytes()[secmem.ScalarSize:]
 	id.PutPrivateBytes(priv)
-	sealed, err := s.Sealer.Seal(priv, identityAAD(keyID, owner))
+	sealed, err := s.sealIdentity(keyID, owner, priv)
 	clear(priv)
 	if err != nil {
-		return daemon.KeySlot{}, fmt.Errorf("sealing identity key: %w", err)
+		return daemon.KeySlot{}, err
 	}
 	pub := id.Public()
 	if err := s.Store.CreateSlot(ctx, store.Slot{KeyID: keyID, Owner: owner, Scheme: Scheme,
 		KeygenID: pub[:], SealedIdentityKey: sealed, Quota: quota}); err != nil {
+		if !errors.Is(err, store.ErrDuplicate) { // never another record's data key
+			s.abandonSlot(keyID)
+		}
 		if errors.Is(err, store.ErrQuotaExceeded) {
 			return daemon.KeySlot{}, quotaError(quota, err)
 		}
@@ -162,15 +156,6 @@ func info(r store.Record) daemon.KeyInfo {
 		k.Participants, k.PubShares = r.KeygenIDs, r.PublicShares
 	}
 	return k
-}
-
-// Delete destroys the key slot and its sealed material.
-func (s *Service) Delete(ctx context.Context, owner, keyID string) error {
-	err := s.Store.Delete(ctx, owner, keyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w", daemon.ErrKeyNotFound)
-	}
-	return err
 }
 
 // ListByOwner lists the owner's keys.
@@ -345,16 +330,17 @@ func role(x *btcec.ModNScalar) string {
 	return "recipient"
 }
 
-// sealShare seals a share for r's slot under the HSM: the one place shares
-// are sealed. The encoding goes through scratch (32 bytes of locked memory)
-// and is cleared after; encoding is constant time.
+// sealShare seals a share for r's slot under the key's HSM data key
+// (seal.go): the one place shares are sealed. The encoding goes through
+// scratch (32 bytes of locked memory) and is cleared after; encoding is
+// constant time.
 func (s *Service) sealShare(r store.Record, id int, share *btcec.ModNScalar, scratch []byte) ([]byte, error) {
 	sb := scratch[:32]
 	share.PutBytesUnchecked(sb)
-	sealed, err := s.Sealer.Seal(sb, shareAAD(r.KeyID, r.Owner, id))
+	sealed, err := s.sealShareBytes(r, id, sb)
 	clear(sb)
 	if err != nil {
-		return nil, fmt.Errorf("sealing share: %w", err)
+		return nil, err
 	}
 	return sealed, nil
 }

@@ -57,6 +57,12 @@ type Bolt struct {
 	opts Options
 	now  func() time.Time
 
+	// readers is held shared by every read transaction and exclusively by
+	// scrub, which may only zero pages that no reader can reach.
+	readers sync.RWMutex
+	// scrubFile is a second handle on the file, for scrub's writes.
+	scrubFile *os.File
+
 	// mu guards closed and sending on writes: senders hold it shared.
 	mu      sync.RWMutex
 	closed  bool
@@ -143,7 +149,18 @@ func Open(path string, opts Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: initializing %s: %w", path, err)
 	}
-	s := &Bolt{db: db, opts: opts, now: func() time.Time { return time.Now().UTC() }}
+	sf, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	s := &Bolt{db: db, opts: opts, scrubFile: sf, now: func() time.Time { return time.Now().UTC() }}
+	// A crash between a delete and its scrub left freed pages unscrubbed.
+	if _, err := s.scrub(); err != nil {
+		sf.Close()
+		db.Close()
+		return nil, err
+	}
 	if opts.boltBatch {
 		db.MaxBatchDelay = time.Millisecond
 		db.MaxBatchSize = opts.MaxGroup
@@ -183,6 +200,7 @@ func (s *Bolt) Close() error {
 	if s.writerD != nil {
 		<-s.writerD
 	}
+	s.scrubFile.Close()
 	return s.db.Close()
 }
 
@@ -272,6 +290,8 @@ func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if closed {
 		return ErrClosed
 	}
+	s.readers.RLock()
+	defer s.readers.RUnlock()
 	return s.db.View(fn)
 }
 
@@ -468,7 +488,7 @@ func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, r
 
 // Discard implements Store.
 func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		r, err := loadOwned(tx, owner, keyID)
 		if err != nil {
 			return err
@@ -482,6 +502,12 @@ func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []by
 		r.PreparedAt = time.Time{}
 		return put(tx, &r)
 	})
+	if err != nil {
+		return err
+	}
+	// The discarded share must not linger in the freed page (scrub.go).
+	_, err = s.scrub()
+	return err
 }
 
 // loadOwned reads the owner's live record. The owner index is consulted
@@ -620,23 +646,26 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 	return err
 }
 
-// Delete implements Store. The record is rewritten as a tombstone without
-// its sealed share and identity key in the same transaction that drops it
-// from the owner index. bbolt is copy-on-write: the pages that held the old
-// blobs go to the free list and are overwritten when reused, not at once;
-// the blobs are useless without the HSM key, and rotating that key (then
-// destroying the old one) is what makes them unrecoverable (docs/hsm.md).
+// Delete implements Store. The record is rewritten as a tombstone that
+// keeps only what reserves the key_id (key_id, owner, scheme, timestamps),
+// in the same transaction that drops it from the owner index; then every
+// free page of the file, where the old versions of the record now sit, is
+// zeroed and synced (scrub.go) before Delete returns. The caller destroys
+// the key's data key only after Delete returned (daemon/quorum/seal.go).
 func (s *Bolt) Delete(ctx context.Context, owner, keyID string) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		r, err := loadOwned(tx, owner, keyID)
 		if err != nil {
 			return err
 		}
-		r.State = StateDeleted
-		r.SealedShare, r.SealedIdentityKey, r.RecoveryData = nil, nil, nil
-		r.DeletedAt = s.now()
-		return put(tx, &r)
+		t := tombstone(r, s.now())
+		return put(tx, &t)
 	})
+	if err != nil {
+		return err
+	}
+	_, err = s.scrub()
+	return err
 }
 
 func clone(b []byte) []byte {

@@ -232,7 +232,11 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	t.Logf("%d SIGKILLs (%d during open, %d after acknowledged writes); store holds %d ready, %d pending, %d created, %d acknowledged keys in total",
 		kills, earlyKills, withAcks, count[store.StateReady], count[store.StatePending], count[store.StateCreated], len(acks))
-	if withAcks < kills/2 {
+	// About 2 kills in 3 follow an acknowledged write (7/8 not early × 3/4
+	// waiting for one); a third is ~4 standard deviations below that at 30
+	// kills, so this guards against a test that exercised nothing without
+	// failing by chance on a loaded machine.
+	if withAcks < kills/3 {
 		t.Fatalf("only %d of %d children acknowledged a write before being killed: the test exercised too little", withAcks, kills)
 	}
 }

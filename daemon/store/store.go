@@ -190,11 +190,24 @@ type Store interface {
 	// Reseal replaces the sealed material of a live record with what fn
 	// returns, in one transaction (wrapping-key rotation).
 	Reseal(ctx context.Context, keyID string, fn ResealFunc) error
-	// Delete destroys the owner's record's sealed material and marks it
-	// deleted; the key_id stays reserved.
+	// Delete replaces the owner's record by its tombstone (only key_id,
+	// owner, scheme, state and timestamps; nothing sealed, no public key
+	// data) and makes the old versions' bytes unrecoverable from the store's
+	// files (bbolt: zeroes freed pages; SQL: the row is updated in place and
+	// the old tuple must not survive, e.g. VACUUM) before it returns; the
+	// key_id stays reserved. The sealed blobs are also sealed under a per-key
+	// HSM data key that the caller destroys after Delete returns.
 	Delete(ctx context.Context, owner, keyID string) error
 	// Close releases the store.
 	Close() error
+}
+
+// tombstone is what a deleted record keeps: enough to reserve its key_id
+// and say whose it was and when, nothing sealed and no public key data.
+// Implementations write exactly this in Delete.
+func tombstone(r Record, now time.Time) Record {
+	return Record{KeyID: r.KeyID, Owner: r.Owner, Scheme: r.Scheme, State: StateDeleted,
+		CreatedAt: r.CreatedAt, DeletedAt: now}
 }
 
 func checkID(what, v string) error {

@@ -12,7 +12,9 @@
 //   - sys/health with its status-code query parameters (sealed 503,
 //     standby 429, ...), sys/mounts/<path>, sys/auth/<path>,
 //     sys/policies/acl/<name> (HCL ACL policies, enforced per request with
-//     Vault's path-priority rules and the built-in default policy).
+//     Vault's path-priority rules and the built-in default policy);
+//   - OpenBao's answer to a path under no mount (SetOpenBao): 403 to a
+//     non-root token where Vault says 404.
 //
 // Requests need X-Vault-Token except sys/health and logins; an unknown or
 // expired token gets 403 {"errors":["permission denied"]}, a denial by
@@ -80,6 +82,7 @@ type Server struct {
 	accessors  map[string]string // accessor → token id
 	sealed     bool
 	standby    bool
+	openBao    bool
 	faults     []*faultEntry
 	nextFault  int
 	counts     map[string]int // "METHOD path" → requests seen
@@ -173,6 +176,11 @@ func (s *Server) Unseal() { s.mu.Lock(); s.sealed = false; s.mu.Unlock() }
 // SetStandby makes sys/health report a standby node (429 by default);
 // requests are still served, as a standby forwards them.
 func (s *Server) SetStandby(v bool) { s.mu.Lock(); s.standby = v; s.mu.Unlock() }
+
+// SetOpenBao makes the server answer as OpenBao does where it differs from
+// Vault: a request for a path under no mount gets 403 "permission denied"
+// (not 404 "no handler for route") unless the token is root.
+func (s *Server) SetOpenBao(v bool) { s.mu.Lock(); s.openBao = v; s.mu.Unlock() }
 
 // AddFault installs f and returns a function removing it.
 func (s *Server) AddFault(f Fault) (remove func()) {
@@ -398,6 +406,10 @@ func (s *Server) route(q *request) {
 		}
 		if mount, rest, ok := s.kvRoute(p); ok {
 			s.kvHandle(q, mount, rest)
+			return
+		}
+		if s.openBao && !slices.Contains(q.tok.policies, "root") {
+			writeErrors(q.w, http.StatusForbidden, []string{"1 error occurred:\n\t* permission denied\n\n"})
 			return
 		}
 		writeErrors(q.w, http.StatusNotFound, []string{fmt.Sprintf("no handler for route %q. route entry not found.", p)})

@@ -1,0 +1,212 @@
+package hsm
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ThalesGroup/crypto11"
+	"github.com/miekg/pkcs11"
+)
+
+// Per-key data keys. Each key record's secrets are sealed under an AES-256
+// token object of its own, labelled DataKeyPrefix+key_id, instead of the
+// shared wrapping key. Deleting the key destroys that object, so the share
+// and identity key become unopenable everywhere at once: in the live store,
+// in a copy of the store taken before the delete, in backups and in freed
+// disk pages, even with the token and PIN in hand. A blob names its data key
+// by label like any other blob, so Open needs no configuration for it.
+//
+// The object's CKA_ID records when it was made (dataKeyID), so a sweep can
+// tell an orphan left by a crash (a data key whose record was never written
+// or already deleted) from one whose record is being written right now.
+
+// DataKeyPrefix starts the label of every per-key data key. Two daemons
+// with separate stores must not share a token: each would see the other's
+// data keys as orphans.
+const DataKeyPrefix = "quorumd-dk/"
+
+// ErrNoDataKey: the blob's data key is not on the token: its key was
+// deleted (or the data key was never made, or the token is not the one
+// that sealed it).
+var ErrNoDataKey = errors.New("hsm: data key not found (the key was deleted)")
+
+// dataKeyIDMagic prefixes the CKA_ID of a data key; 8 bytes of big-endian
+// Unix seconds follow.
+const dataKeyIDMagic = "qdk1"
+
+// DataKeyLabel is the token label of keyID's data key.
+func DataKeyLabel(keyID string) string { return DataKeyPrefix + keyID }
+
+// DataKey describes a per-key data key found on the token.
+type DataKey struct {
+	KeyID   string
+	Created time.Time // zero if the object carries no creation stamp
+}
+
+func dataKeyID(now time.Time) []byte {
+	return binary.BigEndian.AppendUint64([]byte(dataKeyIDMagic), uint64(now.Unix()))
+}
+
+// CreateDataKey makes keyID's data key on the token unless it exists. It
+// must precede SealFor; the caller writes the record only after it.
+func (h *HSM) CreateDataKey(keyID string) error {
+	label := DataKeyLabel(keyID)
+	if len(label) > maxKeyLabelLen {
+		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
+	}
+	// One creator at a time: two creating the same label would leave two
+	// objects, which every later lookup refuses as ambiguous.
+	h.dkCreate.Lock()
+	defer h.dkCreate.Unlock()
+	st, release, err := h.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := h.key(st, label); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrNoDataKey) {
+		return err
+	}
+	if err := generateKey(st.ctx, dataKeyID(time.Now()), label); err != nil {
+		return err
+	}
+	_, err = h.key(st, label)
+	return err
+}
+
+// SealFor is Seal under keyID's data key (made by CreateDataKey).
+func (h *HSM) SealFor(keyID string, plaintext, aad []byte) ([]byte, error) {
+	return h.seal(DataKeyLabel(keyID), plaintext, aad)
+}
+
+// DestroyDataKey destroys keyID's data key on the token; every blob sealed
+// under it is unopenable afterwards. Destroying an absent key is not an
+// error, so a retry after a crash is safe.
+func (h *HSM) DestroyDataKey(keyID string) error {
+	label := DataKeyLabel(keyID)
+	st, release, err := h.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	st.dkMu.Lock()
+	delete(st.dataKeys, label)
+	st.dkMu.Unlock()
+	var keys []*crypto11.SecretKey
+	err = guard(func() error {
+		var e error
+		keys, e = st.ctx.FindKeys(nil, []byte(label))
+		return e
+	})
+	if err != nil {
+		return fmt.Errorf("%w: finding data key of %s: %w", ErrUnavailable, keyID, err)
+	}
+	for _, k := range keys {
+		if err := guard(k.Delete); err != nil {
+			return fmt.Errorf("%w: destroying data key of %s: %w", ErrUnavailable, keyID, err)
+		}
+	}
+	return nil
+}
+
+// DataKeys lists the data keys on the token, for the orphan sweep.
+func (h *HSM) DataKeys() ([]DataKey, error) {
+	st, release, err := h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var keys []*crypto11.SecretKey
+	err = guard(func() error {
+		var e error
+		keys, e = st.ctx.FindAllKeys()
+		return e
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing keys: %w", ErrUnavailable, err)
+	}
+	var out []DataKey
+	for _, k := range keys {
+		var attrs crypto11.AttributeSet
+		err := guard(func() error {
+			var e error
+			attrs, e = st.ctx.GetAttributes(k, []crypto11.AttributeType{pkcs11.CKA_LABEL, pkcs11.CKA_ID})
+			return e
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading key attributes: %w", ErrUnavailable, err)
+		}
+		var label, id []byte
+		if a, ok := attrs[pkcs11.CKA_LABEL]; ok {
+			label = a.Value
+		}
+		if a, ok := attrs[pkcs11.CKA_ID]; ok {
+			id = a.Value
+		}
+		keyID, ok := strings.CutPrefix(string(label), DataKeyPrefix)
+		if !ok {
+			continue
+		}
+		d := DataKey{KeyID: keyID}
+		if len(id) == len(dataKeyIDMagic)+8 && string(id[:len(dataKeyIDMagic)]) == dataKeyIDMagic {
+			d.Created = time.Unix(int64(binary.BigEndian.Uint64(id[len(dataKeyIDMagic):])), 0)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// maxCachedDataKeys bounds the data-key cache; past it an arbitrary entry
+// goes (a later use finds it on the token again).
+const maxCachedDataKeys = 4096
+
+// key returns the GCM of the key labelled label: a configured wrapping key,
+// or a data key found on the token (and cached, its policy checked once).
+// Called with the read lock of st held.
+func (h *HSM) key(st *tokenState, label string) (cipher.AEAD, error) {
+	if aead, ok := st.keys[label]; ok {
+		return aead, nil
+	}
+	if !strings.HasPrefix(label, DataKeyPrefix) {
+		return nil, fmt.Errorf("%w: blob is sealed under key %q, which is not configured", ErrKeyNotFound, label)
+	}
+	st.dkMu.Lock()
+	aead, ok := st.dataKeys[label]
+	st.dkMu.Unlock()
+	if ok {
+		return aead, nil
+	}
+	k, err := findKey(st.ctx, label)
+	if err == ErrKeyNotFound {
+		return nil, fmt.Errorf("%w: %q", ErrNoDataKey, label)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyPolicy(st.ctx, k, label); err != nil {
+		return nil, err
+	}
+	err = guard(func() error {
+		var e error
+		aead, e = k.NewGCM()
+		return e
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %q: %w", ErrKeyPolicy, label, err)
+	}
+	st.dkMu.Lock()
+	if len(st.dataKeys) >= maxCachedDataKeys {
+		for l := range st.dataKeys {
+			delete(st.dataKeys, l)
+			break
+		}
+	}
+	st.dataKeys[label] = aead
+	st.dkMu.Unlock()
+	return aead, nil
+}
