@@ -80,6 +80,7 @@ func commands() []command {
 		{"policy", "policies and rules on a daemon (admin key): policy create|list|get|delete|add-rule|remove-rule|create-rule|add-external-rule|list-rules|get-rule|delete-rule|assign|generate-api-key", runPolicyCmd},
 		{"import", "import a private key T-of-N across N daemons (importer + recipients)", runImportCmd},
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
+		{"batch-sign", "sign many messages with u daemons in one ceremony and verify every signature", runBatchSignCmd},
 		{"refresh", "fresh shares of a key for the same daemons (new key_ids, same pubkey)", runRefreshCmd},
 		{"reshare", "move a key to a new daemon set and/or threshold (holders first, then new daemons)", runReshareCmd},
 		{"repair", "replace a daemon that lost its share and identity: the holders reshare to a new daemon", runRepairCmd},

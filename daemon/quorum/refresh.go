@@ -36,23 +36,6 @@ func (s *Service) Refresh(ctx context.Context, p daemon.RefreshParams) (daemon.I
 		})
 }
 
-// openShare decodes r's sealed share from the HSM's Go-heap plaintext
-// straight into storage (constant time) and clears the plaintext at once.
-func (s *Service) openShare(r store.Record, storage *btcec.ModNScalar) error {
-	sb, err := s.Sealer.Open(r.SealedShare, shareAAD(r.KeyID, r.Owner, r.OwnID))
-	if err != nil {
-		return fmt.Errorf("opening share of %s: %w", r.KeyID, err)
-	}
-	overflow := storage.SetByteSlice(sb)
-	n := len(sb)
-	clear(sb)
-	if overflow || n != 32 {
-		storage.Zero()
-		return fmt.Errorf("share of %s: bad encoding", r.KeyID)
-	}
-	return nil
-}
-
 // certifyPending completes a pending record from recovery data whose
 // certificate covers the record's own transcript: its share was checked
 // when it was prepared, the certificate is all it lacks. (A refresh's
