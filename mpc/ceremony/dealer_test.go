@@ -202,3 +202,27 @@ func TestDealInput(t *testing.T) {
 		t.Errorf("a recipient naming a party as the dealer: %v, want %v", err, ErrInput)
 	}
 }
+
+// BenchmarkDeal measures whole external-dealer imports (N recipients and
+// the dealer, N+1 seats) through a relay on loopback, one at a time;
+// compare BenchmarkImport's serial runs.
+func BenchmarkDeal(b *testing.B) {
+	addr := testkit.Relay(b)
+	for _, tc := range []struct{ t, n int }{{2, 3}, {3, 5}} {
+		b.Run(fmt.Sprintf("%d-of-%d/serial", tc.t, tc.n), func(b *testing.B) {
+			q := newQuorum(&testing.T{}, addr, tc.n)
+			x := randomScalar(b)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				d, _, _ := q.runDeal(x, tc.t, 30*time.Second, envelope.Party{})
+				lat = append(lat, time.Since(start))
+				if d.err != nil {
+					b.Fatal(d.err)
+				}
+			}
+			reportLatency(b, lat)
+		})
+	}
+}
