@@ -25,6 +25,8 @@ type Config struct {
 	Server   ServerConfig   `yaml:"server"`
 	Limits   LimitsConfig   `yaml:"limits"`
 	StateDir string         `yaml:"state_dir"`
+	Store    string         `yaml:"store"`
+	Postgres PostgresConfig `yaml:"postgres"`
 	HSM      HSMConfig      `yaml:"hsm"`
 	Policy   PolicyConfig   `yaml:"policy"`
 	Relay    RelayConfig    `yaml:"relay"`
@@ -105,9 +107,19 @@ type TLSConfig struct {
 // Enabled reports whether the listener serves TLS.
 func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 
+// Batch sizes: the default of limits.max_batch_size, and its ceiling (a
+// batch's round-1 message must fit one envelope, see ceremony.MaxBatchItems).
+const (
+	DefaultMaxBatchSize = 64
+	MaxBatchSizeLimit   = 1024
+)
+
 // LimitsConfig bounds requests.
 type LimitsConfig struct {
 	MaxParties int `yaml:"max_parties"`
+	// MaxBatchSize is the most sign_requests one /bip340/batch-sign takes
+	// (batch_too_large above it); server.max_body_bytes bounds it too.
+	MaxBatchSize int `yaml:"max_batch_size"`
 	// Room creation per user (/create-room): at most UserRooms rooms in any
 	// RoomWindow (the relay's default room TTL, so roughly the rooms still
 	// alive), and a token bucket of UserRoomBurst refilled at UserRoomRate
@@ -220,9 +232,10 @@ func DefaultConfig() *Config {
 			AdminReservedRequests: 4,
 			TLS:                   TLSConfig{ClientAuth: "none"},
 		},
-		Limits: LimitsConfig{MaxParties: 16, UserRooms: 2000, RoomWindow: 10 * time.Minute,
+		Limits: LimitsConfig{MaxParties: 16, MaxBatchSize: DefaultMaxBatchSize, UserRooms: 2000, RoomWindow: 10 * time.Minute,
 			UserRoomRate: 20, UserRoomBurst: 100},
 		StateDir: "/var/lib/quorumd",
+		Store:    StoreBolt,
 		HSM: HSMConfig{
 			TokenLabel:  "quorumd",
 			KeyLabel:    "quorumd-wrap",
@@ -451,12 +464,16 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxParties < 2 || c.Limits.MaxParties > 255 {
 		bad("limits.max_parties %d: want 2..255", c.Limits.MaxParties)
 	}
+	if c.Limits.MaxBatchSize < 1 || c.Limits.MaxBatchSize > MaxBatchSizeLimit {
+		bad("limits.max_batch_size %d: want 1..%d", c.Limits.MaxBatchSize, MaxBatchSizeLimit)
+	}
 	if l := c.Limits; l.UserRooms < 1 || l.RoomWindow <= 0 || l.UserRoomRate < 1 || l.UserRoomBurst < 1 {
 		bad("limits: user_rooms, room_window, user_room_rate and user_room_burst must be positive")
 	}
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
 		bad("state_dir %q must be an absolute path", c.StateDir)
 	}
+	errs = append(errs, c.validateStore()...)
 	h := c.HSM
 	if h.Module == "" {
 		bad("hsm.module (the PKCS#11 library path) is required")
@@ -582,6 +599,15 @@ func (c *Config) CheckFiles(lookupEnv func(string) (string, bool)) error {
 			continue
 		}
 		fh.Close()
+	}
+	if c.Store == StorePostgres {
+		if p, err := c.Postgres.DSNPath(lookupEnv); err != nil {
+			errs = append(errs, err)
+		} else if fh, err := os.Open(p); err != nil {
+			errs = append(errs, fmt.Errorf("postgres DSN: %w", err))
+		} else {
+			fh.Close()
+		}
 	}
 	if c.HSM.PINEnv != "" {
 		if v, ok := lookupEnv(c.HSM.PINEnv); !ok || v == "" {

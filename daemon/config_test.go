@@ -83,6 +83,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"relative state dir", minimalConfig, []string{"QUORUMD_STATE_DIR=state"}, "state_dir"},
 		{"body limit", minimalConfig, []string{"QUORUMD_SERVER_MAX_BODY_BYTES=10"}, "max_body_bytes"},
 		{"max parties", minimalConfig, []string{"QUORUMD_LIMITS_MAX_PARTIES=1"}, "max_parties"},
+		{"batch size zero", minimalConfig, []string{"QUORUMD_LIMITS_MAX_BATCH_SIZE=0"}, "max_batch_size"},
+		{"batch size too big", minimalConfig, []string{"QUORUMD_LIMITS_MAX_BATCH_SIZE=1025"}, "max_batch_size"},
 		{"tls half", minimalConfig, []string{"QUORUMD_SERVER_TLS_CERT_FILE=/c.pem"}, "cert_file and key_file"},
 		{"client auth without CA", minimalConfig, []string{"QUORUMD_SERVER_TLS_CERT_FILE=/c.pem", "QUORUMD_SERVER_TLS_KEY_FILE=/k.pem", "QUORUMD_SERVER_TLS_CLIENT_AUTH=require"}, "client_ca_file"},
 		{"client auth mode", minimalConfig, []string{"QUORUMD_SERVER_TLS_CLIENT_AUTH=maybe"}, "client_auth"},

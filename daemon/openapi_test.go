@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -129,6 +130,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /bip340/import/key-importer":               importFields(&importRequest{}, &importAux{}, true),
 		"post /bip340/import/import-key-share-recipient": importFields(&importRequest{}, &importAux{}, false),
 		"post /bip340/sign":                              signFields(&signRequest{}, &textAux{}),
+		"post /bip340/batch-sign":                        batchSignFields(new([]json.RawMessage)),
 		"post /bip340/derive-tweak-pubkey":               deriveFields(&deriveRequest{}, &textAux{}),
 		"post /create-room":                              createRoomFields(new(int)),
 		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),

@@ -56,6 +56,7 @@ func (s *Server) routes() []*route {
 		{method: "POST", pattern: "/bip340/import/key-importer", handle: s.importKey, class: classCeremony},
 		{method: "POST", pattern: "/bip340/import/import-key-share-recipient", handle: s.importRecipient, class: classCeremony},
 		{method: "POST", pattern: "/bip340/sign", handle: s.sign, class: classCeremony},
+		{method: "POST", pattern: "/bip340/batch-sign", handle: s.batchSign, class: classCeremony},
 		{method: "POST", pattern: "/bip340/derive-tweak-pubkey", handle: s.deriveTweakPubkey, class: classShort},
 		{method: "GET", pattern: "/bip340/export-id/:key_id", handle: s.exportID, class: classShort},
 		{method: "GET", pattern: "/bip340/keys/:key_id", handle: s.getKey, class: classShort},

@@ -39,10 +39,11 @@ type fakeRoom struct {
 	size    int
 	joined  []fakeJoin
 	done    chan struct{}
-	failure string // executor_result message set at completion
-	priv    []byte // import: the importer's key
-	pub     []byte // import: its x-only pubkey
-	sig     []byte // sign: the signature
+	failure string   // executor_result message set at completion
+	priv    []byte   // import: the importer's key
+	pub     []byte   // import: its x-only pubkey
+	sig     []byte   // sign: the signature
+	sigs    [][]byte // batch-sign: one signature per item
 }
 
 type fakeJoin struct {
@@ -65,6 +66,7 @@ type fakeDaemon struct {
 	wrongPubkey bool   // answer another pubkey after an import
 	failImport  string // answer this err_type to the import call at once
 	corruptSig  bool   // flip a bit of the signature
+	failItem    int    // batch-sign: answer an error for this item (index+1; 0 = none)
 	reqs        []string
 }
 
@@ -179,6 +181,8 @@ func (d *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.serveImport(w, r, r.URL.Path == "/bip340/import/key-importer")
 	case r.Method == "POST" && r.URL.Path == "/bip340/sign":
 		d.serveSign(w, r)
+	case r.Method == "POST" && r.URL.Path == "/bip340/batch-sign":
+		d.serveBatchSign(w, r)
 	case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/bip340/keys/"):
 		id := strings.TrimPrefix(r.URL.Path, "/bip340/keys/")
 		d.mu.Lock()

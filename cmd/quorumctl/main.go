@@ -80,6 +80,7 @@ func commands() []command {
 		{"policy", "policies and rules on a daemon (admin key): policy create|list|get|delete|add-rule|remove-rule|create-rule|add-external-rule|list-rules|get-rule|delete-rule|assign|generate-api-key", runPolicyCmd},
 		{"import", "import a private key T-of-N across N daemons (importer + recipients)", runImportCmd},
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
+		{"batch-sign", "sign many messages with u daemons in one ceremony and verify every signature", runBatchSignCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
 		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},

@@ -131,20 +131,13 @@ func runSign(ctx context.Context, p *signPlan, key *signKey, out *printer) (*sig
 	for _, c := range p.Signers {
 		res.Daemons = append(res.Daemons, c.Base)
 	}
-	t0 := time.Now()
-	mk := p.Room
-	if mk == nil {
-		mk = daemonRoom(p.Signers[0], p.Index[0])
-	}
-	room, where, err := mk(ctx, u)
+	room, d, err := signRoom(ctx, p, out)
 	if err != nil {
-		return nil, fmt.Errorf("creating the room %s: %w", where, err)
+		return nil, err
 	}
-	res.RoomUUID = room
-	res.timings.Room = time.Since(t0)
-	out.step("room %s (size %d) created %s", room, u, where)
+	res.RoomUUID, res.timings.Room = room, d
 
-	t0 = time.Now()
+	t0 := time.Now()
 	msgHex := hex.EncodeToString(p.Msg)
 	sigs := make([][]byte, u)
 	errs := parallel(ctx, u, func(ctx context.Context, i int) error {
@@ -178,6 +171,23 @@ func runSign(ctx context.Context, p *signPlan, key *signKey, out *printer) (*sig
 	res.Signature = hex.EncodeToString(sigs[0])
 	out.step("all %d signers returned the same signature; it verifies under pubkey %x", u, key.Pubkey)
 	return res, nil
+}
+
+// signRoom makes the ceremony's room of size u (the plan's room maker, or
+// /create-room on the first signer) and reports how long that took.
+func signRoom(ctx context.Context, p *signPlan, out *printer) (string, time.Duration, error) {
+	t0 := time.Now()
+	mk := p.Room
+	if mk == nil {
+		mk = daemonRoom(p.Signers[0], p.Index[0])
+	}
+	u := len(p.Signers)
+	room, where, err := mk(ctx, u)
+	if err != nil {
+		return "", 0, fmt.Errorf("creating the room %s: %w", where, err)
+	}
+	out.step("room %s (size %d) created %s", room, u, where)
+	return room, time.Since(t0), nil
 }
 
 // verifySignature checks a BIP340 signature with libsecp256k1

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/importkey"
@@ -61,12 +60,11 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fail(fmt.Errorf("state directory: %w", err))
 	}
-	st, err := store.OpenDir(cfg.StateDir, store.Options{})
+	st, storeReady, err := openStore(ctx, cfg, log)
 	if err != nil {
-		return fail(fmt.Errorf("opening the key store in %s: %w", cfg.StateDir, err))
+		return fail(err)
 	}
 	cl = append(cl, st.Close)
-	log.Info("key store ready", "path", filepath.Join(cfg.StateDir))
 
 	src, err := quorum.OpenPolicySource(ctx, cfg, "", log)
 	if err != nil {
@@ -138,10 +136,10 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Rooms:      svc,
 		Ceremonies: svc,
 		Recovery:   svc,
-		Ready: []daemon.ReadinessCheck{
+		Ready: append([]daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},
-		},
+		}, storeReady...),
 		Secrets:    keyArena,
 		ImportKeys: ik,
 		Errors: []daemon.ErrorMapping{

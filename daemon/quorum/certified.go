@@ -161,7 +161,11 @@ func (s *Service) InspectRecovery(data []byte) (n, t int, err error) {
 // Recover implements daemon.Recovery: verify everything, then seal and
 // store the share in one transaction (created or pending → ready).
 func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte) (daemon.KeyInfo, error) {
-	defer importLocks.lock(owner + "\x00" + keyID)()
+	unlock, err := s.lockKey(ctx, owner, keyID)
+	if err != nil {
+		return daemon.KeyInfo{}, err
+	}
+	defer unlock()
 	r, err := s.owned(ctx, owner, keyID)
 	if err != nil {
 		return daemon.KeyInfo{}, err

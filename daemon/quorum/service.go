@@ -267,7 +267,11 @@ func (s *Service) ImportRecipient(ctx context.Context, p daemon.ImportParams) (d
 var importLocks keyLocks
 
 func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
-	defer importLocks.lock(p.Owner + "\x00" + p.KeyID)()
+	unlock, err := s.lockKey(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	defer unlock()
 
 	r, err := s.owned(ctx, p.Owner, p.KeyID)
 	if err != nil {

@@ -30,6 +30,24 @@ var benchModes = []struct {
 	{"bbolt-batch", store.WithBoltBatch(store.Options{SerialCommit: true})},
 }
 
+// benchStore is a backend to benchmark: bbolt in each write mode, and
+// PostgreSQL (the package's cluster, a fresh schema per run).
+type benchStore struct {
+	name string
+	open func(b *testing.B) store.Store
+}
+
+func benchStores() []benchStore {
+	var out []benchStore
+	for _, m := range benchModes {
+		out = append(out, benchStore{"bolt/" + m.name, func(b *testing.B) store.Store {
+			s, _ := openStore(b, m.opts)
+			return s
+		}})
+	}
+	return append(out, benchStore{"postgres", func(b *testing.B) store.Store { return openPG(b, pgSchema(b)) }})
+}
+
 // runWorkers calls op(i) for i in [0,n) spread over w goroutines.
 func runWorkers(b *testing.B, n, w int, op func(i int) error) {
 	b.Helper()
@@ -58,10 +76,9 @@ func runWorkers(b *testing.B, n, w int, op func(i int) error) {
 	}
 }
 
-// preparedSlots opens a store holding n created slots and returns their ids.
-func preparedSlots(b *testing.B, opts store.Options, n int) (*store.Bolt, []string) {
+// preparedSlots fills s with n created slots and returns their ids.
+func preparedSlots(b *testing.B, s store.Store, n int) []string {
 	b.Helper()
-	s, _ := openStore(b, opts)
 	keys := make([]string, n)
 	recs := make([]store.Record, n)
 	at := time.Now().UTC()
@@ -74,14 +91,34 @@ func preparedSlots(b *testing.B, opts store.Options, n int) (*store.Bolt, []stri
 	if err := store.BulkLoad(s, recs); err != nil {
 		b.Fatal(err)
 	}
-	return s, keys
+	return keys
+}
+
+// BenchmarkCreateSlot is /bip340/create's write: one new record, durable.
+func BenchmarkCreateSlot(b *testing.B) {
+	for _, bs := range benchStores() {
+		for _, workers := range []int{1, 16, 64} {
+			b.Run(fmt.Sprintf("%s/workers=%d", bs.name, workers), func(b *testing.B) {
+				s := bs.open(b)
+				prefix := fmt.Sprintf("create-%d-", time.Now().UnixNano())
+				slots := make([]store.Slot, b.N)
+				for i := range slots {
+					slots[i] = fxSlot(prefix + fmt.Sprint(i))
+				}
+				b.ResetTimer()
+				runWorkers(b, b.N, workers, func(i int) error { return s.CreateSlot(ctx, slots[i]) })
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			})
+		}
+	}
 }
 
 func BenchmarkCommit(b *testing.B) {
-	for _, mode := range benchModes {
+	for _, bs := range benchStores() {
 		for _, workers := range []int{1, 16, 64} {
-			b.Run(fmt.Sprintf("%s/workers=%d", mode.name, workers), func(b *testing.B) {
-				s, keys := preparedSlots(b, mode.opts, b.N)
+			b.Run(fmt.Sprintf("%s/workers=%d", bs.name, workers), func(b *testing.B) {
+				s := bs.open(b)
+				keys := preparedSlots(b, s, b.N)
 				commits := make([]store.Commitment, b.N)
 				for i, k := range keys {
 					commits[i] = fxCommitment(k)
@@ -106,10 +143,11 @@ func BenchmarkSealCommit(b *testing.B) {
 	}
 	defer h.Close()
 	share := make([]byte, 32)
-	for _, mode := range benchModes[:2] {
+	for _, bs := range append(benchStores()[:2], benchStores()[3]) {
 		for _, workers := range []int{1, 16, 64} {
-			b.Run(fmt.Sprintf("%s/workers=%d", mode.name, workers), func(b *testing.B) {
-				s, keys := preparedSlots(b, mode.opts, b.N)
+			b.Run(fmt.Sprintf("%s/workers=%d", bs.name, workers), func(b *testing.B) {
+				s := bs.open(b)
+				keys := preparedSlots(b, s, b.N)
 				b.ResetTimer()
 				runWorkers(b, b.N, workers, func(i int) error {
 					k := keys[i]

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -381,15 +380,7 @@ func (s *Bolt) CreateSlot(ctx context.Context, sl Slot) error {
 	if err := sl.validate(); err != nil {
 		return err
 	}
-	created := sl.CreatedAt
-	if created.IsZero() {
-		created = s.now()
-	}
-	r := Record{
-		KeyID: sl.KeyID, Owner: sl.Owner, Scheme: sl.Scheme, State: StateCreated,
-		KeygenID: clone(sl.KeygenID), SealedIdentityKey: clone(sl.SealedIdentityKey),
-		CreatedAt: created.UTC(),
-	}
+	r := newSlot(sl, s.now())
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketKeys).Get([]byte(r.KeyID)) != nil {
 			return fmt.Errorf("%w: %q", ErrDuplicate, r.KeyID)
@@ -403,110 +394,48 @@ func (s *Bolt) CreateSlot(ctx context.Context, sl Slot) error {
 	})
 }
 
-// Commit implements Store.
-func (s *Bolt) Commit(ctx context.Context, owner, keyID string, c Commitment) error {
-	committed := c.CommittedAt
-	if committed.IsZero() {
-		committed = s.now()
-	}
+// modifyOwned applies fn to the owner's live record in one write
+// transaction and stores the result unless fn reports no change.
+func (s *Bolt) modifyOwned(ctx context.Context, owner, keyID string, fn func(*Record) (changed bool, err error)) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		r, err := loadOwned(tx, owner, keyID)
 		if err != nil {
 			return err
 		}
-		switch r.State {
-		case StateReady:
-			return fmt.Errorf("%w: %q", ErrAlreadyCommitted, keyID)
-		case StatePending:
-			if !bytes.Equal(r.Transcript, c.Transcript) {
-				return fmt.Errorf("%w: %q is pending for another transcript", ErrInvalid, keyID)
-			}
-		}
-		if err := c.validate(r.KeygenID); err != nil {
+		if changed, err := fn(&r); err != nil || !changed {
 			return err
 		}
-		r.setCommitment(c)
-		r.State = StateReady
-		r.CommittedAt = committed.UTC()
 		return put(tx, &r)
 	})
 }
 
-func (r *Record) setCommitment(c Commitment) {
-	r.Source, r.T, r.N, r.OwnID = c.Source, c.T, c.N, c.OwnID
-	r.KeygenIDs, r.PublicShares = cloneAll(c.KeygenIDs), cloneAll(c.PublicShares)
-	r.PublicKey, r.SealedShare = clone(c.PublicKey), clone(c.SealedShare)
-	r.Transcript, r.RecoveryData = clone(c.Transcript), clone(c.RecoveryData)
+// Commit implements Store.
+func (s *Bolt) Commit(ctx context.Context, owner, keyID string, c Commitment) error {
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, commitTo(r, c, now) })
 }
 
 // Prepare implements Store.
 func (s *Bolt) Prepare(ctx context.Context, owner, keyID string, c Commitment) error {
-	prepared := s.now()
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		r, err := loadOwned(tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		if r.State != StateCreated {
-			return fmt.Errorf("%w: %q is %s", ErrAlreadyCommitted, keyID, r.State)
-		}
-		if err := c.validatePending(r.KeygenID); err != nil {
-			return err
-		}
-		r.setCommitment(c)
-		r.State = StatePending
-		r.PreparedAt = prepared
-		return put(tx, &r)
-	})
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, prepareTo(r, c, now) })
 }
 
 // MarkReady implements Store. The Bolt store writes it durably like any
 // other write (through group commit); callers keep it off their critical
 // path.
 func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error {
-	if err := checkBytes("recovery data", recoveryData, MaxRecoveryLen); err != nil {
-		return err
-	}
-	committed := s.now()
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		r, err := loadOwned(tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(r.Transcript, transcript) || r.State == StateCreated {
-			return fmt.Errorf("%w: %q is not prepared for this transcript", ErrInvalid, keyID)
-		}
-		if r.State == StateReady {
-			return nil
-		}
-		r.State = StateReady
-		r.RecoveryData = clone(recoveryData)
-		r.CommittedAt = committed
-		return put(tx, &r)
-	})
+	now := s.now()
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return markReady(r, transcript, recoveryData, now) })
 }
 
 // Discard implements Store.
 func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		r, err := loadOwned(tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		if r.State != StatePending || !bytes.Equal(r.Transcript, transcript) {
-			return fmt.Errorf("%w: %q is not pending for this transcript", ErrInvalid, keyID)
-		}
-		r.setCommitment(Commitment{})
-		r.OwnID = 0
-		r.State = StateCreated
-		r.PreparedAt = time.Time{}
-		return put(tx, &r)
-	})
-	if err != nil {
+	if err := s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, discard(r, transcript) }); err != nil {
 		return err
 	}
 	// The discarded share must not linger in the freed page (scrub.go).
-	_, err = s.scrub()
+	_, err := s.scrub()
 	return err
 }
 
@@ -623,20 +552,9 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 		if err != nil {
 			return err
 		}
-		if err := checkBytes("sealed identity key", ident, MaxSealedLen); err != nil {
+		if err := resealTo(&r, share, ident); err != nil {
 			return err
 		}
-		switch r.State {
-		case StateReady, StatePending:
-			if err := checkBytes("sealed share", share, MaxSealedLen); err != nil {
-				return err
-			}
-		case StateCreated:
-			if len(share) != 0 {
-				return fmt.Errorf("%w: a created slot has no share to reseal", ErrInvalid)
-			}
-		}
-		r.SealedShare, r.SealedIdentityKey = clone(share), clone(ident)
 		return put(tx, &r)
 	})
 	var ab errAbort
@@ -653,32 +571,10 @@ func (s *Bolt) Reseal(ctx context.Context, keyID string, fn ResealFunc) error {
 // zeroed and synced (scrub.go) before Delete returns. The caller destroys
 // the key's data key only after Delete returned (daemon/quorum/seal.go).
 func (s *Bolt) Delete(ctx context.Context, owner, keyID string) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		r, err := loadOwned(tx, owner, keyID)
-		if err != nil {
-			return err
-		}
-		t := tombstone(r, s.now())
-		return put(tx, &t)
-	})
-	if err != nil {
+	now := s.now()
+	if err := s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { *r = tombstone(*r, now); return true, nil }); err != nil {
 		return err
 	}
-	_, err = s.scrub()
+	_, err := s.scrub()
 	return err
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte(nil), b...)
-}
-
-func cloneAll(bs [][]byte) [][]byte {
-	out := make([][]byte, len(bs))
-	for i, b := range bs {
-		out[i] = clone(b)
-	}
-	return out
 }

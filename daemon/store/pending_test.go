@@ -16,117 +16,104 @@ func fxPending(keyID string) store.Commitment {
 	return c
 }
 
-// TestPendingLifecycle: the v2 transitions created → pending → ready, the
+// testPendingLifecycle: the v2 transitions created → pending → ready, the
 // discard back to created, recovery (Commit) from pending and from created,
 // and every transition refused from the wrong state or transcript; each
 // survives a reopen.
-func TestPendingLifecycle(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(mode.name, func(t *testing.T) {
-			s, path := openStore(t, mode.opts)
-			k := "key-p"
-			sl := fxSlot(k)
-			owner := sl.Owner
-			if err := s.CreateSlot(ctx, sl); err != nil {
-				t.Fatal(err)
-			}
-			c := fxPending(k)
-			other := bytes.Repeat([]byte{9}, 32)
-			if err := s.MarkReady(ctx, owner, k, c.Transcript, []byte("rd")); !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("MarkReady on a created slot: %v", err)
-			}
-			bad := c
-			bad.RecoveryData = nil
-			if err := s.Prepare(ctx, owner, k, bad); !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("Prepare without recovery data: %v", err)
-			}
-			if err := s.Prepare(ctx, owner, k, c); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Prepare(ctx, owner, k, c); !errors.Is(err, store.ErrAlreadyCommitted) {
-				t.Fatalf("second Prepare: %v", err)
-			}
-			r, err := s.GetOwned(ctx, owner, k)
-			if err != nil || r.State != store.StatePending || !bytes.Equal(r.SealedShare, c.SealedShare) || r.PreparedAt.IsZero() || !r.CommittedAt.IsZero() {
-				t.Fatalf("pending record %+v, %v", r, err)
-			}
-			if err := s.MarkReady(ctx, owner, k, other, []byte("rd")); !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("MarkReady for another transcript: %v", err)
-			}
-			if err := s.Discard(ctx, owner, k, other); !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("Discard for another transcript: %v", err)
-			}
-			cc := c
-			cc.Transcript = other
-			if err := s.Commit(ctx, owner, k, cc); !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("Commit of another transcript over a pending record: %v", err)
-			}
-			// Discard: back to a clean slot that keeps its identity key.
-			if err := s.Discard(ctx, owner, k, c.Transcript); err != nil {
-				t.Fatal(err)
-			}
-			s = reopen(t, s, path, mode.opts)
-			r, err = s.GetOwned(ctx, owner, k)
-			if err != nil || r.State != store.StateCreated || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 || !bytes.Equal(r.SealedIdentityKey, sl.SealedIdentityKey) {
-				t.Fatalf("discarded record %+v, %v", r, err)
-			}
-			// Prepare again, then the lazy ready mark.
-			if err := s.Prepare(ctx, owner, k, c); err != nil {
-				t.Fatal(err)
-			}
-			certified := []byte("recovery data with certificate")
-			if err := s.MarkReady(ctx, owner, k, c.Transcript, certified); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.MarkReady(ctx, owner, k, c.Transcript, certified); err != nil {
-				t.Fatalf("MarkReady twice: %v", err)
-			}
-			s = reopen(t, s, path, mode.opts)
-			r, err = s.GetOwned(ctx, owner, k)
-			if err != nil || r.State != store.StateReady || !bytes.Equal(r.RecoveryData, certified) || r.CommittedAt.IsZero() {
-				t.Fatalf("ready record %+v, %v", r, err)
-			}
-			if err := s.Discard(ctx, owner, k, c.Transcript); !errors.Is(err, store.ErrInvalid) {
-				t.Fatalf("Discard of a ready record: %v", err)
-			}
-			// Recovery from pending (Commit with the same transcript) and
-			// from a created slot.
-			for i, from := range []string{"pending", "created"} {
-				k := []string{"key-q", "key-r"}[i]
-				sl := fxSlot(k)
-				c := fxPending(k)
-				if err := s.CreateSlot(ctx, sl); err != nil {
-					t.Fatal(err)
-				}
-				if from == "pending" {
-					if err := s.Prepare(ctx, sl.Owner, k, c); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := s.Commit(ctx, sl.Owner, k, c); err != nil {
-					t.Fatalf("recovery from %s: %v", from, err)
-				}
-				if r, err := s.GetOwned(ctx, sl.Owner, k); err != nil || r.State != store.StateReady || !bytes.Equal(r.Transcript, c.Transcript) {
-					t.Fatalf("recovered from %s: %+v, %v", from, r, err)
-				}
-			}
-			// Delete drops the recovery data with the share.
-			if err := s.Delete(ctx, owner, k); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
-}
-
-func reopen(t *testing.T, s *store.Bolt, path string, opts store.Options) *store.Bolt {
-	t.Helper()
-	if err := s.Close(); err != nil {
+func testPendingLifecycle(t *testing.T, b backend) {
+	s, reopenStore := b.open(t)
+	k := "key-p"
+	sl := fxSlot(k)
+	owner := sl.Owner
+	if err := s.CreateSlot(ctx, sl); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := store.Open(path, opts)
-	if err != nil {
+	c := fxPending(k)
+	other := bytes.Repeat([]byte{9}, 32)
+	if err := s.MarkReady(ctx, owner, k, c.Transcript, []byte("rd")); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("MarkReady on a created slot: %v", err)
+	}
+	bad := c
+	bad.RecoveryData = nil
+	if err := s.Prepare(ctx, owner, k, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Prepare without recovery data: %v", err)
+	}
+	if err := s.Prepare(ctx, owner, k, c); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s2.Close() })
-	return s2
+	if err := s.Prepare(ctx, owner, k, c); !errors.Is(err, store.ErrAlreadyCommitted) {
+		t.Fatalf("second Prepare: %v", err)
+	}
+	r, err := s.GetOwned(ctx, owner, k)
+	if err != nil || r.State != store.StatePending || !bytes.Equal(r.SealedShare, c.SealedShare) || r.PreparedAt.IsZero() || !r.CommittedAt.IsZero() {
+		t.Fatalf("pending record %+v, %v", r, err)
+	}
+	if err := s.MarkReady(ctx, owner, k, other, []byte("rd")); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("MarkReady for another transcript: %v", err)
+	}
+	if err := s.Discard(ctx, owner, k, other); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Discard for another transcript: %v", err)
+	}
+	cc := c
+	cc.Transcript = other
+	if err := s.Commit(ctx, owner, k, cc); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Commit of another transcript over a pending record: %v", err)
+	}
+	// Discard: back to a clean slot that keeps its identity key.
+	if err := s.Discard(ctx, owner, k, c.Transcript); err != nil {
+		t.Fatal(err)
+	}
+	s = reopenStore(t, s)
+	r, err = s.GetOwned(ctx, owner, k)
+	if err != nil || r.State != store.StateCreated || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 || !bytes.Equal(r.SealedIdentityKey, sl.SealedIdentityKey) {
+		t.Fatalf("discarded record %+v, %v", r, err)
+	}
+	// Prepare again, then the lazy ready mark.
+	if err := s.Prepare(ctx, owner, k, c); err != nil {
+		t.Fatal(err)
+	}
+	certified := []byte("recovery data with certificate")
+	if err := s.MarkReady(ctx, owner, k, c.Transcript, certified); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkReady(ctx, owner, k, c.Transcript, certified); err != nil {
+		t.Fatalf("MarkReady twice: %v", err)
+	}
+	s = reopenStore(t, s)
+	r, err = s.GetOwned(ctx, owner, k)
+	if err != nil || r.State != store.StateReady || !bytes.Equal(r.RecoveryData, certified) || r.CommittedAt.IsZero() {
+		t.Fatalf("ready record %+v, %v", r, err)
+	}
+	if err := s.Discard(ctx, owner, k, c.Transcript); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Discard of a ready record: %v", err)
+	}
+	// Recovery from pending (Commit with the same transcript) and
+	// from a created slot.
+	for i, from := range []string{"pending", "created"} {
+		k := []string{"key-q", "key-r"}[i]
+		sl := fxSlot(k)
+		c := fxPending(k)
+		if err := s.CreateSlot(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+		if from == "pending" {
+			if err := s.Prepare(ctx, sl.Owner, k, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Commit(ctx, sl.Owner, k, c); err != nil {
+			t.Fatalf("recovery from %s: %v", from, err)
+		}
+		if r, err := s.GetOwned(ctx, sl.Owner, k); err != nil || r.State != store.StateReady || !bytes.Equal(r.Transcript, c.Transcript) {
+			t.Fatalf("recovered from %s: %+v, %v", from, r, err)
+		}
+	}
+	// Delete drops the recovery data with the share.
+	if err := s.Delete(ctx, owner, k); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := store.RawValue(s, k)
+	if err != nil || bytes.Contains(raw, []byte(`"recovery_data"`)) || bytes.Contains(raw, []byte(`"sealed_`)) {
+		t.Fatalf("tombstone keeps recovery data or sealed material (%v): %s", err, raw)
+	}
 }

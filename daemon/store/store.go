@@ -2,10 +2,12 @@
 // the HSM-sealed share and identity key. Writes are atomic and durable before
 // they return, so a crash leaves a record either absent or complete.
 //
-// Store is the interface the daemon uses; Bolt implements it on one bbolt
-// file. A SQL implementation for several replicas only needs the same
-// semantics: a unique key_id, conditional transitions (created→pending by
-// Prepare, pending→ready by MarkReady, created|pending→ready by Commit,
+// Store is the interface the daemon uses. Bolt implements it on one bbolt
+// file; Postgres on a PostgreSQL database that several replicas of a party
+// share (and, as a KeyLocker, serialises a key's ceremonies across them).
+// Both hold the same semantics, checked by one contract suite: a unique
+// key_id, conditional transitions (created→pending by Prepare,
+// pending→ready by MarkReady, created|pending→ready by Commit,
 // pending→created by Discard, any live→deleted), each atomic, and
 // owner-scoped reads that cannot tell "absent" from "someone else's".
 package store

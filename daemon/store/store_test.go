@@ -19,6 +19,17 @@ import (
 
 var hsmToken testkit.SoftHSMToken
 
+// pg is the package's one PostgreSQL cluster, started by the first test
+// that needs it (so -run filters without PostgreSQL tests never start it)
+// and stopped by TestMain; every test opens its own schema in it.
+var (
+	pg     *testkit.Postgres
+	pgErr  error
+	pgOnce sync.Once
+)
+
+const pgDatabase = "store_test"
+
 func TestMain(m *testing.M) {
 	// The crash test re-executes this binary as the writer it kills.
 	if path := os.Getenv(crashChildEnv); path != "" {
@@ -40,13 +51,16 @@ func TestMain(m *testing.M) {
 	for _, f := range storeCleanups {
 		f()
 	}
+	if pg != nil {
+		pg.Close()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
 var ctx = context.Background()
 
-// modes are the write paths every behavioural test runs against.
+// modes are bbolt's write paths.
 var modes = []struct {
 	name string
 	opts store.Options
@@ -54,6 +68,47 @@ var modes = []struct {
 	{"fsync-per-commit", store.Options{SerialCommit: true}},
 	{"group-commit", store.Options{}},
 	{"bbolt-batch", store.WithBoltBatch(store.Options{SerialCommit: true})},
+}
+
+// A backend opens an empty store for a test, and a reopen function that
+// closes a store and opens the same data again.
+type backend struct {
+	name string
+	open func(t testing.TB) (s store.Store, reopen func(testing.TB, store.Store) store.Store)
+}
+
+// backends are every Store implementation the contract suite holds to the
+// same behaviour: bbolt in each write mode, and PostgreSQL.
+func backends() []backend {
+	var out []backend
+	for _, mode := range modes {
+		out = append(out, backend{"bolt/" + mode.name, func(t testing.TB) (store.Store, func(testing.TB, store.Store) store.Store) {
+			s, path := openStore(t, mode.opts)
+			return s, func(t testing.TB, old store.Store) store.Store {
+				closeStore(t, old)
+				s, err := store.Open(path, mode.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+		}})
+	}
+	return append(out, backend{"postgres", func(t testing.TB) (store.Store, func(testing.TB, store.Store) store.Store) {
+		dsn := pgSchema(t)
+		return openPG(t, dsn), func(t testing.TB, old store.Store) store.Store {
+			closeStore(t, old)
+			return openPG(t, dsn)
+		}
+	}})
+}
+
+func closeStore(t testing.TB, s store.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func openStore(t testing.TB, opts store.Options) (*store.Bolt, string) {
@@ -67,131 +122,189 @@ func openStore(t testing.TB, opts store.Options) (*store.Bolt, string) {
 	return s, filepath.Join(dir, store.DefaultFileName)
 }
 
-func TestLifecycle(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(mode.name, func(t *testing.T) {
-			s, path := openStore(t, mode.opts)
-			k := "key-1"
-			sl := fxSlot(k)
-			owner := sl.Owner
-			if err := s.CreateSlot(ctx, sl); err != nil {
-				t.Fatal(err)
-			}
-			r, err := s.GetOwned(ctx, owner, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.State != store.StateCreated || fxCheck(r) != nil {
-				t.Fatalf("created record: %+v / %v", r.State, fxCheck(r))
-			}
-			// Another owner's key and an absent key look the same.
-			_, errOther := s.GetOwned(ctx, owner+"-x", k)
-			_, errAbsent := s.GetOwned(ctx, owner, "no-such-key")
-			if errOther != store.ErrNotFound || errAbsent != store.ErrNotFound {
-				t.Fatalf("other owner: %v, absent: %v; both must be exactly ErrNotFound", errOther, errAbsent)
-			}
-			if err := s.CreateSlot(ctx, sl); !errors.Is(err, store.ErrDuplicate) {
-				t.Fatalf("duplicate CreateSlot: %v", err)
-			}
-			if err := s.Commit(ctx, owner+"-x", k, fxCommitment(k)); err != store.ErrNotFound {
-				t.Fatalf("Commit by another owner: %v", err)
-			}
-			if err := s.Commit(ctx, owner, k, fxCommitment(k)); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Commit(ctx, owner, k, fxCommitment(k)); !errors.Is(err, store.ErrAlreadyCommitted) {
-				t.Fatalf("second Commit: %v", err)
-			}
-			r, err = s.Get(ctx, k)
-			if err != nil || r.State != store.StateReady || fxCheck(r) != nil {
-				t.Fatalf("ready record: %v %v / %v", r.State, err, fxCheck(r))
-			}
+var pgSchemas atomic.Int64
 
-			// A second key of the same owner and one of another owner.
-			k2, k3 := "key-2", "key-3-other"
-			for _, kk := range []string{k2, k3} {
-				s2 := fxSlot(kk)
-				if kk == k2 {
-					s2.Owner = owner
-				} else {
-					s2.Owner = owner + "-other"
-				}
-				if err := s.CreateSlot(ctx, s2); err != nil {
-					t.Fatal(err)
-				}
-			}
-			list, err := s.ListByOwner(ctx, owner)
-			if err != nil || len(list) != 2 || list[0].KeyID != k || list[1].KeyID != k2 {
-				t.Fatalf("ListByOwner: %v %v", keyIDs(list), err)
-			}
-			if n, err := s.CountByOwner(ctx, owner); err != nil || n != 2 {
-				t.Fatalf("CountByOwner: %d %v", n, err)
-			}
-			all, err := s.ListAll(ctx)
-			if err != nil || len(all) != 3 {
-				t.Fatalf("ListAll: %v %v", keyIDs(all), err)
-			}
+// pgSchema makes a fresh schema in the package's cluster and returns a DSN
+// using it; it skips t when PostgreSQL is not installed.
+func pgSchema(t testing.TB) string {
+	t.Helper()
+	pgOnce.Do(func() {
+		if pg, pgErr = testkit.StartPostgres(); pgErr == nil {
+			_, pgErr = pg.CreateDatabase(context.Background(), pgDatabase)
+		}
+	})
+	if errors.Is(pgErr, testkit.ErrNoPostgres) {
+		testkit.SkipNoPostgres(t, pgErr)
+	}
+	if pgErr != nil {
+		t.Fatalf("PostgreSQL cluster: %v", pgErr)
+	}
+	dsn, err := pg.CreateSchema(ctx, pgDatabase, fmt.Sprintf("t%d", pgSchemas.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn
+}
 
-			// Persisted: reopen and read back.
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrClosed) {
-				t.Fatalf("Get after Close: %v", err)
-			}
-			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
-				t.Fatalf("store file mode: %v %v", st.Mode(), err)
-			}
-			s, err = store.Open(path, mode.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if r, err := s.GetOwned(ctx, owner, k); err != nil || fxCheck(r) != nil {
-				t.Fatalf("after reopen: %v %v", err, fxCheck(r))
-			}
+func openPG(t testing.TB, dsn string) *store.Postgres {
+	t.Helper()
+	s, err := store.OpenPostgres(ctx, dsn, store.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
-			// Delete: gone for every reader, key_id stays reserved, sealed
-			// material no longer in the stored record.
-			if err := s.Delete(ctx, owner+"-x", k); err != store.ErrNotFound {
-				t.Fatalf("Delete by another owner: %v", err)
-			}
-			if err := s.Delete(ctx, owner, k); err != nil {
-				t.Fatal(err)
-			}
-			for name, err := range map[string]error{
-				"Get":      second(s.Get(ctx, k)),
-				"GetOwned": second(s.GetOwned(ctx, owner, k)),
-				"Delete":   s.Delete(ctx, owner, k),
-				"Commit":   s.Commit(ctx, owner, k, fxCommitment(k)),
-			} {
-				if err != store.ErrNotFound {
-					t.Errorf("%s after Delete: %v", name, err)
-				}
-			}
-			if err := s.CreateSlot(ctx, fxSlot(k)); !errors.Is(err, store.ErrDuplicate) {
-				t.Fatalf("CreateSlot reusing a deleted key_id: %v", err)
-			}
-			raw, err := store.RawValue(s, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if bytes.Contains(raw, []byte(`"sealed_`)) || !bytes.Contains(raw, []byte(`"state":"deleted"`)) {
-				t.Fatalf("tombstone still holds sealed material: %s", raw)
-			}
-			list, _ = s.ListByOwner(ctx, owner)
-			all, _ = s.ListAll(ctx)
-			if len(list) != 1 || list[0].KeyID != k2 || len(all) != 2 {
-				t.Fatalf("lists after delete: %v %v", keyIDs(list), keyIDs(all))
-			}
-			if n, _ := s.CountByOwner(ctx, owner); n != 1 {
-				t.Fatalf("CountByOwner after delete: %d", n)
-			}
-			// A created (never committed) slot can be deleted too.
-			if err := s.Delete(ctx, owner, k2); err != nil {
-				t.Fatal(err)
-			}
-		})
+// TestContract runs the one contract suite against every backend.
+func TestContract(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { contractSuite(t, b) })
+	}
+}
+
+// contractSuite is the Store contract: what the daemon relies on, checked
+// identically for each implementation.
+func contractSuite(t *testing.T, b backend) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, backend)
+	}{
+		{"Lifecycle", testLifecycle},
+		{"Validation", testValidation},
+		{"OwnerIndexIsolation", testOwnerIndexIsolation},
+		{"ConcurrentWriters", testConcurrentWriters},
+		{"CorruptionIsReported", testCorruptionIsReported},
+		{"Reseal", testReseal},
+		{"SealCommitOpen", testSealCommitOpen},
+		{"PendingLifecycle", testPendingLifecycle},
+		{"QuotaIsAtomic", testQuotaIsAtomic},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, b) })
+	}
+}
+
+func testLifecycle(t *testing.T, b backend) {
+	s, reopen := b.open(t)
+	k := "key-1"
+	sl := fxSlot(k)
+	owner := sl.Owner
+	if err := s.CreateSlot(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.GetOwned(ctx, owner, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != store.StateCreated || fxCheck(r) != nil {
+		t.Fatalf("created record: %+v / %v", r.State, fxCheck(r))
+	}
+	// Another owner's key and an absent key look the same.
+	_, errOther := s.GetOwned(ctx, owner+"-x", k)
+	_, errAbsent := s.GetOwned(ctx, owner, "no-such-key")
+	if errOther != store.ErrNotFound || errAbsent != store.ErrNotFound {
+		t.Fatalf("other owner: %v, absent: %v; both must be exactly ErrNotFound", errOther, errAbsent)
+	}
+	if err := s.CreateSlot(ctx, sl); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("duplicate CreateSlot: %v", err)
+	}
+	if err := s.Commit(ctx, owner+"-x", k, fxCommitment(k)); err != store.ErrNotFound {
+		t.Fatalf("Commit by another owner: %v", err)
+	}
+	if err := s.Commit(ctx, owner, k, fxCommitment(k)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, owner, k, fxCommitment(k)); !errors.Is(err, store.ErrAlreadyCommitted) {
+		t.Fatalf("second Commit: %v", err)
+	}
+	r, err = s.Get(ctx, k)
+	if err != nil || r.State != store.StateReady || fxCheck(r) != nil {
+		t.Fatalf("ready record: %v %v / %v", r.State, err, fxCheck(r))
+	}
+
+	// A second key of the same owner and one of another owner.
+	k2, k3 := "key-2", "key-3-other"
+	for _, kk := range []string{k2, k3} {
+		s2 := fxSlot(kk)
+		if kk == k2 {
+			s2.Owner = owner
+		} else {
+			s2.Owner = owner + "-other"
+		}
+		if err := s.CreateSlot(ctx, s2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListByOwner(ctx, owner)
+	if err != nil || len(list) != 2 || list[0].KeyID != k || list[1].KeyID != k2 {
+		t.Fatalf("ListByOwner: %v %v", keyIDs(list), err)
+	}
+	if n, err := s.CountByOwner(ctx, owner); err != nil || n != 2 {
+		t.Fatalf("CountByOwner: %d %v", n, err)
+	}
+	all, err := s.ListAll(ctx)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("ListAll: %v %v", keyIDs(all), err)
+	}
+
+	// Persisted: reopen and read back.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	s = reopen(t, s)
+	if r, err := s.GetOwned(ctx, owner, k); err != nil || fxCheck(r) != nil {
+		t.Fatalf("after reopen: %v %v", err, fxCheck(r))
+	}
+
+	// Delete: gone for every reader, key_id stays reserved, sealed
+	// material no longer in the stored record.
+	if err := s.Delete(ctx, owner+"-x", k); err != store.ErrNotFound {
+		t.Fatalf("Delete by another owner: %v", err)
+	}
+	if err := s.Delete(ctx, owner, k); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"Get":      second(s.Get(ctx, k)),
+		"GetOwned": second(s.GetOwned(ctx, owner, k)),
+		"Delete":   s.Delete(ctx, owner, k),
+		"Commit":   s.Commit(ctx, owner, k, fxCommitment(k)),
+	} {
+		if err != store.ErrNotFound {
+			t.Errorf("%s after Delete: %v", name, err)
+		}
+	}
+	if err := s.CreateSlot(ctx, fxSlot(k)); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("CreateSlot reusing a deleted key_id: %v", err)
+	}
+	raw, err := store.RawValue(s, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(`"sealed_`)) || !bytes.Contains(raw, []byte(`"state":"deleted"`)) {
+		t.Fatalf("tombstone still holds sealed material: %s", raw)
+	}
+	list, _ = s.ListByOwner(ctx, owner)
+	all, _ = s.ListAll(ctx)
+	if len(list) != 1 || list[0].KeyID != k2 || len(all) != 2 {
+		t.Fatalf("lists after delete: %v %v", keyIDs(list), keyIDs(all))
+	}
+	if n, _ := s.CountByOwner(ctx, owner); n != 1 {
+		t.Fatalf("CountByOwner after delete: %d", n)
+	}
+	// A created (never committed) slot can be deleted too.
+	if err := s.Delete(ctx, owner, k2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBoltFileMode(t *testing.T) {
+	_, path := openStore(t, store.Options{})
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("store file mode: %v %v", st.Mode(), err)
 	}
 }
 
@@ -205,8 +318,8 @@ func keyIDs(rs []store.Record) []string {
 	return out
 }
 
-func TestValidation(t *testing.T) {
-	s, _ := openStore(t, store.Options{})
+func testValidation(t *testing.T, b backend) {
+	s, _ := b.open(t)
 	k := "valid-key"
 	if err := s.CreateSlot(ctx, fxSlot(k)); err != nil {
 		t.Fatal(err)
@@ -261,8 +374,8 @@ func TestValidation(t *testing.T) {
 
 // Owner "a" with key "bc" and owner "ab" with key "c" must not see each
 // other's keys through a naive prefix scan of the owner index.
-func TestOwnerIndexIsolation(t *testing.T) {
-	s, _ := openStore(t, store.Options{})
+func testOwnerIndexIsolation(t *testing.T, b backend) {
+	s, _ := b.open(t)
 	for _, p := range [][2]string{{"a", "bc"}, {"ab", "c"}, {"a", "b"}, {"", "x"}} {
 		sl := fxSlot(p[1])
 		sl.Owner = p[0]
@@ -288,80 +401,76 @@ func TestOwnerIndexIsolation(t *testing.T) {
 	}
 }
 
-func TestConcurrentWriters(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(mode.name, func(t *testing.T) {
-			s, _ := openStore(t, mode.opts)
-			const workers, perWorker = 16, 5
-			var wg sync.WaitGroup
-			errs := make(chan error, workers)
-			for w := range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range perWorker {
-						k := fmt.Sprintf("w%02d-%02d", w, i)
-						if err := s.CreateSlot(ctx, fxSlot(k)); err != nil {
-							errs <- err
-							return
-						}
-						if err := s.Commit(ctx, fxOwner(k), k, fxCommitment(k)); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			// Races on one key: exactly one CreateSlot and one Commit win.
-			var created, committed, dupes, already atomic.Int32
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					k := "contended"
-					switch err := s.CreateSlot(ctx, fxSlot(k)); {
-					case err == nil:
-						created.Add(1)
-					case errors.Is(err, store.ErrDuplicate):
-						dupes.Add(1)
-					default:
-						errs <- err
-					}
-					for {
-						err := s.Commit(ctx, fxOwner(k), k, fxCommitment(k))
-						switch {
-						case err == nil:
-							committed.Add(1)
-						case errors.Is(err, store.ErrAlreadyCommitted):
-							already.Add(1)
-						case errors.Is(err, store.ErrNotFound):
-							continue // the winning CreateSlot is not done yet
-						default:
-							errs <- err
-						}
-						return
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			if created.Load() != 1 || dupes.Load() != 7 || committed.Load() != 1 || already.Load() != 7 {
-				t.Fatalf("contended key: created %d dup %d committed %d already %d",
-					created.Load(), dupes.Load(), committed.Load(), already.Load())
-			}
-			all, err := s.ListAll(ctx)
-			if err != nil || len(all) != workers*perWorker+1 {
-				t.Fatalf("ListAll: %d records, %v", len(all), err)
-			}
-			for _, r := range all {
-				if err := fxCheck(r); err != nil || r.State != store.StateReady {
-					t.Fatalf("%v (state %s)", err, r.State)
+func testConcurrentWriters(t *testing.T, b backend) {
+	s, _ := b.open(t)
+	const workers, perWorker = 16, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				k := fmt.Sprintf("w%02d-%02d", w, i)
+				if err := s.CreateSlot(ctx, fxSlot(k)); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Commit(ctx, fxOwner(k), k, fxCommitment(k)); err != nil {
+					errs <- err
+					return
 				}
 			}
-		})
+		}()
+	}
+	// Races on one key: exactly one CreateSlot and one Commit win.
+	var created, committed, dupes, already atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := "contended"
+			switch err := s.CreateSlot(ctx, fxSlot(k)); {
+			case err == nil:
+				created.Add(1)
+			case errors.Is(err, store.ErrDuplicate):
+				dupes.Add(1)
+			default:
+				errs <- err
+			}
+			for {
+				err := s.Commit(ctx, fxOwner(k), k, fxCommitment(k))
+				switch {
+				case err == nil:
+					committed.Add(1)
+				case errors.Is(err, store.ErrAlreadyCommitted):
+					already.Add(1)
+				case errors.Is(err, store.ErrNotFound):
+					continue // the winning CreateSlot is not done yet
+				default:
+					errs <- err
+				}
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if created.Load() != 1 || dupes.Load() != 7 || committed.Load() != 1 || already.Load() != 7 {
+		t.Fatalf("contended key: created %d dup %d committed %d already %d",
+			created.Load(), dupes.Load(), committed.Load(), already.Load())
+	}
+	all, err := s.ListAll(ctx)
+	if err != nil || len(all) != workers*perWorker+1 {
+		t.Fatalf("ListAll: %d records, %v", len(all), err)
+	}
+	for _, r := range all {
+		if err := fxCheck(r); err != nil || r.State != store.StateReady {
+			t.Fatalf("%v (state %s)", err, r.State)
+		}
 	}
 }
 
@@ -372,8 +481,8 @@ func TestLockedByAnotherOpener(t *testing.T) {
 	}
 }
 
-func TestCorruptionIsReported(t *testing.T) {
-	s, _ := openStore(t, store.Options{})
+func testCorruptionIsReported(t *testing.T, b backend) {
+	s, _ := b.open(t)
 	for _, k := range []string{"torn", "lost-index", "renamed"} {
 		if err := s.CreateSlot(ctx, fxSlot(k)); err != nil {
 			t.Fatal(err)
@@ -417,8 +526,8 @@ func TestCorruptionIsReported(t *testing.T) {
 	}
 }
 
-func TestReseal(t *testing.T) {
-	s, _ := openStore(t, store.Options{})
+func testReseal(t *testing.T, b backend) {
+	s, _ := b.open(t)
 	for _, k := range []string{"r-ready", "r-created"} {
 		if err := s.CreateSlot(ctx, fxSlot(k)); err != nil {
 			t.Fatal(err)
@@ -462,14 +571,14 @@ func TestReseal(t *testing.T) {
 // TestSealCommitOpen is the daemon's path end to end against SoftHSM: seal
 // the share with AAD binding it to its record, commit, reopen the store and
 // the HSM, open the share.
-func TestSealCommitOpen(t *testing.T) {
+func testSealCommitOpen(t *testing.T, b backend) {
 	cfg := hsm.Config{ModulePath: hsmToken.Module, TokenLabel: hsmToken.Label, PIN: hsmToken.PIN, KeyLabel: "store-wrap", CreateKey: true}
 	h, err := hsm.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	s, path := openStore(t, store.Options{})
+	s, reopen := b.open(t)
 	k := "sealed-key"
 	share := bytes.Repeat([]byte{0x42}, 32)
 	c := fxCommitment(k)
@@ -487,11 +596,7 @@ func TestSealCommitOpen(t *testing.T) {
 	s.Close()
 	h.Close()
 
-	s2, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopen(t, s)
 	h2, err := hsm.Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -59,24 +59,14 @@ type SignParams struct {
 func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	var zero [64]byte
 	k := p.Key
-	if k == nil || p.Identity == nil || p.Transport == nil || p.Share == nil {
-		return zero, &AbortError{Err: ErrInput, Detail: "key, identity, share and transport are required"}
-	}
-	myID := k.IDOf(p.Identity.Public())
-	if myID < 0 {
-		return zero, &AbortError{Err: ErrInput, Detail: "this party is not a participant of the key"}
-	}
-	if p.Signers < k.T || p.Signers > k.N || p.Signers < 1 {
-		return zero, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", p.Signers, k.T, k.N)}
-	}
-	tc, err := frost.NewTweakCtx(k.ThreshPK)
+	myID, err := signerID(p)
 	if err != nil {
-		return zero, &AbortError{Err: ErrInput, Detail: err.Error()}
+		return zero, err
 	}
-	if err := tc.ApplyTweaks(p.Tweaks); err != nil {
-		return zero, &AbortError{Err: ErrInput, Detail: err.Error()}
+	outKey, err := outputKey(k, p.Tweaks)
+	if err != nil {
+		return zero, err
 	}
-	outKey := tc.XOnlyPubKey()
 	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport, roundPsig)
 	defer leave(p.Transport)
@@ -87,6 +77,35 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	return sig, nil
 }
 
+// signerID checks the inputs every signing ceremony needs and returns this
+// party's id in the key.
+func signerID(p SignParams) (int, error) {
+	k := p.Key
+	if k == nil || p.Identity == nil || p.Transport == nil || p.Share == nil {
+		return 0, &AbortError{Err: ErrInput, Detail: "key, identity, share and transport are required"}
+	}
+	myID := k.IDOf(p.Identity.Public())
+	if myID < 0 {
+		return 0, &AbortError{Err: ErrInput, Detail: "this party is not a participant of the key"}
+	}
+	if p.Signers < k.T || p.Signers > k.N || p.Signers < 1 {
+		return 0, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", p.Signers, k.T, k.N)}
+	}
+	return myID, nil
+}
+
+// outputKey is the x-only key a signature under tweaks verifies against.
+func outputKey(k *KeyInfo, tweaks []frost.Tweak) ([32]byte, error) {
+	tc, err := frost.NewTweakCtx(k.ThreshPK)
+	if err != nil {
+		return [32]byte{}, &AbortError{Err: ErrInput, Detail: err.Error()}
+	}
+	if err := tc.ApplyTweaks(tweaks); err != nil {
+		return [32]byte{}, &AbortError{Err: ErrInput, Detail: err.Error()}
+	}
+	return tc.XOnlyPubKey(), nil
+}
+
 // signContext binds the key and its generation (the transcript that
 // certified its shares: after a refresh, old and new shares never meet), the
 // signer count, the message and the tweaks into the session id: parties
@@ -94,8 +113,13 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 func signContext(k *KeyInfo, p SignParams) []byte {
 	b := append(append([]byte(nil), k.ThreshPK[:]...), k.Transcript[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(p.Signers))
-	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Tweaks)))
-	for _, t := range p.Tweaks {
+	return appendItem(b, p.Msg, p.Tweaks)
+}
+
+// appendItem encodes what one signature is over: the tweaks and the message.
+func appendItem(b, msg []byte, tweaks []frost.Tweak) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(tweaks)))
+	for _, t := range tweaks {
 		b = append(b, t.Value[:]...)
 		if t.XOnly {
 			b = append(b, 1)
@@ -103,8 +127,8 @@ func signContext(k *KeyInfo, p SignParams) []byte {
 			b = append(b, 0)
 		}
 	}
-	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Msg)))
-	return append(b, p.Msg...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(msg)))
+	return append(b, msg...)
 }
 
 func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32]byte, outKey [32]byte) ([64]byte, error) {
@@ -126,7 +150,7 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 		return zero, err
 	}
 	if p.Pending {
-		if err := adoptCertificate(k, p, got); err != nil {
+		if err := adoptCertificate(k, p, got, frost.PubNonceSize); err != nil {
 			return zero, err
 		}
 	}
@@ -236,14 +260,15 @@ func blame(round uint8, signers []envelope.Party, err error) error {
 }
 
 // adoptCertificate is a pending signer's recovery: it signs only with a
-// valid certificate for its key from another signer, recorded first.
-func adoptCertificate(k *KeyInfo, p SignParams, got []*envelope.Envelope) error {
+// valid certificate for its key from another signer, recorded first. The
+// certificates ride on the round-1 payloads after their first skip bytes.
+func adoptCertificate(k *KeyInfo, p SignParams, got []*envelope.Envelope, skip int) error {
 	certLen := k.N * envelope.SigSize
 	for _, e := range got {
-		if e == nil || len(e.Payload) != frost.PubNonceSize+certLen {
+		if e == nil || len(e.Payload) != skip+certLen {
 			continue
 		}
-		c, err := parseCertificate(e.Payload[frost.PubNonceSize:], k.N)
+		c, err := parseCertificate(e.Payload[skip:], k.N)
 		if err != nil || c.Verify(k.Parties, k.Transcript) != nil {
 			continue
 		}

@@ -1,0 +1,119 @@
+package quorum
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/secmem"
+	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/mpc/ceremony"
+)
+
+var _ daemon.BatchSigner = (*Service)(nil)
+
+// SignBatch runs one batch signing ceremony with the key's share: the items
+// the HTTP layer refused and those whose derivation fails here are declined
+// in the ceremony (the other signers learn it in round 1), the rest signed.
+// Like Sign, a ready key attaches its certificate and a pending key signs
+// only once another signer attached one.
+func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]daemon.BatchSignResult, error) {
+	r, err := s.owned(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
+		return nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
+	}
+	cert, err := certificateOf(r)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyInfo(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]daemon.BatchSignResult, len(p.Items))
+	items := make([]ceremony.BatchItem, len(p.Items))
+	for i, it := range p.Items {
+		items[i] = ceremony.BatchItem{Msg: it.Msg, Declined: it.Err != nil}
+		if it.Err != nil {
+			out[i].Err = it.Err
+			continue
+		}
+		if items[i].Tweaks, _, err = Tweaks(key.ThreshPK, it.Tweaks); err != nil {
+			out[i].Err = daemon.Errorf(daemon.ErrTypeBadRequestParams, "derivation: %v", err)
+			items[i].Declined = true
+		}
+	}
+	rc, err := s.Relays.Client(p.RelayAddress)
+	if err != nil {
+		return nil, err
+	}
+	room, err := rc.RoomInfo(ctx, p.RoomUUID)
+	if err != nil {
+		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
+	}
+	slots, err := s.secretSlots(ctx, signSlots)
+	if err != nil {
+		return nil, err
+	}
+	defer secmem.ReleaseAll(slots)
+	id, err := s.identity(r, slots[0].Scalar())
+	if err != nil {
+		return nil, err
+	}
+	defer id.Zero()
+	share := slots[1].Scalar()
+	defer share.Zero()
+	if err := s.openShare(r, share); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := ceremony.SignBatch(ctx, ceremony.BatchParams{
+		SignParams: ceremony.SignParams{
+			Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
+			Transport:   ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
+			Certificate: cert, Pending: r.State == store.StatePending,
+			OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
+		},
+		Items: items,
+	})
+	if err != nil {
+		return nil, ceremonyError(err)
+	}
+	signed := 0
+	for i, x := range res {
+		switch {
+		case out[i].Err != nil: // this daemon's own reason
+		case x.Err != nil:
+			out[i].Err = itemError(x.Err)
+		default:
+			out[i].Signature = append([]byte(nil), x.Sig[:]...)
+			signed++
+		}
+	}
+	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "signers", room.Size, "items", len(items),
+		"signed", signed, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
+	return out, nil
+}
+
+// itemError names the signer that declined or disagreed on an item by its
+// keygen_id.
+func itemError(err error) error {
+	var ie *ceremony.ItemError
+	if !errors.As(err, &ie) {
+		return ceremonyError(err)
+	}
+	who := hex.EncodeToString(ie.By[:])
+	switch {
+	case errors.Is(ie, ceremony.ErrItemDeclined):
+		return daemon.Errorf(daemon.ErrTypeExecutorResult, "signer %s declined this item (its key, policy or rules refused it)", who)
+	case errors.Is(ie, ceremony.ErrItemMismatch):
+		return daemon.Errorf(daemon.ErrTypeExecutorResult, "signer %s was asked to sign another msg, derivation_path or tweak for this item", who)
+	}
+	return daemon.Errorf(daemon.ErrTypeExecutorResult, "%v", ie)
+}
