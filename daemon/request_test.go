@@ -243,6 +243,7 @@ func FuzzDecodeImport(f *testing.F) {
 	f.Add([]byte(importBody("00000000-0000-4000-8000-000000000000", "11111111-1111-4111-8111-111111111111", 2, []string{kg(1), kg(2)}, priv)), true)
 	f.Add([]byte(importBody("00000000-0000-4000-8000-000000000000", "11111111-1111-4111-8111-111111111111", 1, []string{kg(1)}, "")), false)
 	f.Add([]byte(`{"num_parties":2,"threshold":2,"others_keygen_ids":["`+kg(3)+`"],"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111"}`), false)
+	f.Add([]byte(`{"threshold":2,"others_keygen_ids":["`+kg(3)+`"],"dealer_id":"`+kg(4)+`","room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111"}`), false)
 	f.Fuzz(func(t *testing.T, body []byte, importer bool) {
 		const maxN = 8
 		orig := string(body)
