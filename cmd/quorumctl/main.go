@@ -83,7 +83,7 @@ func commands() []command {
 		{"batch-sign", "sign many messages with u daemons in one ceremony and verify every signature", runBatchSignCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
-		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},
+		{"bench", "load benchmark on loopback daemons: bench import|sign|floor|all", runBenchCmd},
 	}
 }
 
