@@ -192,6 +192,9 @@ type ImportParams struct {
 	Others       [][]byte
 	RelayAddress string
 	RequestID    string
+	// Dealer is an external dealer's identity (dealer_id, 33 bytes) for a
+	// recipient of a client that deals itself; nil otherwise.
+	Dealer []byte
 }
 
 // ImportResult is what a committed import answers.

@@ -19,8 +19,11 @@
 #     `signature: <128 hex>` and stops everything it started.
 # Exits non-zero on any failure (the work dir and the logs are then kept).
 #
-# `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench import`
-# and `quorumctl bench sign` (2-of-3, concurrency C=32, duration D=10s).
+# `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench all`:
+# the floor measured from its components (daemon 0's HSM token and state
+# dir, the relay), then 2-of-3 imports and signatures at concurrency 1 and C
+# (default 32), D (default 10s) each, and one ratio line per figure; with
+# QUORUM_BENCH_OUT set it also writes the ratios there (`make bench`).
 # `demo.sh lifecycle` starts a fourth daemon and continues after the
 # signature (lifecycle_reshare): refresh → sign → reshare 2-of-3 to 2-of-4
 # with daemon 3 → sign with daemons 3 and 1 → remove daemon 0 (2-of-3 among
@@ -41,9 +44,20 @@ case $mode in
   bench) bench_c=${2:-32}; bench_d=${3:-10s} ;;
   *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve | lifecycle]" >&2; exit 2 ;;
 esac
+
+# Bench shape (bench mode only): QUORUM_BENCH_DAEMONS daemons, each playing
+# QUORUM_BENCH_PER_DAEMON parties (key slots) of a QUORUM_BENCH_T-of-n key,
+# n = daemons × per daemon; QUORUM_BENCH_OUT receives the ratios.
 ndaemons=3
+bench_per=1
+bench_t=2
+if [ "$mode" = bench ]; then
+  ndaemons=${QUORUM_BENCH_DAEMONS:-3}
+  bench_per=${QUORUM_BENCH_PER_DAEMON:-1}
+  bench_t=${QUORUM_BENCH_T:-2}
+fi
+# Lifecycle mode adds a fourth daemon, which joins the key by a reshare.
 [ "$mode" = lifecycle ] && ndaemons=4
-all_daemons=$(seq 0 $((ndaemons - 1)))
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -138,8 +152,8 @@ listen_addr() {
 }
 
 # --- HSM tokens -------------------------------------------------------------------
-say "SoftHSM: $([ "$ndaemons" = 4 ] && echo four || echo three) tokens in $work/softhsm"
-for i in $all_daemons; do
+say "SoftHSM: $(if [ "$ndaemons" = 3 ]; then echo three; else echo "$ndaemons"; fi) tokens in $work/softhsm"
+for i in $(seq 0 $((ndaemons - 1))); do
   bash hsm/softhsm-init.sh "$work/softhsm" "demo-$i" 2>&1 | sed '/^export /d' | indent
 done
 export SOFTHSM2_CONF=$work/softhsm/softhsm2.conf
@@ -191,13 +205,15 @@ fi
 
 # Each daemon is an independent party with its own users and policy source,
 # as three custodians would run them.
-cat >"$work/policy.json" <<'EOF'
+policy_max=16
+[ "$mode" = bench ] && policy_max=255
+cat >"$work/policy.json" <<EOF
 {
   "allowed_operations": ["create_room", "create_key", "import_key_importer", "import_key_recipient",
                          "sign", "derive_tweak_pubkey", "export_id", "get_key", "delete_key"],
-  "max_n": 16,
+  "max_n": $policy_max,
   "min_threshold": 1,
-  "max_threshold": 16,
+  "max_threshold": $policy_max,
   "allowed_relay_addresses": [],
   "key_quota": 1000000
 }
@@ -205,13 +221,28 @@ EOF
 
 # --- relay ------------------------------------------------------------------------------
 say "starting quorum-relay"
-start relay "$bin/quorum-relay" -listen 127.0.0.1:0
+relay_args=()
+if [ "$mode" = bench ]; then # a load test creates a room per operation
+  relay_args=(-max-rooms-per-client 1000000 -client-room-rate 100000 -client-room-burst 100000)
+fi
+start relay "$bin/quorum-relay" -listen 127.0.0.1:0 "${relay_args[@]}"
 relay_addr=$(listen_addr relay "${pids[-1]}")
 echo "    relay: pid ${pids[-1]}, $relay_addr"
 
+# Bench mode lifts the per-user room rate (a load test creates a room per
+# operation) and the party count, for large quorums.
+limits_yaml=
+if [ "$mode" = bench ]; then
+  limits_yaml="limits:
+  max_parties: 255
+  user_rooms: 1000000
+  user_room_rate: 100000
+  user_room_burst: 100000"
+fi
+
 # --- daemons ------------------------------------------------------------------------------
 urls=()
-for i in $all_daemons; do
+for i in $(seq 0 $((ndaemons - 1))); do
   d=$work/d$i
   mkdir -p "$d/state"
   if [ "$policy_mode" = vault ]; then
@@ -245,6 +276,7 @@ relay:
   default_address: $relay_addr
 ceremony:
   timeout: 30s
+$limits_yaml
 log:
   level: ${QUORUM_DEMO_LOG_LEVEL:-info}
 EOF
@@ -263,7 +295,7 @@ daemons=$(IFS=,; echo "${urls[*]}")
 
 # --- users --------------------------------------------------------------------------------
 keys=()
-for i in $all_daemons; do
+for i in $(seq 0 $((ndaemons - 1))); do
   say "daemon $i: create user \"demo\" (GET /admin/create-user with the admin key)"
   admin_key=$(sed -n 's/^api_key: //p' "$work/d$i/admin.txt")
   QUORUMCTL_ADMIN_KEY=$admin_key "$ctl" create-user -daemon "${urls[$i]}" -name demo >"$work/d$i/user.txt"
@@ -281,7 +313,7 @@ if [ "$mode" = serve ]; then
   {
     echo "# quorumd demo quorum (demo.sh serve, pid $$); valid while it runs"
     echo "export RELAY=$relay_addr"
-    for i in 0 1 2; do
+    for i in $(seq 0 $((ndaemons - 1))); do
       echo "export D$i=${urls[$i]}"
       echo "export ADMIN$i=$(sed -n 's/^api_key: //p' "$work/d$i/admin.txt")"
       echo "export KEY$i=${keys[$i]}"
@@ -302,10 +334,9 @@ if [ "$mode" = serve ]; then
 fi
 
 if [ "$mode" = bench ]; then
-  say "bench import: 2-of-3, concurrency $bench_c, duration $bench_d"
-  "$ctl" bench import -daemons "$daemons" -threshold 2 -c "$bench_c" -d "$bench_d" | indent
-  say "bench sign: 2 of 3, concurrency $bench_c, duration $bench_d"
-  "$ctl" bench sign -daemons "$daemons" -threshold 2 -signers 0,1 -c "$bench_c" -d "$bench_d" | indent
+  say "bench all: the floor, then $bench_t-of-$((ndaemons * bench_per)) import and sign at concurrency 1 and $bench_c, $bench_d each"
+  "$ctl" bench all -daemons "$daemons" -parties-per-daemon "$bench_per" -threshold "$bench_t" -cs "$(if [ "$bench_c" = 1 ]; then echo 1; else echo "1,$bench_c"; fi)" -d "$bench_d" \
+    -config "$work/d0/quorumd.yaml" -relay "$relay_addr" ${QUORUM_BENCH_OUT:+-out "$QUORUM_BENCH_OUT"} | indent
   exit 0
 fi
 

@@ -27,7 +27,7 @@ var (
 	demoMessageRE   = regexp.MustCompile(`(?m)^message: ((?:[0-9a-f]{2})+)$`)
 	demoSignatureRE = regexp.MustCompile(`(?m)^signature: ([0-9a-f]{128})$`)
 	demoPidsRE      = regexp.MustCompile(`(?m)^started pids: ([0-9 ]+)$`)
-	demoWorkRE      = regexp.MustCompile(`(?m)^==> SoftHSM: (?:three|four) tokens in (\S+)/softhsm$`)
+	demoWorkRE      = regexp.MustCompile(`(?m)^==> SoftHSM: (?:three|[0-9]+) tokens in (\S+)/softhsm$`)
 	demoPrefixRE    = regexp.MustCompile(`one prefix per daemon \((quorumd-demo-[A-Za-z0-9]+)-dN\)`)
 )
 

@@ -86,7 +86,7 @@ func commands() []command {
 		{"repair", "replace a daemon that lost its share and identity: the holders reshare to a new daemon", runRepairCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
-		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},
+		{"bench", "load benchmark on loopback daemons: bench import|sign|floor|all", runBenchCmd},
 	}
 }
 
