@@ -52,10 +52,10 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 # bench-ratios: the floor and the real thing in one run (`quorumctl bench
-# all` against a demo quorum); the ratios land in bench/ratios.txt, which is
+# all` against a demo quorum); the ratios land in docs/bench/ratios.txt, which is
 # committed: a regression shows as a diff, not as a timed test failing.
 bench-ratios:
-	QUORUM_BENCH_OUT=$(CURDIR)/bench/ratios.txt bash cmd/quorumctl/demo.sh bench 32 10s
+	QUORUM_BENCH_OUT=$(CURDIR)/docs/bench/ratios.txt bash cmd/quorumctl/demo.sh bench 32 10s
 
 bench: bench-ratios
 	QUORUMD_TIMING=long $(GO) test -p 1 -run 'ConstantTime' -count=1 -timeout 60m ./mpc/...
