@@ -195,6 +195,9 @@ type ImportParams struct {
 	Others       [][]byte
 	RelayAddress string
 	RequestID    string
+	// Dealer is an external dealer's identity (dealer_id, 33 bytes) for a
+	// recipient of a client that deals itself; nil otherwise.
+	Dealer []byte
 }
 
 // ImportResult is what a committed import answers.
@@ -255,6 +258,8 @@ type Backends struct {
 	// Backups exports and imports key-share backups; optional (without it
 	// the backup routes answer not_found).
 	Backups Backups
+	// Lifecycle runs refresh and reshare (optional, as Recovery).
+	Lifecycle Lifecycle
 	// Policies serves /admin/policies/... and /admin/generate-api-key;
 	// nil answers them with internal_problem.
 	Policies PolicyAdmin

@@ -144,6 +144,9 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /bip340/recover":                           recoverFields(new(string), new(string)),
 		"post /bip340/keygen":                            importFields(&importRequest{}, &importAux{}, false),
 		"post /bip340/backup/import-key-share":           backupImportFields(new(string), new([]byte)),
+		"post /bip340/refresh":                           refreshFields(&RefreshParams{}),
+		"post /bip340/reshare/existing-party":            reshareFields(&ReshareParams{}, &importAux{}, new(string), true),
+		"post /bip340/reshare/new-party":                 reshareFields(&ReshareParams{}, &importAux{}, new(string), false),
 	}
 	for k, op := range documented {
 		r := routed[k]

@@ -66,6 +66,9 @@ func (s *Server) routes() []*route {
 		{method: "POST", pattern: "/bip340/keygen", handle: s.keygen, class: classCeremony},
 		{method: "GET", pattern: "/bip340/backup/export-key-share/:key_id", handle: s.exportBackup, class: classShort},
 		{method: "POST", pattern: "/bip340/backup/import-key-share", handle: s.importBackup, class: classShort},
+		{method: "POST", pattern: "/bip340/refresh", handle: s.refresh, class: classCeremony},
+		{method: "POST", pattern: "/bip340/reshare/existing-party", handle: s.reshareExisting, class: classCeremony},
+		{method: "POST", pattern: "/bip340/reshare/new-party", handle: s.reshareNew, class: classCeremony},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.TrimPrefix(r.pattern, "/"), "/")

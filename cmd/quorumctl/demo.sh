@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh [bench [CONCURRENCY [DURATION]] | serve]
+# demo.sh [bench [CONCURRENCY [DURATION]] | serve | lifecycle]
 #
 # `make demo`: a whole quorum on this machine, end to end.
 #   - installs what is missing (softhsm2 via hsm/softhsm-init.sh) and builds
@@ -27,6 +27,11 @@
 # dir, the relay), then 2-of-3 imports and signatures at concurrency 1 and C
 # (default 32), D (default 10s) each, and one ratio line per figure; with
 # QUORUM_BENCH_OUT set it also writes the ratios there (`make bench`).
+# `demo.sh lifecycle` starts a fourth daemon and continues after the
+# signature (lifecycle_reshare): refresh → sign → reshare 2-of-3 to 2-of-4
+# with daemon 3 → sign with daemons 3 and 1 → remove daemon 0 (2-of-3 among
+# 1, 2, 3) → sign, printing pubkey, message and signature each time, the
+# pubkey unchanged throughout.
 # `demo.sh serve` runs the same setup and keeps it running until Ctrl-C; it
 # writes the URLs and API keys to .state/demo/current.env (see
 # docs/quickstart.md) for trying the API with curl or quorumctl.
@@ -60,6 +65,8 @@ if [ "$mode" = bench ]; then
   bench_per=${QUORUM_BENCH_PER_DAEMON:-1}
   bench_t=${QUORUM_BENCH_T:-2}
 fi
+# Lifecycle mode adds a fourth daemon, which joins the key by a reshare.
+[ "$mode" = lifecycle ] && ndaemons=4
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -327,6 +334,10 @@ done
 export QUORUMCTL_KEYS
 QUORUMCTL_KEYS=$(IFS=,; echo "${keys[*]}")
 
+# The import and the first signature use daemons 0..2 (a fourth, in
+# lifecycle mode, joins later).
+daemons3=$(IFS=,; echo "${urls[*]:0:3}")
+keys3=$(IFS=,; echo "${keys[*]:0:3}")
 if [ "$mode" = serve ]; then
   {
     echo "# quorumd demo quorum (demo.sh serve, pid $$); valid while it runs"
@@ -373,7 +384,7 @@ sign_print() {
 # kg_pubkey and kg_key_ids[0..2].
 keygen_2of3() {
   say "keygen: a fresh key 2-of-3 with ChillDKG on daemons 0, 1 and 2 (no dealer; every daemon aggregates the broadcast messages itself)"
-  "$ctl" keygen -daemons "$daemons" -threshold 2 -timeout 60s >"$work/keygen.txt"
+  "$ctl" keygen -daemons "$daemons3" -keys "$keys3" -threshold 2 -timeout 60s >"$work/keygen.txt"
   indent <"$work/keygen.txt"
   kg_pubkey=$(sed -n 's/^pubkey: //p' "$work/keygen.txt")
   [[ $kg_pubkey =~ ^[0-9a-f]{64}$ ]] || die "keygen printed no pubkey"
@@ -395,30 +406,26 @@ lifecycle_steps() {
   say "delete daemon 1's share (DELETE /bip340/delete-key-share)"
   "$ctl" delete-key -daemon "${urls[1]}" -key "${keys[1]}" -key-id "${kg_key_ids[1]}" | indent
 
-  say "SoftHSM: a new token demo-3 for a new daemon 3"
-  new_token 3
-  start_daemon 3
+  local r=$ndaemons # a daemon index never used: a new daemon with a new token
+  say "SoftHSM: a new token demo-$r for a new daemon $r"
+  new_token "$r"
+  start_daemon "$r"
   echo "started pids: ${pids[*]}${vault_pid:+ $vault_pid}"
-  "$ctl" wait -daemons "${urls[3]}" -timeout 60s | indent
-  create_user 3
-  say "restore daemon 1's backup on daemon 3 (quorumctl decrypts it with the operator's identity)"
-  "$ctl" backup import -daemon "${urls[3]}" -key "${keys[3]}" -file "$work/d1-backup.age" \
+  "$ctl" wait -daemons "${urls[$r]}" -timeout 60s | indent
+  create_user "$r"
+  say "restore daemon 1's backup on daemon $r (quorumctl decrypts it with the operator's identity)"
+  "$ctl" backup import -daemon "${urls[$r]}" -key "${keys[$r]}" -file "$work/d1-backup.age" \
     -identity "$work/operator.age" >"$work/restore.txt"
   indent <"$work/restore.txt"
   local restored_pub restored_id
   restored_pub=$(sed -n 's/^pubkey: //p' "$work/restore.txt")
   restored_id=$(sed -n 's/^key_id: //p' "$work/restore.txt")
   [ "$restored_pub" = "$lc_pubkey" ] || die "the restored key has pubkey $restored_pub, not $lc_pubkey"
-  lc_daemons="${urls[0]},${urls[3]},${urls[2]}"
-  lc_keys="${keys[0]},${keys[3]},${keys[2]}"
+  lc_daemons="${urls[0]},${urls[$r]},${urls[2]}"
+  lc_keys="${keys[0]},${keys[$r]},${keys[2]}"
   lc_key_ids="${kg_key_ids[0]},$restored_id,${kg_key_ids[2]}"
-  sign_print "$lc_pubkey" "${urls[0]},${urls[3]}" "${keys[0]},${keys[3]}" "${kg_key_ids[0]},$restored_id" "daemons 0 and 3 (the restored party)"
+  sign_print "$lc_pubkey" "${urls[0]},${urls[$r]}" "${keys[0]},${keys[$r]}" "${kg_key_ids[0]},$restored_id" "daemons 0 and $r (the restored party)"
 }
-
-if [ "$mode" = lifecycle ]; then
-  lifecycle_steps
-  exit 0
-fi
 
 if [ "$mode" = bench ]; then
   say "bench all: the floor, then $bench_t-of-$((ndaemons * bench_per)) import and sign at concurrency 1 and $bench_c, $bench_d each"
@@ -427,9 +434,52 @@ if [ "$mode" = bench ]; then
   exit 0
 fi
 
+# --- key lifecycle (demo.sh lifecycle) ----------------------------------------------------
+# lifecycle_sign WHAT DAEMONS KEYS KEY_IDS SIGNERS: sign a random message,
+# verify it against the (unchanged) pubkey, print the three lines.
+lifecycle_sign() {
+  local what=$1 ds=$2 ks=$3 ids=$4 signers=$5 msg sig
+  msg=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  say "sign a random message ($what)"
+  QUORUMCTL_KEYS=$ks "$ctl" sign -daemons "$ds" -key-ids "$ids" -signers "$signers" -msg "$msg" -timeout 60s >"$work/sign-$what.txt"
+  indent <"$work/sign-$what.txt"
+  sig=$(sed -n 's/^signature: //p' "$work/sign-$what.txt")
+  [[ $sig =~ ^[0-9a-f]{128}$ ]] || die "sign ($what) printed no signature"
+  "$ctl" verify -pubkey "$pubkey" -msg "$msg" -sig "$sig" | indent
+  echo "pubkey: $pubkey"
+  echo "message: $msg"
+  echo "signature: $sig"
+}
+# lifecycle_step WHAT OUT: checks the pubkey OUT printed is the key's and
+# echoes its new key_ids.
+lifecycle_step() {
+  local what=$1 out=$2
+  indent <"$out" >&2
+  [ "$(sed -n 's/^pubkey: //p' "$out")" = "$pubkey" ] || die "$what changed the pubkey"
+  sed -n 's/^key_ids: //p' "$out"
+}
+lifecycle_reshare() {
+  local ids ids4 ids123 d123 k123
+  say "refresh: daemons 0, 1, 2 deal sharings of zero (fresh shares, new key_ids, same key)"
+  QUORUMCTL_KEYS=$keys3 "$ctl" refresh -daemons "$daemons3" -key-ids "$key_ids" -timeout 60s >"$work/refresh.txt"
+  ids=$(lifecycle_step refresh "$work/refresh.txt")
+  lifecycle_sign refresh "$daemons3" "$keys3" "$ids" 0,1
+  say "reshare 2-of-3 to 2-of-4: daemon 3 joins as a new party"
+  "$ctl" reshare -daemons "$daemons" -key-ids "$ids" -threshold 2 -timeout 60s >"$work/reshare-add.txt"
+  ids4=$(lifecycle_step "reshare (add)" "$work/reshare-add.txt")
+  lifecycle_sign "new daemon 3 with daemon 1" "$daemons" "$QUORUMCTL_KEYS" "$ids4" 3,1
+  say "remove daemon 0: daemons 1, 2, 3 reshare 2-of-4 to 2-of-3 among themselves and delete their 2-of-4 shares"
+  d123=$(IFS=,; echo "${urls[*]:1:3}")
+  k123=$(IFS=,; echo "${keys[*]:1:3}")
+  ids123=$(echo "$ids4" | cut -d, -f2-4)
+  QUORUMCTL_KEYS=$k123 "$ctl" reshare -daemons "$d123" -key-ids "$ids123" -threshold 2 -delete-old -timeout 60s >"$work/reshare-remove.txt"
+  ids=$(lifecycle_step "reshare (remove)" "$work/reshare-remove.txt")
+  grep -q '^threshold: 2 of 3$' "$work/reshare-remove.txt" || die "removal did not give a 2-of-3 key"
+  lifecycle_sign "after removing daemon 0" "$d123" "$k123" "$ids" 0,2
+}
 # --- import -----------------------------------------------------------------------------------
 say "import a freshly generated private key 2-of-3 (daemon 0 importer, HPKE-encrypted to its import key; daemons 1 and 2 recipients)"
-"$ctl" import -daemons "$daemons" -threshold 2 -importer 0 -generate -encrypt -timeout 60s >"$work/import.txt"
+QUORUMCTL_KEYS=$keys3 "$ctl" import -daemons "$daemons3" -threshold 2 -importer 0 -generate -encrypt -timeout 60s >"$work/import.txt"
 indent <"$work/import.txt"
 pubkey=$(sed -n 's/^pubkey: //p' "$work/import.txt")
 key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
@@ -438,7 +488,7 @@ key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
 # --- sign and verify -------------------------------------------------------------------------
 message=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 say "sign a random 32-byte message with daemons 0 and 2"
-"$ctl" sign -daemons "$daemons" -key-ids "$key_ids" -signers 0,2 -msg "$message" -timeout 60s >"$work/sign.txt"
+QUORUMCTL_KEYS=$keys3 "$ctl" sign -daemons "$daemons3" -key-ids "$key_ids" -signers 0,2 -msg "$message" -timeout 60s >"$work/sign.txt"
 indent <"$work/sign.txt"
 signature=$(sed -n 's/^signature: //p' "$work/sign.txt")
 [[ $signature =~ ^[0-9a-f]{128}$ ]] || die "sign printed no signature"
@@ -449,7 +499,14 @@ say "verify the signature against the imported pubkey"
 echo "pubkey: $pubkey"
 echo "message: $message"
 echo "signature: $signature"
+if [ "$mode" = lifecycle ]; then
+  lifecycle_reshare
+fi
 
 # --- keygen and sign with it ---------------------------------------------------------------
-keygen_2of3
-sign_print "$kg_pubkey" "${urls[1]},${urls[2]}" "${keys[1]},${keys[2]}" "${kg_key_ids[1]},${kg_key_ids[2]}" "the generated key on daemons 1 and 2"
+if [ "$mode" = lifecycle ]; then
+  lifecycle_steps
+else
+  keygen_2of3
+  sign_print "$kg_pubkey" "${urls[1]},${urls[2]}" "${keys[1]},${keys[2]}" "${kg_key_ids[1]},${kg_key_ids[2]}" "the generated key on daemons 1 and 2"
+fi

@@ -138,6 +138,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Recovery:   svc,
 		Keygen:     svc,
 		Backups:    svc,
+		Lifecycle:  svc,
 		Ready: append([]daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},

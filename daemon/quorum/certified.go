@@ -176,6 +176,11 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 	if err != nil {
 		return daemon.KeyInfo{}, err
 	}
+	if ok, err := s.certifyPending(ctx, r, data); err != nil {
+		return daemon.KeyInfo{}, err
+	} else if ok {
+		return s.Get(ctx, owner, keyID)
+	}
 	slots, err := s.secretSlots(ctx, importSlots)
 	if err != nil {
 		return daemon.KeyInfo{}, err

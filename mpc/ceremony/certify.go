@@ -151,7 +151,9 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		if err != nil {
 			ae := err.(*AbortError)
 			if ae.ReportedBy != envelope.Broadcast {
-				if ae.Refused && !have[p.index[ae.ReportedBy]] {
+				// Only a signer's refusal is proof; an external dealer signs
+				// no transcript.
+				if i, signer := p.index[ae.ReportedBy]; ae.Refused && signer && !have[i] {
 					return nil, ae // proof: it refused instead of signing
 				}
 				// An abort from a party that signed: a certificate may still
@@ -197,8 +199,8 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 			}
 			continue
 		}
-		i := p.index[e.From]
-		if len(e.Payload) < 96 || have[i] {
+		i, signer := p.index[e.From]
+		if !signer || len(e.Payload) < 96 || have[i] {
 			continue
 		}
 		s := [64]byte(e.Payload[32:96])

@@ -10,9 +10,11 @@ import (
 
 // Ceremony kinds carried in every envelope header.
 const (
-	KindImport uint8 = 1
-	KindSign   uint8 = 2
-	KindKeygen uint8 = 3 // ChillDKG (mpc/ceremony/keygen.go)
+	KindImport  uint8 = 1
+	KindSign    uint8 = 2
+	KindKeygen  uint8 = 3 // ChillDKG (mpc/ceremony/keygen.go)
+	KindRefresh uint8 = 4
+	KindReshare uint8 = 5
 )
 
 // SessionID binds a ceremony to its protocol label and version, its room,
