@@ -245,8 +245,10 @@ func runBenchCmd(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	for _, p := range parties {
-		if err := checkLoopback(ctx, p.Base); err != nil {
-			return fmt.Errorf("bench only loads daemons on this machine: %w", err)
+		for _, base := range append([]string{p.Base}, p.replicas...) {
+			if err := checkLoopback(ctx, base); err != nil {
+				return fmt.Errorf("bench only loads daemons on this machine: %w", err)
+			}
 		}
 	}
 	n := len(parties)
