@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh [bench [CONCURRENCY [DURATION]] | serve]
+# demo.sh [bench [CONCURRENCY [DURATION]] | serve | ha [bench [C [D]]]]
 #
 # `make demo`: a whole quorum on this machine, end to end.
 #   - installs what is missing (softhsm2 via hsm/softhsm-init.sh) and builds
@@ -34,6 +34,7 @@ mode=${1:-demo}
 case $mode in
   demo | serve) ;;
   bench) bench_c=${2:-32}; bench_d=${3:-10s} ;;
+  ha) exec bash "$(dirname "${BASH_SOURCE[0]}")/demo-ha.sh" "${@:2}" ;; # replicas and relays: demo-ha.sh
   *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve]" >&2; exit 2 ;;
 esac
 
