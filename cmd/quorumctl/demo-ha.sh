@@ -219,7 +219,8 @@ done
 relay_list=$(IFS=,; echo "${relay_addrs[*]}")
 
 # --- SoftHSM: one token per party, shared by its replicas -----------------------------------
-say "SoftHSM: three tokens in $work/softhsm (one per party)"
+say "SoftHSM: three tokens in $work/softhsm"
+echo "    one per party, shared by the party's replicas"
 for i in 0 1 2; do
   bash hsm/softhsm-init.sh "$work/softhsm" "demo-$i" 2>&1 | sed '/^export /d' | indent
 done
