@@ -13,8 +13,8 @@
 #     them.
 # Demo: bootstraps an admin and a user per party, then imports a fresh key
 # 2-of-3 with replica 1 of party 1 killed as the import starts and relay 0
-# killed once the import's room exists (the daemons carry on through relay
-# 1); then restarts that replica, kills replica 0 of party 0 and signs with
+# killed once the import's room exists (the daemons that list it first
+# carry on through relay 1); then restarts that replica, kills replica 0 of party 0 and signs with
 # parties 0 and 1 (party 0 through its surviving replica, party 1 through
 # both, the restarted one included); verifies the signature and prints
 # `pubkey:`, `message:` and `signature:` lines. Everything started is
@@ -216,7 +216,13 @@ for r in $(seq 0 $((relays - 1))); do
   relay_addrs+=("$(listen_addr "relay-$r" "$(pid_of "relay-$r")")")
   echo "    relay $r: pid $(pid_of "relay-$r"), ${relay_addrs[-1]}"
 done
-relay_list=$(IFS=,; echo "${relay_addrs[*]}")
+# relay_order K: the relay list starting at instance K. Replicas start at
+# different instances, spreading the load; each fails over to the rest.
+relay_order() {
+  local k=$1 out=() j
+  for ((j = 0; j < relays; j++)); do out+=("${relay_addrs[$(((k + j) % relays))]}"); done
+  (IFS=,; echo "${out[*]}")
+}
 
 # --- SoftHSM: one token per party, shared by its replicas -----------------------------------
 say "SoftHSM: three tokens in $work/softhsm"
@@ -264,9 +270,12 @@ policy:
   embedded:
     file: $p/policy-source.json
 relay:
-  default_address: $relay_list
+  default_address: $(relay_order $(((i + r) % relays)))
 ceremony:
   timeout: 30s
+limits: # bench creates a room per ceremony, above the default 20/s a user
+  user_room_rate: 10000
+  user_room_burst: 10000
 log:
   level: ${QUORUM_DEMO_LOG_LEVEL:-info}
 EOF
