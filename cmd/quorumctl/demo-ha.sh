@@ -212,7 +212,9 @@ echo "    nats-server: pid $(pid_of nats), nats://$nats_addr"
 relay_addrs=()
 for r in $(seq 0 $((relays - 1))); do
   say "quorum-relay $r over NATS (-name quorumd-demo-ha)"
-  start "relay-$r" "$bin/quorum-relay" -listen 127.0.0.1:0 -name quorumd-demo-ha -nats-url "nats://$nats_addr"
+  # bench creates a room per ceremony from one address, above the default 50/s
+  start "relay-$r" "$bin/quorum-relay" -listen 127.0.0.1:0 -name quorumd-demo-ha -nats-url "nats://$nats_addr" \
+    -client-room-rate 10000 -client-room-burst 10000
   relay_addrs+=("$(listen_addr "relay-$r" "$(pid_of "relay-$r")")")
   echo "    relay $r: pid $(pid_of "relay-$r"), ${relay_addrs[-1]}"
 done
