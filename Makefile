@@ -8,9 +8,9 @@ PKGS      := ./...
 # (golang/go#75804, fixed in 1.27); a count never arms that deadline.
 # 60,000 execs is 2-12 s per target on a 2-core machine.
 FUZZTIME  ?= 60000x
-FUZZ_TARGETS := ./cmd/quorumctl:FuzzParsePrivateKeyHex ./mpc/frost:FuzzParsePubShare ./mpc/frost:FuzzParsePubNonce ./mpc/frost:FuzzParseAggNonce ./mpc/frost:FuzzParsePartialSig ./mpc/frost:FuzzNonceAgg ./policy:FuzzParseAPIKey ./hsm:FuzzOpen ./daemon/store:FuzzStoredRecord ./daemon:FuzzDecodeObject ./daemon:FuzzDecodeImport ./daemon:FuzzDecodeSign ./daemon:FuzzParseDerivationPath ./daemon:FuzzDecodeBatchRooms ./mpc/envelope:FuzzUnmarshal ./mpc/bip340:FuzzVerify ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch ./mpc/chilldkg:FuzzCoordinatorStep1 ./mpc/chilldkg:FuzzParticipantStep2 ./mpc/chilldkg:FuzzParticipantInvestigate ./mpc/chilldkg:FuzzRecover ./mpc/ceremony:FuzzParseRecoveryData ./mpc/relay:FuzzParseSeatClaim ./daemon:FuzzDecodeBatchSign
+FUZZ_TARGETS := ./cmd/quorumctl:FuzzParsePrivateKeyHex ./mpc/frost:FuzzParsePubShare ./mpc/frost:FuzzParsePubNonce ./mpc/frost:FuzzParseAggNonce ./mpc/frost:FuzzParsePartialSig ./mpc/frost:FuzzNonceAgg ./policy:FuzzParseAPIKey ./hsm:FuzzOpen ./daemon/store:FuzzStoredRecord ./daemon:FuzzDecodeObject ./daemon:FuzzDecodeImport ./daemon:FuzzDecodeSign ./daemon:FuzzParseDerivationPath ./mpc/envelope:FuzzUnmarshal ./mpc/bip340:FuzzVerify ./mpc/relay:FuzzRequest ./mpc/relay:FuzzParseQuery ./mpc/relay:FuzzParseCreate ./mpc/relay:FuzzDecodeFetch ./mpc/relay:FuzzParseSeatClaim ./mpc/chilldkg:FuzzCoordinatorStep1 ./mpc/chilldkg:FuzzParticipantStep2 ./mpc/chilldkg:FuzzParticipantInvestigate ./mpc/chilldkg:FuzzRecover ./mpc/ceremony:FuzzParseRecoveryData ./mpc/ceremony:FuzzRedealDeal ./daemon:FuzzDecodeBatchRooms ./daemon:FuzzDecodeBatchSign
 
-.PHONY: all build test test-race test-timing fuzz bench lint demo deps softhsm clean check-units
+.PHONY: all build test test-race test-timing fuzz bench bench-ratios lint demo deps softhsm clean check-units
 
 all: build
 
@@ -51,7 +51,13 @@ fuzz:
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
 
-bench:
+# bench-ratios: the floor and the real thing in one run (`quorumctl bench
+# all` against a demo quorum); the ratios land in docs/bench/ratios.txt, which is
+# committed: a regression shows as a diff, not as a timed test failing.
+bench-ratios:
+	QUORUM_BENCH_OUT=$(CURDIR)/docs/bench/ratios.txt bash cmd/quorumctl/demo.sh bench 32 10s
+
+bench: bench-ratios
 	QUORUMD_TIMING=long $(GO) test -p 1 -run 'ConstantTime' -count=1 -timeout 60m ./mpc/...
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 

@@ -192,6 +192,9 @@ type ImportParams struct {
 	Others       [][]byte
 	RelayAddress string
 	RequestID    string
+	// Dealer is an external dealer's identity (dealer_id, 33 bytes) for a
+	// recipient of a client that deals itself; nil otherwise.
+	Dealer []byte
 }
 
 // ImportResult is what a committed import answers.
@@ -246,6 +249,8 @@ type Backends struct {
 	// Recovery serves recovery data and recovers stuck parties; optional
 	// (without it those two routes answer not_found).
 	Recovery Recovery
+	// Lifecycle runs refresh and reshare (optional, as Recovery).
+	Lifecycle Lifecycle
 	// Policies serves /admin/policies/... and /admin/generate-api-key;
 	// nil answers them with internal_problem.
 	Policies PolicyAdmin

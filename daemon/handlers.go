@@ -512,6 +512,7 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 		Others:       req.Others,
 		RelayAddress: req.RelayAddress,
 		RequestID:    rc.requestID,
+		Dealer:       req.Dealer,
 	}
 	ctx, cancel := s.ceremonyContext(rc)
 	defer cancel()
@@ -580,6 +581,9 @@ func (s *Server) checkImportable(rc *reqCtx, req *importRequest) ([]byte, error)
 		if bytes.Equal(o, info.KeygenID) {
 			return nil, badRequest("others_keygen_ids[%d] is this key's own keygen_id", i)
 		}
+	}
+	if bytes.Equal(req.Dealer, info.KeygenID) {
+		return nil, badRequest("dealer_id is this key's own keygen_id")
 	}
 	return info.KeygenID, nil
 }

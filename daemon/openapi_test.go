@@ -142,6 +142,9 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		"post /admin/policies/create-rule":               createRuleFields(&policy.Rule{}),
 		"post /admin/policies/add-external-rule":         externalRuleFields(&policy.Rule{}, &policy.ExternalRule{}),
 		"post /bip340/recover":                           recoverFields(new(string), new(string)),
+		"post /bip340/refresh":                           refreshFields(&RefreshParams{}),
+		"post /bip340/reshare/existing-party":            reshareFields(&ReshareParams{}, &importAux{}, new(string), true),
+		"post /bip340/reshare/new-party":                 reshareFields(&ReshareParams{}, &importAux{}, new(string), false),
 	}
 	for k, op := range documented {
 		r := routed[k]

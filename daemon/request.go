@@ -500,6 +500,7 @@ type importRequest struct {
 	PrivateKey   *btcec.ModNScalar // importer only, in the caller's (locked) memory; zeroed by the handler
 	hasKey       bool
 	Encrypted    *encryptedKey // importer only: encrypted_private_key, decrypted into PrivateKey later
+	Dealer       []byte        // recipient only: dealer_id, an external dealer's identity (nil: the importer is among the others)
 }
 
 // importAux holds the import fields validated after decoding.
@@ -508,6 +509,7 @@ type importAux struct {
 	numParties    int
 	hasNumParties bool
 	hasThreshold  bool
+	dealer        string
 }
 
 // importFields lists the members of an import body; importer adds
@@ -523,6 +525,8 @@ func importFields(r *importRequest, a *importAux, importer bool) []field {
 	}
 	if importer {
 		fields = append(fields, privateKeyField(r.PrivateKey, &r.hasKey), encryptedKeyField(&r.Encrypted))
+	} else {
+		fields = append(fields, stringField("dealer_id", false, 66, nil, &a.dealer))
 	}
 	return fields
 }
@@ -551,7 +555,28 @@ func decodeImportInto(body []byte, importer bool, maxN int, key *btcec.ModNScala
 		r.PrivateKey.Zero()
 		return nil, err
 	}
+	if a.dealer != "" {
+		if err := r.validateDealer(a.dealer); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// validateDealer parses dealer_id: a valid key, not one of the others (an
+// external dealer holds no share).
+func (r *importRequest) validateDealer(s string) error {
+	b, err := parseKeygenID(s)
+	if err != nil {
+		return badRequest("dealer_id: %v", err)
+	}
+	for i, o := range r.Others {
+		if bytes.Equal(o, b) {
+			return badRequest("dealer_id is others_keygen_ids[%d]: an external dealer is not a party", i)
+		}
+	}
+	r.Dealer = b
+	return nil
 }
 
 func (r *importRequest) validate(others []string, hasNumParties bool, numParties, maxN int) error {

@@ -243,6 +243,7 @@ func FuzzDecodeImport(f *testing.F) {
 	f.Add([]byte(importBody("00000000-0000-4000-8000-000000000000", "11111111-1111-4111-8111-111111111111", 2, []string{kg(1), kg(2)}, priv)), true)
 	f.Add([]byte(importBody("00000000-0000-4000-8000-000000000000", "11111111-1111-4111-8111-111111111111", 1, []string{kg(1)}, "")), false)
 	f.Add([]byte(`{"num_parties":2,"threshold":2,"others_keygen_ids":["`+kg(3)+`"],"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111"}`), false)
+	f.Add([]byte(`{"threshold":2,"others_keygen_ids":["`+kg(3)+`"],"dealer_id":"`+kg(4)+`","room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111"}`), false)
 	f.Fuzz(func(t *testing.T, body []byte, importer bool) {
 		const maxN = 8
 		orig := string(body)
@@ -273,6 +274,9 @@ func FuzzDecodeImport(f *testing.F) {
 					t.Fatal("accepted duplicate keygen ids")
 				}
 			}
+		}
+		if r.Dealer != nil && (importer || len(r.Dealer) != 33 || slices.ContainsFunc(r.Others, func(o []byte) bool { return bytes.Equal(o, r.Dealer) })) {
+			t.Fatalf("accepted dealer_id %x (importer %v)", r.Dealer, importer)
 		}
 		// An importer has exactly one of a decoded key and a ciphertext.
 		if importer == (r.PrivateKey.IsZero() == (r.Encrypted == nil)) || (!importer && r.Encrypted != nil) {
@@ -309,6 +313,39 @@ func TestDecodeEncryptedPrivateKey(t *testing.T) {
 	}
 	if _, err := decodeImport([]byte(base+","+enc+"}"), false, 8); err == nil {
 		t.Error("a recipient accepted encrypted_private_key")
+	}
+}
+
+// TestDecodeDealerID: the recipient endpoint takes an optional dealer_id
+// (an external dealer, not one of the others); key-importer does not.
+func TestDecodeDealerID(t *testing.T) {
+	kg := func(i uint32) string {
+		var k btcec.ModNScalar
+		k.SetInt(i)
+		return hex.EncodeToString(btcec.PrivKeyFromScalar(&k).PubKey().SerializeCompressed())
+	}
+	base := `{"room_uuid":"00000000-0000-4000-8000-000000000000","key_id":"11111111-1111-4111-8111-111111111111","threshold":2,"others_keygen_ids":["` + kg(7) + `"]`
+	r, err := decodeImport([]byte(base+`,"dealer_id":"`+kg(9)+`"}`), false, 8)
+	if err != nil || hex.EncodeToString(r.Dealer) != kg(9) {
+		t.Fatalf("dealer_id: %v %+v", err, r)
+	}
+	if r, err := decodeImport([]byte(base+"}"), false, 8); err != nil || r.Dealer != nil {
+		t.Fatalf("without dealer_id: %v %+v", err, r)
+	}
+	for name, body := range map[string]string{
+		"one of the others": base + `,"dealer_id":"` + kg(7) + `"}`,
+		"not a point":       base + `,"dealer_id":"02` + strings.Repeat("ff", 32) + `"}`,
+		"short":             base + `,"dealer_id":"` + kg(9)[:64] + `"}`,
+		"not a string":      base + `,"dealer_id":7}`,
+	} {
+		_, err := decodeImport([]byte(body), false, 8)
+		var e *Error
+		if !errors.As(err, &e) || e.Type != ErrTypeBadRequestParams {
+			t.Errorf("%s: %v, want %s", name, err, ErrTypeBadRequestParams)
+		}
+	}
+	if _, err := decodeImport([]byte(base+`,"private_key":"`+strings.Repeat("0", 62)+`2a","dealer_id":"`+kg(9)+`"}`), true, 8); err == nil {
+		t.Error("key-importer accepted dealer_id")
 	}
 }
 

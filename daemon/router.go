@@ -63,6 +63,9 @@ func (s *Server) routes() []*route {
 		{method: "DELETE", pattern: "/bip340/delete-key-share/:key_id", handle: s.deleteKeyShare, class: classShort},
 		{method: "GET", pattern: "/bip340/recovery-data/:key_id", handle: s.recoveryData, class: classShort},
 		{method: "POST", pattern: "/bip340/recover", handle: s.recover, class: classShort},
+		{method: "POST", pattern: "/bip340/refresh", handle: s.refresh, class: classCeremony},
+		{method: "POST", pattern: "/bip340/reshare/existing-party", handle: s.reshareExisting, class: classCeremony},
+		{method: "POST", pattern: "/bip340/reshare/new-party", handle: s.reshareNew, class: classCeremony},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.TrimPrefix(r.pattern, "/"), "/")

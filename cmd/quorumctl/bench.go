@@ -209,58 +209,119 @@ func loadavg() string {
 }
 
 func runBenchCmd(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || (args[0] != "import" && args[0] != "sign") {
-		return usagef("bench import|sign [flags]")
+	if len(args) == 0 {
+		return usagef("bench import|sign|floor|all [flags]")
+	}
+	switch args[0] {
+	case "import", "sign":
+	case "floor":
+		return runBenchFloorCmd(ctx, c, args[1:])
+	case "all":
+		return runBenchAllCmd(ctx, c, args[1:])
+	default:
+		return usagef("bench import|sign|floor|all [flags]")
 	}
 	mode := args[0]
 	fs := flag.NewFlagSet("quorumctl bench "+mode, flag.ContinueOnError)
 	var h httpFlags
 	var q quorumFlags
+	var o benchOpts
 	h.register(fs, 60*time.Second)
 	fs.Lookup("timeout").Usage = "time limit of one operation"
 	q.register(fs)
-	conc := fs.Int("c", 32, "concurrent operations (1..1024)")
-	dur := fs.Duration("d", 10*time.Second, "measured duration (at most 10m)")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured warm-up before the measured duration")
-	threshold := fs.Int("threshold", 2, "threshold t of the imported keys")
-	importer := fs.Int("importer", 0, "import: index of the importer")
-	signers := fs.String("signers", "", "sign: indexes of the signers (default: the first t daemons)")
-	keyIDs := fs.String("key-ids", "", "sign: an imported key's ids, one per daemon (default: import a fresh key first)")
-	msgSize := fs.Int("msg-size", 32, "sign: bytes of the random message signed each time")
+	o.register(fs)
 	if err := c.parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	switch {
-	case *conc < 1 || *conc > maxBenchConcurrency:
-		return usagef("-c %d: want 1..%d", *conc, maxBenchConcurrency)
-	case *dur <= 0 || *dur > maxBenchDuration:
-		return usagef("-d %s: want (0, %s]", *dur, maxBenchDuration)
-	case *warmup < 0 || *warmup > maxBenchWarmup:
-		return usagef("-warmup %s: want [0, %s]", *warmup, maxBenchWarmup)
-	case *msgSize < 1 || *msgSize > 4096:
-		return usagef("-msg-size %d: want 1..4096", *msgSize)
+	if err := o.check(); err != nil {
+		return err
 	}
-	parties, err := q.parties(&h, *conc)
+	parties, err := benchParties(ctx, &q, &h, o.conc, o.perDaemon)
 	if err != nil {
 		return err
 	}
-	for _, p := range parties {
-		for _, base := range append([]string{p.Base}, p.replicas...) {
-			if err := checkLoopback(ctx, base); err != nil {
-				return fmt.Errorf("bench only loads daemons on this machine: %w", err)
-			}
+	out := h.printer(c)
+	rep, err := runBench(ctx, mode, parties, &h, &o, out)
+	if rep != nil {
+		if perr := out.result(rep, rep.human); err == nil {
+			err = perr
 		}
 	}
+	return err
+}
+
+// benchOpts are the load flags shared by bench import, sign and all.
+type benchOpts struct {
+	conc            int
+	dur, warmup     time.Duration
+	threshold       int
+	importer        int
+	signers, keyIDs string
+	msgSize         int
+	perDaemon       int
+}
+
+func (o *benchOpts) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.conc, "c", 32, "concurrent operations (1..1024)")
+	fs.DurationVar(&o.dur, "d", 10*time.Second, "measured duration (at most 10m)")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before the measured duration")
+	fs.IntVar(&o.threshold, "threshold", 2, "threshold t of the imported keys")
+	fs.IntVar(&o.importer, "importer", 0, "import: index of the importer")
+	fs.StringVar(&o.signers, "signers", "", "sign: indexes of the signers (default: the first t daemons)")
+	fs.StringVar(&o.keyIDs, "key-ids", "", "sign: an imported key's ids, one per daemon (default: import a fresh key first)")
+	fs.IntVar(&o.msgSize, "msg-size", 32, "sign: bytes of the random message signed each time")
+	fs.IntVar(&o.perDaemon, "parties-per-daemon", 1, "parties (key slots) each daemon plays, for quorums larger than the daemons at hand")
+}
+
+func (o *benchOpts) check() error {
+	switch {
+	case o.conc < 1 || o.conc > maxBenchConcurrency:
+		return usagef("-c %d: want 1..%d", o.conc, maxBenchConcurrency)
+	case o.dur <= 0 || o.dur > maxBenchDuration:
+		return usagef("-d %s: want (0, %s]", o.dur, maxBenchDuration)
+	case o.warmup < 0 || o.warmup > maxBenchWarmup:
+		return usagef("-warmup %s: want [0, %s]", o.warmup, maxBenchWarmup)
+	case o.msgSize < 1 || o.msgSize > 4096:
+		return usagef("-msg-size %d: want 1..4096", o.msgSize)
+	case o.perDaemon < 1 || o.perDaemon > 255:
+		return usagef("-parties-per-daemon %d: want 1..255", o.perDaemon)
+	}
+	return nil
+}
+
+// benchParties resolves the daemons and refuses any not on this machine;
+// each daemon plays per parties, listed daemon by daemon.
+func benchParties(ctx context.Context, q *quorumFlags, h *httpFlags, conns, per int) ([]*Client, error) {
+	daemons, err := q.parties(h, conns)
+	if err != nil {
+		return nil, err
+	}
+	var parties []*Client
+	for _, d := range daemons {
+		for _, base := range append([]string{d.Base}, d.replicas...) {
+			if err := checkLoopback(ctx, base); err != nil {
+				return nil, fmt.Errorf("bench only loads daemons on this machine: %w", err)
+			}
+		}
+		for range per {
+			parties = append(parties, d)
+		}
+	}
+	return parties, nil
+}
+
+// runBench loads parties with mode ("import" or "sign") as o says and
+// tallies the outcome; it fails when nothing succeeded.
+func runBench(ctx context.Context, mode string, parties []*Client, h *httpFlags, o *benchOpts, out *printer) (*benchReport, error) {
 	n := len(parties)
-	out := h.printer(c)
-	rep := &benchReport{Mode: mode, Threshold: *threshold, N: n, Concurrency: *conc, Duration: dur.String(),
-		Warmup: warmup.String(), CPUs: runtime.NumCPU()}
+	rep := &benchReport{Mode: mode, Threshold: o.threshold, N: n, Concurrency: o.conc, Duration: o.dur.String(),
+		Warmup: o.warmup.String(), CPUs: runtime.NumCPU()}
 
 	var op func(ctx context.Context) benchSample
 	switch mode {
 	case "import":
-		if *importer < 0 || *importer >= n {
-			return usagef("-importer %d: want 0..%d", *importer, n-1)
+		if o.importer < 0 || o.importer >= n {
+			return nil, usagef("-importer %d: want 0..%d", o.importer, n-1)
 		}
 		op = func(ctx context.Context) benchSample {
 			k, err := generatePrivateKey()
@@ -269,7 +330,7 @@ func runBenchCmd(ctx context.Context, c *cli, args []string) error {
 			}
 			defer k.wipe()
 			t0 := time.Now()
-			res, err := runImport(ctx, importPlan{Parties: parties, Threshold: *threshold, Importer: *importer, Key: k}, nil)
+			res, err := runImport(ctx, importPlan{Parties: parties, Threshold: o.threshold, Importer: o.importer, Key: k}, nil)
 			if err != nil {
 				return benchSample{err: err}
 			}
@@ -277,14 +338,14 @@ func runBenchCmd(ctx context.Context, c *cli, args []string) error {
 				"slots": res.Timing.Slots, "room": res.Timing.Room, "ceremony": res.Timing.Ceremony}}
 		}
 	case "sign":
-		plan, key, err := benchSignSetup(ctx, parties, &h, *threshold, *signers, *keyIDs, out)
+		plan, key, err := benchSignSetup(ctx, parties, h, o.threshold, o.signers, o.keyIDs, out)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rep.Threshold, rep.Signers = key.T, len(plan.Signers)
 		op = func(ctx context.Context) benchSample {
 			p := *plan
-			p.Msg = make([]byte, *msgSize)
+			p.Msg = make([]byte, o.msgSize)
 			rand.Read(p.Msg)
 			t0 := time.Now()
 			res, err := runSign(ctx, &p, key, nil)
@@ -295,28 +356,25 @@ func runBenchCmd(ctx context.Context, c *cli, args []string) error {
 				"room": res.timings.Room, "ceremony": res.timings.Ceremony}}
 		}
 	}
-	what := fmt.Sprintf("%d-of-%d import on %d daemons", *threshold, n, n)
+	what := fmt.Sprintf("%d-of-%d import on %d daemons", o.threshold, n, n)
 	if mode == "sign" {
 		what = fmt.Sprintf("sign with %d of a %d-of-%d key", rep.Signers, rep.Threshold, n)
 	}
-	out.step("bench %s: %s, concurrency %d, duration %s (+%s warm-up)", mode, what, *conc, *dur, *warmup)
+	out.step("bench %s: %s, concurrency %d, duration %s (+%s warm-up)", mode, what, o.conc, o.dur, o.warmup)
 	rep.LoadBefore = loadavg()
-	samples, elapsed := benchLoop(ctx, *conc, *warmup, *dur, h.timeout, op)
+	samples, elapsed := benchLoop(ctx, o.conc, o.warmup, o.dur, h.timeout, op)
 	rep.LoadAfter = loadavg()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bench interrupted: %w", err)
+		return nil, fmt.Errorf("bench interrupted: %w", err)
 	}
 	rep.fill(samples, elapsed)
-	if err := out.result(rep, rep.human); err != nil {
-		return err
-	}
 	switch {
 	case rep.OK == 0 && rep.Failed == 0:
-		return fmt.Errorf("no %s completed in the measured window: raise -d (or -warmup)", mode)
+		return rep, fmt.Errorf("no %s completed in the measured window: raise -d (or -warmup)", mode)
 	case rep.OK == 0:
-		return fmt.Errorf("no %s succeeded (%d failed): %s", mode, rep.Failed, rep.FirstError)
+		return rep, fmt.Errorf("no %s succeeded (%d failed): %s", mode, rep.Failed, rep.FirstError)
 	}
-	return nil
+	return rep, nil
 }
 
 // benchSignSetup picks the signers and the key: the given key ids, or a

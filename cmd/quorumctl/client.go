@@ -272,6 +272,8 @@ type ImportRequest struct {
 	Threshold       int      `json:"threshold"`
 	OthersKeygenIDs []string `json:"others_keygen_ids"`
 	RelayAddress    string   `json:"relay_address,omitempty"`
+	// DealerID names an external dealer (import -deal-locally); recipients only.
+	DealerID string `json:"dealer_id,omitempty"`
 }
 
 // ImportRecipient runs the recipient side of an import and returns the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh [bench [CONCURRENCY [DURATION]] | serve | ha [bench [C [D]]]]
+# demo.sh [bench [CONCURRENCY [DURATION]] | serve | lifecycle | ha [bench [C [D]]]]
 #
 # `make demo`: a whole quorum on this machine, end to end.
 #   - installs what is missing (softhsm2 via hsm/softhsm-init.sh) and builds
@@ -19,8 +19,16 @@
 #     `signature: <128 hex>` and stops everything it started.
 # Exits non-zero on any failure (the work dir and the logs are then kept).
 #
-# `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench import`
-# and `quorumctl bench sign` (2-of-3, concurrency C=32, duration D=10s).
+# `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench all`:
+# the floor measured from its components (daemon 0's HSM token and state
+# dir, the relay), then 2-of-3 imports and signatures at concurrency 1 and C
+# (default 32), D (default 10s) each, and one ratio line per figure; with
+# QUORUM_BENCH_OUT set it also writes the ratios there (`make bench`).
+# `demo.sh lifecycle` starts a fourth daemon and continues after the
+# signature (lifecycle_reshare): refresh → sign → reshare 2-of-3 to 2-of-4
+# with daemon 3 → sign with daemons 3 and 1 → remove daemon 0 (2-of-3 among
+# 1, 2, 3) → sign, printing pubkey, message and signature each time, the
+# pubkey unchanged throughout.
 # `demo.sh serve` runs the same setup and keeps it running until Ctrl-C; it
 # writes the URLs and API keys to .state/demo/current.env (see
 # docs/quickstart.md) for trying the API with curl or quorumctl.
@@ -32,11 +40,25 @@ set -euo pipefail
 
 mode=${1:-demo}
 case $mode in
-  demo | serve) ;;
+  demo | serve | lifecycle) ;;
   bench) bench_c=${2:-32}; bench_d=${3:-10s} ;;
   ha) exec bash "$(dirname "${BASH_SOURCE[0]}")/demo-ha.sh" "${@:2}" ;; # replicas and relays: demo-ha.sh
-  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve]" >&2; exit 2 ;;
+  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve | lifecycle | ha]" >&2; exit 2 ;;
 esac
+
+# Bench shape (bench mode only): QUORUM_BENCH_DAEMONS daemons, each playing
+# QUORUM_BENCH_PER_DAEMON parties (key slots) of a QUORUM_BENCH_T-of-n key,
+# n = daemons × per daemon; QUORUM_BENCH_OUT receives the ratios.
+ndaemons=3
+bench_per=1
+bench_t=2
+if [ "$mode" = bench ]; then
+  ndaemons=${QUORUM_BENCH_DAEMONS:-3}
+  bench_per=${QUORUM_BENCH_PER_DAEMON:-1}
+  bench_t=${QUORUM_BENCH_T:-2}
+fi
+# Lifecycle mode adds a fourth daemon, which joins the key by a reshare.
+[ "$mode" = lifecycle ] && ndaemons=4
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -131,8 +153,8 @@ listen_addr() {
 }
 
 # --- HSM tokens -------------------------------------------------------------------
-say "SoftHSM: three tokens in $work/softhsm"
-for i in 0 1 2; do
+say "SoftHSM: $(if [ "$ndaemons" = 3 ]; then echo three; else echo "$ndaemons"; fi) tokens in $work/softhsm"
+for i in $(seq 0 $((ndaemons - 1))); do
   bash hsm/softhsm-init.sh "$work/softhsm" "demo-$i" 2>&1 | sed '/^export /d' | indent
 done
 export SOFTHSM2_CONF=$work/softhsm/softhsm2.conf
@@ -184,13 +206,15 @@ fi
 
 # Each daemon is an independent party with its own users and policy source,
 # as three custodians would run them.
-cat >"$work/policy.json" <<'EOF'
+policy_max=16
+[ "$mode" = bench ] && policy_max=255
+cat >"$work/policy.json" <<EOF
 {
   "allowed_operations": ["create_room", "create_key", "import_key_importer", "import_key_recipient",
                          "sign", "derive_tweak_pubkey", "export_id", "get_key", "delete_key"],
-  "max_n": 16,
+  "max_n": $policy_max,
   "min_threshold": 1,
-  "max_threshold": 16,
+  "max_threshold": $policy_max,
   "allowed_relay_addresses": [],
   "key_quota": 1000000
 }
@@ -198,13 +222,28 @@ EOF
 
 # --- relay ------------------------------------------------------------------------------
 say "starting quorum-relay"
-start relay "$bin/quorum-relay" -listen 127.0.0.1:0
+relay_args=()
+if [ "$mode" = bench ]; then # a load test creates a room per operation
+  relay_args=(-max-rooms-per-client 1000000 -client-room-rate 100000 -client-room-burst 100000)
+fi
+start relay "$bin/quorum-relay" -listen 127.0.0.1:0 "${relay_args[@]}"
 relay_addr=$(listen_addr relay "${pids[-1]}")
 echo "    relay: pid ${pids[-1]}, $relay_addr"
 
+# Bench mode lifts the per-user room rate (a load test creates a room per
+# operation) and the party count, for large quorums.
+limits_yaml=
+if [ "$mode" = bench ]; then
+  limits_yaml="limits:
+  max_parties: 255
+  user_rooms: 1000000
+  user_room_rate: 100000
+  user_room_burst: 100000"
+fi
+
 # --- daemons ------------------------------------------------------------------------------
 urls=()
-for i in 0 1 2; do
+for i in $(seq 0 $((ndaemons - 1))); do
   d=$work/d$i
   mkdir -p "$d/state"
   if [ "$policy_mode" = vault ]; then
@@ -238,6 +277,7 @@ relay:
   default_address: $relay_addr
 ceremony:
   timeout: 30s
+$limits_yaml
 log:
   level: ${QUORUM_DEMO_LOG_LEVEL:-info}
 EOF
@@ -256,7 +296,7 @@ daemons=$(IFS=,; echo "${urls[*]}")
 
 # --- users --------------------------------------------------------------------------------
 keys=()
-for i in 0 1 2; do
+for i in $(seq 0 $((ndaemons - 1))); do
   say "daemon $i: create user \"demo\" (GET /admin/create-user with the admin key)"
   admin_key=$(sed -n 's/^api_key: //p' "$work/d$i/admin.txt")
   QUORUMCTL_ADMIN_KEY=$admin_key "$ctl" create-user -daemon "${urls[$i]}" -name demo >"$work/d$i/user.txt"
@@ -266,11 +306,15 @@ done
 export QUORUMCTL_KEYS
 QUORUMCTL_KEYS=$(IFS=,; echo "${keys[*]}")
 
+# The import and the first signature use daemons 0..2 (a fourth, in
+# lifecycle mode, joins later).
+daemons3=$(IFS=,; echo "${urls[*]:0:3}")
+keys3=$(IFS=,; echo "${keys[*]:0:3}")
 if [ "$mode" = serve ]; then
   {
     echo "# quorumd demo quorum (demo.sh serve, pid $$); valid while it runs"
     echo "export RELAY=$relay_addr"
-    for i in 0 1 2; do
+    for i in $(seq 0 $((ndaemons - 1))); do
       echo "export D$i=${urls[$i]}"
       echo "export ADMIN$i=$(sed -n 's/^api_key: //p' "$work/d$i/admin.txt")"
       echo "export KEY$i=${keys[$i]}"
@@ -291,16 +335,58 @@ if [ "$mode" = serve ]; then
 fi
 
 if [ "$mode" = bench ]; then
-  say "bench import: 2-of-3, concurrency $bench_c, duration $bench_d"
-  "$ctl" bench import -daemons "$daemons" -threshold 2 -c "$bench_c" -d "$bench_d" | indent
-  say "bench sign: 2 of 3, concurrency $bench_c, duration $bench_d"
-  "$ctl" bench sign -daemons "$daemons" -threshold 2 -signers 0,1 -c "$bench_c" -d "$bench_d" | indent
+  say "bench all: the floor, then $bench_t-of-$((ndaemons * bench_per)) import and sign at concurrency 1 and $bench_c, $bench_d each"
+  "$ctl" bench all -daemons "$daemons" -parties-per-daemon "$bench_per" -threshold "$bench_t" -cs "$(if [ "$bench_c" = 1 ]; then echo 1; else echo "1,$bench_c"; fi)" -d "$bench_d" \
+    -config "$work/d0/quorumd.yaml" -relay "$relay_addr" ${QUORUM_BENCH_OUT:+-out "$QUORUM_BENCH_OUT"} | indent
   exit 0
 fi
 
+# --- key lifecycle (demo.sh lifecycle) ----------------------------------------------------
+# lifecycle_sign WHAT DAEMONS KEYS KEY_IDS SIGNERS: sign a random message,
+# verify it against the (unchanged) pubkey, print the three lines.
+lifecycle_sign() {
+  local what=$1 ds=$2 ks=$3 ids=$4 signers=$5 msg sig
+  msg=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  say "sign a random message ($what)"
+  QUORUMCTL_KEYS=$ks "$ctl" sign -daemons "$ds" -key-ids "$ids" -signers "$signers" -msg "$msg" -timeout 60s >"$work/sign-$what.txt"
+  indent <"$work/sign-$what.txt"
+  sig=$(sed -n 's/^signature: //p' "$work/sign-$what.txt")
+  [[ $sig =~ ^[0-9a-f]{128}$ ]] || die "sign ($what) printed no signature"
+  "$ctl" verify -pubkey "$pubkey" -msg "$msg" -sig "$sig" | indent
+  echo "pubkey: $pubkey"
+  echo "message: $msg"
+  echo "signature: $sig"
+}
+# lifecycle_step WHAT OUT: checks the pubkey OUT printed is the key's and
+# echoes its new key_ids.
+lifecycle_step() {
+  local what=$1 out=$2
+  indent <"$out" >&2
+  [ "$(sed -n 's/^pubkey: //p' "$out")" = "$pubkey" ] || die "$what changed the pubkey"
+  sed -n 's/^key_ids: //p' "$out"
+}
+lifecycle_reshare() {
+  local ids ids4 ids123 d123 k123
+  say "refresh: daemons 0, 1, 2 deal sharings of zero (fresh shares, new key_ids, same key)"
+  QUORUMCTL_KEYS=$keys3 "$ctl" refresh -daemons "$daemons3" -key-ids "$key_ids" -timeout 60s >"$work/refresh.txt"
+  ids=$(lifecycle_step refresh "$work/refresh.txt")
+  lifecycle_sign refresh "$daemons3" "$keys3" "$ids" 0,1
+  say "reshare 2-of-3 to 2-of-4: daemon 3 joins as a new party"
+  "$ctl" reshare -daemons "$daemons" -key-ids "$ids" -threshold 2 -timeout 60s >"$work/reshare-add.txt"
+  ids4=$(lifecycle_step "reshare (add)" "$work/reshare-add.txt")
+  lifecycle_sign "new daemon 3 with daemon 1" "$daemons" "$QUORUMCTL_KEYS" "$ids4" 3,1
+  say "remove daemon 0: daemons 1, 2, 3 reshare 2-of-4 to 2-of-3 among themselves and delete their 2-of-4 shares"
+  d123=$(IFS=,; echo "${urls[*]:1:3}")
+  k123=$(IFS=,; echo "${keys[*]:1:3}")
+  ids123=$(echo "$ids4" | cut -d, -f2-4)
+  QUORUMCTL_KEYS=$k123 "$ctl" reshare -daemons "$d123" -key-ids "$ids123" -threshold 2 -delete-old -timeout 60s >"$work/reshare-remove.txt"
+  ids=$(lifecycle_step "reshare (remove)" "$work/reshare-remove.txt")
+  grep -q '^threshold: 2 of 3$' "$work/reshare-remove.txt" || die "removal did not give a 2-of-3 key"
+  lifecycle_sign "after removing daemon 0" "$d123" "$k123" "$ids" 0,2
+}
 # --- import -----------------------------------------------------------------------------------
 say "import a freshly generated private key 2-of-3 (daemon 0 importer, HPKE-encrypted to its import key; daemons 1 and 2 recipients)"
-"$ctl" import -daemons "$daemons" -threshold 2 -importer 0 -generate -encrypt -timeout 60s >"$work/import.txt"
+QUORUMCTL_KEYS=$keys3 "$ctl" import -daemons "$daemons3" -threshold 2 -importer 0 -generate -encrypt -timeout 60s >"$work/import.txt"
 indent <"$work/import.txt"
 pubkey=$(sed -n 's/^pubkey: //p' "$work/import.txt")
 key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
@@ -309,7 +395,7 @@ key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
 # --- sign and verify -------------------------------------------------------------------------
 message=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 say "sign a random 32-byte message with daemons 0 and 2"
-"$ctl" sign -daemons "$daemons" -key-ids "$key_ids" -signers 0,2 -msg "$message" -timeout 60s >"$work/sign.txt"
+QUORUMCTL_KEYS=$keys3 "$ctl" sign -daemons "$daemons3" -key-ids "$key_ids" -signers 0,2 -msg "$message" -timeout 60s >"$work/sign.txt"
 indent <"$work/sign.txt"
 signature=$(sed -n 's/^signature: //p' "$work/sign.txt")
 [[ $signature =~ ^[0-9a-f]{128}$ ]] || die "sign printed no signature"
@@ -320,3 +406,6 @@ say "verify the signature against the imported pubkey"
 echo "pubkey: $pubkey"
 echo "message: $message"
 echo "signature: $signature"
+if [ "$mode" = lifecycle ]; then
+  lifecycle_reshare
+fi

@@ -27,19 +27,19 @@ var (
 	demoMessageRE   = regexp.MustCompile(`(?m)^message: ((?:[0-9a-f]{2})+)$`)
 	demoSignatureRE = regexp.MustCompile(`(?m)^signature: ([0-9a-f]{128})$`)
 	demoPidsRE      = regexp.MustCompile(`(?m)^started pids: ([0-9 ]+)$`)
-	demoWorkRE      = regexp.MustCompile(`(?m)^==> SoftHSM: three tokens in (\S+)/softhsm$`)
+	demoWorkRE      = regexp.MustCompile(`(?m)^==> SoftHSM: (?:three|[0-9]+) tokens in (\S+)/softhsm$`)
 	demoPrefixRE    = regexp.MustCompile(`one prefix per daemon \((quorumd-demo-[A-Za-z0-9]+)-dN\)`)
 )
 
 // runDemo runs `bash cmd/quorumctl/demo.sh` from the repository root with
 // env added to (or, for empty values, removed from) this process's
 // environment. It fails the test, never skips: a missing tool is a failure.
-func runDemo(t *testing.T, env map[string]string) string {
+func runDemo(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
 	root := repoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join("cmd", "quorumctl", "demo.sh"))
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join("cmd", "quorumctl", "demo.sh")}, args...)...)
 	cmd.Dir = root
 	// On timeout, SIGTERM to the script's whole process group ends the
 	// command it waits on, and its trap then stops what it started; a

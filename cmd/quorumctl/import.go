@@ -26,13 +26,16 @@ type importPlan struct {
 	// key (encrypted_private_key); EncryptKEM picks its KEM ("" = default).
 	Encrypt    bool
 	EncryptKEM string
+	// Dealer, when set, deals the key from quorumctl itself: every daemon
+	// is a recipient (Importer is ignored) and Key never leaves this process.
+	Dealer *localDealer
 }
 
 // importResult is what a completed import reports.
 type importResult struct {
 	Threshold int           `json:"threshold"`
 	N         int           `json:"n"`
-	Importer  int           `json:"importer"`
+	Importer  int           `json:"importer"` // -1: quorumctl dealt locally
 	Daemons   []string      `json:"daemons"`
 	RoomUUID  string        `json:"room_uuid"`
 	KeyIDs    []string      `json:"key_ids"`
@@ -56,9 +59,12 @@ func (t *importTimings) fill() {
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func role(i, importer int) string {
-	if i == importer {
+func role(i, importer, n int) string {
+	switch i {
+	case importer:
 		return "importer"
+	case n:
+		return "local dealer"
 	}
 	return "recipient"
 }
@@ -76,7 +82,9 @@ func runImport(ctx context.Context, p importPlan, out *printer) (*importResult, 
 	if p.Threshold < 1 || p.Threshold > n {
 		return nil, usagef("threshold must satisfy 1 <= t <= N = %d, got %d", n, p.Threshold)
 	}
-	if p.Importer < 0 || p.Importer >= n {
+	if p.Dealer != nil {
+		p.Importer = -1 // every daemon is a recipient
+	} else if p.Importer < 0 || p.Importer >= n {
 		return nil, usagef("importer index %d: want 0..%d", p.Importer, n-1)
 	}
 	if p.Key == nil {
@@ -117,10 +125,14 @@ func runImport(ctx context.Context, p importPlan, out *printer) (*importResult, 
 		}
 	}
 
-	// 2. The room, made by the importer's daemon on its default relay.
+	// 2. The room, made by the importer's daemon on its default relay (by
+	// a local dealer on its relay, with a seat for the dealer).
 	t0 := time.Now()
 	mk := p.Room
-	if mk == nil {
+	switch {
+	case p.Dealer != nil:
+		mk = p.Dealer.room
+	case mk == nil:
 		mk = daemonRoom(p.Parties[p.Importer], p.Importer)
 	}
 	room, where, err := mk(ctx, n)
@@ -129,14 +141,31 @@ func runImport(ctx context.Context, p importPlan, out *printer) (*importResult, 
 	}
 	res.RoomUUID = room
 	res.Timing.Room = time.Since(t0)
-	out.step("room %s (size %d) created %s", room, n, where)
+	out.step("room %s for %d parties created %s", room, n, where)
 
-	// 3. Everyone at once: each call returns only when the ceremony ends.
+	// 3. Everyone at once: each call returns only when the ceremony ends
+	// (a local dealer, "party" n, once every daemon prepared).
 	t0 = time.Now()
 	pubs := make([][]byte, n)
-	errs = parallel(ctx, n, func(ctx context.Context, i int) error {
+	callers := n
+	if p.Dealer != nil {
+		callers++
+	}
+	errs = parallel(ctx, callers, func(ctx context.Context, i int) error {
+		if i == n {
+			err := p.Dealer.deal(ctx, room, res.KeygenIDs, p.Threshold, p.Key)
+			if err != nil {
+				out.step("local dealer failed: %v", err)
+				return err
+			}
+			out.step("local dealer: dealt, every daemon prepared; the private key is wiped")
+			return nil
+		}
 		req := ImportRequest{RoomUUID: room, KeyID: slots[i].KeyID, Threshold: p.Threshold,
 			RelayAddress: p.RelayAddress, OthersKeygenIDs: make([]string, 0, n-1)}
+		if p.Dealer != nil {
+			req.DealerID = p.Dealer.dealerID()
+		}
 		for j, s := range slots {
 			if j != i {
 				req.OthersKeygenIDs = append(req.OthersKeygenIDs, s.KeygenID)
@@ -154,18 +183,18 @@ func runImport(ctx context.Context, p importPlan, out *printer) (*importResult, 
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
-				out.step("daemon %d: %s call cancelled (another party failed)", i, role(i, p.Importer))
+				out.step("daemon %d: %s call cancelled (another party failed)", i, role(i, p.Importer, n))
 			} else {
-				out.step("daemon %d: %s failed: %v", i, role(i, p.Importer), err)
+				out.step("daemon %d: %s failed: %v", i, role(i, p.Importer, n), err)
 			}
 			return err
 		}
 		pubs[i] = pk
-		out.step("daemon %d: %s done, pubkey %x", i, role(i, p.Importer), pk)
+		out.step("daemon %d: %s done, pubkey %x", i, role(i, p.Importer, n), pk)
 		return nil
 	})
 	if i, err := firstError(errs); err != nil {
-		return nil, fmt.Errorf("import ceremony, daemon %d (%s): %w", i, role(i, p.Importer), err)
+		return nil, fmt.Errorf("import ceremony, daemon %d (%s): %w", i, role(i, p.Importer, n), err)
 	}
 	res.Timing.Ceremony = time.Since(t0)
 	res.Timing.fill()
@@ -190,6 +219,7 @@ func runImportCmd(ctx context.Context, c *cli, args []string) error {
 	q.register(fs)
 	threshold := fs.Int("threshold", 0, "threshold t (1 <= t <= N)")
 	importer := fs.Int("importer", 0, "index in -daemons of the importer (the party holding the private key)")
+	dealLocally := fs.Bool("deal-locally", false, "deal the key from quorumctl itself (needs -relay-address): every daemon is a recipient and the private key never reaches any daemon")
 	privHex := fs.String("private-key", "", "private key to import, 64 hex (prefer QUORUMCTL_PRIVATE_KEY or -private-key-file)")
 	privFile := fs.String("private-key-file", "", "file holding the private key in hex (mode 0600)")
 	generate := fs.Bool("generate", false, "import a freshly generated private key (it is never printed)")
@@ -233,7 +263,20 @@ func runImportCmd(ctx context.Context, c *cli, args []string) error {
 	}
 	plan := importPlan{Parties: parties, Threshold: *threshold, Importer: *importer, Key: key, RelayAddress: *relayAddr,
 		Encrypt: *encrypt, EncryptKEM: *encryptKEM}
-	if *relayAddr != "" {
+	if *dealLocally {
+		switch {
+		case *relayAddr == "":
+			return usagef("-deal-locally needs -relay-address: quorumctl joins the ceremony's room as the dealer")
+		case *encrypt || flagSet(fs, "importer"):
+			return usagef("-deal-locally has no importer daemon: it excludes -encrypt and -importer")
+		}
+		d, closeDealer, err := newLocalDealer(*relayAddr)
+		if err != nil {
+			return err
+		}
+		defer closeDealer()
+		plan.Dealer = d
+	} else if *relayAddr != "" {
 		mk, closeRelay, err := relayRoom(*relayAddr)
 		if err != nil {
 			return err

@@ -158,6 +158,11 @@ func TestImportCommandUsage(t *testing.T) {
 		{"key count mismatch", nil, []string{"-daemons", q.urls(), "-keys", "a,b", "-threshold", "2", "-generate"}, exitUsage},
 		{"no daemons", nil, []string{"-keys", q.keys(), "-threshold", "2", "-generate"}, exitUsage},
 		{"wrong API key", nil, []string{"-daemons", q.urls(), "-keys", "0000000000000000.nope", "-threshold", "2", "-generate"}, exitFailure},
+		{"deal locally without a relay", nil, []string{"-daemons", q.urls(), "-keys", q.keys(), "-threshold", "2", "-generate", "-deal-locally"}, exitUsage},
+		{"deal locally with an importer", nil, []string{"-daemons", q.urls(), "-keys", q.keys(), "-threshold", "2", "-generate",
+			"-deal-locally", "-relay-address", "127.0.0.1:1", "-importer", "1"}, exitUsage},
+		{"deal locally encrypted", map[string]string{"QUORUMCTL_ENCRYPT": "true"}, []string{"-daemons", q.urls(), "-keys", q.keys(),
+			"-threshold", "2", "-generate", "-deal-locally", "-relay-address", "127.0.0.1:1"}, exitUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

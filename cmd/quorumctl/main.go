@@ -81,9 +81,12 @@ func commands() []command {
 		{"import", "import a private key T-of-N across N daemons (importer + recipients)", runImportCmd},
 		{"sign", "sign a message with u daemons and verify the signature", runSignCmd},
 		{"batch-sign", "sign many messages with u daemons in one ceremony and verify every signature", runBatchSignCmd},
+		{"refresh", "fresh shares of a key for the same daemons (new key_ids, same pubkey)", runRefreshCmd},
+		{"reshare", "move a key to a new daemon set and/or threshold (holders first, then new daemons)", runReshareCmd},
+		{"repair", "replace a daemon that lost its share and identity: the holders reshare to a new daemon", runRepairCmd},
 		{"verify", "verify a BIP340 signature", runVerifyCmd},
 		{"wait", "wait until daemons (or a relay) answer their readiness probe", runWaitCmd},
-		{"bench", "load benchmark on loopback daemons: bench import|sign", runBenchCmd},
+		{"bench", "load benchmark on loopback daemons: bench import|sign|floor|all", runBenchCmd},
 	}
 }
 

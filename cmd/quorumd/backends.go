@@ -136,6 +136,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 		Rooms:      svc,
 		Ceremonies: svc,
 		Recovery:   svc,
+		Lifecycle:  svc,
 		Ready: append([]daemon.ReadinessCheck{
 			{Name: "hsm", Check: h.Ping},
 			{Name: "policy", Check: auth.Ping},

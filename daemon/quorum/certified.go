@@ -23,6 +23,7 @@ type importDurable struct {
 	ctx     context.Context
 	r       store.Record // the slot, in state created
 	scratch []byte       // 32 bytes of locked memory for the share's encoding
+	source  store.Source // "" = import
 }
 
 // Prepare seals the share and writes the pending record, durably, before
@@ -33,7 +34,11 @@ func (d *importDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData
 	if err != nil {
 		return err
 	}
-	err = d.s.Store.Prepare(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal()))
+	c := commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())
+	if d.source != "" {
+		c.Source = d.source
+	}
+	err = d.s.Store.Prepare(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, c)
 	if err != nil {
 		return fmt.Errorf("storing the pending share: %w", err)
 	}
@@ -169,6 +174,11 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 	r, err := s.owned(ctx, owner, keyID)
 	if err != nil {
 		return daemon.KeyInfo{}, err
+	}
+	if ok, err := s.certifyPending(ctx, r, data); err != nil {
+		return daemon.KeyInfo{}, err
+	} else if ok {
+		return s.Get(ctx, owner, keyID)
 	}
 	slots, err := s.secretSlots(ctx, importSlots)
 	if err != nil {

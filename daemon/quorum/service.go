@@ -306,14 +306,23 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 			return daemon.ImportResult{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "others_keygen_ids[%d]: %v", i, err)
 		}
 	}
+	seated := append([]envelope.Party{id.Public()}, others...)
+	var dealer envelope.Party
+	if p.Dealer != nil {
+		// An external dealer (a client dealing itself) takes a seat too.
+		if dealer, err = envelope.ParseParty(p.Dealer); err != nil {
+			return daemon.ImportResult{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "dealer_id: %v", err)
+		}
+		seated = append(seated, dealer)
+	}
 	rc, err := s.Relays.Client(p.RelayAddress)
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
 	start := time.Now()
 	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
-		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold,
-		Transport:  ceremony.RelayTransport(rc, p.RoomUUID, id, append([]envelope.Party{id.Public()}, others...)),
+		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold, Dealer: dealer,
+		Transport:  ceremony.RelayTransport(rc, p.RoomUUID, id, seated),
 		PrivateKey: key,
 	}, &importDurable{s: s, ctx: ctx, r: r, scratch: shareScratch})
 	if err != nil {

@@ -64,6 +64,9 @@ type Source string
 const (
 	SourceImport Source = "import"
 	SourceKeygen Source = "keygen"
+	// A new generation of an existing key (DESIGN §4a), under a new key_id.
+	SourceRefresh Source = "refresh"
+	SourceReshare Source = "reshare"
 )
 
 // Limits enforced on records (far above what the API accepts) so that a bug
@@ -246,7 +249,7 @@ func (s Slot) validate() error {
 // must sit at OwnID, so a share can never be filed under the wrong identity.
 func (c Commitment) validate(slotKeygenID []byte) error {
 	switch c.Source {
-	case SourceImport, SourceKeygen:
+	case SourceImport, SourceKeygen, SourceRefresh, SourceReshare:
 	default:
 		return fmt.Errorf("%w: unknown source %q", ErrInvalid, c.Source)
 	}

@@ -151,7 +151,9 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		if err != nil {
 			ae := err.(*AbortError)
 			if ae.ReportedBy != envelope.Broadcast {
-				if ae.Refused && !have[p.index[ae.ReportedBy]] {
+				// Only a signer's refusal is proof; an external dealer signs
+				// no transcript.
+				if i, signer := p.index[ae.ReportedBy]; ae.Refused && signer && !have[i] {
 					return nil, ae // proof: it refused instead of signing
 				}
 				// An abort from a party that signed: a certificate may still
@@ -197,8 +199,8 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 			}
 			continue
 		}
-		i := p.index[e.From]
-		if len(e.Payload) < 96 || have[i] {
+		i, signer := p.index[e.From]
+		if !signer || len(e.Payload) < 96 || have[i] {
 			continue
 		}
 		s := [64]byte(e.Payload[32:96])
@@ -232,3 +234,31 @@ func (p *party) missingList(have []bool) []envelope.Party {
 // which is about ours, and one refusal turns "pending" into a clean abort
 // (a late certificate, into success).
 const refusalGrace = 2 * time.Second
+
+// prepareAndCertify is a certified ceremony's ending once this party holds
+// its new share (ks) and recovery data: Prepare durably, certify, then
+// Certified; on a refusal Discard. ks.Share is zeroed. Errors as Import's.
+func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *RecoveryData, d Durable, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
+	info := ks.KeyInfo
+	err := d.Prepare(ks, rd)
+	ks.Share.Zero()
+	if err != nil {
+		return nil, pt.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
+	}
+	cert, err := pt.certify(ctx, info.Transcript, evidence, mismatch)
+	if err != nil {
+		ae := err.(*AbortError)
+		if ae.Refused {
+			if derr := d.Discard(&info); derr != nil {
+				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
+			}
+			return nil, ae
+		}
+		return nil, pt.fail(ae)
+	}
+	rd.Cert = cert
+	// A prepared record plus a certificate anywhere is complete: a failure
+	// to mark it ready is finished by recovery, not an abort.
+	_ = d.Certified(&info, rd)
+	return &info, nil
+}

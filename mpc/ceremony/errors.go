@@ -9,11 +9,15 @@ import (
 
 // Failure classes of an aborted ceremony; AbortError wraps one of them.
 var (
-	ErrTimeout       = errors.New("timed out")
-	ErrProtocol      = errors.New("protocol violation")
-	ErrBadShare      = errors.New("share does not match the commitments")
-	ErrEquivocation  = errors.New("importer sent different deals to different parties")
-	ErrMismatch      = errors.New("transcripts do not match")
+	ErrTimeout      = errors.New("timed out")
+	ErrProtocol     = errors.New("protocol violation")
+	ErrBadShare     = errors.New("share does not match the commitments")
+	ErrEquivocation = errors.New("importer sent different deals to different parties")
+	ErrMismatch     = errors.New("transcripts do not match")
+	// ErrOldKey: a refresh or reshare dealer presents another old key than
+	// the one its peers hold, or a sub-dealing that does not match its old
+	// public share.
+	ErrOldKey        = errors.New("dealer lies about the old key")
 	ErrBadPartialSig = errors.New("invalid partial signature")
 	ErrRejected      = errors.New("envelope rejected")
 	ErrRemoteAbort   = errors.New("aborted by another party")

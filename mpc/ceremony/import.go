@@ -33,6 +33,11 @@ type ImportParams struct {
 	PrivateKey *btcec.ModNScalar
 	// Rand is the importer's coefficient source; crypto/rand when nil.
 	Rand io.Reader
+	// Dealer, for a recipient of an external dealer (a client dealing
+	// itself, Deal), is that dealer's identity: not a party, but bound into
+	// the session and the only sender of the deal. Zero: the dealer is one
+	// of Others.
+	Dealer envelope.Party
 
 	// split lets this package's tests play a member that sends different
 	// broadcasts to different parties, or to some only.
@@ -88,9 +93,13 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, t := len(parties), p.Threshold
-	session := envelope.SessionID(ImportLabel, p.Room, parties, t, n, nil)
+	t := p.Threshold
+	session := importSession(p.Room, parties, t, p.Dealer)
 	pt := newParty(p.Identity, envelope.KindImport, session, parties, p.Transport)
+	if !p.Dealer.IsBroadcast() {
+		// The dealer may post (its deal, a notice) but is not a party.
+		pt.in = envelope.NewInbox(p.Identity, envelope.KindImport, session, append(slices.Clone(parties), p.Dealer))
+	}
 	pt.split = p.split
 	defer leave(p.Transport)
 	ks, rd, err := runDeal(ctx, pt, p, session)
@@ -144,8 +153,13 @@ func importParties(p ImportParams) ([]envelope.Party, error) {
 	if p.Identity == nil || p.Transport == nil {
 		return nil, &AbortError{Err: ErrInput, Detail: "identity and transport are required"}
 	}
-	me := p.Identity.Public()
-	parties := append([]envelope.Party{me}, p.Others...)
+	return checkParties(append([]envelope.Party{p.Identity.Public()}, p.Others...), p.Threshold, p.Dealer)
+}
+
+// checkParties validates an import's parties (distinct valid keys, 1 ≤ t ≤
+// N, an external dealer, if any, a valid key not among them) and returns
+// them sorted.
+func checkParties(parties []envelope.Party, t int, dealer envelope.Party) ([]envelope.Party, error) {
 	seen := map[envelope.Party]bool{}
 	for _, q := range parties {
 		if seen[q] {
@@ -156,11 +170,30 @@ func importParties(p ImportParams) ([]envelope.Party, error) {
 		}
 		seen[q] = true
 	}
-	if n := len(parties); p.Threshold < 1 || p.Threshold > n || n > vss.MaxParticipants {
-		return nil, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("threshold %d with %d parties", p.Threshold, n)}
+	if !dealer.IsBroadcast() {
+		if _, err := envelope.ParseParty(dealer[:]); err != nil {
+			return nil, &AbortError{Err: ErrInput, Detail: "dealer: " + err.Error()}
+		}
+		if seen[dealer] {
+			return nil, &AbortError{Err: ErrInput, Detail: "the external dealer is also a party"}
+		}
 	}
+	if n := len(parties); t < 1 || t > n || n > vss.MaxParticipants {
+		return nil, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("threshold %d with %d parties", t, n)}
+	}
+	parties = slices.Clone(parties)
 	envelope.SortParties(parties)
 	return parties, nil
+}
+
+// importSession is an import's session id; an external dealer's identity
+// is bound into it, so its deal cannot be replayed as another's.
+func importSession(room string, parties []envelope.Party, t int, dealer envelope.Party) [32]byte {
+	var ctx []byte
+	if !dealer.IsBroadcast() {
+		ctx = dealer[:]
+	}
+	return envelope.SessionID(ImportLabel, room, parties, t, len(parties), ctx)
 }
 
 // runDeal runs the deal round: the importer deals and broadcasts; everyone
@@ -172,7 +205,11 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 	n, t := len(pt.members), p.Threshold
 	rd := &RecoveryData{Kind: envelope.KindImport, Room: p.Room, T: t, Parties: pt.members}
 	if p.PrivateKey == nil {
-		got, err := pt.collect(ctx, roundDeal, pt.others(), 1, nil)
+		from := pt.others()
+		if !p.Dealer.IsBroadcast() {
+			from = []envelope.Party{p.Dealer}
+		}
+		got, err := pt.collect(ctx, roundDeal, from, 1, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -324,8 +361,9 @@ func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Env
 }
 
 // recoverImport re-opens an import's deal from recovery data: the deal must
-// be the signed broadcast of one of the parties in the session the data
-// names, and this identity one of the parties.
+// be the signed broadcast of one of the parties, or of the external dealer
+// bound into the session the data names, and this identity one of the
+// parties.
 func recoverImport(id *envelope.Identity, rd *RecoveryData) (*KeyShare, error) {
 	n := len(rd.Parties)
 	if rd.T < 1 || rd.T > n || !slices.IsSortedFunc(rd.Parties, compareParties) {
@@ -334,12 +372,18 @@ func recoverImport(id *envelope.Identity, rd *RecoveryData) (*KeyShare, error) {
 	if !slices.Contains(rd.Parties, id.Public()) {
 		return nil, fmt.Errorf("%w: %w", ErrRecovery, ErrNotAParty)
 	}
-	session := envelope.SessionID(ImportLabel, rd.Room, rd.Parties, rd.T, n, nil)
 	e, err := envelope.Verify(rd.Deal)
 	if err != nil {
 		return nil, fmt.Errorf("%w: deal: %w", ErrRecovery, err)
 	}
-	if e.Session != session || e.Kind != envelope.KindImport || !slices.Contains(rd.Parties, e.From) {
+	// A deal from outside the parties is an external dealer's, whose
+	// identity the session binds.
+	var dealer envelope.Party
+	if !slices.Contains(rd.Parties, e.From) {
+		dealer = e.From
+	}
+	session := importSession(rd.Room, rd.Parties, rd.T, dealer)
+	if e.Session != session || e.Kind != envelope.KindImport {
 		return nil, fmt.Errorf("%w: the deal belongs to another session", ErrRecovery)
 	}
 	ks, err := openDeal(id, session, rd.Parties, rd.T, e)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/vss"
 )
@@ -15,11 +17,11 @@ import (
 // owner) and, once known, the success certificate. It holds no plaintext
 // secret and authenticates itself: Recover checks it all.
 type RecoveryData struct {
-	Kind    uint8 // envelope.KindImport (later: keygen, refresh, reshare)
+	Kind    uint8 // envelope.KindImport, KindRefresh, KindReshare (later: keygen)
 	Room    string
 	T       int
 	Parties []envelope.Party // sorted; index = BIP445 id
-	Deal    []byte           // the dealer's signed deal envelope, as sent
+	Deal    []byte           // import: the dealer's signed deal envelope, as sent; refresh, reshare: every deal (packDeals)
 	Cert    Certificate      // nil while pending
 }
 
@@ -112,6 +114,10 @@ func Recover(id *envelope.Identity, data []byte) (*KeyShare, *RecoveryData, erro
 	switch rd.Kind {
 	case envelope.KindImport:
 		ks, err = recoverImport(id, rd)
+	case envelope.KindReshare:
+		ks, err = recoverRedeal(id, rd, nil, nil)
+	case envelope.KindRefresh:
+		err = fmt.Errorf("%w: a refresh is recovered with the old share (RecoverRefresh)", ErrRecovery)
 	default:
 		err = fmt.Errorf("%w: unknown ceremony kind %d", ErrRecovery, rd.Kind)
 	}
@@ -147,3 +153,25 @@ func ParseCertificate(b []byte, n int) (Certificate, error) { return parseCertif
 
 // Marshal encodes the certificate (64 bytes per party, by id).
 func (c Certificate) Marshal() []byte { return c.marshal() }
+
+// RecoverRefresh is Recover for a refresh's recovery data: the new share is
+// the old one plus the dealt sharings of zero, so the party's old key and
+// share (not modified) are needed too.
+func RecoverRefresh(id *envelope.Identity, data []byte, old *KeyInfo, oldShare *btcec.ModNScalar) (*KeyShare, *RecoveryData, error) {
+	rd, err := ParseRecoveryData(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rd.Cert == nil || rd.Kind != envelope.KindRefresh {
+		return nil, nil, fmt.Errorf("%w: not a certified refresh", ErrRecovery)
+	}
+	ks, err := recoverRedeal(id, rd, old, oldShare)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rd.Cert.Verify(rd.Parties, ks.Transcript); err != nil {
+		ks.Share.Zero()
+		return nil, nil, err
+	}
+	return ks, rd, nil
+}

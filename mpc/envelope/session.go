@@ -12,6 +12,9 @@ import (
 const (
 	KindImport uint8 = 1
 	KindSign   uint8 = 2
+	// 3 is keygen's.
+	KindRefresh uint8 = 4
+	KindReshare uint8 = 5
 )
 
 // SessionID binds a ceremony to its protocol label and version, its room,

@@ -37,8 +37,9 @@
 // and doubling formulas of Renes, Costello and Batina (ePrint 2015/1060,
 // Algorithms 7 and 9 for a = 0, b3 = 3·7 = 21). Complete means there are no
 // exceptional cases (P = Q, P = −Q, either operand ∞), hence no branches. The
-// scalar is read as 64 fixed 4-bit windows of its 32 big-endian bytes; each
-// window selects a table entry by scanning all 16 entries with masks, so
+// scalar is read as fixed windows (k·P: 64 4-bit windows; k·G: 43 signed
+// 6-bit digits); each window selects a table entry by scanning all entries
+// with masks, so
 // neither branches nor memory addresses depend on the scalar. The result is
 // made affine with the constant-time FieldVal.Inverse, which maps Z = 0 to 0,
 // so infinity needs no branch either.
@@ -61,23 +62,27 @@ var (
 // ScalarBaseMult sets result = k·G, constant time in k. result is affine (Z=1)
 // or the point at infinity (X=Y=Z=0) when k is zero.
 //
-// Constant time: 64 complete additions of entries selected by full scans of
-// fixed per-window tables, then one constant-time inversion; no branch and no
-// memory index depends on k, including for k = 0.
+// Constant time: the scalar recoded into 43 signed 6-bit digits with an
+// arithmetic carry, 43 complete additions of entries selected by full scans
+// of fixed per-window tables (y negated under a mask for negative digits),
+// then one constant-time inversion; no branch and no memory index depends
+// on k, including for k = 0.
 func ScalarBaseMult(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
 	tab := baseTable()
 	kb := k.Bytes()
+	var mag, neg [windows]uint8
+	signedDigits(&kb, &mag, &neg)
 	var acc, q projective
 	acc.setInfinity()
 	for w := range windows {
-		// Window w is the nibble of weight 16^w; its byte index is public.
-		d := kb[31-w/2] >> (4 * (w & 1)) & 0xf
-		tab[w].lookup(d, &q)
+		tab[w].lookup(mag[w], neg[w], &q)
 		acc.add(&acc, &q)
 	}
 	acc.toAffine(result)
 
 	clear(kb[:])
+	clear(mag[:])
+	clear(neg[:])
 	acc.zero()
 	q.zero()
 }

@@ -32,6 +32,9 @@ var (
 	// ErrInvalidCoefficient: a zero polynomial coefficient (its commitment
 	// would be the point at infinity, which has no encoding).
 	ErrInvalidCoefficient = errors.New("vss: zero coefficient")
+	// ErrSubDealing: a reshare dealer's constant commitment is not its
+	// Lagrange-weighted old public share.
+	ErrSubDealing = errors.New("vss: sub-dealing does not match the dealer's old public share")
 	// ErrRandomness: the randomness source failed.
 	ErrRandomness = errors.New("vss: randomness source failed")
 )
