@@ -14,11 +14,12 @@
 # Demo: bootstraps an admin and a user per party, then imports a fresh key
 # 2-of-3 with replica 1 of party 1 killed as the import starts and relay 0
 # killed once the import's room exists (the daemons that list it first
-# carry on through relay 1); then restarts that replica, kills replica 0 of party 0 and signs with
-# parties 0 and 1 (party 0 through its surviving replica, party 1 through
-# both, the restarted one included); verifies the signature and prints
-# `pubkey:`, `message:` and `signature:` lines. Everything started is
-# stopped on exit.
+# carry on through relay 1); then restarts that replica and relay 0, kills
+# replica 0 of party 0 and signs with parties 0 and 1 (party 0 through its
+# surviving replica, party 1 through both, the restarted one included),
+# killing relay 1 once the signature's room exists; verifies the signature
+# and prints `pubkey:`, `message:` and `signature:` lines. Everything
+# started is stopped on exit.
 #
 # `bench [C [D]]`: the same set-up without kills, then `quorumctl bench
 # import` and `bench sign` (2-of-3, concurrency C=16, duration D=10s).
@@ -209,12 +210,15 @@ say "nats-server with JetStream (store in $work/nats)"
 start nats nats-server -a 127.0.0.1 -p -1 -js -sd "$work/nats" -n quorumd-demo-ha
 nats_addr=$(listen_addr nats "$(pid_of nats)")
 echo "    nats-server: pid $(pid_of nats), nats://$nats_addr"
+start_relay() { # start_relay R ADDR
+  # bench creates a room per ceremony from one address, above the default 50/s
+  start "relay-$1" "$bin/quorum-relay" -listen "$2" -name quorumd-demo-ha -nats-url "nats://$nats_addr" \
+    -client-room-rate 10000 -client-room-burst 10000
+}
 relay_addrs=()
 for r in $(seq 0 $((relays - 1))); do
   say "quorum-relay $r over NATS (-name quorumd-demo-ha)"
-  # bench creates a room per ceremony from one address, above the default 50/s
-  start "relay-$r" "$bin/quorum-relay" -listen 127.0.0.1:0 -name quorumd-demo-ha -nats-url "nats://$nats_addr" \
-    -client-room-rate 10000 -client-room-burst 10000
+  start_relay "$r" 127.0.0.1:0
   relay_addrs+=("$(listen_addr "relay-$r" "$(pid_of "relay-$r")")")
   echo "    relay $r: pid $(pid_of "relay-$r"), ${relay_addrs[-1]}"
 done
@@ -347,13 +351,25 @@ key_ids=$(sed -n 's/^key_ids: //p' "$work/import.txt")
 [[ $pubkey =~ ^[0-9a-f]{64}$ ]] || die "import printed no pubkey"
 
 # --- sign and verify, killing another replica --------------------------------------------------
-say "restart replica 1 of party 1; kill replica 0 of party 0; sign with parties 0 and 1 through relay 1"
+say "restart replica 1 of party 1 and relay 0; kill replica 0 of party 0; sign with parties 0 and 1, relay 1 killed once the signature's room exists"
 start_replica 1 1
+start_relay 0 "${relay_addrs[0]}"
+listen_addr relay-0 "$(pid_of relay-0)" >/dev/null
 kill_one quorumd-0-0
-daemons=$(party 0),$(party 1),$(party 2)
 message=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-"$ctl" sign -daemons "$daemons" -key-ids "$key_ids" -signers 0,1 -msg "$message" -timeout 120s >"$work/sign.txt" 2>&1 ||
-  { indent <"$work/sign.txt"; die "sign failed"; }
+"$ctl" sign -daemons "$daemons" -key-ids "$key_ids" -signers 0,1 -msg "$message" -timeout 120s >"$work/sign.txt" 2>&1 &
+sign_pid=$!
+for _ in $(seq 600); do
+  grep -q '^room .* created' "$work/sign.txt" && break
+  kill -0 "$sign_pid" 2>/dev/null || break
+  sleep 0.05
+done
+grep -q '^room .* created' "$work/sign.txt" || { cat "$work/sign.txt" >&2; die "the signature made no room"; }
+in_flight=no
+kill -0 "$sign_pid" 2>/dev/null && in_flight=yes
+kill_one relay-1
+echo "    (the signature was in flight when relay 1 died: $in_flight)"
+wait "$sign_pid" || { indent <"$work/sign.txt"; die "sign failed"; }
 indent <"$work/sign.txt"
 signature=$(sed -n 's/^signature: //p' "$work/sign.txt")
 [[ $signature =~ ^[0-9a-f]{128}$ ]] || die "sign printed no signature"

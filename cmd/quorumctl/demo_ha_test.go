@@ -20,9 +20,9 @@ var demoPGDirRE = regexp.MustCompile(`(?m)^==> PostgreSQL \(.*\): throwaway clus
 
 // TestDemoHAScript runs `demo.sh ha` end to end: a real PostgreSQL cluster,
 // nats-server, two quorum-relay processes over JetStream and two quorumd
-// replicas per party; a replica and a relay are SIGKILLed around the import
-// and another replica before the signature, and the results must still
-// come out, verify, and leave no process or directory behind.
+// replicas per party; a replica and a relay are SIGKILLed around the import,
+// another replica and the other relay around the signature, and the
+// results must still come out, verify, and leave no process or directory behind.
 func TestDemoHAScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 3 parties × 2 replicas, 2 relays, nats-server and PostgreSQL (~30s)")
@@ -66,6 +66,7 @@ func TestDemoHAScript(t *testing.T) {
 		"killed relay-0 (pid ",     // once the import's room exists: relay 1 carries it
 		"party 1 replica 1: pid ",  // restarted, it serves the key replica 0 stored
 		"killed quorumd-0-0 (pid ", // before the signature: party 0 via replica 1
+		"killed relay-1 (pid ",     // once the signature's room exists: relay 0, restarted, carries it
 		"daemon 0: signed", "daemon 1: signed",
 	} {
 		if !strings.Contains(s, want) {
@@ -77,8 +78,8 @@ func TestDemoHAScript(t *testing.T) {
 	}
 	// Whether relay 0 died before the importer finished depends on the
 	// scheduler; the output says which.
-	if m := regexp.MustCompile(`in flight when relay 0 died: (\w+)`).FindStringSubmatch(s); m != nil {
-		t.Logf("import in flight when relay 0 was killed: %s", m[1])
+	for _, m := range regexp.MustCompile(`the (\w+) was in flight when (relay \d) died: (\w+)`).FindAllStringSubmatch(s, -1) {
+		t.Logf("%s in flight when %s was killed: %s", m[1], m[2], m[3])
 	}
 	m := demoPGDirRE.FindStringSubmatch(s)
 	if m == nil {
