@@ -298,8 +298,10 @@ func benchParties(ctx context.Context, q *quorumFlags, h *httpFlags, conns, per 
 	}
 	var parties []*Client
 	for _, d := range daemons {
-		if err := checkLoopback(ctx, d.Base); err != nil {
-			return nil, fmt.Errorf("bench only loads daemons on this machine: %w", err)
+		for _, base := range append([]string{d.Base}, d.replicas...) {
+			if err := checkLoopback(ctx, base); err != nil {
+				return nil, fmt.Errorf("bench only loads daemons on this machine: %w", err)
+			}
 		}
 		for range per {
 			parties = append(parties, d)

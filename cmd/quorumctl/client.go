@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -113,11 +115,14 @@ func newHTTPClient(o tlsOptions, conns int) (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-// Client calls one daemon's REST API with one API key.
+// Client calls one party's REST API with one API key: one daemon, or
+// several replicas of the party (sharing its database and HSM key).
 type Client struct {
-	Base string // normalized base URL
-	key  string // raw API key (Authorization header); secret, never printed
-	hc   *http.Client
+	Base     string   // normalized base URL (the first replica's)
+	replicas []string // further replicas' base URLs, tried when Base refuses
+	key      string   // raw API key (Authorization header); secret, never printed
+	hc       *http.Client
+	next     atomic.Uint32 // round-robin start among Base and replicas
 }
 
 // NewClient returns a client for the daemon at base using apiKey.
@@ -125,10 +130,39 @@ func NewClient(hc *http.Client, base, apiKey string) *Client {
 	return &Client{Base: base, key: apiKey, hc: hc}
 }
 
-// do sends one request and decodes a 200 answer into out (if not nil).
-// body, if it held a secret, is the caller's to wipe after do returns.
+// NewReplicaClient returns a client of one party served by several
+// replicas: calls start round-robin and move to the next replica when one
+// cannot be dialled (a request that was never sent is safe to repeat;
+// one cut mid-answer is not, and fails).
+func NewReplicaClient(hc *http.Client, bases []string, apiKey string) *Client {
+	c := NewClient(hc, bases[0], apiKey)
+	c.replicas = bases[1:]
+	return c
+}
+
+// do sends one request to a replica that accepts the connection and
+// decodes a 200 answer into out (if not nil). body, if it held a secret, is
+// the caller's to wipe after do returns.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, out any) error {
-	u := c.Base + path
+	n := 1 + len(c.replicas)
+	start := int(c.next.Add(1)-1) % n
+	var err error
+	for i := range n {
+		base := c.Base
+		if k := (start + i) % n; k > 0 {
+			base = c.replicas[k-1]
+		}
+		err = c.doAt(ctx, base, method, path, query, body, out)
+		var oe *net.OpError
+		if !errors.As(err, &oe) || oe.Op != "dial" || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (c *Client) doAt(ctx context.Context, base, method, path string, query url.Values, body []byte, out any) error {
+	u := base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -154,10 +188,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("%s %s%s: reading the answer: %w", method, c.Base, path, err)
+		return fmt.Errorf("%s %s%s: reading the answer: %w", method, base, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		ae := &APIError{Daemon: c.Base, Method: method, Path: path, Status: resp.StatusCode}
+		ae := &APIError{Daemon: base, Method: method, Path: path, Status: resp.StatusCode}
 		var env struct {
 			ErrType string `json:"err_type"`
 			ErrMsg  string `json:"err_msg"`
@@ -173,7 +207,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s%s: %w: %v", method, c.Base, path, errBadResponse, err)
+		return fmt.Errorf("%s %s%s: %w: %v", method, base, path, errBadResponse, err)
 	}
 	return nil
 }

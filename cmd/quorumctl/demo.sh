@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh [bench [CONCURRENCY [DURATION]] | serve | lifecycle]
+# demo.sh [bench [CONCURRENCY [DURATION]] | serve | lifecycle | ha [bench [C [D]]]]
 #
 # `make demo`: a whole quorum on this machine, end to end.
 #   - installs what is missing (softhsm2 via hsm/softhsm-init.sh) and builds
@@ -51,7 +51,8 @@ mode=${1:-demo}
 case $mode in
   demo | serve | lifecycle) ;;
   bench) bench_c=${2:-32}; bench_d=${3:-10s} ;;
-  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve | lifecycle]" >&2; exit 2 ;;
+  ha) exec bash "$(dirname "${BASH_SOURCE[0]}")/demo-ha.sh" "${@:2}" ;; # replicas and relays: demo-ha.sh
+  *) echo "usage: $0 [bench [CONCURRENCY [DURATION]] | serve | lifecycle | ha]" >&2; exit 2 ;;
 esac
 
 # Bench shape (bench mode only): QUORUM_BENCH_DAEMONS daemons, each playing

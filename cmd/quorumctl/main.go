@@ -252,7 +252,7 @@ type quorumFlags struct {
 }
 
 func (q *quorumFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&q.daemons, "daemons", "", "comma-separated daemon base URLs (http://127.0.0.1:8081,...)")
+	fs.StringVar(&q.daemons, "daemons", "", "comma-separated daemon base URLs, one per party (http://127.0.0.1:8081,...); a party's replicas joined by | (http://a1|http://a2,...)")
 	fs.StringVar(&q.keys, "keys", "", "comma-separated API keys, one per daemon (or one for all)")
 }
 
@@ -280,15 +280,19 @@ func (q *quorumFlags) parties(h *httpFlags, conns int) ([]*Client, error) {
 	out := make([]*Client, len(urls))
 	seen := map[string]bool{}
 	for i, u := range urls {
-		n, err := normalizeURL(u)
-		if err != nil {
-			return nil, err
+		var bases []string
+		for r := range strings.SplitSeq(u, "|") {
+			n, err := normalizeURL(strings.TrimSpace(r))
+			if err != nil {
+				return nil, err
+			}
+			if seen[n] {
+				return nil, usagef("daemon %s listed twice", n)
+			}
+			seen[n] = true
+			bases = append(bases, n)
 		}
-		if seen[n] {
-			return nil, usagef("daemon %s listed twice", n)
-		}
-		seen[n] = true
-		out[i] = NewClient(hc, n, keys[i])
+		out[i] = NewReplicaClient(hc, bases, keys[i])
 	}
 	return out, nil
 }

@@ -76,10 +76,15 @@ func checkSignKey(ctx context.Context, p *signPlan, out *printer) (*signKey, err
 		return nil, fmt.Errorf("reading key %s on daemon %d: %w", p.KeyIDs[i], p.Index[i], err)
 	}
 	var ids []int
+	ready := false
 	for i, r := range recs {
-		if r.State != "ready" || r.OwnID == nil {
+		// A pending signer is completed by a ready one's certificate
+		// (docs/operations.md, "Pending keys"); a replica shows a key it
+		// just imported through another replica as pending for a moment.
+		if r.State != "ready" && r.State != "pending" || r.OwnID == nil {
 			return nil, fmt.Errorf("key %s on daemon %d is in state %q, not ready: import it first", r.KeyID, p.Index[i], r.State)
 		}
+		ready = ready || r.State == "ready"
 		if r.Pubkey != recs[0].Pubkey || r.T != recs[0].T || r.N != recs[0].N || !slices.Equal(r.Participants, recs[0].Participants) {
 			return nil, fmt.Errorf("key %s on daemon %d and key %s on daemon %d are not shares of one key: %w",
 				r.KeyID, p.Index[i], recs[0].KeyID, p.Index[0], errMismatch)
@@ -88,7 +93,10 @@ func checkSignKey(ctx context.Context, p *signPlan, out *printer) (*signKey, err
 			return nil, fmt.Errorf("daemon %d holds participant %d, like another signer: %w", p.Index[i], *r.OwnID, errMismatch)
 		}
 		ids = append(ids, *r.OwnID)
-		out.step("daemon %d: key %s ready, participant %d of %d (t=%d)", p.Index[i], r.KeyID, *r.OwnID, r.N, r.T)
+		out.step("daemon %d: key %s %s, participant %d of %d (t=%d)", p.Index[i], r.KeyID, r.State, *r.OwnID, r.N, r.T)
+	}
+	if !ready {
+		return nil, fmt.Errorf("key %s is pending on every signer, none can complete it: recover it or import again (docs/operations.md, \"Pending keys\")", recs[0].KeyID)
 	}
 	k := &signKey{T: recs[0].T, N: recs[0].N}
 	if u < k.T {
