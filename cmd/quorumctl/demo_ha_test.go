@@ -60,7 +60,7 @@ func TestDemoHAScript(t *testing.T) {
 		t.Fatalf("demo.sh ha: %v\n%s", err, out.String())
 	}
 	s := out.String()
-	checkDemoOutput(t, s)
+	checkDemoOutput(t, s, 1)
 	for _, want := range []string{
 		"killed quorumd-1-1 (pid ", // before the import: party 1 served by replica 0 only
 		"killed relay-0 (pid ",     // once the import's room exists: relay 1 carries it
