@@ -281,8 +281,12 @@ func (c *Client) TakeSeat(ctx context.Context, room string, signer Signer, membe
 		return nil, err
 	}
 	// Each attempt signs afresh: a claim the failed instance may have
-	// accepted before dying would be refused as stale elsewhere.
-	for attempt := 0; ; attempt++ {
+	// accepted before dying would be refused as stale elsewhere. A claim
+	// refused as stale at the same instance is re-signed too: someone who
+	// saw it in flight may have presented it first (the relay cannot tell
+	// the copies apart), and a newer claim of ours takes the seat back and
+	// voids the token that copy was given.
+	for attempt, stale := 0, 0; ; {
 		var aux [32]byte
 		if _, err := rand.Read(aux[:]); err != nil {
 			return nil, fmt.Errorf("relay: take seat: randomness: %w", err)
@@ -292,12 +296,27 @@ func (c *Client) TakeSeat(ctx context.Context, room string, signer Signer, membe
 			return nil, err
 		}
 		st, err := c.Claim(ctx, room, sc)
+		if err != nil && ctx.Err() == nil && stale < maxStaleReclaims && isCode(err, CodeStaleSeatClaim) {
+			stale++
+			continue
+		}
 		if err == nil || attempt >= len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
 			return st, err
 		}
+		attempt++
 		start := c.cur.Load()
 		c.cur.CompareAndSwap(start, (start+1)%int32(len(c.bases)))
 	}
+}
+
+// maxStaleReclaims bounds how often TakeSeat re-signs a claim the relay
+// refused as stale (replayed ahead of it, or outside the clock window).
+const maxStaleReclaims = 3
+
+// isCode reports whether err carries the relay error code.
+func isCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
 }
 
 // Claim presents a signed seat claim (see TakeSeat) and returns the seat.

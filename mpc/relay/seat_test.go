@@ -33,28 +33,33 @@ func (i impostor) Sign(msg []byte, aux [32]byte) ([64]byte, error) {
 	return i.key.Sign(msg, aux)
 }
 
-// claimRecorder is a client transport that keeps every seat claim sent
-// through it, as an eavesdropper on the honest parties' path would.
+// claimRecorder is a client transport that keeps every seat claim the
+// relay accepted through it, as an eavesdropper on the honest parties' path
+// would. Only accepted claims are kept: one replayed before the original
+// arrives is a race the relay cannot tell from the original (see
+// TestSeatClaimReplayRace for what it gains the outsider).
 type claimRecorder struct {
 	mu     sync.Mutex
 	claims []relay.SeatClaim
 }
 
 func (r *claimRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(req.URL.Path, "/seats") && req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			return nil, err
-		}
-		var sc relay.SeatClaim
-		if json.Unmarshal(b, &sc) == nil {
-			r.mu.Lock()
-			r.claims = append(r.claims, sc)
-			r.mu.Unlock()
-		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
+	if !strings.HasSuffix(req.URL.Path, "/seats") || req.Body == nil {
+		return http.DefaultTransport.RoundTrip(req)
 	}
-	return http.DefaultTransport.RoundTrip(req)
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	var sc relay.SeatClaim
+	if err == nil && resp.StatusCode == http.StatusOK && json.Unmarshal(b, &sc) == nil {
+		r.mu.Lock()
+		r.claims = append(r.claims, sc)
+		r.mu.Unlock()
+	}
+	return resp, err
 }
 
 func (r *claimRecorder) all() []relay.SeatClaim {
@@ -346,6 +351,82 @@ func TestSeatClaimReplay(t *testing.T) {
 	}
 	if _, err := c.TakeSeat(ctx, room, ids[0], members); !errors.Is(err, relay.ErrPartyLeft) {
 		t.Fatalf("claim after leaving: %v", err)
+	}
+}
+
+// frontRunner is a client transport that, before a seat claim goes out,
+// lets the outsider present a copy of it first, as an attacker on the path
+// that outruns the original would.
+type frontRunner struct {
+	t     *testing.T
+	o     *relay.Client
+	room  string
+	mu    sync.Mutex
+	n     int           // claims to run ahead of
+	seats []*relay.Seat // what the copies got the outsider
+}
+
+func (f *frontRunner) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/seats") && req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		var sc relay.SeatClaim
+		f.mu.Lock()
+		if f.n > 0 && json.Unmarshal(b, &sc) == nil {
+			f.n--
+			st, err := f.o.Claim(req.Context(), f.room, sc)
+			if err != nil {
+				f.t.Errorf("front-run copy of a fresh claim: %v", err)
+			} else {
+				f.seats = append(f.seats, st)
+			}
+		}
+		f.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestSeatClaimReplayRace: an outsider who presents a copy of a member's
+// claim before the member's own arrives gets a token, but the member still
+// takes its seat (re-signing a newer claim), which voids that token; the
+// copy and the member's first claim are refused from then on.
+func TestSeatClaimReplayRace(t *testing.T) {
+	addr := testkit.Relay(t, relay.Config{})
+	ctx := ctxT(t)
+	ids, members := newIdentities(t, 2)
+	room := mustRoom(t, newClient(t, addr), 2)
+	o := newClient(t, addr)
+	fr := &frontRunner{t: t, o: o, room: room, n: 2} // outruns the first claim and the re-signed one
+	c := newClient(t, addr, relay.ClientConfig{Transport: fr})
+	if _, err := newClient(t, addr).TakeSeat(ctx, room, ids[1], members); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.TakeSeat(ctx, room, ids[0], members)
+	if err != nil {
+		t.Fatalf("member whose claims were replayed ahead of it: %v", err)
+	}
+	if len(fr.seats) != 2 {
+		t.Fatalf("the outsider ran ahead of %d claims, want 2", len(fr.seats))
+	}
+	if _, err := st.Post(ctx, hexOf(members[1]), []byte("hi")); err != nil {
+		t.Fatalf("member posting from its seat: %v", err)
+	}
+	for i, os := range fr.seats {
+		if _, err := os.Post(ctx, hexOf(members[1]), []byte("as the member")); !errors.Is(err, relay.ErrSeat) {
+			t.Fatalf("outsider posting with token %d of the copied claims: %v, want ErrSeat", i, err)
+		}
+		if _, err := os.Fetch(ctx, 0, 0); !errors.Is(err, relay.ErrSeat) {
+			t.Fatalf("outsider fetching with token %d of the copied claims: %v, want ErrSeat", i, err)
+		}
+		if err := os.Leave(ctx); !errors.Is(err, relay.ErrSeat) {
+			t.Fatalf("outsider leaving with token %d of the copied claims: %v, want ErrSeat", i, err)
+		}
+	}
+	if _, err := st.Fetch(ctx, 0, 0); err != nil {
+		t.Fatalf("member fetching after the outsider's attempts: %v", err)
 	}
 }
 
