@@ -97,3 +97,13 @@ func DeleteOwnerIndex(s Store, owner, keyID string) error {
 		return tx.Bucket(bucketOwners).Delete(ownerKey(owner, keyID))
 	})
 }
+
+// DeleteUnscrubbed commits Delete's transaction (tombstone and owner-index
+// removal, in one transaction) but skips the scrub that follows it: the
+// state a crash between the two leaves. The pages it frees stay pending for
+// its own transaction, so bbolt cannot reuse them before the store is
+// closed, and they sit unscrubbed in the file until the next Open.
+func DeleteUnscrubbed(s *Bolt, owner, keyID string) error {
+	now := s.now()
+	return s.modifyOwned(context.Background(), owner, keyID, func(r *Record) (bool, error) { *r = tombstone(*r, now); return true, nil })
+}
