@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,5 +110,41 @@ func TestResealForMigrates(t *testing.T) {
 	}
 	if pt, err := h.Open(blob, aad); err != nil || !bytes.Equal(pt, secret) {
 		t.Fatalf("open: %v", err)
+	}
+}
+
+// TestDataKeyConcurrentCreateDestroy: data keys created, used and destroyed
+// from many goroutines at once (the /bip340/create quota race: the refused
+// creations destroy their data keys while others create theirs). SoftHSM
+// fails a C_GenerateKey concurrent with a C_DestroyObject with
+// CKR_GENERAL_ERROR unless the HSM serialises them.
+func TestDataKeyConcurrentCreateDestroy(t *testing.T) {
+	h := mustOpen(t, cfgFor(tok.main, "wrap-a"))
+	base := time.Now().UnixNano()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 32 {
+		wg.Go(func() {
+			for j := range 6 {
+				keyID := fmt.Sprintf("dk-race-%d-%d-%d", base, i, j)
+				if err := h.CreateDataKey(keyID); err != nil {
+					errs <- fmt.Errorf("create %s: %w", keyID, err)
+					return
+				}
+				if _, err := h.SealFor(keyID, []byte("secret"), []byte("aad")); err != nil {
+					errs <- fmt.Errorf("seal %s: %w", keyID, err)
+					return
+				}
+				if err := h.DestroyDataKey(keyID); err != nil {
+					errs <- fmt.Errorf("destroy %s: %w", keyID, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
