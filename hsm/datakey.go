@@ -58,24 +58,17 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	if len(label) > maxKeyLabelLen {
 		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
 	}
+	// One creator or destroyer at a time: two creating the same label would
+	// leave two objects, which every later lookup refuses as ambiguous, and
+	// SoftHSM fails a creation concurrent with a destruction.
+	h.dkCreate.Lock()
+	defer h.dkCreate.Unlock()
 	st, release, err := h.acquire()
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Fast path: the key exists (cached or on the token).
 	if _, err := h.key(st, label); err == nil {
-		return nil
-	} else if !errors.Is(err, ErrNoDataKey) {
-		return err
-	}
-	// One creator or destroyer at a time (objMu): two creating the same
-	// label would leave two objects, which every later lookup refuses as
-	// ambiguous, and SoftHSM fails object creation concurrent with object
-	// destruction.
-	h.objMu.Lock()
-	defer h.objMu.Unlock()
-	if _, err := h.keyLocked(st, label); err == nil {
 		return nil
 	} else if !errors.Is(err, ErrNoDataKey) {
 		return err
@@ -83,7 +76,7 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	if err := generateKey(st.ctx, dataKeyID(time.Now()), label); err != nil {
 		return err
 	}
-	_, err = h.keyLocked(st, label)
+	_, err = h.key(st, label)
 	return err
 }
 
@@ -97,13 +90,16 @@ func (h *HSM) SealFor(keyID string, plaintext, aad []byte) ([]byte, error) {
 // error, so a retry after a crash is safe.
 func (h *HSM) DestroyDataKey(keyID string) error {
 	label := DataKeyLabel(keyID)
+	// Serialised with CreateDataKey, and taken before acquire as there, so
+	// the two locks are always taken in one order: SoftHSM fails an object
+	// creation concurrent with an object destruction (CKR_GENERAL_ERROR).
+	h.dkCreate.Lock()
+	defer h.dkCreate.Unlock()
 	st, release, err := h.acquire()
 	if err != nil {
 		return err
 	}
 	defer release()
-	h.objMu.Lock()
-	defer h.objMu.Unlock()
 	st.dkMu.Lock()
 	delete(st.dataKeys, label)
 	st.dkMu.Unlock()
@@ -131,10 +127,6 @@ func (h *HSM) DataKeys() ([]DataKey, error) {
 		return nil, err
 	}
 	defer release()
-	// Shared: no data key is created or destroyed under the listing (a
-	// handle destroyed between the find and the attribute read fails it).
-	h.objMu.RLock()
-	defer h.objMu.RUnlock()
 	var keys []*crypto11.SecretKey
 	err = guard(func() error {
 		var e error
@@ -181,17 +173,8 @@ const maxCachedDataKeys = 4096
 
 // key returns the GCM of the key labelled label: a configured wrapping key,
 // or a data key found on the token (and cached, its policy checked once).
-// Called with the read lock of h.mu held, not objMu.
+// Called with the read lock of st held.
 func (h *HSM) key(st *tokenState, label string) (cipher.AEAD, error) {
-	return h.lookupKey(st, label, false)
-}
-
-// keyLocked is key for a caller holding objMu exclusively.
-func (h *HSM) keyLocked(st *tokenState, label string) (cipher.AEAD, error) {
-	return h.lookupKey(st, label, true)
-}
-
-func (h *HSM) lookupKey(st *tokenState, label string, objLocked bool) (cipher.AEAD, error) {
 	if aead, ok := st.keys[label]; ok {
 		return aead, nil
 	}
@@ -204,15 +187,23 @@ func (h *HSM) lookupKey(st *tokenState, label string, objLocked bool) (cipher.AE
 	if ok {
 		return aead, nil
 	}
-	// The token lookup and the caching hold objMu shared, so no data key is
-	// created or destroyed under them (and a destroyed key is not cached).
-	if !objLocked {
-		h.objMu.RLock()
-		defer h.objMu.RUnlock()
+	k, err := findKey(st.ctx, label)
+	if err == ErrKeyNotFound {
+		return nil, fmt.Errorf("%w: %q", ErrNoDataKey, label)
 	}
-	aead, err := loadDataKey(st.ctx, label)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkKeyPolicy(st.ctx, k, label); err != nil {
+		return nil, err
+	}
+	err = guard(func() error {
+		var e error
+		aead, e = k.NewGCM()
+		return e
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %q: %w", ErrKeyPolicy, label, err)
 	}
 	st.dkMu.Lock()
 	if len(st.dataKeys) >= maxCachedDataKeys {
@@ -223,30 +214,5 @@ func (h *HSM) lookupKey(st *tokenState, label string, objLocked bool) (cipher.AE
 	}
 	st.dataKeys[label] = aead
 	st.dkMu.Unlock()
-	return aead, nil
-}
-
-// loadDataKey finds the data key labelled label on the token, checks its
-// policy and returns its GCM.
-func loadDataKey(ctx *crypto11.Context, label string) (cipher.AEAD, error) {
-	k, err := findKey(ctx, label)
-	if err == ErrKeyNotFound {
-		return nil, fmt.Errorf("%w: %q", ErrNoDataKey, label)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := checkKeyPolicy(ctx, k, label); err != nil {
-		return nil, err
-	}
-	var aead cipher.AEAD
-	err = guard(func() error {
-		var e error
-		aead, e = k.NewGCM()
-		return e
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: key %q: %w", ErrKeyPolicy, label, err)
-	}
 	return aead, nil
 }

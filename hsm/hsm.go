@@ -57,16 +57,10 @@ type HSM struct {
 	// mu is held shared by every token operation and exclusively to swap or
 	// close the crypto11 context, so a context is never closed under an
 	// operation that is using it.
-	mu     sync.RWMutex
-	st     *tokenState // nil while disconnected
-	closed bool
-	// objMu serialises the creation and destruction of token objects (data
-	// keys) against each other and against object lookups, which hold it
-	// shared. SoftHSM's file object store is not safe for a C_GenerateKey
-	// concurrent with a C_DestroyObject in another session: one of them
-	// fails with CKR_GENERAL_ERROR. It also keeps two creators of the same
-	// label from leaving two objects.
-	objMu       sync.RWMutex
+	mu          sync.RWMutex
+	st          *tokenState // nil while disconnected
+	closed      bool
+	dkCreate    sync.Mutex // serialises CreateDataKey and DestroyDataKey
 	lastAttempt time.Time
 	lastErr     error
 }
