@@ -22,7 +22,13 @@ var _ daemon.Keygens = (*Service)(nil)
 // identity key is the host key; the share is prepared and certified as an
 // import's is, with ChillDKG's recovery data.
 func (s *Service) Keygen(ctx context.Context, p daemon.ImportParams) (daemon.ImportResult, error) {
-	defer importLocks.lock(p.Owner + "\x00" + p.KeyID)()
+	// The key's lock across replicas too (as an import takes it): two
+	// replicas must never run ceremonies on one slot at once.
+	unlock, err := s.lockKey(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	defer unlock()
 
 	r, err := s.owned(ctx, p.Owner, p.KeyID)
 	if err != nil {

@@ -33,7 +33,13 @@ func (s *Service) ReshareExisting(ctx context.Context, p daemon.ReshareParams) (
 // lost its share and identity is repaired): its fresh slot p.KeyID receives
 // a share of the key every dealer presents, and of p.Pubkey when given.
 func (s *Service) ReshareNew(ctx context.Context, p daemon.ReshareParams) (daemon.ImportResult, error) {
-	defer importLocks.lock(p.Owner + "\x00" + p.KeyID)()
+	// The key's lock across replicas too (as an import takes it): two
+	// replicas must never run ceremonies on one slot at once.
+	unlock, err := s.lockKey(ctx, p.Owner, p.KeyID)
+	if err != nil {
+		return daemon.ImportResult{}, err
+	}
+	defer unlock()
 	others, err := parseOthers(p.Others)
 	if err != nil {
 		return daemon.ImportResult{}, err
