@@ -205,4 +205,3 @@ func TestProxyPassesRepeatedAuthorization(t *testing.T) {
 		t.Fatalf("a documented refusal was reported: %v", got)
 	}
 }
-
