@@ -23,6 +23,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 
 	"github.com/quorumd/quorumd/hsm"
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -54,6 +55,9 @@ func TestMain(m *testing.M) {
 }
 
 // node is one quorumd, run in-process through run() exactly as main does.
+// base is a validating proxy in front of it (internal/apispec): every
+// exchange of every e2e test, from node.call, quorumctl or a raw socket,
+// is checked against docs/openapi.yaml and fails the test if undescribed.
 type node struct {
 	t          *testing.T
 	tok        testkit.SoftHSMToken
@@ -150,7 +154,7 @@ func (n *node) start() {
 	}()
 	select {
 	case addr := <-ready:
-		n.base = "http://" + addr
+		n.base = apispec.Proxy(n.t, "http://"+addr)
 	case code := <-n.done:
 		n.t.Fatalf("daemon exited with %d:\n%s", code, n.logs.String())
 	case <-time.After(30 * time.Second):
