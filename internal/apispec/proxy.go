@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -167,4 +168,40 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(body)
+}
+
+// Factory starts a server that makes a validating proxy per request,
+// GET /proxy?target=URL answering the proxy's URL as text, and returns its
+// base URL: scripts that start daemons (cmd/quorumctl/demo.sh) put each
+// behind a proxy of t this way. Every proxy stops, and reports, with t.
+func Factory(t testing.TB) string {
+	t.Helper()
+	rec := NewRecorder(t)
+	var mu sync.Mutex
+	var proxies []*ProxyServer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("target")
+		if r.URL.Path != "/proxy" || !strings.HasPrefix(target, "http") {
+			http.Error(w, "GET /proxy?target=http://host:port", http.StatusBadRequest)
+			return
+		}
+		p, err := NewProxy(target, rec.Report)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		mu.Lock()
+		proxies = append(proxies, p)
+		mu.Unlock()
+		io.WriteString(w, p.URL)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range proxies {
+			p.Close()
+		}
+	})
+	return srv.URL
 }
