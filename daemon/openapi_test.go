@@ -203,6 +203,26 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	if h := doc.Components.Responses["Overloaded"].Value.Headers["Retry-After"]; h == nil || !h.Value.Required {
 		t.Error("the 503 Overloaded response must require Retry-After")
 	}
+	// A rule grants the operations a policy can (the admin ones come with
+	// the admin flag), in the request and in the stored record alike.
+	var userOps []string
+	for _, op := range policy.Operations() {
+		if !op.IsAdmin() {
+			userOps = append(userOps, string(op))
+		}
+	}
+	sort.Strings(userOps)
+	for _, name := range []string{"CreateRuleRequest", "Rule"} {
+		var got []string
+		for _, v := range doc.Components.Schemas[name].Value.Properties["allowed_operations"].Value.Items.Value.Enum {
+			got = append(got, v.(string))
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, userOps) {
+			t.Errorf("%s.allowed_operations enum %v, policy has %v", name, got, userOps)
+		}
+	}
+
 	all := slices.Sorted(slices.Values(ErrTypes()))
 	var generic []string
 	for _, v := range doc.Components.Schemas["Error"].Value.Properties["err_type"].Value.Enum {
