@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -79,7 +80,11 @@ type ProxyServer struct {
 	client *http.Client
 	report func(error)
 	spec   *Spec
+	seen   atomic.Int64
 }
+
+// Exchanges counts the exchanges the proxy checked.
+func (p *ProxyServer) Exchanges() int64 { return p.seen.Load() }
 
 // NewProxy starts a validating proxy to target, reporting to report.
 func NewProxy(target string, report func(error)) (*ProxyServer, error) {
@@ -163,6 +168,7 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	in.Body = http.NoBody
+	p.seen.Add(1)
 	if verr := p.spec.Check(context.Background(), &Exchange{Request: in, RequestURI: in.RequestURI, ReqBody: reqBody,
 		Status: resp.StatusCode, Header: resp.Header, Body: body}); verr != nil {
 		p.report(verr)
@@ -220,8 +226,14 @@ func Factory(t testing.TB) string {
 		srv.Close()
 		mu.Lock()
 		defer mu.Unlock()
+		var seen int64
 		for _, p := range proxies {
 			p.Close()
+			seen += p.Exchanges()
+		}
+		// A script that ignored the factory would pass unchecked.
+		if seen == 0 && !t.Failed() {
+			t.Errorf("apispec: no exchange went through the %d validating proxies of %s", len(proxies), srv.URL)
 		}
 	})
 	return srv.URL

@@ -2,6 +2,7 @@ package apispec
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -239,5 +240,36 @@ func TestProxyCutsWhenTheDaemonDies(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("reported %v", got)
+	}
+}
+
+// TestFactory: a script's way in: a proxy per target, reached by URL, that
+// checks exchanges, and /close makes its address refuse connections.
+func TestFactory(t *testing.T) {
+	srv := httptest.NewServer(fake{status: 200, body: `{"status":"ok"}`})
+	defer srv.Close()
+	f := Factory(t)
+	res, err := http.Get(f + "/proxy?target=" + srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	proxy := string(raw)
+	if res.StatusCode != 200 || !strings.HasPrefix(proxy, "http://127.0.0.1:") {
+		t.Fatalf("factory answered %d %q", res.StatusCode, raw)
+	}
+	if st := rawCall(t, proxy, "GET", "/healthz", ""); st != 200 {
+		t.Fatalf("through the proxy: %d", st)
+	}
+	res, err = http.Get(f + "/close?proxy=" + proxy)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("close: %v", err)
+	}
+	res.Body.Close()
+	_, err = http.Get(proxy + "/healthz")
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		t.Fatalf("a closed proxy answered (%v), want a refused dial", err)
 	}
 }
