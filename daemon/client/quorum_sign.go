@@ -22,10 +22,10 @@ type SignOptions struct {
 // Signers is a checked set of u ≥ t signers of one key, ready to sign any
 // number of messages (see Quorum.PrepareSign).
 type Signers struct {
-	q       *Quorum
-	Index   []int     // the signers' indexes in Quorum.Parties
-	Clients []*Client // their clients
-	KeyIDs  []string  // the key id on each signer
+	q                     *Quorum
+	Index                 []int     // the signers' indexes in Quorum.Parties
+	Clients               []*Client // their clients
+	KeyIDs                []string  // the key id on each signer
 	DerivationPath, Tweak string
 	// Pubkey is the (derived) x-only key signatures must verify under.
 	Pubkey []byte
