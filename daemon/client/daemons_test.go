@@ -92,7 +92,7 @@ func startQuorum(t *testing.T, n int, backupMode string, opts ...client.Option) 
 	}
 	q := &testQuorum{relay: testkit.Relay(t)}
 	for _, tok := range toks {
-		q.daemons = append(q.daemons, startDaemon(t, bin, tok, q.relay, backupMode))
+		q.daemons = append(q.daemons, startDaemon(t, bin, tok, q.relay, backupMode, ""))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -114,7 +114,9 @@ func startQuorum(t *testing.T, n int, backupMode string, opts ...client.Option) 
 	return q
 }
 
-func startDaemon(t *testing.T, bin string, tok testkit.SoftHSMToken, relayAddr, backupMode string) *daemon {
+// startDaemon starts quorumd on token tok; tlsSection, if set, is the
+// server.tls block (indented for it), and the daemon then serves https.
+func startDaemon(t *testing.T, bin string, tok testkit.SoftHSMToken, relayAddr, backupMode, tlsSection string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	pinFile, err := tok.WritePINFile(dir)
@@ -148,7 +150,7 @@ func startDaemon(t *testing.T, bin string, tok testkit.SoftHSMToken, relayAddr, 
   shutdown_timeout: 60s
   request_timeout: 120s
   write_timeout: 120s
-state_dir: %s
+%sstate_dir: %s
 hsm:
   module: %s
   token_label: %s
@@ -166,7 +168,7 @@ ceremony:
   timeout: 60s
 log:
   level: info
-`, filepath.Join(dir, "state"), tok.Module, tok.Label, pinFile, policyFile, relayAddr)
+`, tlsSection, filepath.Join(dir, "state"), tok.Module, tok.Label, pinFile, policyFile, relayAddr)
 	cfgPath := filepath.Join(dir, "quorumd.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -213,6 +215,9 @@ log:
 	select {
 	case a := <-addr:
 		d.base = "http://" + a
+		if tlsSection != "" {
+			d.base = "https://" + a
+		}
 	case <-done:
 		t.Fatalf("quorumd exited (%v):\n%s", waitErr, d.logs)
 	case <-time.After(60 * time.Second):
