@@ -18,6 +18,12 @@ import (
 const waitingFor = "the success certificate (all parties' transcript signatures): POST /bip340/recover " +
 	"with any party's GET /bip340/recovery-data/:key_id, or sign with a ready party, which attaches it"
 
+// waitingForRefused is waitingFor once a member refused after this party
+// signed (%x: its keygen_id).
+const waitingForRefused = "the success certificate, though member %x refused after this party signed: " +
+	"if it signed for the others they hold the certificate (POST /bip340/recover with any party's " +
+	"GET /bip340/recovery-data/:key_id, or sign with a ready party); if no party is ready, none exists: delete the key"
+
 // importDurable is an import's ceremony.Durable: the HSM and the key store.
 type importDurable struct {
 	s       *Service
@@ -56,6 +62,16 @@ func (d *importDurable) Certified(info *ceremony.KeyInfo, rd *ceremony.RecoveryD
 // Discard returns the slot to created on proof that no certificate exists.
 func (d *importDurable) Discard(info *ceremony.KeyInfo) error {
 	return d.s.Store.Discard(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, info.Transcript[:])
+}
+
+// Refused notes the refusing member on the pending record; the record
+// stays pending either way, so a failed note is only logged.
+func (d *importDurable) Refused(info *ceremony.KeyInfo, by envelope.Party) error {
+	err := d.s.Store.MarkRefused(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, info.Transcript[:], by[:])
+	if err != nil {
+		d.s.log().Warn("noting a refusal on a pending key failed", "key_id", d.r.KeyID, "err", err)
+	}
+	return err
 }
 
 // lazyMarks tracks ready marks in flight, so that a read of a key right

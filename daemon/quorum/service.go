@@ -148,6 +148,9 @@ func info(r store.Record) daemon.KeyInfo {
 		k.State = daemon.KeyReady
 		if r.State == store.StatePending {
 			k.State, k.WaitingFor = daemon.KeyPending, waitingFor
+			if len(r.RefusedBy) > 0 {
+				k.WaitingFor, k.RefusedBy = fmt.Sprintf(waitingForRefused, r.RefusedBy), r.RefusedBy
+			}
 		}
 		k.Threshold, k.N, k.ParticipantID = r.T, r.N, r.OwnID
 		if len(r.PublicKey) == 33 {
