@@ -1,9 +1,7 @@
 package ceremony
 
 import (
-	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,93 +12,14 @@ import (
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
-// refuser plays a Byzantine member through its transport: its broadcast
-// of round at (roundCertify: its transcript signature) goes to every seat
-// but one, which gets a signed refusal in its place (same channel, same
-// sequence number, so the inbox takes it), and nothing after it. A refusal
-// in place of the signature is held back until that party's own signature
-// reached the cheat, so it arrives after the party signed: the case where
-// a refusal proves nothing.
-type refuser struct {
-	Transport
-	id     *envelope.Identity
-	seats  []envelope.Party // every seat of the room but the cheat's
-	refuse envelope.Party
-	at     uint8
-
-	mu     sync.Mutex
-	held   []byte
-	signed bool // refuse's transcript signature reached the cheat
-	sent   bool // the refusal went out
-}
-
-func newRefuser(tr Transport, id *envelope.Identity, seats []envelope.Party, refuse envelope.Party) *refuser {
-	var others []envelope.Party
-	for _, s := range seats {
-		if s != id.Public() {
-			others = append(others, s)
-		}
-	}
-	return &refuser{Transport: tr, id: id, seats: others, refuse: refuse, at: roundCertify}
-}
-
-func (r *refuser) Send(ctx context.Context, to envelope.Party, body []byte) error {
-	e, err := envelope.Unmarshal(body)
-	if err != nil || !to.IsBroadcast() || e.Round < r.at || e.Round > roundCert {
-		return r.Transport.Send(ctx, to, body)
-	}
-	for _, s := range r.seats {
-		if s == r.refuse {
-			continue
-		}
-		if err := r.Transport.Send(ctx, s, body); err != nil {
-			return err
-		}
-	}
-	if e.Round != r.at {
-		return nil
-	}
-	e.Round = roundRefuse
-	e.Payload = append(make([]byte, envelope.PartySize), "durable write failed"...)
-	d := e.Digest()
-	if e.Sig, err = r.id.Sign(d[:], [32]byte{}); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.signed && r.at == roundCertify {
-		r.held = e.Marshal()
-		return nil
-	}
-	r.sent = true
-	return r.Transport.Send(ctx, r.refuse, e.Marshal())
-}
-
-func (r *refuser) Recv(ctx context.Context) ([]byte, error) {
-	raw, err := r.Transport.Recv(ctx)
-	if err != nil {
-		return raw, err
-	}
-	if e, err := envelope.Unmarshal(raw); err == nil && e.From == r.refuse && e.Round == roundCertify {
-		r.mu.Lock()
-		r.signed = true
-		held := r.held
-		r.held, r.sent = nil, r.sent || held != nil
-		r.mu.Unlock()
-		if held != nil {
-			if err := r.Transport.Send(ctx, r.refuse, held); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return raw, nil
-}
-
-func (r *refuser) refused() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.sent
-}
+// refuseAfterSigning and refuseBeforeSigning are where a Byzantine member
+// puts its refusal (testkit.Refuser): in place of its transcript
+// signature, after the refused party signed; or in place of its prepared
+// announcement, before.
+var (
+	refuseAfterSigning  = testkit.RefuserRounds{Replace: roundCertify, Last: roundCert, Signature: roundCertify, Refuse: roundRefuse}
+	refuseBeforeSigning = testkit.RefuserRounds{Replace: roundPrepared, Last: roundCert, Signature: roundCertify, Refuse: roundRefuse}
+)
 
 // dropCertificates is a relay that passes no certificate on, so a party
 // that lacks a signature cannot complete the key from a peer's.
@@ -112,7 +31,7 @@ func dropCertificates(room, from, to string, body []byte) ([]byte, bool) {
 // equivocationRun is one certified ceremony of n parties in which party
 // cheat refuses to party victim and signs for the others; it returns each
 // party's durable record and answer.
-type equivocationRun func(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) *refuser) ([]*memDurable, []error, func(i, from int))
+type equivocationRun func(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) Transport) ([]*memDurable, []error, func(i, from int))
 
 // TestEquivocatingRefusal: a member sends its transcript signature to
 // some parties and a signed refusal to another, after that party signed.
@@ -143,13 +62,13 @@ func TestEquivocatingRefusal(t *testing.T) {
 				} else {
 					addr = testkit.Relay(t)
 				}
-				var r *refuser
-				wrap := func(tr Transport, id *envelope.Identity, seats []envelope.Party, refuse envelope.Party) *refuser {
-					r = newRefuser(tr, id, seats, refuse)
+				var r *testkit.Refuser
+				wrap := func(tr Transport, id *envelope.Identity, seats []envelope.Party, refuse envelope.Party) Transport {
+					r = testkit.NewRefuser(tr, id, seats, refuse, refuseAfterSigning)
 					return r
 				}
 				ds, errs, recoverVictim := run(t, addr, cheat, victim, wrap)
-				if r == nil || !r.refused() {
+				if r == nil || !r.Refused() {
 					t.Fatal("the cheat never sent its refusal")
 				}
 				for i, d := range ds {
@@ -173,8 +92,8 @@ func TestEquivocatingRefusal(t *testing.T) {
 				if !errors.As(errs[victim], &ae) || !ae.Refused || !errors.Is(ae, ErrPending) || ds[victim].state() != "pending" {
 					t.Fatalf("refused party: %v (%s), want pending on a refusal", errs[victim], ds[victim].state())
 				}
-				if ae.ReportedBy != r.id.Public() || ds[victim].refusedBy != r.id.Public() {
-					t.Errorf("refused party names %x / %x, want the cheat %x", ae.ReportedBy[:4], ds[victim].refusedBy[:4], r.id.Public().Bytes()[:4])
+				if cheat := r.Identity().Public(); ae.ReportedBy != cheat || ds[victim].refusedBy != cheat {
+					t.Errorf("refused party names %x / %x, want the cheat %x", ae.ReportedBy[:4], ds[victim].refusedBy[:4], cheat[:4])
 				}
 				recoverVictim(victim, 0)
 				if s := ds[victim].state(); s != "ready" {
@@ -193,7 +112,7 @@ func durables(out []*importOutcome) ([]*memDurable, []error) {
 	return ds, errs
 }
 
-func equivocateImport(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) *refuser) ([]*memDurable, []error, func(i, from int)) {
+func equivocateImport(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) Transport) ([]*memDurable, []error, func(i, from int)) {
 	q := newQuorum(t, addr, 3)
 	out := q.runImport(randomScalar(t), 0, 2, slow*20*time.Second, func(i int, p *ImportParams) {
 		if i == cheat {
@@ -204,7 +123,7 @@ func equivocateImport(t *testing.T, addr string, cheat, victim int, wrap func(Tr
 	return ds, errs, func(i, from int) { recoverFrom(t, q, out, i, from) }
 }
 
-func equivocateDeal(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) *refuser) ([]*memDurable, []error, func(i, from int)) {
+func equivocateDeal(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) Transport) ([]*memDurable, []error, func(i, from int)) {
 	q := newQuorum(t, addr, 3)
 	d, out, _ := q.runDeal(randomScalar(t), 2, slow*20*time.Second, envelope.Party{}, func(i int, p *ImportParams, seated []envelope.Party) {
 		if i == cheat {
@@ -218,7 +137,7 @@ func equivocateDeal(t *testing.T, addr string, cheat, victim int, wrap func(Tran
 	return ds, errs, func(i, from int) { recoverFrom(t, q, out, i, from) }
 }
 
-func equivocateKeygen(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) *refuser) ([]*memDurable, []error, func(i, from int)) {
+func equivocateKeygen(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) Transport) ([]*memDurable, []error, func(i, from int)) {
 	q := newQuorum(t, addr, 3)
 	out := q.runKeygen(2, slow*20*time.Second, func(i int, p *KeygenParams) {
 		if i == cheat {
@@ -262,7 +181,7 @@ func recoverRedealFrom(t *testing.T, out []*redealOutcome, i, from int, old *Key
 	}
 }
 
-func equivocateRefresh(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) *refuser) ([]*memDurable, []error, func(i, from int)) {
+func equivocateRefresh(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) Transport) ([]*memDurable, []error, func(i, from int)) {
 	c, err := relay.NewClient(addr, relay.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +197,7 @@ func equivocateRefresh(t *testing.T, addr string, cheat, victim int, wrap func(T
 	return ds, errs, func(i, from int) { recoverRedealFrom(t, out, i, from, hs[i].info, hs[i].share) }
 }
 
-func equivocateReshare(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) *refuser) ([]*memDurable, []error, func(i, from int)) {
+func equivocateReshare(t *testing.T, addr string, cheat, victim int, wrap func(Transport, *envelope.Identity, []envelope.Party, envelope.Party) Transport) ([]*memDurable, []error, func(i, from int)) {
 	c, err := relay.NewClient(addr, relay.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -307,12 +226,9 @@ func equivocateReshare(t *testing.T, addr string, cheat, victim int, wrap func(T
 func TestRefusalBeforeSigningDiscards(t *testing.T) {
 	const cheat, victim = 2, 1
 	q := newQuorum(t, testkit.Relay(t), 3)
-	var r *refuser
 	out := q.runImport(randomScalar(t), 0, 2, slow*4*time.Second, func(i int, p *ImportParams) {
 		if i == cheat {
-			r = newRefuser(p.Transport, q.ids[i], q.parties(), q.ids[victim].Public())
-			r.at = roundPrepared
-			p.Transport = r
+			p.Transport = testkit.NewRefuser(p.Transport, q.ids[i], q.parties(), q.ids[victim].Public(), refuseBeforeSigning)
 		}
 	}, nil)
 	for i, o := range out {
