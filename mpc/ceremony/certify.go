@@ -105,8 +105,9 @@ const (
 // certSendTimeout bounds the best-effort broadcast of a certificate.
 const certSendTimeout = 2 * time.Second
 
-// mismatchFunc explains a transcript signature over another transcript
-// (theirEvidence is the sender's ceremony evidence): whom to blame.
+// mismatchFunc explains a prepared announcement or transcript signature
+// over another transcript (theirEvidence is the sender's ceremony
+// evidence): whom to blame.
 type mismatchFunc func(e *envelope.Envelope, theirEvidence []byte) *AbortError
 
 // certify is prepare-then-certify's second half, written once for every
