@@ -25,7 +25,10 @@ type RelayPKI = relaytest.PKI
 func NewRelayPKI(t testing.TB) *RelayPKI { t.Helper(); return relaytest.NewPKI(t) }
 
 // Relay is relaytest.Start: an in-process relay on loopback, stopped by t.Cleanup.
-func Relay(t testing.TB, cfg ...relay.Config) (addr string) { t.Helper(); return relaytest.Start(t, cfg...) }
+func Relay(t testing.TB, cfg ...relay.Config) (addr string) {
+	t.Helper()
+	return relaytest.Start(t, cfg...)
+}
 
 // RelayServer is relaytest.StartServer.
 func RelayServer(t testing.TB, cfg ...relay.Config) (*relay.Server, string) {
@@ -185,4 +188,3 @@ func (l *relayLogBuf) String() string {
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
-
