@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -86,12 +85,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 		return checkConfig(cfg, environ, stdout, stderr)
 	}
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+	log, err := boot.NewLogger(stderr, cfg.Log.Level)
+	if err != nil {
 		fmt.Fprintln(stderr, "quorumd:", err)
 		return exitBadUsage
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", "quorumd")
 	if err := hardenProcess(); err != nil {
 		log.Error("cannot disable core dumps", "error", err.Error())
 		return exitFailure

@@ -106,3 +106,13 @@ func Run(ctx context.Context, cfg *daemon.Config, log *slog.Logger, o Options) e
 	log.Info("quorumd stopped")
 	return nil
 }
+
+// NewLogger is the daemon's logger: JSON lines on w at the configured
+// level (log.level), each tagged service=quorumd.
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("service", "quorumd"), nil
+}
