@@ -168,8 +168,8 @@ func (d *Daemon) Start() {
 	)
 	if d.binary != "" {
 		r, err = startProcess(d.binary, d.ConfigPath, d.logs)
-	} else {
-		r, err = StartInProcess(d.ConfigPath, d.logs)
+	} else if r, err = StartInProcess(d.ConfigPath, d.logs); err == nil {
+		liveInProcess.Add(1)
 	}
 	if err != nil {
 		d.t.Fatalf("quorumtest: daemon %s: %v\nlogs:\n%s", d.Token.Label, err, d.logs.String())
@@ -187,6 +187,9 @@ func (d *Daemon) Stop() {
 	}
 	r := d.running
 	d.running = nil
+	if _, ok := r.(*Running); ok {
+		defer liveInProcess.Add(-1) // after the HSM closed
+	}
 	if err := r.Stop(); err != nil {
 		d.t.Errorf("quorumtest: daemon %s: %v\nlogs:\n%s", d.Token.Label, err, d.logs.Tail(64<<10))
 	}
