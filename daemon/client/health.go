@@ -1,6 +1,10 @@
 package client
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // Probe GETs path (e.g. /readyz, /healthz; a relay's /healthz too) and
 // succeeds on 200. It is not repeated: pollers loop themselves.
@@ -35,4 +39,31 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return string(raw), nil
+}
+
+// WaitReady polls path (e.g. /readyz; /healthz for a relay) on every
+// client until each answers 200, or ctx ends. log (nil: silent) gets one
+// line per client that became ready.
+func WaitReady(ctx context.Context, path string, log func(format string, args ...any), clients ...*Client) error {
+	errs := parallel(ctx, len(clients), func(ctx context.Context, i int) error {
+		c := clients[i]
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := c.Probe(pctx, path)
+			cancel()
+			if err == nil {
+				if log != nil {
+					log("%s%s: ready", c.Base(), path)
+				}
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s%s not ready: %w (last answer: %v)", c.Base(), path, ctx.Err(), err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	_, err := firstError(errs)
+	return err
 }
