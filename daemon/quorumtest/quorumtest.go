@@ -212,6 +212,20 @@ func (q *Quorum) Clients() []*client.Client {
 	return cs
 }
 
+// Driver is a client.Quorum of every daemon's user: it runs imports,
+// keygens, signatures, refreshes and reshares across the parties.
+func (q *Quorum) Driver() *client.Quorum { return &client.Quorum{Parties: q.Clients()} }
+
+// ValidatedURL is the base URL of a reverse proxy in front of daemon i
+// that fails the test on any exchange docs/openapi.yaml does not describe:
+// for callers that bring their own HTTP client (curl, another language's
+// client). It forwards to the daemon's URL of the moment of the call and
+// stops when the test ends.
+func (q *Quorum) ValidatedURL(i int) string {
+	q.t.Helper()
+	return apispec.Proxy(q.t, q.Daemons[i].URL)
+}
+
 func (q *Quorum) newClient(base, key string) *client.Client {
 	c, err := client.New(base, key, client.WithHTTPClient(q.hc), client.WithUserAgent("quorumtest"))
 	if err != nil {

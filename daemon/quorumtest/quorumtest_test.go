@@ -137,23 +137,36 @@ func TestImportSignVerify(t *testing.T) {
 	}
 }
 
-// TestRestart: a daemon stopped and started again (new port) still signs
-// with its share, unsealed from its token.
+// TestRestart: through the Driver (client.Quorum), a key imported 2-of-2
+// still signs after a daemon was stopped and started again (a new port),
+// its share unsealed from its token.
 func TestRestart(t *testing.T) {
 	q := quorumtest.Start(t, quorumtest.Options{Parties: 2, Threshold: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ids, pub := importKey(t, ctx, q.Clients(), 2)
+	priv := make([]byte, 32)
+	rand.Read(priv)
+	want, err := client.XOnlyPubkey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, err := q.Driver().Import(ctx, priv, client.ImportOptions{Threshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	q.Daemons[1].Stop()
 	if q.Daemons[1].Running() {
 		t.Fatal("stopped daemon still running")
 	}
 	q.Daemons[1].Start()
 	msg := []byte("after a restart")
-	for _, sig := range sign(t, ctx, q.Clients(), ids, msg) {
-		if err := bip340.VerifyReference(pub, msg, sig); err != nil {
-			t.Fatal(err)
-		}
+	res, err := q.Driver().Sign(ctx, imp.KeyIDs, msg, client.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := hex.DecodeString(res.Signature)
+	if err := bip340.VerifyReference(want[:], msg, sig); err != nil {
+		t.Fatal(err)
 	}
 }
 
