@@ -242,7 +242,7 @@ func retryable(r call, err error, attempt int) (time.Duration, bool) {
 		switch {
 		case ae.Status != http.StatusServiceUnavailable:
 			return 0, false
-		case ae.RetryAfter > 0:
+		case ae.overload:
 			return min(ae.RetryAfter, maxRetryWait), true
 		case r.idempotent:
 			return min(firstBackoff<<attempt, maxRetryWait), true
@@ -331,7 +331,7 @@ func decodeError(base string, r call, resp *http.Response, b []byte) *APIError {
 	}
 	if s := resp.Header.Get("Retry-After"); s != "" && resp.StatusCode == http.StatusServiceUnavailable {
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-			ae.RetryAfter = time.Duration(n) * time.Second
+			ae.RetryAfter, ae.overload = time.Duration(n)*time.Second, true
 		}
 	}
 	return ae

@@ -40,6 +40,9 @@ type APIError struct {
 	ErrMsg  string
 	// RetryAfter is the Retry-After of an overload answer (503), else 0.
 	RetryAfter time.Duration
+	// overload: the answer carried Retry-After, so the daemon refused the
+	// call before doing any work.
+	overload bool
 }
 
 func (e *APIError) Error() string {
