@@ -293,6 +293,10 @@ start_replica() { # start_replica I R
   url[$1.$2]=http://$addr
   "$ctl" wait -daemons "http://$addr" -timeout 60s >/dev/null
   echo "    party $1 replica $2: pid $(pid_of "$name"), http://$addr"
+  # QUORUM_DEMO_PROXY: as in demo.sh, every exchange through a validating proxy.
+  if [ -n "${QUORUM_DEMO_PROXY:-}" ]; then
+    url[$1.$2]=$(curl -fsS "$QUORUM_DEMO_PROXY/proxy?target=http://$addr") || die "no validating proxy for party $1 replica $2"
+  fi
 }
 keys=()
 for i in 0 1 2; do

@@ -22,6 +22,7 @@ import (
 
 	"github.com/quorumd/quorumd/daemon/quorumtest"
 	"github.com/quorumd/quorumd/hsm"
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
 )
 
@@ -52,7 +53,10 @@ func TestMain(m *testing.M) {
 }
 
 // node is one quorumd, run in-process by quorumtest (daemon/boot, the code
-// main runs after parsing flags).
+// main runs after parsing flags). base is a validating proxy in front of it
+// (internal/apispec): every exchange of every e2e test, from node.call,
+// quorumctl or a raw socket, is checked against docs/openapi.yaml and fails
+// the test if undescribed.
 type node struct {
 	t          *testing.T
 	tok        testkit.SoftHSMToken
@@ -95,22 +99,26 @@ func configureNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr, ceremonyTi
 
 // nodeOf is the node of a daemon quorumtest configured (and maybe started).
 func nodeOf(t *testing.T, d *quorumtest.Daemon) *node {
-	return &node{t: t, tok: d.Token, dir: d.Dir, cfgPath: d.ConfigPath, policyFile: d.PolicyFile, base: d.URL,
+	n := &node{t: t, tok: d.Token, dir: d.Dir, cfgPath: d.ConfigPath, policyFile: d.PolicyFile,
 		logs: d.LogBuffer(), d: d, adminKey: d.AdminKey, userKey: d.UserKey, userID: d.UserID}
+	if d.Running() {
+		n.base = apispec.Proxy(t, d.URL)
+	}
+	return n
 }
 
 func (n *node) start() {
 	n.t.Helper()
 	if n.d != nil {
 		n.d.Start()
-		n.base = n.d.URL
+		n.base = apispec.Proxy(n.t, n.d.URL)
 		return
 	}
 	r, err := quorumtest.StartInProcess(n.cfgPath, n.logs)
 	if err != nil {
 		n.t.Fatalf("daemon: %v:\n%s", err, n.logs.String())
 	}
-	n.running, n.base = r, "http://"+r.Addr()
+	n.running, n.base = r, apispec.Proxy(n.t, "http://"+r.Addr())
 }
 
 func (n *node) stop() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -72,7 +73,7 @@ func Proxy(t testing.TB, target string) string {
 // ProxyServer is a running validating proxy.
 type ProxyServer struct {
 	URL    string
-	srv    *httptest.Server
+	srv    *http.Server
 	target *url.URL
 	client *http.Client
 	report func(error)
@@ -89,23 +90,28 @@ func NewProxy(target string, report func(error)) (*ProxyServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ProxyServer{target: u, report: report, spec: s}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	// A clone of the default transport, so a test that made it trust its
+	// daemon's certificate reaches an https target through the proxy too.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableCompression = true // Accept-Encoding and bodies pass as they are
+	tr.MaxIdleConnsPerHost = 64
+	p := &ProxyServer{target: u, report: report, spec: s, URL: "http://" + ln.Addr().String()}
 	p.client = &http.Client{
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			DisableCompression:  true, // pass Accept-Encoding and bodies as they are
-			MaxIdleConnsPerHost: 64,
-			TLSClientConfig:     nil,
-		},
+		Transport: tr,
 		// A redirect is an answer like any other: pass it back.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
-	p.URL = p.srv.URL
+	p.srv = &http.Server{Handler: http.HandlerFunc(p.serve), ReadHeaderTimeout: time.Minute, ErrorLog: log.New(io.Discard, "", 0)}
+	go p.srv.Serve(ln)
 	return p, nil
 }
 
-// Close stops the proxy.
+// Close stops the proxy at once: requests in flight are cut, as a stopped
+// daemon would cut them.
 func (p *ProxyServer) Close() {
 	p.srv.Close()
 	p.client.CloseIdleConnections()
@@ -134,21 +140,20 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 	for _, h := range hopHeaders {
 		out.Header.Del(h)
 	}
+	out.Close = in.Close // a client's Connection: close reaches the daemon as such
 	if len(reqBody) == 0 && in.ContentLength <= 0 {
 		out.Body, out.ContentLength = http.NoBody, 0
 	}
 	resp, err := p.client.Do(out)
 	if err != nil {
-		if in.Context().Err() == nil {
-			http.Error(w, "apispec proxy: "+err.Error(), http.StatusBadGateway)
-		}
-		return
+		// The daemon died or cut the connection: so does the proxy, and the
+		// client sees a transport error exactly as it would without it.
+		panic(http.ErrAbortHandler)
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		http.Error(w, "apispec proxy: reading the answer: "+err.Error(), http.StatusBadGateway)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	in.Body = http.NoBody
 	if verr := p.spec.Check(context.Background(), &Exchange{Request: in, RequestURI: in.RequestURI, ReqBody: reqBody,
@@ -163,4 +168,40 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(body)
+}
+
+// Factory starts a server that makes a validating proxy per request,
+// GET /proxy?target=URL answering the proxy's URL as text, and returns its
+// base URL: scripts that start daemons (cmd/quorumctl/demo.sh) put each
+// behind a proxy of t this way. Every proxy stops, and reports, with t.
+func Factory(t testing.TB) string {
+	t.Helper()
+	rec := NewRecorder(t)
+	var mu sync.Mutex
+	var proxies []*ProxyServer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("target")
+		if r.URL.Path != "/proxy" || !strings.HasPrefix(target, "http") {
+			http.Error(w, "GET /proxy?target=http://host:port", http.StatusBadRequest)
+			return
+		}
+		p, err := NewProxy(target, rec.Report)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		mu.Lock()
+		proxies = append(proxies, p)
+		mu.Unlock()
+		io.WriteString(w, p.URL)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range proxies {
+			p.Close()
+		}
+	})
+	return srv.URL
 }
