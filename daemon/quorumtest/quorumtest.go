@@ -78,6 +78,11 @@ var liveInProcess atomic.Int32
 
 // Start starts a quorum for t and stops it when t ends. It fails t on any
 // error, and skips it when SoftHSM2 is not installed.
+//
+// SoftHSM lists its tokens once, when the first HSM in the process opens:
+// quorums run in-process one after another (not in parallel tests) unless
+// their tokens were all made up front (Options.Tokens) or the daemons run
+// from a binary (Options.QuorumdBinary). Start says so rather than hang.
 func Start(t testing.TB, o Options) *Quorum {
 	t.Helper()
 	if o.Parties == 0 {
