@@ -142,6 +142,11 @@ kill_one() {
       kill -KILL "${pids[$i]}"
       wait "${pids[$i]}" 2>/dev/null || true
       echo "    killed $1 (pid ${pids[$i]}, SIGKILL)"
+      # A killed replica's validating proxy goes with it: clients then see
+      # the refused connection they fail over on, as without the proxy.
+      if [ -n "${QUORUM_DEMO_PROXY:-}" ] && [[ $1 =~ ^quorumd-([0-9]+)-([0-9]+)$ ]]; then
+        curl -fsS "$QUORUM_DEMO_PROXY/close?proxy=${url[${BASH_REMATCH[1]}.${BASH_REMATCH[2]}]}" >/dev/null
+      fi
       pids[i]=
       return 0
     fi

@@ -18,6 +18,7 @@ import (
 
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/quorumtest"
+	"github.com/quorumd/quorumd/internal/apispec"
 )
 
 // lockedBuffer is an io.Writer safe for the daemon's concurrent logging.
@@ -149,8 +150,9 @@ func TestServeLifecycle(t *testing.T) {
 	if s := readNotify(); s != "READY=1" {
 		t.Fatalf("notify %q", s)
 	}
+	base := apispec.Proxy(t, "http://"+addr) // every answer checked against docs/openapi.yaml
 	get := func(path, key string) int {
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req, _ := http.NewRequest("GET", base+path, nil)
 		if key != "" {
 			req.Header.Set("Authorization", key)
 		}

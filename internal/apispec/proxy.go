@@ -3,6 +3,7 @@ package apispec
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -78,7 +80,11 @@ type ProxyServer struct {
 	client *http.Client
 	report func(error)
 	spec   *Spec
+	seen   atomic.Int64
 }
+
+// Exchanges counts the exchanges the proxy checked.
+func (p *ProxyServer) Exchanges() int64 { return p.seen.Load() }
 
 // NewProxy starts a validating proxy to target, reporting to report.
 func NewProxy(target string, report func(error)) (*ProxyServer, error) {
@@ -145,6 +151,12 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 		out.Body, out.ContentLength = http.NoBody, 0
 	}
 	resp, err := p.client.Do(out)
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		// The daemon is gone: so is the proxy from now on, and later
+		// clients get the refused connection they would get without it.
+		go p.Close()
+	}
 	if err != nil {
 		// The daemon died or cut the connection: so does the proxy, and the
 		// client sees a transport error exactly as it would without it.
@@ -156,6 +168,7 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	in.Body = http.NoBody
+	p.seen.Add(1)
 	if verr := p.spec.Check(context.Background(), &Exchange{Request: in, RequestURI: in.RequestURI, ReqBody: reqBody,
 		Status: resp.StatusCode, Header: resp.Header, Body: body}); verr != nil {
 		p.report(verr)
@@ -173,13 +186,27 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 // Factory starts a server that makes a validating proxy per request,
 // GET /proxy?target=URL answering the proxy's URL as text, and returns its
 // base URL: scripts that start daemons (cmd/quorumctl/demo.sh) put each
-// behind a proxy of t this way. Every proxy stops, and reports, with t.
+// behind a proxy of t this way. GET /close?proxy=URL stops one (a script
+// that kills a daemon stops its proxy too, so clients see the refused
+// connection they fail over on). Every proxy stops, and reports, with t.
 func Factory(t testing.TB) string {
 	t.Helper()
 	rec := NewRecorder(t)
 	var mu sync.Mutex
 	var proxies []*ProxyServer
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range proxies {
+				if p.URL == r.URL.Query().Get("proxy") {
+					p.Close()
+					return
+				}
+			}
+			http.Error(w, "no such proxy", http.StatusNotFound)
+			return
+		}
 		target := r.URL.Query().Get("target")
 		if r.URL.Path != "/proxy" || !strings.HasPrefix(target, "http") {
 			http.Error(w, "GET /proxy?target=http://host:port", http.StatusBadRequest)
@@ -199,8 +226,14 @@ func Factory(t testing.TB) string {
 		srv.Close()
 		mu.Lock()
 		defer mu.Unlock()
+		var seen int64
 		for _, p := range proxies {
 			p.Close()
+			seen += p.Exchanges()
+		}
+		// A script that ignored the factory would pass unchecked.
+		if seen == 0 && !t.Failed() {
+			t.Errorf("apispec: no exchange went through the %d validating proxies of %s", len(proxies), srv.URL)
 		}
 	})
 	return srv.URL

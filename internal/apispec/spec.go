@@ -1,8 +1,16 @@
 // Package apispec validates requests and responses of a quorumd against
 // docs/openapi.yaml with kin-openapi, so that every end-to-end test proves
 // the daemon and the document agree: as an http.RoundTripper (Transport)
-// for Go clients, and as a validating reverse proxy (Proxy) for binaries
-// and raw requests.
+// for Go clients, and as a validating reverse proxy (Proxy, Factory) for
+// binaries, scripts and raw requests.
+//
+// Every answer must be one the document describes for its operation:
+// status, headers (X-Request-Id, Retry-After, Content-Type) and body.
+// Requests the document does not describe (the probes of strict-routing
+// and error tests: wrong types, unknown members, percent-encoded or dot
+// segments, two Authorization headers, unknown paths) are not exempt by
+// test name; the one rule for them, in Spec.Check, is that the daemon must
+// refuse them with a documented error envelope, never answer 200.
 package apispec
 
 import (

@@ -2,6 +2,7 @@ package apispec
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +24,12 @@ type fake struct {
 func (f fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Request-Id", "req-1")
 	for k, v := range f.header {
+		if v == "" {
+			w.Header().Del(k)
+			continue
+		}
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(f.status)
@@ -70,6 +76,9 @@ var vcases = []vcase{
 	{name: "503 without Retry-After", method: "GET", path: "/bip340/export-id/" + keyID,
 		answer:    fake{status: 503, body: `{"err_type":"internal_problem","err_msg":"busy"}`},
 		violation: "Retry-After"},
+	{name: "no X-Request-Id", method: "GET", path: "/bip340/export-id/" + keyID,
+		answer:    fake{status: 200, header: map[string]string{"X-Request-Id": ""}, body: `{"keygen_id":"` + keygen + `"}`},
+		violation: "X-Request-Id"},
 	{name: "503 with Retry-After", method: "GET", path: "/bip340/export-id/" + keyID,
 		answer: fake{status: 503, header: map[string]string{"Retry-After": "2"}, body: `{"err_type":"internal_problem","err_msg":"busy"}`}},
 	{name: "unknown path answered 200", method: "GET", path: "/bip340/nope",
@@ -188,6 +197,7 @@ func TestProxyPassesRepeatedAuthorization(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = len(r.Header.Values("Authorization"))
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "req-1")
 		w.WriteHeader(400)
 		io.WriteString(w, `{"err_type":"bad_request_params","err_msg":"two Authorization headers"}`)
 	}))
@@ -203,5 +213,63 @@ func TestProxyPassesRepeatedAuthorization(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("a documented refusal was reported: %v", got)
+	}
+}
+
+// TestProxyCutsWhenTheDaemonDies: a daemon that drops the connection
+// mid-request reaches the client as a transport error (as without the
+// proxy, which crash tests rely on), and nothing is reported.
+func TestProxyCutsWhenTheDaemonDies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	var got []error
+	p, err := NewProxy(srv.URL, func(err error) { got = append(got, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res, err := http.Get(p.URL + "/healthz")
+	if err == nil {
+		res.Body.Close()
+		t.Fatalf("the client got status %d, want a transport error", res.StatusCode)
+	}
+	if len(got) != 0 {
+		t.Fatalf("reported %v", got)
+	}
+}
+
+// TestFactory: a script's way in: a proxy per target, reached by URL, that
+// checks exchanges, and /close makes its address refuse connections.
+func TestFactory(t *testing.T) {
+	srv := httptest.NewServer(fake{status: 200, body: `{"status":"ok"}`})
+	defer srv.Close()
+	f := Factory(t)
+	res, err := http.Get(f + "/proxy?target=" + srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	proxy := string(raw)
+	if res.StatusCode != 200 || !strings.HasPrefix(proxy, "http://127.0.0.1:") {
+		t.Fatalf("factory answered %d %q", res.StatusCode, raw)
+	}
+	if st := rawCall(t, proxy, "GET", "/healthz", ""); st != 200 {
+		t.Fatalf("through the proxy: %d", st)
+	}
+	res, err = http.Get(f + "/close?proxy=" + proxy)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("close: %v", err)
+	}
+	res.Body.Close()
+	_, err = http.Get(proxy + "/healthz")
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		t.Fatalf("a closed proxy answered (%v), want a refused dial", err)
 	}
 }
