@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
-	"encoding/hex"
+	"encoding/json"
 	"net/http"
+
+	"github.com/quorumd/quorumd/mpc/secp"
 )
 
 // ExportBackup fetches a key's backup: its export_type ("encrypted": an
@@ -14,16 +16,28 @@ func (c *Client) ExportBackup(ctx context.Context, keyID string) (string, []byte
 		return "", nil, err
 	}
 	path := "/bip340/backup/export-key-share/" + keyID
-	var out struct {
-		ExportType string `json:"export_type"`
-		KeyShare   string `json:"key_share"`
-	}
-	// Not repeated: a plaintext backup is a secret better sent once.
-	if err := c.do(ctx, call{method: http.MethodGet, path: path}, &out); err != nil {
+	// Not repeated: a plaintext backup is a secret better sent once. The
+	// body is kept raw so that every copy of the share held here can be
+	// zeroed (a decoded Go string could not be), and its hex is decoded in
+	// constant time.
+	var raw []byte
+	if err := c.do(ctx, call{method: http.MethodGet, path: path}, &raw); err != nil {
 		return "", nil, err
 	}
-	b, err := hex.DecodeString(out.KeyShare)
-	if err != nil {
+	defer clear(raw)
+	var out struct {
+		ExportType string          `json:"export_type"`
+		KeyShare   json.RawMessage `json:"key_share"`
+	}
+	err := json.Unmarshal(raw, &out)
+	defer clear(out.KeyShare)
+	ks := out.KeyShare
+	if err != nil || len(ks) < 2 || ks[0] != '"' || ks[len(ks)-1] != '"' || len(ks)%2 != 0 {
+		return "", nil, c.badResponse(path, "key_share is not a hex string")
+	}
+	b := make([]byte, (len(ks)-2)/2)
+	if secp.DecodeHex(b, ks[1:len(ks)-1]) != 0 {
+		clear(b)
 		return "", nil, c.badResponse(path, "key_share is not hex")
 	}
 	return out.ExportType, b, nil

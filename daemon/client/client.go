@@ -45,7 +45,8 @@ type Client struct {
 type Option func(*Client) error
 
 // WithHTTPClient makes the client send through hc (share one among many
-// clients to share its connection pool). It overrides WithTLSConfig.
+// clients to share its connection pool; see NewHTTPClient). Of it and
+// WithTLSConfig, the later option wins.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error { c.hc = hc; return nil }
 }

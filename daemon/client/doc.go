@@ -6,8 +6,10 @@
 // quorumctl runs.
 //
 // It is hand-written rather than generated from docs/openapi.yaml: the
-// spec is checked against the daemon's real answers by the e2e tests'
-// kin-openapi validation, so drift shows up there; a generator
+// spec is what gets checked instead — the e2e tests validate the daemon's
+// real answers against it (kin-openapi, issue 18), and this package's
+// TestEndpoints calls every operation it documents through the client
+// against real daemons — so drift shows up in tests; a generator
 // (oapi-codegen, ogen) would add a build-time dependency and a second
 // vocabulary of types beside the ones here, and it cannot express what a
 // client of this API must do by hand anyway — hex-encode a private key in

@@ -215,7 +215,7 @@ func (q *Quorum) Import(ctx context.Context, privateKey []byte, o ImportOptions)
 				q.step("local dealer failed: %v", err)
 				return err
 			}
-			q.step("local dealer: dealt, every daemon prepared; the private key is wiped")
+			q.step("local dealer: dealt, every daemon prepared; its copy of the private key is wiped")
 			return nil
 		}
 		req := ImportRequest{RoomUUID: room, KeyID: slots[i].KeyID, Threshold: o.Threshold,
