@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -115,6 +116,14 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 			name := strings.TrimPrefix(ref.Ref, "#/components/responses/")
 			if !slices.Contains(sharedResponses[code], name) {
 				t.Errorf("%s: response %s is %q, want a $ref to one of components.responses %v", k, code, ref.Ref, sharedResponses[code])
+			}
+		}
+
+		if ok := op.Responses.Status(200); ok != nil {
+			for _, mt := range ok.Value.Content {
+				if mt.Schema != nil {
+					checkClosed(t, k+" 200", mt.Schema.Value, map[*openapi3.Schema]bool{})
+				}
 			}
 		}
 
@@ -244,4 +253,32 @@ func fieldNames(fs []field) (names, required []string) {
 	sort.Strings(names)
 	sort.Strings(required)
 	return
+}
+
+// checkClosed: every object with named members in an answer says
+// additionalProperties: false, so a member the document does not name
+// fails the e2e validation instead of passing unnoticed.
+func checkClosed(t *testing.T, where string, s *openapi3.Schema, seen map[*openapi3.Schema]bool) {
+	t.Helper()
+	if s == nil || seen[s] {
+		return
+	}
+	seen[s] = true
+	if len(s.Properties) > 0 && (s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has) {
+		t.Errorf("%s: an object with members %v is not closed (additionalProperties: false)", where, slices.Sorted(maps.Keys(s.Properties)))
+	}
+	for _, p := range s.Properties {
+		checkClosed(t, where, p.Value, seen)
+	}
+	if s.Items != nil {
+		checkClosed(t, where, s.Items.Value, seen)
+	}
+	if s.AdditionalProperties.Schema != nil {
+		checkClosed(t, where, s.AdditionalProperties.Schema.Value, seen)
+	}
+	for _, set := range []openapi3.SchemaRefs{s.OneOf, s.AnyOf, s.AllOf} {
+		for _, r := range set {
+			checkClosed(t, where, r.Value, seen)
+		}
+	}
 }
