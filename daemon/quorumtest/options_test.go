@@ -13,6 +13,7 @@ import (
 
 	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/daemon/quorumtest"
+	"github.com/quorumd/quorumd/daemon/quorumtest/hsmtest"
 	"github.com/quorumd/quorumd/internal/testkit/paths"
 	"github.com/quorumd/quorumd/mpc/bip340"
 )
@@ -70,5 +71,28 @@ func TestQuorumdBinary(t *testing.T) {
 	importAndSignDriver(t, q)
 	if logs := q.Daemons[1].Logs(); !strings.Contains(logs, `"version":"dev"`) {
 		t.Fatalf("daemon 1 is not the binary's (version dev):\n%s", logs)
+	}
+}
+
+// TestSkipsWithoutSoftHSM: without softhsm2 a test using Start is skipped,
+// and the message names the Debian package to install.
+func TestSkipsWithoutSoftHSM(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("SOFTHSM2_MODULE", filepath.Join(t.TempDir(), "libsofthsm2.so"))
+	var started bool
+	inner := &testing.T{}
+	done := make(chan struct{})
+	go func() { // Skip ends the goroutine, as it ends a test's
+		defer close(done)
+		quorumtest.Start(inner, quorumtest.Options{})
+		started = true
+	}()
+	<-done
+	if started || !inner.Skipped() {
+		t.Fatalf("Start without SoftHSM: started %v, skipped %v", started, inner.Skipped())
+	}
+	// The skip message is Available's error.
+	if err := hsmtest.Available(); err == nil || !strings.Contains(err.Error(), "apt-get install softhsm2") {
+		t.Fatalf("Available: %v", err)
 	}
 }
