@@ -292,9 +292,10 @@ func (o *benchOpts) check() error {
 }
 
 // benchParties resolves the daemons and refuses any not on this machine;
-// each daemon plays per parties, listed daemon by daemon.
+// each daemon plays per parties, listed daemon by daemon. Nothing is
+// retried: an overload answer is a failure the report counts.
 func benchParties(ctx context.Context, q *quorumFlags, h *httpFlags, conns, per int) ([]*client.Client, error) {
-	daemons, err := q.parties(h, conns)
+	daemons, err := q.parties(h, conns, client.WithRetries(0))
 	if err != nil {
 		return nil, err
 	}

@@ -275,7 +275,7 @@ func (q *quorumFlags) register(fs *flag.FlagSet) {
 }
 
 // parties resolves the flags into one client per daemon.
-func (q *quorumFlags) parties(h *httpFlags, conns int) ([]*client.Client, error) {
+func (q *quorumFlags) parties(h *httpFlags, conns int, extra ...client.Option) ([]*client.Client, error) {
 	urls := splitList(q.daemons)
 	if len(urls) == 0 {
 		return nil, usagef("-daemons is required")
@@ -295,6 +295,7 @@ func (q *quorumFlags) parties(h *httpFlags, conns int) ([]*client.Client, error)
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, extra...)
 	out := make([]*client.Client, len(urls))
 	seen := map[string]bool{}
 	for i, u := range urls {
