@@ -30,7 +30,7 @@ var (
 )
 
 // quorumdBinary builds cmd/quorumd once per test binary.
-func quorumdBinary(t *testing.T) string {
+func quorumdBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "client-test-quorumd-")
@@ -76,7 +76,7 @@ type testQuorum struct {
 
 // startQuorum starts n daemons; backupMode, if set, is the default
 // policy's allow_backup_export mode.
-func startQuorum(t *testing.T, n int, backupMode string, opts ...client.Option) *testQuorum {
+func startQuorum(t testing.TB, n int, backupMode string, opts ...client.Option) *testQuorum {
 	t.Helper()
 	if _, err := exec.LookPath("softhsm2-util"); err != nil {
 		t.Skip("softhsm2 is not installed (apt-get install softhsm2)")
@@ -116,7 +116,7 @@ func startQuorum(t *testing.T, n int, backupMode string, opts ...client.Option) 
 
 // startDaemon starts quorumd on token tok; tlsSection, if set, is the
 // server.tls block (indented for it), and the daemon then serves https.
-func startDaemon(t *testing.T, bin string, tok testkit.SoftHSMToken, relayAddr, backupMode, tlsSection string) *daemon {
+func startDaemon(t testing.TB, bin string, tok testkit.SoftHSMToken, relayAddr, backupMode, tlsSection string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	pinFile, err := tok.WritePINFile(dir)
