@@ -8,54 +8,12 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// Recorder collects violations and fails its test at cleanup, naming each.
-type Recorder struct {
-	t    testing.TB
-	mu   sync.Mutex
-	errs []error
-}
-
-// NewRecorder returns a Recorder that reports to t when t's test ends.
-func NewRecorder(t testing.TB) *Recorder {
-	r := &Recorder{t: t}
-	t.Cleanup(r.flush)
-	return r
-}
-
-// Report records one violation (safe for concurrent use).
-func (r *Recorder) Report(err error) {
-	r.mu.Lock()
-	r.errs = append(r.errs, err)
-	r.mu.Unlock()
-}
-
-// Violations returns what was recorded so far.
-func (r *Recorder) Violations() []error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]error(nil), r.errs...)
-}
-
-func (r *Recorder) flush() {
-	for _, err := range r.Violations() {
-		r.t.Errorf("%v", err)
-	}
-}
-
-// Transport wraps base (nil = http.DefaultTransport) so that every
-// violation fails t at its end.
-func NewTransport(t testing.TB, base http.RoundTripper) *Transport {
-	return &Transport{Base: base, Report: NewRecorder(t).Report}
-}
 
 // Proxy starts a validating reverse proxy in front of the daemon at
 // target ("http://host:port") and returns its base URL. Requests pass
@@ -181,60 +139,4 @@ func (p *ProxyServer) serve(w http.ResponseWriter, in *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(body)
-}
-
-// Factory starts a server that makes a validating proxy per request,
-// GET /proxy?target=URL answering the proxy's URL as text, and returns its
-// base URL: scripts that start daemons (cmd/quorumctl/demo.sh) put each
-// behind a proxy of t this way. GET /close?proxy=URL stops one (a script
-// that kills a daemon stops its proxy too, so clients see the refused
-// connection they fail over on). Every proxy stops, and reports, with t.
-func Factory(t testing.TB) string {
-	t.Helper()
-	rec := NewRecorder(t)
-	var mu sync.Mutex
-	var proxies []*ProxyServer
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/close" {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range proxies {
-				if p.URL == r.URL.Query().Get("proxy") {
-					p.Close()
-					return
-				}
-			}
-			http.Error(w, "no such proxy", http.StatusNotFound)
-			return
-		}
-		target := r.URL.Query().Get("target")
-		if r.URL.Path != "/proxy" || !strings.HasPrefix(target, "http") {
-			http.Error(w, "GET /proxy?target=http://host:port", http.StatusBadRequest)
-			return
-		}
-		p, err := NewProxy(target, rec.Report)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		mu.Lock()
-		proxies = append(proxies, p)
-		mu.Unlock()
-		io.WriteString(w, p.URL)
-	}))
-	t.Cleanup(func() {
-		srv.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		var seen int64
-		for _, p := range proxies {
-			p.Close()
-			seen += p.Exchanges()
-		}
-		// A script that ignored the factory would pass unchecked.
-		if seen == 0 && !t.Failed() {
-			t.Errorf("apispec: no exchange went through the %d validating proxies of %s", len(proxies), srv.URL)
-		}
-	})
-	return srv.URL
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"testing"
 )
 
 // Transport is an http.RoundTripper that validates every exchange it
@@ -50,4 +51,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.Report(verr)
 	}
 	return resp, nil
+}
+
+// NewTransport wraps base (nil = http.DefaultTransport) so that every
+// violation fails t at its end.
+func NewTransport(t testing.TB, base http.RoundTripper) *Transport {
+	return &Transport{Base: base, Report: NewRecorder(t).Report}
 }
