@@ -105,9 +105,18 @@ func OpenBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
-	ik, err := importkey.Open(cfg.StateDir, h)
+	// The import keys live in the key store, so replicas sharing a
+	// PostgreSQL store serve the same ones; Maintain picks up another
+	// replica's rotation and rotates them when they age out.
+	ik, err := importkey.Open(ctx, st, h, importkey.Options{StateDir: cfg.StateDir, Log: log})
 	if err != nil {
 		return fail(fmt.Errorf("import key: %w", err))
+	}
+	{
+		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); ik.Maintain(mctx, importkey.RefreshInterval) }()
+		cl = append(cl, func() error { stop(); <-done; return nil })
 	}
 	{
 		// In the background while serving: move blobs still sealed under a
