@@ -3,6 +3,7 @@ package importkey_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -494,5 +495,62 @@ func BenchmarkDecrypt(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestResealOnWrappingKeyRotation: opened with a new active wrapping key
+// (the old one still readable), the stored private halves are re-sealed
+// under the new key in one write, so they open where only the new key is
+// configured; a second open writes nothing.
+func TestResealOnWrappingKeyRotation(t *testing.T) {
+	tok := testkit.SoftHSM(t, "importkey-reseal")
+	openWith := func(label string, read ...string) *hsm.HSM {
+		h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, KeyLabel: label, ReadKeyLabels: read, CreateKey: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	st := openBolt(t)
+	old := open(t, st, openWith("wrap-1"), importkey.Options{})
+	pub, _ := old.Public("")
+	labels := func() map[string]bool {
+		raw, _, err := st.GetBlob(ctx, importkey.BlobName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set struct {
+			Keys []struct {
+				Sealed []byte `json:"sealed_private_key"`
+			} `json:"keys"`
+		}
+		if err := json.Unmarshal(raw, &set); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, k := range set.Keys {
+			l, err := hsm.BlobKeyLabel(k.Sealed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[l] = true
+		}
+		return out
+	}
+	if l := labels(); !l["wrap-1"] || len(l) != 1 {
+		t.Fatalf("sealed under %v", l)
+	}
+	open(t, st, openWith("wrap-2", "wrap-1"), importkey.Options{})
+	if l := labels(); !l["wrap-2"] || len(l) != 1 {
+		t.Fatalf("after the re-seal, sealed under %v", l)
+	}
+	_, ver, _ := st.GetBlob(ctx, importkey.BlobName)
+	k := open(t, st, openWith("wrap-2"), importkey.Options{})
+	if _, v2, _ := st.GetBlob(ctx, importkey.BlobName); v2 != ver {
+		t.Fatalf("a second open re-wrote the keys (version %d → %d)", ver, v2)
+	}
+	if err := roundTrip(k, pub); err != nil {
+		t.Fatalf("with only the new wrapping key: %v", err)
 	}
 }
