@@ -554,3 +554,35 @@ func TestResealOnWrappingKeyRotation(t *testing.T) {
 		t.Fatalf("with only the new wrapping key: %v", err)
 	}
 }
+
+// BenchmarkRefreshRotate: a reload from the store (what a replica pays per
+// label of a newer generation, and once a minute) and a rotation (two key
+// pairs, two HSM seals, the compare-and-swap, the scrub or VACUUM).
+func BenchmarkRefreshRotate(b *testing.B) {
+	h := openHSM(b)
+	for _, be := range []struct {
+		name string
+		open func(b *testing.B) store.Store
+	}{
+		{"bolt", func(b *testing.B) store.Store { return openBolt(b) }},
+		{"postgres", func(b *testing.B) store.Store { return openPG(b, pgDSN(b)) }},
+	} {
+		b.Run(be.name, func(b *testing.B) {
+			k := open(b, be.open(b), h, importkey.Options{})
+			b.Run("refresh", func(b *testing.B) {
+				for b.Loop() {
+					if err := k.Refresh(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("rotate", func(b *testing.B) {
+				for b.Loop() {
+					if err := k.Rotate(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
