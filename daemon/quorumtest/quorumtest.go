@@ -241,8 +241,9 @@ func (q *Quorum) UserKey(i int) string { return q.Daemons[i].UserKey }
 // AdminKey is the API key of daemon i's bootstrapped admin.
 func (q *Quorum) AdminKey(i int) string { return q.Daemons[i].AdminKey }
 
-// HTTPClient is the (spec-validating, unless turned off) HTTP client the
-// Quorum's clients share.
+// HTTPClient is the HTTP client the Quorum's clients share: it validates
+// every exchange (unless Options.NoSpecValidation) and, with Options.TLS,
+// trusts the test CA and presents the test client certificate.
 func (q *Quorum) HTTPClient() *http.Client { return q.hc }
 
 // Client is a client of daemon i as its user.
