@@ -338,8 +338,11 @@ func (k *Keys) update(ctx context.Context, change func(cur keySet) (*keySet, err
 			return fmt.Errorf("importkey: %w", err)
 		}
 		nv, err := k.store.SwapBlob(ctx, BlobName, ver, raw)
-		if err == nil {
+		if nv > 0 {
+			// Stored (an error then says the old value was not reclaimed).
 			k.adopt(*next, nv)
+		}
+		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, store.ErrConflict) || attempt >= 16 {

@@ -34,7 +34,8 @@ type Blobs interface {
 	GetBlob(ctx context.Context, name string) (value []byte, version int64, err error)
 	// SwapBlob stores value if the blob's version is still version (0:
 	// only if absent) and returns the new version; ErrConflict otherwise.
-	// It is durable before it returns.
+	// It is durable before it returns. A new version with an error means
+	// the value was stored but the old one's bytes were not reclaimed.
 	SwapBlob(ctx context.Context, name string, version int64, value []byte) (int64, error)
 }
 
@@ -94,8 +95,10 @@ func (s *Bolt) SwapBlob(ctx context.Context, name string, version int64, value [
 	if err != nil {
 		return 0, err
 	}
-	_, err = s.scrub()
-	return next, err
+	if _, err := s.scrub(); err != nil {
+		return next, err
+	}
+	return next, nil
 }
 
 // GetBlob implements Blobs.
