@@ -58,6 +58,12 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	if len(label) > maxKeyLabelLen {
 		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
 	}
+	// Most calls find the key made (sealing a share under its slot's key):
+	// they must not queue behind creations of other keys (the data-key
+	// pool's refill), so look first, then lock and look again.
+	if ok, err := h.hasDataKey(label); ok || err != nil {
+		return err
+	}
 	// One creator or destroyer at a time: two creating the same label would
 	// leave two objects, which every later lookup refuses as ambiguous, and
 	// SoftHSM fails a creation concurrent with a destruction.
@@ -78,6 +84,22 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	}
 	_, err = h.key(st, label)
 	return err
+}
+
+// hasDataKey reports whether the data key labelled label is on the token
+// (or cached). It takes only the token lock, never dkCreate.
+func (h *HSM) hasDataKey(label string) (bool, error) {
+	st, release, err := h.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if _, err := h.key(st, label); err == nil {
+		return true, nil
+	} else if !errors.Is(err, ErrNoDataKey) {
+		return false, err
+	}
+	return false, nil
 }
 
 // SealFor is Seal under keyID's data key (made by CreateDataKey).
