@@ -45,6 +45,17 @@ func (t *tracedTransport) Recv(ctx context.Context) ([]byte, error) {
 	return b, err
 }
 
+// Claim forwards to the transport's Claim, if it has one.
+func (t *tracedTransport) Claim(ctx context.Context) error {
+	c, ok := t.Transport.(ceremony.Claimer)
+	if !ok {
+		return nil
+	}
+	err := c.Claim(ctx)
+	daemon.MarkPhase(t.ctx, "seat_claim")
+	return err
+}
+
 // Leave forwards to the transport's Leave, if it has one.
 func (t *tracedTransport) Leave(ctx context.Context) error {
 	l, ok := t.Transport.(ceremony.Leaver)
