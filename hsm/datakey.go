@@ -58,9 +58,9 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	if len(label) > maxKeyLabelLen {
 		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
 	}
-	// Most calls find the key made (sealing a share under its slot's key):
-	// they must not queue behind creations of other keys (the data-key
-	// pool's refill), so look first, then lock and look again.
+	// Most calls find the key made and cached (sealing a share under its
+	// slot's key): they must not queue behind creations of other keys (the
+	// data-key pool's refill), so look in the cache first.
 	if ok, err := h.hasDataKey(label); ok || err != nil {
 		return err
 	}
@@ -86,20 +86,24 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	return err
 }
 
-// hasDataKey reports whether the data key labelled label is on the token
-// (or cached). It takes only the token lock, never dkCreate.
+// hasDataKey reports whether the data key labelled label is configured or
+// cached from an earlier use in this process. It takes only the token lock,
+// never dkCreate, and asks the token nothing: a lookup on the token may run
+// only under dkCreate (SoftHSM fails object searches and creations that
+// overlap), so an uncached key is looked up on CreateDataKey's slow path.
 func (h *HSM) hasDataKey(label string) (bool, error) {
 	st, release, err := h.acquire()
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	if _, err := h.key(st, label); err == nil {
+	if _, ok := st.keys[label]; ok {
 		return true, nil
-	} else if !errors.Is(err, ErrNoDataKey) {
-		return false, err
 	}
-	return false, nil
+	st.dkMu.Lock()
+	_, ok := st.dataKeys[label]
+	st.dkMu.Unlock()
+	return ok, nil
 }
 
 // SealFor is Seal under keyID's data key (made by CreateDataKey).
