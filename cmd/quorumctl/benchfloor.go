@@ -469,6 +469,8 @@ func (m *memDurable) Certified(_ *ceremony.KeyInfo, rd *ceremony.RecoveryData) e
 
 func (m *memDurable) Discard(*ceremony.KeyInfo) error { return nil }
 
+func (m *memDurable) Refused(*ceremony.KeyInfo, envelope.Party) error { return nil }
+
 // memHub delivers envelopes between in-process parties through channels.
 type memHub struct {
 	index map[envelope.Party]int
