@@ -37,7 +37,7 @@ type DataKeyPoolConfig struct {
 	Size   int             // keys kept ready; 0: no pool
 	MaxAge time.Duration   // a key older than this is destroyed, not handed out
 	NewID  func() string   // the key_id of each key made
-	Busy   func() bool     // optional: while true, making keys waits (they slow ceremonies down on a shared token)
+	Busy   func() bool     // optional: while true, making keys waits (a key made during a ceremony slows it down)
 	Log    func(err error) // optional: token errors (the pool retries)
 }
 
@@ -55,7 +55,7 @@ type dataKeyMaker interface {
 // poolRetry spaces refills after a token error; poolBusyPoll re-checks Busy.
 const (
 	poolRetry    = time.Second
-	poolBusyPoll = 2 * time.Millisecond
+	poolBusyPoll = 10 * time.Millisecond
 )
 
 // NewDataKeyPool starts a pool on h as cfg says. Size 0 returns nil: a nil

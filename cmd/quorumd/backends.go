@@ -106,7 +106,7 @@ func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
 	// Data keys made ahead, off /bip340/create's path, while no ceremony
-	// runs here; closed, destroying the unused ones, before the token.
+	// ran here lately (Service.InCeremony); closed, destroying the unused ones, before the token.
 	svc.DataKeyPool = hsm.NewDataKeyPool(h, hsm.DataKeyPoolConfig{Size: cfg.HSM.DataKeyPool, MaxAge: quorum.PoolMaxAge,
 		NewID: daemon.NewKeyID, Busy: svc.InCeremony, Log: func(err error) {
 			log.Warn("data-key pool: making a data key failed; retrying", "error", err.Error())

@@ -46,16 +46,29 @@ type Service struct {
 
 	marks      lazyMarks    // ready marks in flight (certified.go)
 	ceremonies atomic.Int32 // import and sign ceremonies running
+	lastEnd    atomic.Int64 // when the last one ended (Unix ns)
 }
 
-// InCeremony reports whether an import or sign ceremony is running, when
-// background token work (the data-key pool's refill) had better wait.
-func (s *Service) InCeremony() bool { return s.ceremonies.Load() > 0 }
+// quietAfterCeremony is how long after a ceremony the daemon still counts
+// as busy: under a steady load the next ceremony starts within it, and a
+// data key made then (10 ms of token and CPU time on SoftHSM, far more on
+// a loaded machine) would slow that ceremony down.
+const quietAfterCeremony = 100 * time.Millisecond
+
+// InCeremony reports whether an import or sign ceremony runs or ended
+// within quietAfterCeremony: background token work (the data-key pool's
+// refill) waits for a quiet daemon.
+func (s *Service) InCeremony() bool {
+	return s.ceremonies.Load() > 0 || time.Since(time.Unix(0, s.lastEnd.Load())) < quietAfterCeremony
+}
 
 // ceremony counts a running ceremony until the returned func is called.
 func (s *Service) ceremony() func() {
 	s.ceremonies.Add(1)
-	return func() { s.ceremonies.Add(-1) }
+	return func() {
+		s.lastEnd.Store(time.Now().UnixNano())
+		s.ceremonies.Add(-1)
+	}
 }
 
 // Slots each call holds at once (taken together, see secmem.AcquireN).
