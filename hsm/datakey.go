@@ -148,6 +148,12 @@ func (h *HSM) DestroyDataKey(keyID string) error {
 
 // DataKeys lists the data keys on the token, for the orphan sweep.
 func (h *HSM) DataKeys() ([]DataKey, error) {
+	// Serialised with creation and destruction like every other search of
+	// data keys on the token (SoftHSM invalidates the handles of a listing
+	// that overlaps a creation: CKR_OBJECT_HANDLE_INVALID), and taken
+	// before acquire, in the one lock order.
+	h.dkCreate.Lock()
+	defer h.dkCreate.Unlock()
 	st, release, err := h.acquire()
 	if err != nil {
 		return nil, err

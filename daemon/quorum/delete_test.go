@@ -175,6 +175,7 @@ func TestDataKeyPoolAndSweep(t *testing.T) {
 	p := ps[0]
 	ctx := context.Background()
 	pool := hsm.NewDataKeyPool(crashedToken{p.h}, hsm.DataKeyPoolConfig{Size: 3, MaxAge: PoolMaxAge, NewID: daemon.NewKeyID, Log: func(err error) { t.Errorf("pool: %v", err) }})
+	t.Cleanup(func() { pool.Close() }) // before the token closes; Close is idempotent
 	p.svc.DataKeyPool = pool
 	for deadline := time.Now().Add(time.Minute); pool.Len() < 3; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
