@@ -64,6 +64,7 @@ type node struct {
 	logs       *lockedBuffer
 	cancel     context.CancelFunc
 	done       chan int
+	open       openFunc // nil: openBackends
 
 	adminKey string
 	userKey  string
@@ -146,7 +147,11 @@ func (n *node) start() {
 	n.done = make(chan int, 1)
 	n.cancel = cancel
 	go func() {
-		n.done <- run(ctx, []string{"-config", n.cfgPath}, os.Environ(), io.Discard, n.logs, openBackends, ready)
+		open := openBackends
+		if n.open != nil {
+			open = n.open
+		}
+		n.done <- run(ctx, []string{"-config", n.cfgPath}, os.Environ(), io.Discard, n.logs, open, ready)
 	}()
 	select {
 	case addr := <-ready:

@@ -62,12 +62,12 @@ func (s shareSealFails) SealFor(keyID string, pt, aad []byte) ([]byte, error) {
 }
 
 // importAll runs a 2-of-3 import of x with party 0 importing.
-func importAll(t testing.TB, ps []*party, x *btcec.PrivateKey) []error {
+func importAll(t *testing.T, ps []*party, x *btcec.PrivateKey) []error {
 	t.Helper()
 	return importAllWithin(t, ps, x, 60*time.Second)
 }
 
-func importAllWithin(t testing.TB, ps []*party, x *btcec.PrivateKey, timeout time.Duration) []error {
+func importAllWithin(t *testing.T, ps []*party, x *btcec.PrivateKey, timeout time.Duration) []error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

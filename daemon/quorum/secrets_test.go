@@ -33,13 +33,13 @@ type party struct {
 	party []byte
 }
 
-func newParties(t testing.TB, arenaSlots ...int) []*party {
+func newParties(t *testing.T, arenaSlots ...int) []*party {
 	t.Helper()
 	return newPartiesOn(t, testkit.Relay(t), arenaSlots...)
 }
 
 // newPartiesOn is newParties on a given relay.
-func newPartiesOn(t testing.TB, relayAddr string, arenaSlots ...int) []*party {
+func newPartiesOn(t *testing.T, relayAddr string, arenaSlots ...int) []*party {
 	t.Helper()
 	tok := testkit.SoftHSM(t, "quorum-secrets")
 	h, err := hsm.Open(hsm.Config{ModulePath: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
