@@ -92,7 +92,7 @@ func BenchmarkE2ESignTrace(b *testing.B) {
 	}
 	b.StopTimer()
 	verify(t, pub, msg, out0(q, signers, keyIDs, msg))
-	b.Log("\n" + tr.report(0, "HTTP call (client)"))
+	b.Log("\n" + tr.report(0, "HTTP call (client)") + tr.report(1, "HTTP call (client)"))
 }
 
 // out0 signs msg once more and returns signer 0's signature.
