@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/quorumd/quorumd/daemon"
-	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/mpc/ceremony"
 )
@@ -21,18 +19,7 @@ var _ daemon.BatchSigner = (*Service)(nil)
 // Like Sign, a ready key attaches its certificate and a pending key signs
 // only once another signer attached one.
 func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]daemon.BatchSignResult, error) {
-	r, err := s.owned(ctx, p.Owner, p.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
-		return nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
-	}
-	cert, err := certificateOf(r)
-	if err != nil {
-		return nil, err
-	}
-	key, err := keyInfo(r)
+	r, key, cert, err := s.signingKey(ctx, p.Owner, p.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -49,34 +36,17 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 			items[i].Declined = true
 		}
 	}
-	rc, err := s.Relays.Client(p.RelayAddress)
+	ss, err := s.openSigner(ctx, r, key, p.RoomUUID, p.RelayAddress)
 	if err != nil {
 		return nil, err
 	}
-	room, err := rc.RoomInfo(ctx, p.RoomUUID)
-	if err != nil {
-		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
-	}
-	slots, err := s.secretSlots(ctx, signSlots)
-	if err != nil {
-		return nil, err
-	}
-	defer secmem.ReleaseAll(slots)
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		return nil, err
-	}
-	defer id.Zero()
-	share := slots[1].Scalar()
-	defer share.Zero()
-	if err := s.openShare(r, share); err != nil {
-		return nil, err
-	}
+	defer ss.close()
 	start := time.Now()
+	ss.ran = true
 	res, err := ceremony.SignBatch(ctx, ceremony.BatchParams{
 		SignParams: ceremony.SignParams{
-			Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-			Transport:   ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
+			Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share, Signers: ss.signers,
+			Transport:   ss.tr,
 			Certificate: cert, Pending: r.State == store.StatePending,
 			OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 		},
@@ -96,7 +66,7 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 			signed++
 		}
 	}
-	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "signers", room.Size, "items", len(items),
+	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "signers", ss.signers, "items", len(items),
 		"signed", signed, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return out, nil
 }

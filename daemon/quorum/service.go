@@ -373,18 +373,7 @@ func commitment(ki *ceremony.KeyInfo, id int, sealed, recovery []byte) store.Com
 // its certificate for signers still pending; a pending key signs only once
 // another signer attached one, which it records first (DESIGN §3a).
 func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error) {
-	r, err := s.owned(ctx, p.Owner, p.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
-		return nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
-	}
-	cert, err := certificateOf(r)
-	if err != nil {
-		return nil, err
-	}
-	key, err := keyInfo(r)
+	r, key, cert, err := s.signingKey(ctx, p.Owner, p.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -392,49 +381,23 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	if err != nil {
 		return nil, daemon.Errorf(daemon.ErrTypeBadRequestParams, "derivation: %v", err)
 	}
-	rc, err := s.Relays.Client(p.RelayAddress)
+	ss, err := s.openSigner(ctx, r, key, p.RoomUUID, p.RelayAddress)
 	if err != nil {
 		return nil, err
 	}
-	room, err := rc.RoomInfo(ctx, p.RoomUUID)
-	if err != nil {
-		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
-	}
-	slots, err := s.secretSlots(ctx, signSlots)
-	if err != nil {
-		return nil, err
-	}
-	defer secmem.ReleaseAll(slots)
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		return nil, err
-	}
-	defer id.Zero()
-	// The share is decoded from the HSM's Go-heap plaintext straight into
-	// locked memory (constant time), and the plaintext cleared at once.
-	sb, err := s.Sealer.Open(r.SealedShare, shareAAD(r.KeyID, r.Owner, r.OwnID))
-	if err != nil {
-		return nil, fmt.Errorf("opening share of %s: %w", r.KeyID, err)
-	}
-	share := slots[1].Scalar()
-	defer share.Zero()
-	overflow := share.SetByteSlice(sb)
-	n := len(sb)
-	clear(sb)
-	if overflow || n != 32 {
-		return nil, fmt.Errorf("share of %s: bad encoding", r.KeyID)
-	}
+	defer ss.close()
 	start := time.Now()
+	ss.ran = true
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
-		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
+		Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share, Signers: ss.signers,
+		Msg: p.Msg, Tweaks: tweaks, Transport: ss.tr,
 		Certificate: cert, Pending: r.State == store.StatePending,
 		OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 	})
 	if err != nil {
 		return nil, ceremonyError(err)
 	}
-	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "signers", room.Size,
+	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "signers", ss.signers,
 		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return sig[:], nil
 }

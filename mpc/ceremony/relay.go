@@ -59,6 +59,20 @@ func (t *RelaySeat) Claim(ctx context.Context) error {
 	return err
 }
 
+// RoomSize returns the room's size, which the relay answers to the seat
+// claim (claiming it now if need be); a relay that does not is asked.
+func (t *RelaySeat) RoomSize(ctx context.Context) (int, error) {
+	conn, err := t.seat(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if n := conn.Seat().Size; n > 0 {
+		return n, nil
+	}
+	info, err := t.c.RoomInfo(ctx, t.room)
+	return info.Size, err
+}
+
 // seat claims the seat once; a failed claim is retried by the next call.
 func (t *RelaySeat) seat(ctx context.Context) (*relay.Conn, error) {
 	t.mu.Lock()
