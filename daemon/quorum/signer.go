@@ -2,7 +2,6 @@ package quorum
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -13,27 +12,6 @@ import (
 	"github.com/quorumd/quorumd/mpc/ceremony"
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
-
-// signingKey reads the owner's key for a signing call: a ready key with
-// its certificate (attached for signers still pending), or a pending one.
-func (s *Service) signingKey(ctx context.Context, owner, keyID string) (store.Record, *ceremony.KeyInfo, ceremony.Certificate, error) {
-	r, err := s.owned(ctx, owner, keyID)
-	if err != nil {
-		return r, nil, nil, err
-	}
-	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
-		return r, nil, nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
-	}
-	cert, err := certificateOf(r)
-	if err != nil {
-		return r, nil, nil, err
-	}
-	key, err := keyInfo(r)
-	if err != nil {
-		return r, nil, nil, err
-	}
-	return r, key, cert, nil
-}
 
 // signSeat is a signer ready for its ceremony: identity and share opened
 // into locked memory, its seat in the room claimed, and the room's size,
