@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/boot"
 	"github.com/quorumd/quorumd/daemon/quorum"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
@@ -50,9 +51,7 @@ func BenchmarkE2ESignTrace(b *testing.B) {
 		if err := os.WriteFile(n.cfgPath, []byte(strings.Replace(string(raw), "level: debug", "level: info", 1)), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		n.open = tracedBackends(tr, i, relayAddr)
-		n.start()
-		b.Cleanup(n.stop)
+		n.base = startTraced(b, n, tracedBackends(tr, i, relayAddr))
 		n.userKey, n.userID = n.createUser("alice")
 		q.nodes = append(q.nodes, n)
 	}
@@ -95,6 +94,30 @@ func BenchmarkE2ESignTrace(b *testing.B) {
 	b.Log("\n" + tr.report(0, "HTTP call (client)") + tr.report(1, "HTTP call (client)"))
 }
 
+// startTraced runs n's configured daemon in-process as quorumd does, with
+// open for its backends, until the benchmark ends; it returns its URL.
+func startTraced(b *testing.B, n *node, open boot.OpenFunc) string {
+	cfg, _, err := daemon.LoadConfig(n.cfgPath, os.Environ())
+	if err != nil {
+		b.Fatal(err)
+	}
+	log, err := boot.NewLogger(n.logs, cfg.Log.Level)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- boot.Run(ctx, cfg, log, boot.Options{Open: open, Ready: ready}) }()
+	b.Cleanup(func() { cancel(); <-done })
+	select {
+	case addr := <-ready:
+		return "http://" + addr
+	case err := <-done:
+		b.Fatalf("daemon: %v:\n%s", err, n.logs.String())
+	}
+	return ""
+}
+
 // out0 signs msg once more and returns signer 0's signature.
 func out0(q *cluster, signers []*node, keyIDs []string, msg []byte) string {
 	a := q.sign(signers, keyIDs, msg)[0]
@@ -104,7 +127,7 @@ func out0(q *cluster, signers []*node, keyIDs []string, msg []byte) string {
 
 // tracedBackends opens a daemon's real backends and routes its key
 // service's store reads, HSM opens and relay requests through tr as party.
-func tracedBackends(tr *signTracer, party int, relayAddr string) openFunc {
+func tracedBackends(tr *signTracer, party int, relayAddr string) boot.OpenFunc {
 	return func(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (daemon.Backends, io.Closer, error) {
 		bk, cl, err := openBackends(ctx, cfg, log)
 		if err != nil {
