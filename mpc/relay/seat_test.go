@@ -430,6 +430,21 @@ func TestSeatClaimReplayRace(t *testing.T) {
 	}
 }
 
+// TestClaimAnswersRoomSize: a claim's answer gives the room's size beside
+// the seats its member set holds, so a signer needs no room-info request.
+func TestClaimAnswersRoomSize(t *testing.T) {
+	c := newClient(t, testkit.Relay(t))
+	ids, members := newIdentities(t, 2)
+	room := mustRoom(t, c, 3)
+	st, err := c.TakeSeat(ctxT(t), room, ids[0], members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Seats != 2 || st.Size != 3 {
+		t.Fatalf("seats %d, size %d; want 2 and 3", st.Seats, st.Size)
+	}
+}
+
 // TestMemberSetsIsolated: seats that declared different member sets never
 // see each other's envelopes; a set holds at most the room's size seats and
 // a room at most MaxSetsPerRoom sets.
