@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon/quorumtest/hsmtest"
+	"github.com/quorumd/quorumd/daemon/quorumtest/relaytest"
 	"github.com/quorumd/quorumd/policy"
 )
 
@@ -45,6 +46,16 @@ type DaemonOptions struct {
 	ExtraYAML string
 	// Dir holds the configuration, policy file and state; "" means t.TempDir().
 	Dir string
+	// TLS, if set, makes the daemon serve HTTPS only (server.tls) with the
+	// PKI's server certificate, checking client certificates against its CA
+	// as ClientAuth says.
+	TLS *relaytest.PKI
+	// ClientAuth is server.tls.client_auth: "require" (default with TLS),
+	// "request" or "none".
+	ClientAuth string
+	// Policy, if set, adjusts DefaultPolicy before it is written (e.g. its
+	// BackupExport mode).
+	Policy func(*policy.Policy)
 }
 
 // Daemon is one configured quorumd: its files, and once started its URL.
@@ -59,7 +70,8 @@ type Daemon struct {
 	ConfigPath string
 	// PolicyFile is the embedded policy source (JSON) the daemon reads.
 	PolicyFile string
-	// URL is "http://127.0.0.1:port" while the daemon runs (a restart gets a new port).
+	// URL is "http://127.0.0.1:port" ("https://…" with DaemonOptions.TLS)
+	// while the daemon runs (a restart gets a new port).
 	URL string
 	// AdminKey and AdminID are the bootstrapped admin's API key and user id.
 	AdminKey, AdminID string
@@ -69,6 +81,7 @@ type Daemon struct {
 
 	logs    *LogBuffer
 	binary  string
+	scheme  string // of URL: https with DaemonOptions.TLS
 	running runner
 }
 
@@ -82,7 +95,7 @@ func Configure(t testing.TB, o DaemonOptions, binary string) *Daemon {
 		dir = t.TempDir()
 	}
 	d := &Daemon{t: t, Token: o.Token, Dir: dir, PolicyFile: filepath.Join(dir, "policy.json"),
-		ConfigPath: filepath.Join(dir, "quorumd.yaml"), logs: &LogBuffer{}, binary: binary}
+		ConfigPath: filepath.Join(dir, "quorumd.yaml"), logs: &LogBuffer{}, binary: binary, scheme: "http"}
 	if err := d.configure(o); err != nil {
 		t.Fatalf("quorumtest: configure daemon: %v", err)
 	}
@@ -103,11 +116,19 @@ func (d *Daemon) configure(o DaemonOptions) error {
 	}
 	defer src.Close()
 	ctx := context.Background()
-	if err := src.PutPolicy(ctx, policy.Policy{Name: DefaultPolicy, AllowedOperations: UserOperations, MaxN: 16,
-		MinThreshold: 1, MaxThreshold: 16, KeyQuota: 100000, AllowedRelayAddresses: o.AllowedRelays}); err != nil {
+	p := policy.Policy{Name: DefaultPolicy, AllowedOperations: UserOperations, MaxN: 16,
+		MinThreshold: 1, MaxThreshold: 16, KeyQuota: 100000, AllowedRelayAddresses: o.AllowedRelays}
+	if o.Policy != nil {
+		o.Policy(&p)
+	}
+	if err := src.PutPolicy(ctx, p); err != nil {
 		return err
 	}
 	if d.AdminKey, d.AdminID, err = policy.BootstrapAdmin(ctx, src, "admin"); err != nil {
+		return err
+	}
+	tlsSection, err := d.tlsSection(o)
+	if err != nil {
 		return err
 	}
 	timeout := o.CeremonyTimeout
@@ -121,7 +142,7 @@ func (d *Daemon) configure(o DaemonOptions) error {
   shutdown_timeout: 90s
   request_timeout: 120s
   write_timeout: 120s
-state_dir: %s
+%sstate_dir: %s
 hsm:
   module: %s
   token_label: %s
@@ -139,7 +160,7 @@ ceremony:
   timeout: %s
 log:
   level: debug
-`, filepath.Join(d.Dir, "state"), o.Token.Module, o.Token.Label, pinFile, KeyLabel, DefaultPolicy, d.PolicyFile,
+`, tlsSection, filepath.Join(d.Dir, "state"), o.Token.Module, o.Token.Label, pinFile, KeyLabel, DefaultPolicy, d.PolicyFile,
 		o.RelayAddress, timeout)
 	if o.PostgresDSN != "" {
 		dsnFile := filepath.Join(d.Dir, "pg-dsn")
@@ -152,6 +173,27 @@ log:
 		cfg += strings.TrimRight(o.ExtraYAML, "\n") + "\n"
 	}
 	return os.WriteFile(d.ConfigPath, []byte(cfg), 0o600)
+}
+
+// tlsSection is the server.tls block of the configuration ("" without TLS).
+func (d *Daemon) tlsSection(o DaemonOptions) (string, error) {
+	if o.TLS == nil {
+		if o.ClientAuth != "" {
+			return "", fmt.Errorf("client_auth %q without TLS", o.ClientAuth)
+		}
+		return "", nil
+	}
+	auth := o.ClientAuth
+	switch auth {
+	case "":
+		auth = "require"
+	case "none", "request", "require":
+	default:
+		return "", fmt.Errorf("client_auth %q: want none, request or require", auth)
+	}
+	d.scheme = "https"
+	return fmt.Sprintf("  tls:\n    cert_file: %s\n    key_file: %s\n    client_ca_file: %s\n    client_auth: %s\n",
+		o.TLS.ServerCertFile, o.TLS.ServerKeyFile, o.TLS.CAFile, auth), nil
 }
 
 // Start starts the daemon (in-process, or from the binary given to
@@ -175,7 +217,7 @@ func (d *Daemon) Start() {
 		d.t.Fatalf("quorumtest: daemon %s: %v\nlogs:\n%s", d.Token.Label, err, d.logs.String())
 	}
 	d.running = r
-	d.URL = "http://" + r.Addr()
+	d.URL = d.scheme + "://" + r.Addr()
 }
 
 // Stop shuts the daemon down gracefully and fails the test unless it exits

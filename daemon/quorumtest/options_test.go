@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -52,6 +53,20 @@ func TestPostgresStore(t *testing.T) {
 	importAndSignDriver(t, q)
 	if logs := q.Daemons[0].Logs(); !strings.Contains(logs, `"store":"postgres"`) {
 		t.Fatalf("daemon 0 does not use PostgreSQL:\n%s", logs)
+	}
+}
+
+// TestTLS: with TLS the daemons serve HTTPS only and require a client
+// certificate of the test PKI, which the Quorum's clients present: an
+// import and a signature go through; URL is then the daemon's https URL.
+func TestTLS(t *testing.T) {
+	q := quorumtest.Start(t, quorumtest.Options{Parties: 2, TLS: true})
+	if q.PKI == nil || !strings.HasPrefix(q.URL(0), "https://") || q.URL(0) != q.DirectURL(0) {
+		t.Fatalf("PKI %v, URL %s, DirectURL %s", q.PKI, q.URL(0), q.DirectURL(0))
+	}
+	importAndSignDriver(t, q)
+	if _, err := http.Get(q.URL(1) + "/healthz"); err == nil {
+		t.Fatal("a client without the test CA and certificate was served")
 	}
 }
 

@@ -9,17 +9,22 @@
 //	q := quorumtest.Start(t, quorumtest.Options{Parties: 3})
 //	c := q.Client(0) // *client.Client of daemon 0's user
 //
-// Every exchange of the clients Quorum hands out is validated against the
-// REST API's OpenAPI document (docs/openapi.yaml); an answer it does not
-// describe fails the test. The tests skip, naming the Debian package to
-// install, only when SoftHSM2 is missing.
+// Every exchange of the clients Quorum hands out (and of its HTTPClient) is
+// validated against the REST API's OpenAPI document (docs/openapi.yaml), and
+// URL is that of a validating proxy for callers bringing their own HTTP
+// client: an exchange the document does not describe fails the test.
+// Benchmarks turn that off (Options.NoSpecValidation) or use DirectURL. The
+// tests skip, naming the Debian package to install, only when SoftHSM2 is
+// missing.
 package quorumtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +34,7 @@ import (
 	"github.com/quorumd/quorumd/daemon/quorumtest/pgtest"
 	"github.com/quorumd/quorumd/daemon/quorumtest/relaytest"
 	"github.com/quorumd/quorumd/internal/apispec"
+	"github.com/quorumd/quorumd/policy"
 )
 
 // Options configure Start; the zero value is a 2-of-3 quorum on bbolt.
@@ -54,10 +60,20 @@ type Options struct {
 	// executable instead of in this process.
 	QuorumdBinary string
 	// NoSpecValidation turns off the OpenAPI validation of the clients'
-	// exchanges.
+	// exchanges, and makes URL the daemons' own (for benchmarks).
 	NoSpecValidation bool
 	// ExtraYAML is appended to every daemon's configuration.
 	ExtraYAML string
+	// TLS makes every daemon serve HTTPS only, with a certificate of a PKI
+	// made for the test (Quorum.PKI); the Quorum's clients trust its CA and
+	// present its client certificate.
+	TLS bool
+	// ClientAuth is the daemons' server.tls.client_auth with TLS: "require"
+	// (default), "request" or "none".
+	ClientAuth string
+	// Policy, if set, adjusts every daemon's DefaultPolicy (e.g. its
+	// BackupExport mode) before the daemon starts.
+	Policy func(*policy.Policy)
 }
 
 // Quorum is a running quorum of daemons sharing one relay.
@@ -66,10 +82,17 @@ type Quorum struct {
 	Daemons []*Daemon
 	// RelayAddr is the relay's "host:port" (every daemon's default relay).
 	RelayAddr string
+	// PKI is the daemons' TLS PKI with Options.TLS (CA, server and client
+	// certificates as PEM files and as Go values), else nil.
+	PKI *relaytest.PKI
 
 	t         testing.TB
 	threshold int
 	hc        *http.Client
+	validate  bool
+
+	mu      sync.Mutex
+	proxies map[string]string // a daemon's URL → its validating proxy's
 }
 
 // liveInProcess counts daemons running in this process: SoftHSM cannot
@@ -102,10 +125,19 @@ func Start(t testing.TB, o Options) *Quorum {
 	default:
 		t.Fatalf("quorumtest: store %q: want bbolt or postgres", o.Store)
 	}
+	if o.ClientAuth != "" && !o.TLS {
+		t.Fatalf("quorumtest: ClientAuth %q without TLS", o.ClientAuth)
+	}
 	hsmtest.SkipIfMissing(t)
-	q := &Quorum{t: t, threshold: o.Threshold, RelayAddr: o.RelayAddress}
-	q.hc = client.NewHTTPClient(nil, 4*o.Parties)
-	if !o.NoSpecValidation {
+	q := &Quorum{t: t, threshold: o.Threshold, RelayAddr: o.RelayAddress, validate: !o.NoSpecValidation,
+		proxies: map[string]string{}}
+	var tc *tls.Config
+	if o.TLS {
+		q.PKI = relaytest.NewPKI(t)
+		tc = q.PKI.ClientTLS(true) // a certificate the daemons may ignore (ClientAuth none)
+	}
+	q.hc = client.NewHTTPClient(tc, 4*o.Parties)
+	if q.validate {
 		q.hc.Transport = apispec.NewTransport(t, q.hc.Transport)
 	}
 	t.Cleanup(q.hc.CloseIdleConnections)
@@ -146,7 +178,7 @@ func Start(t testing.TB, o Options) *Quorum {
 
 	for i := range o.Parties {
 		do := DaemonOptions{Token: tokens[i], RelayAddress: q.RelayAddr, AllowedRelays: []string{q.RelayAddr},
-			CeremonyTimeout: o.CeremonyTimeout, ExtraYAML: o.ExtraYAML}
+			CeremonyTimeout: o.CeremonyTimeout, ExtraYAML: o.ExtraYAML, TLS: q.PKI, ClientAuth: o.ClientAuth, Policy: o.Policy}
 		if pg != nil {
 			dsn, err := pg.CreateDatabase(context.Background(), fmt.Sprintf("party%d", i))
 			if err != nil {
@@ -185,8 +217,23 @@ func (q *Quorum) N() int { return len(q.Daemons) }
 // Threshold is the threshold Options asked for.
 func (q *Quorum) Threshold() int { return q.threshold }
 
-// URL is daemon i's base URL ("http://127.0.0.1:port").
-func (q *Quorum) URL(i int) string { return q.Daemons[i].URL }
+// URL is the base URL to reach daemon i with an HTTP client of one's own
+// (curl, raw requests, another language's client): that of ValidatedURL's
+// proxy, so that every exchange is checked against docs/openapi.yaml. With
+// Options.NoSpecValidation it is DirectURL; so it is with Options.TLS, as
+// the proxy speaks plain HTTP without a client certificate: reach the
+// daemons there through HTTPClient, which validates.
+func (q *Quorum) URL(i int) string {
+	q.t.Helper()
+	if !q.validate || q.PKI != nil {
+		return q.DirectURL(i)
+	}
+	return q.ValidatedURL(i)
+}
+
+// DirectURL is daemon i's own base URL ("http://127.0.0.1:port", https
+// with Options.TLS): no validation, no proxy hop (for benchmarks).
+func (q *Quorum) DirectURL(i int) string { return q.Daemons[i].URL }
 
 // UserKey is the API key of daemon i's user; AdminKey that of its admin.
 func (q *Quorum) UserKey(i int) string { return q.Daemons[i].UserKey }
@@ -194,8 +241,9 @@ func (q *Quorum) UserKey(i int) string { return q.Daemons[i].UserKey }
 // AdminKey is the API key of daemon i's bootstrapped admin.
 func (q *Quorum) AdminKey(i int) string { return q.Daemons[i].AdminKey }
 
-// HTTPClient is the (spec-validating, unless turned off) HTTP client the
-// Quorum's clients share.
+// HTTPClient is the HTTP client the Quorum's clients share: it validates
+// every exchange (unless Options.NoSpecValidation) and, with Options.TLS,
+// trusts the test CA and presents the test client certificate.
 func (q *Quorum) HTTPClient() *http.Client { return q.hc }
 
 // Client is a client of daemon i as its user.
@@ -222,13 +270,26 @@ func (q *Quorum) Clients() []*client.Client {
 func (q *Quorum) Driver() *client.Quorum { return &client.Quorum{Parties: q.Clients()} }
 
 // ValidatedURL is the base URL of a reverse proxy in front of daemon i
-// that fails the test on any exchange docs/openapi.yaml does not describe:
-// for callers that bring their own HTTP client (curl, another language's
-// client). It forwards to the daemon's URL of the moment of the call and
-// stops when the test ends.
+// that fails the test on any exchange docs/openapi.yaml does not describe
+// (even with Options.NoSpecValidation): for callers that bring their own
+// HTTP client. One proxy serves each run of a daemon: after a restart (a
+// new port) the next call starts another. Proxies stop when the test ends.
+// Not with Options.TLS (see URL).
 func (q *Quorum) ValidatedURL(i int) string {
 	q.t.Helper()
-	return apispec.Proxy(q.t, q.Daemons[i].URL)
+	if q.PKI != nil {
+		q.t.Fatalf("quorumtest: ValidatedURL: the daemons serve HTTPS, and the validating proxy speaks plain HTTP " +
+			"without a client certificate: use HTTPClient (it validates) with DirectURL")
+	}
+	target := q.Daemons[i].URL
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p, ok := q.proxies[target]
+	if !ok {
+		p = apispec.Proxy(q.t, target)
+		q.proxies[target] = p
+	}
+	return p
 }
 
 func (q *Quorum) newClient(base, key string) *client.Client {

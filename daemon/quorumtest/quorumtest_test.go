@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -138,8 +139,8 @@ func TestImportSignVerify(t *testing.T) {
 }
 
 // TestRestart: through the Driver (client.Quorum), a key imported 2-of-2
-// still signs after a daemon was stopped and started again (a new port),
-// its share unsealed from its token.
+// still signs after a daemon was stopped and started again (a new port,
+// which URL follows), its share unsealed from its token.
 func TestRestart(t *testing.T) {
 	q := quorumtest.Start(t, quorumtest.Options{Parties: 2, Threshold: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -154,11 +155,22 @@ func TestRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := q.URL(1)
 	q.Daemons[1].Stop()
 	if q.Daemons[1].Running() {
 		t.Fatal("stopped daemon still running")
 	}
 	q.Daemons[1].Start()
+	// URL's validating proxy follows the daemon to its new port.
+	if after := q.URL(1); after == before {
+		t.Fatalf("URL %s unchanged by a restart", after)
+	} else if err := q.Client(1).Healthz(ctx); err != nil {
+		t.Fatal(err)
+	} else if resp, err := http.Get(after + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz through the new proxy: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	msg := []byte("after a restart")
 	res, err := q.Driver().Sign(ctx, imp.KeyIDs, msg, client.SignOptions{})
 	if err != nil {
