@@ -105,6 +105,13 @@ func OpenBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
+	// Data keys made ahead, off /bip340/create's path, while no ceremony
+	// ran here lately (Service.InCeremony); closed, destroying the unused ones, before the token.
+	svc.DataKeyPool = hsm.NewDataKeyPool(h, hsm.DataKeyPoolConfig{Size: cfg.HSM.DataKeyPool, MaxAge: quorum.PoolMaxAge,
+		NewID: daemon.NewKeyID, Busy: svc.InCeremony, Log: func(err error) {
+			log.Warn("data-key pool: making a data key failed; retrying", "error", err.Error())
+		}})
+	cl = append(cl, svc.DataKeyPool.Close)
 	ik, err := importkey.Open(cfg.StateDir, h)
 	if err != nil {
 		return fail(fmt.Errorf("import key: %w", err))
