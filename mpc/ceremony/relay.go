@@ -50,10 +50,10 @@ func RelayTransport(c *relay.Client, room string, id *envelope.Identity, members
 }
 
 // Claim takes the seat now rather than on first use, so that the claim's
-// round trip overlaps the caller's own work (run it in a goroutine); the
-// first Send or Recv waits for it. A failed claim is retried by the next
-// call. A caller that claims must see that the seat is left (Leave, or
-// the ceremony run on it).
+// round trip overlaps the caller's own work (run it in a goroutine, or
+// claimAhead: Claimer); the first Send or Recv waits for it. A failed claim
+// is retried by the next call. A caller that claims must see that the seat
+// is left (Leave, or the ceremony run on it).
 func (t *RelaySeat) Claim(ctx context.Context) error {
 	_, err := t.seat(ctx)
 	return err
@@ -89,14 +89,6 @@ func (t *RelaySeat) seat(ctx context.Context) (*relay.Conn, error) {
 	}
 	t.conn, t.id = conn, nil // the identity is not needed any more
 	return conn, nil
-}
-
-// Claim takes the seat now rather than at the first Send or Recv, so a
-// party with work to do before its first message can overlap the claim's
-// round trip with it (Claimer).
-func (t *RelaySeat) Claim(ctx context.Context) error {
-	_, err := t.seat(ctx)
-	return err
 }
 
 // Send posts body to `to`, or to every other member for envelope.Broadcast.
