@@ -112,9 +112,18 @@ func OpenBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 			log.Warn("data-key pool: making a data key failed; retrying", "error", err.Error())
 		}})
 	cl = append(cl, svc.DataKeyPool.Close)
-	ik, err := importkey.Open(cfg.StateDir, h)
+	// The import keys live in the key store, so replicas sharing a
+	// PostgreSQL store serve the same ones; Maintain picks up another
+	// replica's rotation and rotates them when they age out.
+	ik, err := importkey.Open(ctx, st, h, importkey.Options{StateDir: cfg.StateDir, Log: log})
 	if err != nil {
 		return fail(fmt.Errorf("import key: %w", err))
+	}
+	{
+		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); ik.Maintain(mctx, importkey.RefreshInterval) }()
+		cl = append(cl, func() error { stop(); <-done; return nil })
 	}
 	{
 		// In the background while serving: move blobs still sealed under a
