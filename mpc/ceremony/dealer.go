@@ -110,7 +110,8 @@ func dealOut(ctx context.Context, pt *party, p DealParams, parties []envelope.Pa
 	if err != nil {
 		return nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
 	}
-	return keyShare(session, parties, p.Threshold, e, d.Commitments)
+	ks, _, err := keyShare(session, parties, p.Threshold, e, d.Commitments)
+	return ks, err
 }
 
 // awaitCertificate collects the parties' transcript signatures (or a

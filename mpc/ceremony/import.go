@@ -260,7 +260,7 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 	if err != nil {
 		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
 	}
-	ks, err := keyShare(session, pt.members, t, e, d.Commitments)
+	ks, _, err := keyShare(session, pt.members, t, e, d.Commitments)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -321,7 +321,7 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 		return fail(ErrProtocol, "deal: %v", err)
 	}
 	myID := slices.Index(members, id.Public())
-	ks, err := keyShare(session, members, t, e, c)
+	ks, pubs, err := keyShare(session, members, t, e, c)
 	if err != nil {
 		return nil, err
 	}
@@ -337,28 +337,29 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 		ks.Share.Zero()
 		return fail(ErrBadShare, "share for id %d out of range", myID)
 	}
-	if err := vss.VerifyShare(c, myID, &ks.Share); err != nil {
+	// pubs[myID] = Σ C_k (myID+1)^k: VerifyShare's check, without a second
+	// evaluation of the commitments.
+	if err := vss.VerifySharePublic(pubs[myID], myID, &ks.Share); err != nil {
 		ks.Share.Zero()
 		return fail(ErrBadShare, "share for id %d", myID)
 	}
 	return ks, nil
 }
 
-// keyShare derives a deal's public outcome: public shares, threshold key
-// and transcript (which covers the whole signed deal, so parties that
-// certify one transcript hold byte-identical recovery data).
-func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Envelope, c vss.Commitments) (*KeyShare, error) {
+// keyShare derives a deal's public outcome: public shares (also returned as
+// points), threshold key and transcript (which covers the whole signed deal,
+// so parties that certify one transcript hold byte-identical recovery
+// data). The public shares are f(j+1)·G by construction, so they need no
+// consistency check (vss.CheckPublicShares is for shares from elsewhere).
+func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Envelope, c vss.Commitments) (*KeyShare, []*btcec.PublicKey, error) {
 	n, dealer := len(members), e.From
 	pubs, err := vss.PublicShares(c, n)
 	if err != nil {
-		return nil, abortf(roundDeal, dealer, ErrProtocol, "public shares: %v", err)
+		return nil, nil, abortf(roundDeal, dealer, ErrProtocol, "public shares: %v", err)
 	}
 	q, err := vss.ThresholdKey(c)
 	if err != nil {
-		return nil, abortf(roundDeal, dealer, ErrProtocol, "threshold key: %v", err)
-	}
-	if err := vss.CheckPublicShares(pubs, t, q); err != nil {
-		return nil, abortf(roundDeal, dealer, ErrProtocol, "public shares inconsistent: %v", err)
+		return nil, nil, abortf(roundDeal, dealer, ErrProtocol, "threshold key: %v", err)
 	}
 	ks := &KeyShare{}
 	ks.T, ks.N, ks.Parties = t, n, members
@@ -368,7 +369,7 @@ func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Env
 	}
 	ks.ThreshPK = [33]byte(q.SerializeCompressed())
 	ks.Transcript = transcriptHash(session, e.Digest(), ks.PubShares, ks.ThreshPK)
-	return ks, nil
+	return ks, pubs, nil
 }
 
 // recoverImport re-opens an import's deal from recovery data: the deal must

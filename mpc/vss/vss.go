@@ -16,7 +16,8 @@
 //
 // Size limit: n ≤ MaxParticipants. PublicShares and CheckPublicShares cost
 // O(n·t) point operations on data that may come from an untrusted party, so
-// the bound caps the work an attacker can cause (about 0.5 s at the maximum).
+// the bound caps the work an attacker can cause (well under a second at the
+// maximum).
 package vss
 
 import (
@@ -349,53 +350,109 @@ func VerifyShare(c Commitments, id int, share *btcec.ModNScalar) error {
 	return nil
 }
 
+// VerifySharePublic checks share·G == pub for a recipient that already
+// derived its public share pub = P_id = Σ C_k (id+1)^k with PublicShares: the
+// check VerifyShare makes, without evaluating the commitments again. share·G
+// is constant time (mpc/secp); pub is public. A mismatch or a zero share is
+// a *ShareError for id.
+func VerifySharePublic(pub *btcec.PublicKey, id int, share *btcec.ModNScalar) error {
+	if pub == nil || !pub.IsOnCurve() {
+		return &ShareError{ID: id, Err: ErrInvalidPublicShare}
+	}
+	if share == nil || share.IsZero() {
+		return &ShareError{ID: id, Err: ErrZeroShare}
+	}
+	var lhs, rhs btcec.JacobianPoint
+	secp.ScalarBaseMult(share, &lhs)
+	lhs.X.Normalize()
+	lhs.Y.Normalize()
+	lhs.Z.Normalize()
+	pub.AsJacobian(&rhs)
+	if !lhs.EquivalentNonConst(&rhs) {
+		return &ShareError{ID: id, Err: ErrInvalidShare}
+	}
+	return nil
+}
+
 // PublicShares returns P_j = Σ C_k (j+1)^k = f(j+1)·G for j = 0..n−1.
 // Variable time (public data). A public share at infinity (a zero share,
 // which only a malicious dealer produces) is a *ShareError for that id.
-//
-// The first t shares are evaluated by Horner's rule in the exponent; the
-// others follow from them by finite differences (t−1 additions each), since
-// the t-th differences of a degree-(t−1) polynomial vanish.
 func PublicShares(c Commitments, n int) ([]*btcec.PublicKey, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	t := len(c)
-	if err := checkParams(t, n); err != nil {
+	if err := checkParams(len(c), n); err != nil {
 		return nil, err
 	}
-	pts := make([]btcec.JacobianPoint, n)
-	for j := range t {
-		evalCommitments(c, uint32(j)+1, &pts[j])
-	}
-	if n > t {
-		// diag[k] = ∇^k f(x), the backward differences at the last point
-		// computed, starting at x = t.
-		diag := make([]btcec.JacobianPoint, t)
-		row := append([]btcec.JacobianPoint(nil), pts[:t]...)
-		for k := range t {
-			diag[k].Set(&row[len(row)-1])
-			for j := 0; j+1 < len(row); j++ {
-				sub(&row[j+1], &row[j], &row[j])
-			}
-			row = row[:len(row)-1]
-		}
-		for j := t; j < n; j++ { // advance x → x+1, ∇^{t−1} being constant
-			for k := t - 2; k >= 0; k-- {
-				btcec.AddNonConst(&diag[k], &diag[k+1], &diag[k])
-			}
-			pts[j].Set(&diag[0])
-		}
-	}
-	out := make([]*btcec.PublicKey, n)
+	pts := evalRange(c, n)
 	for j := range pts {
 		if isInfinity(&pts[j]) {
 			return nil, &ShareError{ID: j, Err: ErrZeroShare}
 		}
-		pts[j].ToAffine()
-		out[j] = btcec.NewPublicKey(&pts[j].X, &pts[j].Y)
 	}
-	return out, nil
+	return toPublicKeys(pts), nil
+}
+
+// evalRange returns f(1), …, f(n) for the polynomial f(z) = Σ C_k z^k in the
+// exponent, with O(t² + n·t) point additions and t²/2 multiplications by
+// integers ≤ t instead of a Horner evaluation (t multiplications) per point.
+//
+// Horner's rule runs in the binomial basis: h(z) = Σ_i e_i·C(z, i) has
+// Δ^i h(0) = e_i, and z·C(z, i) = (i+1)·C(z, i+1) + i·C(z, i), so h ← z·h +
+// C_m maps e_i to i·(e_{i−1} + e_i) and sets e_0 = C_m. The e_i are then the
+// finite differences of f at 0, from which each next value is t−1
+// additions. Variable time, public data only.
+func evalRange(c Commitments, n int) []btcec.JacobianPoint {
+	t := len(c)
+	e := make([]btcec.JacobianPoint, t)
+	c[t-1].AsJacobian(&e[0])
+	for m := t - 2; m >= 0; m-- {
+		deg := t - 2 - m // h has coefficients e_0..e_deg
+		mulSmall(&e[deg], uint32(deg+1), &e[deg+1])
+		for i := deg; i >= 1; i-- {
+			btcec.AddNonConst(&e[i-1], &e[i], &e[i])
+			mulSmall(&e[i], uint32(i), &e[i])
+		}
+		c[m].AsJacobian(&e[0])
+	}
+	// e_k = Δ^k f(x), starting at x = 0; Δ^{t−1} f is constant.
+	pts := make([]btcec.JacobianPoint, n)
+	for j := range n {
+		for k := 0; k+1 < t; k++ {
+			btcec.AddNonConst(&e[k], &e[k+1], &e[k])
+		}
+		pts[j].Set(&e[0])
+	}
+	return pts
+}
+
+// toPublicKeys converts finite points to keys, sharing one field inversion
+// among all of them (Montgomery's trick). Public data only.
+func toPublicKeys(pts []btcec.JacobianPoint) []*btcec.PublicKey {
+	// prefix[j] = Z_0·…·Z_j
+	prefix := make([]btcec.FieldVal, len(pts))
+	var acc btcec.FieldVal
+	acc.SetInt(1)
+	for j := range pts {
+		acc.Mul(&pts[j].Z).Normalize()
+		prefix[j].Set(&acc)
+	}
+	inv := new(btcec.FieldVal).Set(&acc).Inverse() // 1/(Z_0·…·Z_{n−1})
+	out := make([]*btcec.PublicKey, len(pts))
+	for j := len(pts) - 1; j >= 0; j-- {
+		var zInv, z2, z3, x, y btcec.FieldVal
+		zInv.Set(inv)
+		if j > 0 {
+			zInv.Mul(&prefix[j-1])
+		}
+		inv.Mul(&pts[j].Z) // now 1/(Z_0·…·Z_{j−1})
+		z2.SquareVal(&zInv)
+		z3.Mul2(&z2, &zInv)
+		x.Mul2(&pts[j].X, &z2).Normalize()
+		y.Mul2(&pts[j].Y, &z3).Normalize()
+		out[j] = btcec.NewPublicKey(&x, &y)
+	}
+	return out
 }
 
 // sub sets r = a − b; r may alias a or b. Variable time, public data.
