@@ -102,7 +102,7 @@ func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
 	session := envelope.SessionID(BatchSignLabel, p.Room, k.Parties, k.T, k.N, batchContext(k, p))
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport, roundPsig)
 	pt.split = p.split
-	defer leave(p.Transport)
+	defer pt.leave()
 	res, err := runBatch(ctx, pt, p, myID, session)
 	if err != nil {
 		return nil, pt.fail(err)

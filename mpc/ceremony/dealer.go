@@ -64,7 +64,7 @@ func Deal(ctx context.Context, p DealParams) (*KeyInfo, Certificate, error) {
 	seated := append(slices.Clone(parties), me)
 	envelope.SortParties(seated)
 	pt := newParty(p.Identity, envelope.KindImport, session, seated, p.Transport)
-	defer leave(p.Transport)
+	defer pt.leave()
 
 	ks, err := dealOut(ctx, pt, p, parties, session)
 	if err != nil {

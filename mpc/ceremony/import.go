@@ -109,10 +109,10 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	pt := newParty(p.Identity, envelope.KindImport, session, parties, p.Transport)
 	if !p.Dealer.IsBroadcast() {
 		// The dealer may post (its deal, a notice) but is not a party.
-		pt.in = envelope.NewInbox(p.Identity, envelope.KindImport, session, append(slices.Clone(parties), p.Dealer))
+		pt.in = envelope.NewInbox(p.Identity, envelope.KindImport, session, append(slices.Clone(parties), p.Dealer)).WithChannels(pt.ch)
 	}
 	pt.split = p.split
-	defer leave(p.Transport)
+	defer pt.leave()
 	ks, rd, err := runDeal(ctx, pt, p, session)
 	if err != nil {
 		return nil, pt.fail(err)

@@ -32,6 +32,7 @@ type party struct {
 	tr      Transport
 	in      *envelope.Inbox
 	out     *envelope.Sender
+	ch      *envelope.Channels // ECDH secrets with the peers, zeroed by leave
 	pending map[uint8][]*envelope.Envelope
 	p2p     map[uint8]bool // point-to-point rounds; all others are broadcast
 	aborted bool
@@ -55,13 +56,21 @@ func newParty(id *envelope.Identity, kind uint8, session [envelope.SessionIDSize
 	for i, m := range members {
 		idx[m] = i
 	}
+	ch := envelope.NewChannels()
 	return &party{
-		id: id, me: id.Public(), members: members, index: idx, tr: tr,
-		in:      envelope.NewInbox(id, kind, session, members),
-		out:     envelope.NewSender(id, kind, session),
+		id: id, me: id.Public(), members: members, index: idx, tr: tr, ch: ch,
+		in:      envelope.NewInbox(id, kind, session, members).WithChannels(ch),
+		out:     envelope.NewSender(id, kind, session).WithChannels(ch),
 		pending: map[uint8][]*envelope.Envelope{},
 		p2p:     p2p,
 	}
+}
+
+// leave ends the party's part in the ceremony: it leaves the room (when the
+// transport can) and wipes the ECDH secrets with its peers.
+func (p *party) leave() {
+	leave(p.tr)
+	p.ch.Zero()
 }
 
 // send seals and posts one envelope; a transport failure aborts the round.
@@ -110,7 +119,7 @@ func (p *party) sendSplit(ctx context.Context, round uint8, payload []byte) erro
 		}
 		out := p.splitOut[m]
 		if out == nil {
-			out = envelope.NewSender(p.id, p.in.Kind(), p.in.Session())
+			out = envelope.NewSender(p.id, p.in.Kind(), p.in.Session()).WithChannels(p.ch)
 			p.splitOut[m] = out
 		}
 		raw, err := out.Seal(round, envelope.Broadcast, pl, false)

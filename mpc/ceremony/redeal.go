@@ -143,7 +143,7 @@ func oldIDs(k *KeyInfo, dealers []envelope.Party) []int {
 func (r *redeal) run(ctx context.Context, id *envelope.Identity, tr Transport, d Durable, split splitFunc) (*KeyInfo, error) {
 	pt := newParty(id, r.kind, r.session, r.parties, tr)
 	pt.split = split
-	defer leave(tr)
+	defer pt.leave()
 	ks, rd, err := r.deal(ctx, pt)
 	if err != nil {
 		return nil, pt.fail(err)

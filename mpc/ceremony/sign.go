@@ -69,7 +69,7 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	}
 	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport, roundPsig)
-	defer leave(p.Transport)
+	defer pt.leave()
 	sig, err := runSign(ctx, pt, p, myID, session, outKey)
 	if err != nil {
 		return zero, pt.fail(err)

@@ -245,3 +245,49 @@ func TestVerifyDetached(t *testing.T) {
 		t.Fatal("VerifyDigest accepts another digest")
 	}
 }
+
+// TestChannels: a party whose Sender and Inbox share one Channels talks with
+// parties that derive every key afresh, in both directions and over several
+// envelopes per channel (the cached secret is the one ECDH would give); Zero
+// wipes the cache and the next envelope derives again.
+func TestChannels(t *testing.T) {
+	tr := newTrio(t)
+	ch := NewChannels()
+	sA := NewSender(tr.a, KindSign, tr.session).WithChannels(ch)
+	inA := NewInbox(tr.a, KindSign, tr.session, tr.members).WithChannels(ch)
+	sB := NewSender(tr.b, KindSign, tr.session)
+	inB := NewInbox(tr.b, KindSign, tr.session, tr.members)
+	for i := range 3 {
+		msg := []byte{'a', byte(i)}
+		raw, err := sA.Seal(1, tr.b.Public(), msg, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := inB.Accept(raw); err != nil || !bytes.Equal(e.Payload, msg) {
+			t.Fatalf("a→b %d: %v", i, err)
+		}
+		msg[0] = 'b'
+		raw, err = sB.Seal(1, tr.a.Public(), msg, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := inA.Accept(raw); err != nil || !bytes.Equal(e.Payload, msg) {
+			t.Fatalf("b→a %d: %v", i, err)
+		}
+		if i == 1 {
+			ch.Zero()
+		}
+	}
+	ch.mu.Lock()
+	n := len(ch.secrets)
+	ch.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d cached secrets, want 1 (b only)", n)
+	}
+	var zero [32]byte
+	s := ch.secrets[tr.b.Public()]
+	ch.Zero()
+	if *s != zero || len(ch.secrets) != 0 {
+		t.Fatal("Zero left a secret")
+	}
+}

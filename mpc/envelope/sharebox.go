@@ -22,7 +22,7 @@ var ErrBox = errors.New("envelope: box does not open")
 // and be kept for later (recovery data): to opens it with OpenBox. to may
 // be id itself (a dealer's own share). Constant time in the identity key.
 func SealBox(id *Identity, to Party, session [SessionIDSize]byte, ad, plaintext []byte) ([]byte, error) {
-	aead, err := channelAEAD(id.priv, to, boxTag, id.pub, to, session)
+	aead, err := channelAEAD(id, nil, to, boxTag, id.pub, to, session)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func OpenBox(id *Identity, from Party, session [SessionIDSize]byte, ad, box []by
 	if len(box) < BoxOverhead {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBox, len(box))
 	}
-	aead, err := channelAEAD(id.priv, from, boxTag, from, id.pub, session)
+	aead, err := channelAEAD(id, nil, from, boxTag, from, id.pub, session)
 	if err != nil {
 		return nil, err
 	}
