@@ -384,7 +384,7 @@ func PublicShares(c Commitments, n int) ([]*btcec.PublicKey, error) {
 	if err := checkParams(len(c), n); err != nil {
 		return nil, err
 	}
-	pts := evalRange(c, n)
+	pts := evalRange(c.jacobian(), n)
 	for j := range pts {
 		if isInfinity(&pts[j]) {
 			return nil, &ShareError{ID: j, Err: ErrZeroShare}
@@ -393,8 +393,17 @@ func PublicShares(c Commitments, n int) ([]*btcec.PublicKey, error) {
 	return toPublicKeys(pts), nil
 }
 
-// evalRange returns f(1), …, f(n) for the polynomial f(z) = Σ C_k z^k in the
-// exponent, with O(t² + n·t) point additions and t²/2 multiplications by
+// jacobian returns the commitments as Jacobian points.
+func (c Commitments) jacobian() []btcec.JacobianPoint {
+	out := make([]btcec.JacobianPoint, len(c))
+	for k, p := range c {
+		p.AsJacobian(&out[k])
+	}
+	return out
+}
+
+// evalRange returns f(1), …, f(n) for the polynomial f(z) = Σ c_k z^k in the
+// exponent (any c_k may be the point at infinity), with O(t² + n·t) point additions and t²/2 multiplications by
 // integers ≤ t instead of a Horner evaluation (t multiplications) per point.
 //
 // Horner's rule runs in the binomial basis: h(z) = Σ_i e_i·C(z, i) has
@@ -402,10 +411,10 @@ func PublicShares(c Commitments, n int) ([]*btcec.PublicKey, error) {
 // C_m maps e_i to i·(e_{i−1} + e_i) and sets e_0 = C_m. The e_i are then the
 // finite differences of f at 0, from which each next value is t−1
 // additions. Variable time, public data only.
-func evalRange(c Commitments, n int) []btcec.JacobianPoint {
+func evalRange(c []btcec.JacobianPoint, n int) []btcec.JacobianPoint {
 	t := len(c)
 	e := make([]btcec.JacobianPoint, t)
-	c[t-1].AsJacobian(&e[0])
+	e[0].Set(&c[t-1])
 	for m := t - 2; m >= 0; m-- {
 		deg := t - 2 - m // h has coefficients e_0..e_deg
 		mulSmall(&e[deg], uint32(deg+1), &e[deg+1])
@@ -413,7 +422,7 @@ func evalRange(c Commitments, n int) []btcec.JacobianPoint {
 			btcec.AddNonConst(&e[i-1], &e[i], &e[i])
 			mulSmall(&e[i], uint32(i), &e[i])
 		}
-		c[m].AsJacobian(&e[0])
+		e[0].Set(&c[m])
 	}
 	// e_k = Δ^k f(x), starting at x = 0; Δ^{t−1} f is constant.
 	pts := make([]btcec.JacobianPoint, n)
