@@ -98,7 +98,11 @@ func dealOut(ctx context.Context, pt *party, p DealParams, parties []envelope.Pa
 		one.SetInt(1)
 		d.Shares[i].Add(&one)
 	}
-	payload, err := dealPayload(p.Identity, session, parties, d)
+	pubs, err := vss.PublicShares(d.Commitments, len(parties))
+	if err != nil {
+		return nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
+	}
+	payload, err := dealPayload(p.Identity, session, parties, d, pubs)
 	if err != nil {
 		return nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
 	}
@@ -110,8 +114,7 @@ func dealOut(ctx context.Context, pt *party, p DealParams, parties []envelope.Pa
 	if err != nil {
 		return nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
 	}
-	ks, _, err := keyShare(session, parties, p.Threshold, e, d.Commitments)
-	return ks, err
+	return keyShare(session, parties, p.Threshold, e, d.Commitments, pubs)
 }
 
 // awaitCertificate collects the parties' transcript signatures (or a

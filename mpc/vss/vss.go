@@ -22,6 +22,8 @@ package vss
 
 import (
 	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -436,32 +438,100 @@ func evalRange(c []btcec.JacobianPoint, n int) []btcec.JacobianPoint {
 }
 
 // toPublicKeys converts finite points to keys, sharing one field inversion
-// among all of them (Montgomery's trick). Public data only.
+// among all of them. Public data only.
 func toPublicKeys(pts []btcec.JacobianPoint) []*btcec.PublicKey {
-	// prefix[j] = Z_0·…·Z_j
-	prefix := make([]btcec.FieldVal, len(pts))
-	var acc btcec.FieldVal
-	acc.SetInt(1)
-	for j := range pts {
-		acc.Mul(&pts[j].Z).Normalize()
-		prefix[j].Set(&acc)
-	}
-	inv := new(btcec.FieldVal).Set(&acc).Inverse() // 1/(Z_0·…·Z_{n−1})
+	normalize(pts)
 	out := make([]*btcec.PublicKey, len(pts))
-	for j := len(pts) - 1; j >= 0; j-- {
-		var zInv, z2, z3, x, y btcec.FieldVal
-		zInv.Set(inv)
-		if j > 0 {
-			zInv.Mul(&prefix[j-1])
-		}
-		inv.Mul(&pts[j].Z) // now 1/(Z_0·…·Z_{j−1})
-		z2.SquareVal(&zInv)
-		z3.Mul2(&z2, &zInv)
-		x.Mul2(&pts[j].X, &z2).Normalize()
-		y.Mul2(&pts[j].Y, &z3).Normalize()
-		out[j] = btcec.NewPublicKey(&x, &y)
+	for j := range pts {
+		out[j] = btcec.NewPublicKey(&pts[j].X, &pts[j].Y)
 	}
 	return out
+}
+
+// VerifyPublicShares checks that pubs are exactly the public shares of the
+// commitments, pubs[j] = Σ C_k (j+1)^k (what PublicShares returns), e.g.
+// public shares a dealer published beside its commitments. Public data,
+// variable time.
+//
+// For large t it checks one random linear combination instead of every
+// point: Σ_j r_j·P_j = Σ_k (Σ_j r_j (j+1)^k)·C_k, a single multi-scalar
+// multiplication of n+t points, with 128-bit r_j drawn from a hash of the
+// commitments and the public shares (Fiat–Shamir: a dealer who publishes a
+// wrong share passes with probability about 2^-128). For small t it is
+// cheaper to compute the shares and compare.
+func VerifyPublicShares(c Commitments, pubs []*btcec.PublicKey) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	t, n := len(c), len(pubs)
+	if err := checkParams(t, n); err != nil {
+		return err
+	}
+	for j, p := range pubs {
+		if p == nil || !p.IsOnCurve() {
+			return &ShareError{ID: j, Err: ErrInvalidPublicShare}
+		}
+	}
+	// Costs in point additions: evalRange about 7·t²/2 + n·t (a
+	// multiplication by an integer ≤ t is about 7 of them), the combination
+	// about 4·(n+t) (tables) + 45·t + 22·n (digits) + 256 (doublings).
+	if 7*t*t/2+n*t <= 4*(n+t)+45*t+22*n+256 {
+		want, err := PublicShares(c, n)
+		if err != nil {
+			return err
+		}
+		for j := range want {
+			if !want[j].IsEqual(pubs[j]) {
+				return fmt.Errorf("%w: public share %d is not the commitments' value at %d", ErrInconsistentPublicShares, j, j+1)
+			}
+		}
+		return nil
+	}
+	seed := publicSharesSeed(c, pubs)
+	points := make([]btcec.JacobianPoint, n+t)
+	scalars := make([]btcec.ModNScalar, n+t)
+	v := make([]btcec.ModNScalar, n) // r_j (j+1)^k, k = 0 first
+	for j, p := range pubs {
+		p.AsJacobian(&points[j])
+		h := sha256.Sum256(binary.BigEndian.AppendUint32(seed[:], uint32(j)))
+		var r [32]byte
+		copy(r[16:], h[:16])
+		scalars[j].SetBytes(&r)
+		v[j] = scalars[j]
+	}
+	// Σ_j r_j P_j − Σ_k s_k C_k with s_k = Σ_j r_j (j+1)^k must be the
+	// point at infinity.
+	var x btcec.ModNScalar
+	for k, ck := range c {
+		ck.AsJacobian(&points[n+k])
+		s := &scalars[n+k]
+		for j := range v {
+			s.Add(&v[j])
+			if k+1 < t {
+				v[j].Mul(x.SetInt(uint32(j) + 1))
+			}
+		}
+		s.Negate()
+	}
+	sum := msm(points, scalars)
+	if !isInfinity(&sum) {
+		return fmt.Errorf("%w: a random combination of the public shares does not match the commitments'", ErrInconsistentPublicShares)
+	}
+	return nil
+}
+
+// publicSharesSeed hashes what VerifyPublicShares' combination must not be
+// chosen before: every commitment and every public share.
+func publicSharesSeed(c Commitments, pubs []*btcec.PublicKey) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("quorumd/vss/public-shares/v1"))
+	for _, p := range c {
+		h.Write(p.SerializeCompressed())
+	}
+	for _, p := range pubs {
+		h.Write(p.SerializeCompressed())
+	}
+	return [32]byte(h.Sum(nil))
 }
 
 // sub sets r = a − b; r may alias a or b. Variable time, public data.
