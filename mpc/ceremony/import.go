@@ -300,7 +300,7 @@ func dealPayload(id *envelope.Identity, session [32]byte, members []envelope.Par
 	}
 	for i, m := range members {
 		sb := d.Shares[i].Bytes()
-		box, err := envelope.SealBox(id, m, session, shareBoxAD(i), sb[:])
+		box, err := envelope.SealBox(id, nil, m, session, shareBoxAD(i), sb[:])
 		clear(sb[:])
 		if err != nil {
 			return nil, err
@@ -364,7 +364,7 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 	}
 	ks.ID = myID
 	off += myID * boxSize
-	sb, err := envelope.OpenBox(id, dealer, session, shareBoxAD(myID), b[off:off+boxSize])
+	sb, err := envelope.OpenBox(id, nil, dealer, session, shareBoxAD(myID), b[off:off+boxSize])
 	if err != nil {
 		return fail(ErrBadShare, "share for id %d does not open", myID)
 	}

@@ -297,7 +297,7 @@ func dealingPayload(id *envelope.Identity, session [32]byte, parties []envelope.
 	}
 	for i, m := range parties {
 		sb := d.shares[i].Bytes()
-		box, err := envelope.SealBox(id, m, session, shareBoxAD(i), sb[:])
+		box, err := envelope.SealBox(id, nil, m, session, shareBoxAD(i), sb[:])
 		clear(sb[:])
 		if err != nil {
 			return nil, err
@@ -374,7 +374,7 @@ func (r *redeal) checkDeal(id *envelope.Identity, e *envelope.Envelope) (*btcec.
 		}
 	}
 	myID := slices.Index(r.parties, id.Public())
-	sb, err := envelope.OpenBox(id, dealer, r.session, shareBoxAD(myID), boxes[myID*boxSize:(myID+1)*boxSize])
+	sb, err := envelope.OpenBox(id, nil, dealer, r.session, shareBoxAD(myID), boxes[myID*boxSize:(myID+1)*boxSize])
 	if err != nil {
 		return fail(ErrBadShare, "sub-share for id %d does not open", myID)
 	}
