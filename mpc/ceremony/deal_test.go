@@ -95,3 +95,40 @@ func TestOpenDealPublishedShares(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckCertSkipsKnown: a certificate is accepted when every signature
+// this party has not verified itself is valid; a bad signature is refused
+// whether or not this party holds a (different) valid one for that member.
+func TestCheckCertSkipsKnown(t *testing.T) {
+	const n = 4
+	ids := make([]*envelope.Identity, n)
+	members := make([]envelope.Party, n)
+	for i := range ids {
+		ids[i] = newIdentity(t)
+	}
+	slices.SortFunc(ids, func(a, b *envelope.Identity) int { return compareParties(a.Public(), b.Public()) })
+	for i, id := range ids {
+		members[i] = id.Public()
+	}
+	pt := newParty(ids[0], envelope.KindImport, [32]byte{1}, members, nil)
+	transcript := [32]byte{2}
+	good := make(Certificate, n)
+	for i, id := range ids {
+		sig, err := signTranscript(id, transcript)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good[i] = sig
+	}
+	known, have := slices.Clone(good), []bool{true, true, false, false}
+	if err := pt.checkCert(good, transcript, known, have); err != nil {
+		t.Fatalf("valid certificate: %v", err)
+	}
+	for _, i := range []int{1, 3} { // a known member's, an unknown member's
+		bad := slices.Clone(good)
+		bad[i][63] ^= 1
+		if err := pt.checkCert(bad, transcript, known, have); err == nil {
+			t.Fatalf("a bad signature %d passed", i)
+		}
+	}
+}
