@@ -4,8 +4,10 @@
 // The importer samples f(z) = x + a_1 z + … + a_{t−1} z^{t−1}, publishes the
 // commitments C_k = a_k·G (C_0 = x·G is the threshold key) and gives BIP445
 // participant id (0-based) the share f(id+1). A recipient checks its share
-// against the commitments (VerifyShare), derives every public share
-// (PublicShares), and anyone can check that a set of public shares is a valid
+// against the commitments (VerifyShare, or VerifySharePublic against its
+// public share), derives every public share (PublicShares) or checks ones
+// the dealer published (VerifyPublicShares, one multi-scalar multiplication
+// in msm.go), and anyone can check that a set of public shares is a valid
 // degree-(t−1) sharing of a given key (CheckPublicShares).
 //
 // Constant-time rule: secret values (x, the coefficients a_k, the shares) are
@@ -14,8 +16,8 @@
 // works on commitments, public shares and ids is public and uses dcrd's faster
 // variable-time point operations.
 //
-// Size limit: n ≤ MaxParticipants. PublicShares and CheckPublicShares cost
-// O(n·t) point operations on data that may come from an untrusted party, so
+// Size limit: n ≤ MaxParticipants. PublicShares, VerifyPublicShares and
+// CheckPublicShares cost O(n·t) point operations on data that may come from an untrusted party, so
 // the bound caps the work an attacker can cause (well under a second at the
 // maximum).
 package vss
