@@ -767,6 +767,20 @@ func TestDealConstantTime(t *testing.T) {
 		})
 }
 
+// TestVerifySharePublicConstantTime: the secret part of VerifySharePublic
+// (share·G) for a fixed share vs random ones, checked against a public share
+// neither matches (the outcome, which the caller learns anyway, is the same).
+func TestVerifySharePublicConstantTime(t *testing.T) {
+	pub := btcec.Generator()
+	fixed := new(btcec.ModNScalar).SetInt(7)
+	dudect.Test(t, func() *btcec.ModNScalar { return fixed }, func() *btcec.ModNScalar { return randScalar(t) },
+		func(share *btcec.ModNScalar) {
+			if VerifySharePublic(pub, 0, share) == nil {
+				panic("a share matched")
+			}
+		})
+}
+
 var benchSizes = []struct{ t, n int }{{2, 3}, {3, 5}, {7, 10}, {67, 100}}
 
 func BenchmarkDeal(b *testing.B) {
