@@ -118,21 +118,27 @@ func (p *party) broadcastBoxes(ctx context.Context, round uint8, to []envelope.P
 	return p.send(ctx, round, envelope.Broadcast, b, false)
 }
 
-// openBox returns this party's payload of size bytes from a broadcastBoxes
-// envelope e whose sender sealed to recipients to (this party among them).
-// A malformed broadcast or a box that does not open aborts naming the
-// sender, whose signature the envelope carries.
-func (p *party) openBox(e *envelope.Envelope, to []envelope.Party, size int) ([]byte, error) {
-	boxSize := size + envelope.BoxOverhead
+// openBox returns this party's payload from a broadcastBoxes envelope e
+// whose sender sealed to recipients to (this party among them; the boxes
+// are of equal size). A malformed broadcast or a box that does not open
+// aborts naming the sender, whose signature the envelope carries.
+func (p *party) openBox(e *envelope.Envelope, to []envelope.Party) ([]byte, error) {
 	i := slices.Index(to, p.me)
-	if i < 0 || len(e.Payload) != len(to)*boxSize {
+	if i < 0 || len(e.Payload)%len(to) != 0 || len(e.Payload)/len(to) < envelope.BoxOverhead {
 		return nil, abortf(e.Round, e.From, ErrProtocol, "round %d broadcast of %d bytes for %d recipients", e.Round, len(e.Payload), len(to))
 	}
+	boxSize := len(e.Payload) / len(to)
 	pt, err := envelope.OpenBox(p.id, p.ch, e.From, p.in.Session(), []byte{'b', e.Round}, e.Payload[i*boxSize:(i+1)*boxSize])
 	if err != nil {
 		return nil, abortf(e.Round, e.From, ErrProtocol, "round %d: this party's box does not open", e.Round)
 	}
 	return pt, nil
+}
+
+// boxesFrom is the recipients of sender's broadcastBoxes among signers:
+// every signer but the sender, in order.
+func boxesFrom(signers []envelope.Party, sender envelope.Party) []envelope.Party {
+	return slices.DeleteFunc(slices.Clone(signers), func(s envelope.Party) bool { return s == sender })
 }
 
 // splitFunc lets tests play a member that sends each party its own version

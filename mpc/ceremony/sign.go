@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
@@ -220,9 +219,7 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 	// Each partial signature is verified as it arrives: identifiable abort.
 	_, err = pt.collect(ctx, roundPsig, otherSigners, len(otherSigners), func(e *envelope.Envelope) error {
 		i := pos[e.From]
-		// The sender's recipients: every signer but itself, in id order.
-		to := slices.DeleteFunc(slices.Clone(signers), func(s envelope.Party) bool { return s == e.From })
-		raw, err := pt.openBox(e, to, frost.PartialSigSize)
+		raw, err := pt.openBox(e, boxesFrom(signers, e.From))
 		if err != nil {
 			return err
 		}
