@@ -140,6 +140,7 @@ type KeyInfo struct {
 	Participants  [][]byte // all N keygen_ids, sorted bytewise (index = BIP445 id)
 	PubShares     [][]byte // 33-byte compressed public shares, aligned with Participants
 	WaitingFor    string   // pending: what completes the key, for the operator
+	RefusedBy     []byte   // pending: the member that refused after this party signed, if one did
 	CreatedAt     time.Time
 }
 

@@ -438,6 +438,7 @@ type keyRecord struct {
 	PubShares    []string `json:"pubshares,omitempty"`
 	Participants []string `json:"participants,omitempty"`
 	WaitingFor   string   `json:"waiting_for,omitempty"`
+	RefusedBy    string   `json:"refused_by,omitempty"`
 	CreatedAt    string   `json:"created_at"`
 }
 
@@ -451,6 +452,9 @@ func recordOf(k KeyInfo) keyRecord {
 	}
 	if k.State == KeyReady || k.State == KeyPending {
 		r.WaitingFor = k.WaitingFor
+		if len(k.RefusedBy) > 0 {
+			r.RefusedBy = hex.EncodeToString(k.RefusedBy)
+		}
 		id := k.ParticipantID
 		r.KeyType = keyTypeBIP340
 		r.T, r.N, r.OwnID = k.Threshold, k.N, &id

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/daemon/quorum"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -168,35 +169,20 @@ func runWaitCmd(ctx context.Context, c *cli, args []string) error {
 	if len(urls) == 0 {
 		return usagef("-daemons is required")
 	}
-	hc, err := newHTTPClient(h.tls, len(urls))
+	opts, err := h.clientOptions(len(urls))
 	if err != nil {
 		return err
+	}
+	clients := make([]*client.Client, len(urls))
+	for i, u := range urls {
+		if clients[i], err = client.New(u, "", opts...); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	out := h.printer(c)
-	errs := parallel(ctx, len(urls), func(ctx context.Context, i int) error {
-		base, err := normalizeURL(urls[i])
-		if err != nil {
-			return err
-		}
-		cl := NewClient(hc, base, "")
-		for {
-			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-			err := cl.Probe(pctx, *path)
-			pcancel()
-			if err == nil {
-				out.step("%s%s: ready", base, *path)
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s%s not ready: %w (last answer: %v)", base, *path, ctx.Err(), err)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	})
-	if _, err := firstError(errs); err != nil {
+	if err := client.WaitReady(ctx, *path, out.step, clients...); err != nil {
 		return err
 	}
 	return out.result(map[string]any{"ready": urls}, func(io.Writer) {})

@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -16,53 +14,6 @@ import (
 
 	"github.com/quorumd/quorumd/internal/agekey"
 )
-
-// ExportBackup fetches a key's backup: its export_type and the bytes
-// (age-encrypted, or plaintext where the daemon allows it).
-func (c *Client) ExportBackup(ctx context.Context, keyID string) (string, []byte, error) {
-	path := "/bip340/backup/export-key-share/" + keyID
-	var r struct {
-		ExportType string `json:"export_type"`
-		KeyShare   string `json:"key_share"`
-	}
-	if err := c.do(ctx, http.MethodGet, path, nil, nil, &r); err != nil {
-		return "", nil, err
-	}
-	b, err := hex.DecodeString(r.KeyShare)
-	if err != nil {
-		return "", nil, c.badResponse(path, "key_share is not hex")
-	}
-	return r.ExportType, b, nil
-}
-
-// ImportBackup restores a plaintext backup as a new key and returns its
-// key_id and x-only pubkey. The request body (hex encoded in constant
-// time) is zeroed once sent.
-func (c *Client) ImportBackup(ctx context.Context, plain []byte) (string, []byte, error) {
-	const path = "/bip340/backup/import-key-share"
-	body := make([]byte, 0, 64+2*len(plain))
-	body = append(body, `{"export_type":"plaintext","key_share":"`...)
-	body = appendHexCT(body, plain)
-	body = append(body, '"', '}')
-	defer clear(body)
-	var r struct {
-		KeyID  string `json:"key_id"`
-		Pubkey string `json:"pubkey"`
-	}
-	if err := c.do(ctx, http.MethodPost, path, nil, body, &r); err != nil {
-		return "", nil, err
-	}
-	pk, err := decodeHexLen(r.Pubkey, 32)
-	if err != nil {
-		return "", nil, c.badResponse(path, "pubkey: %v", err)
-	}
-	return r.KeyID, pk, nil
-}
-
-// DeleteKey deletes a key share (irreversibly).
-func (c *Client) DeleteKey(ctx context.Context, keyID string) error {
-	return c.do(ctx, http.MethodDelete, "/bip340/delete-key-share/"+keyID, nil, nil, nil)
-}
 
 func readIdentities(file string) ([]age.Identity, error) {
 	f, err := os.Open(file)

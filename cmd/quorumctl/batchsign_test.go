@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/mpc/bip340"
 )
 
@@ -77,9 +78,9 @@ func TestRunBatchSign(t *testing.T) {
 		wantSigned int
 	}{
 		{name: "all signed", wantSigned: 3},
-		{name: "one item refused at one daemon", fault: func(q *fakeQuorum) { q.daemons[2].failItem = 2 }, wantErr: errMismatch},
+		{name: "one item refused at one daemon", fault: func(q *fakeQuorum) { q.daemons[2].failItem = 2 }, wantErr: client.ErrMismatch},
 		{name: "one item refused everywhere", fault: func(q *fakeQuorum) { q.daemons[0].failItem, q.daemons[2].failItem = 2, 2 }, wantSigned: 2},
-		{name: "corrupt signatures", fault: func(q *fakeQuorum) { q.daemons[0].corruptSig, q.daemons[2].corruptSig = true, true }, wantErr: errInvalidSignature},
+		{name: "corrupt signatures", fault: func(q *fakeQuorum) { q.daemons[0].corruptSig, q.daemons[2].corruptSig = true, true }, wantErr: client.ErrInvalidSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := newFakeQuorum(t, 3)
@@ -87,15 +88,13 @@ func TestRunBatchSign(t *testing.T) {
 			if tc.fault != nil {
 				tc.fault(q)
 			}
-			all := q.clients(t)
-			plan := &signPlan{Index: []int{0, 2}, Signers: []*Client{all[0], all[2]}, KeyIDs: []string{imp.KeyIDs[0], imp.KeyIDs[2]}}
 			var out bytes.Buffer
-			p := &printer{w: &out}
-			key, err := checkSignKey(context.Background(), plan, p)
+			qu := &client.Quorum{Parties: q.clients(t), Log: (&printer{w: &out}).step}
+			set, err := qu.PrepareSign(context.Background(), imp.KeyIDs, client.SignOptions{Signers: []int{0, 2}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := runBatchSign(context.Background(), plan, msgs, key, p)
+			res, err := set.BatchSign(context.Background(), msgs)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error %v, want %v\n%s", err, tc.wantErr, out.String())

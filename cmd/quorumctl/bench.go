@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/client"
 )
 
 // Bench bounds: the load is meant for a local quorum, not a stress tool
@@ -149,7 +151,7 @@ func (r *benchReport) fill(samples []benchSample, elapsed time.Duration) {
 	for _, s := range samples {
 		if s.err != nil {
 			r.Failed++
-			r.Failures[errType(s.err)]++
+			r.Failures[client.ErrType(s.err)]++
 			if r.FirstError == "" {
 				r.FirstError = s.err.Error()
 			}
@@ -290,15 +292,16 @@ func (o *benchOpts) check() error {
 }
 
 // benchParties resolves the daemons and refuses any not on this machine;
-// each daemon plays per parties, listed daemon by daemon.
-func benchParties(ctx context.Context, q *quorumFlags, h *httpFlags, conns, per int) ([]*Client, error) {
-	daemons, err := q.parties(h, conns)
+// each daemon plays per parties, listed daemon by daemon. Nothing is
+// retried: an overload answer is a failure the report counts.
+func benchParties(ctx context.Context, q *quorumFlags, h *httpFlags, conns, per int) ([]*client.Client, error) {
+	daemons, err := q.parties(h, conns, client.WithRetries(0))
 	if err != nil {
 		return nil, err
 	}
-	var parties []*Client
+	var parties []*client.Client
 	for _, d := range daemons {
-		for _, base := range append([]string{d.Base}, d.replicas...) {
+		for _, base := range d.Bases() {
 			if err := checkLoopback(ctx, base); err != nil {
 				return nil, fmt.Errorf("bench only loads daemons on this machine: %w", err)
 			}
@@ -312,7 +315,7 @@ func benchParties(ctx context.Context, q *quorumFlags, h *httpFlags, conns, per 
 
 // runBench loads parties with mode ("import" or "sign") as o says and
 // tallies the outcome; it fails when nothing succeeded.
-func runBench(ctx context.Context, mode string, parties []*Client, h *httpFlags, o *benchOpts, out *printer) (*benchReport, error) {
+func runBench(ctx context.Context, mode string, parties []*client.Client, h *httpFlags, o *benchOpts, out *printer) (*benchReport, error) {
 	n := len(parties)
 	rep := &benchReport{Mode: mode, Threshold: o.threshold, N: n, Concurrency: o.conc, Duration: o.dur.String(),
 		Warmup: o.warmup.String(), CPUs: runtime.NumCPU()}
@@ -330,7 +333,8 @@ func runBench(ctx context.Context, mode string, parties []*Client, h *httpFlags,
 			}
 			defer k.wipe()
 			t0 := time.Now()
-			res, err := runImport(ctx, importPlan{Parties: parties, Threshold: o.threshold, Importer: o.importer, Key: k}, nil)
+			qu := &client.Quorum{Parties: parties}
+			res, err := qu.Import(ctx, k.b[:], client.ImportOptions{Threshold: o.threshold, Importer: o.importer})
 			if err != nil {
 				return benchSample{err: err}
 			}
@@ -338,22 +342,21 @@ func runBench(ctx context.Context, mode string, parties []*Client, h *httpFlags,
 				"slots": res.Timing.Slots, "room": res.Timing.Room, "ceremony": res.Timing.Ceremony}}
 		}
 	case "sign":
-		plan, key, err := benchSignSetup(ctx, parties, h, o.threshold, o.signers, o.keyIDs, out)
+		set, err := benchSignSetup(ctx, parties, h, o.threshold, o.signers, o.keyIDs, out)
 		if err != nil {
 			return nil, err
 		}
-		rep.Threshold, rep.Signers = key.T, len(plan.Signers)
+		rep.Threshold, rep.Signers = set.T, len(set.Clients)
 		op = func(ctx context.Context) benchSample {
-			p := *plan
-			p.Msg = make([]byte, o.msgSize)
-			rand.Read(p.Msg)
+			msg := make([]byte, o.msgSize)
+			rand.Read(msg)
 			t0 := time.Now()
-			res, err := runSign(ctx, &p, key, nil)
+			res, err := set.Sign(ctx, msg)
 			if err != nil {
 				return benchSample{err: err}
 			}
 			return benchSample{total: time.Since(t0), phases: map[string]time.Duration{
-				"room": res.timings.Room, "ceremony": res.timings.Ceremony}}
+				"room": res.Durations.Room, "ceremony": res.Durations.Ceremony}}
 		}
 	}
 	what := fmt.Sprintf("%d-of-%d import on %d daemons", o.threshold, n, n)
@@ -379,59 +382,47 @@ func runBench(ctx context.Context, mode string, parties []*Client, h *httpFlags,
 
 // benchSignSetup picks the signers and the key: the given key ids, or a
 // key imported for the occasion with a fresh private key.
-func benchSignSetup(ctx context.Context, parties []*Client, h *httpFlags, threshold int, signers, keyIDs string, out *printer) (*signPlan, *signKey, error) {
+func benchSignSetup(ctx context.Context, parties []*client.Client, h *httpFlags, threshold int, signers, keyIDs string, out *printer) (*client.Signers, error) {
 	n := len(parties)
 	sctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
+	qu := &client.Quorum{Parties: parties}
 	ids := splitList(keyIDs)
 	if len(ids) == 0 {
 		k, err := generatePrivateKey()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		res, err := runImport(sctx, importPlan{Parties: parties, Threshold: threshold, Key: k}, nil)
+		res, err := qu.Import(sctx, k.b[:], client.ImportOptions{Threshold: threshold})
 		k.wipe()
 		if err != nil {
-			return nil, nil, fmt.Errorf("importing the key to sign with: %w", err)
+			return nil, fmt.Errorf("importing the key to sign with: %w", err)
 		}
 		ids = res.KeyIDs
 		out.step("imported a fresh %d-of-%d key: pubkey %s, key_ids %s", threshold, n, res.Pubkey, strings.Join(ids, ","))
 	}
 	if len(ids) != n {
-		return nil, nil, usagef("%d key ids for %d daemons", len(ids), n)
+		return nil, usagef("%d key ids for %d daemons", len(ids), n)
 	}
 	var idx []int
 	if signers != "" {
 		var err error
 		if idx, err = parseIndexes(signers, n); err != nil {
-			return nil, nil, err
-		}
-	}
-	plan := &signPlan{}
-	pick := func(idx []int) {
-		plan.Index, plan.Signers, plan.KeyIDs = idx, nil, nil
-		for _, i := range idx {
-			plan.Signers = append(plan.Signers, parties[i])
-			plan.KeyIDs = append(plan.KeyIDs, ids[i])
+			return nil, err
 		}
 	}
 	if idx == nil {
 		// Learn t from the first daemon's record, then take the first t.
 		rec, err := parties[0].GetKey(sctx, ids[0])
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading key %s on daemon 0: %w", ids[0], err)
+			return nil, fmt.Errorf("reading key %s on daemon 0: %w", ids[0], err)
 		}
 		if rec.T < 1 || rec.T > n {
-			return nil, nil, errors.New("daemon 0 reports no threshold for the key: is it imported?")
+			return nil, errors.New("daemon 0 reports no threshold for the key: is it imported?")
 		}
 		for i := range rec.T {
 			idx = append(idx, i)
 		}
 	}
-	pick(idx)
-	key, err := checkSignKey(sctx, plan, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	return plan, key, nil
+	return qu.PrepareSign(sctx, ids, client.SignOptions{Signers: idx})
 }

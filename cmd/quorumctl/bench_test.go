@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/client"
 )
 
 func TestSummarize(t *testing.T) {
@@ -86,7 +88,7 @@ func TestBenchLoop(t *testing.T) {
 }
 
 func TestBenchReportFill(t *testing.T) {
-	boom := &APIError{Status: 400, ErrType: "executor_result", ErrMsg: "x"}
+	boom := &client.APIError{Status: 400, ErrType: "executor_result", ErrMsg: "x"}
 	samples := []benchSample{
 		{total: 2 * time.Millisecond, phases: map[string]time.Duration{"ceremony": time.Millisecond}},
 		{total: 4 * time.Millisecond, phases: map[string]time.Duration{"ceremony": 3 * time.Millisecond}},

@@ -15,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/ceremony"
 	"github.com/quorumd/quorumd/mpc/envelope"
@@ -137,7 +138,7 @@ func (o *floorOpts) register(fs *flag.FlagSet, withShape bool) {
 }
 
 // measureFloor measures every component; d is one of the daemons.
-func measureFloor(ctx context.Context, c *cli, o *floorOpts, d *Client) (*floorReport, error) {
+func measureFloor(ctx context.Context, c *cli, o *floorOpts, d *client.Client) (*floorReport, error) {
 	if o.config == "" || o.relay == "" {
 		return nil, usagef("the floor needs -config (a daemon's config) and -relay")
 	}
@@ -156,7 +157,7 @@ func measureFloor(ctx context.Context, c *cli, o *floorOpts, d *Client) (*floorR
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	if f.HTTP, err = medianOf(ctx, o.budget, 10000, func() error { return d.Probe(ctx, "/healthz") }); err != nil {
-		return nil, fmt.Errorf("daemon %s: %w", d.Base, err)
+		return nil, fmt.Errorf("daemon %s: %w", d.Base(), err)
 	}
 	if f.HSMSeal, f.HSMOpen, f.HSMDataKey, err = measureHSM(ctx, cfg.HSM, o.budget); err != nil {
 		return nil, fmt.Errorf("HSM: %w", err)
@@ -468,6 +469,8 @@ func (m *memDurable) Certified(_ *ceremony.KeyInfo, rd *ceremony.RecoveryData) e
 }
 
 func (m *memDurable) Discard(*ceremony.KeyInfo) error { return nil }
+
+func (m *memDurable) Refused(*ceremony.KeyInfo, envelope.Party) error { return nil }
 
 // memHub delivers envelopes between in-process parties through channels.
 type memHub struct {

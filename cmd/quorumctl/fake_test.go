@@ -16,6 +16,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/mpc/bip340"
 )
 
@@ -107,14 +108,15 @@ func (q *fakeQuorum) keys() string {
 	return strings.Join(k, ",")
 }
 
-func (q *fakeQuorum) clients(t *testing.T) []*Client {
-	hc, err := newHTTPClient(tlsOptions{}, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*Client
+func (q *fakeQuorum) clients(t *testing.T) []*client.Client {
+	hc := client.WithHTTPClient(client.NewHTTPClient(nil, 8))
+	var out []*client.Client
 	for _, d := range q.daemons {
-		out = append(out, NewClient(hc, d.srv.URL, d.apiKey))
+		c, err := client.New(d.srv.URL, d.apiKey, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -277,7 +279,7 @@ func (d *fakeDaemon) serveImport(w http.ResponseWriter, r *http.Request, importe
 	}
 	var priv []byte
 	if importer {
-		b, err := decodeHexLen(req.PrivateKey, 32)
+		b, err := client.DecodeHex(req.PrivateKey, 32)
 		if err != nil {
 			apiErr(w, 400, "bad_request_params", "bad private_key")
 			return

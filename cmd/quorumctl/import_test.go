@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/client"
 )
 
 func TestRunImport(t *testing.T) {
@@ -25,9 +27,9 @@ func TestRunImport(t *testing.T) {
 		{name: "3-of-5, importer 3", n: 5, t: 3, importer: 3},
 		{name: "1-of-2", n: 2, t: 1, importer: 1},
 		{name: "a recipient answers another pubkey", n: 3, t: 2,
-			fault: func(q *fakeQuorum) { q.daemons[2].wrongPubkey = true }, wantErr: errMismatch},
+			fault: func(q *fakeQuorum) { q.daemons[2].wrongPubkey = true }, wantErr: client.ErrMismatch},
 		{name: "the importer answers another pubkey", n: 3, t: 2,
-			fault: func(q *fakeQuorum) { q.daemons[0].wrongPubkey = true }, wantErr: errMismatch},
+			fault: func(q *fakeQuorum) { q.daemons[0].wrongPubkey = true }, wantErr: client.ErrMismatch},
 		{name: "a recipient fails; the others are cancelled", n: 3, t: 2,
 			fault:    func(q *fakeQuorum) { q.daemons[1].failImport = "executor_result" },
 			wantType: "executor_result", wantInErr: "daemon 1 (recipient)"},
@@ -53,8 +55,8 @@ func TestRunImport(t *testing.T) {
 			want, _ := key.xonlyPubkey()
 			var out bytes.Buffer
 			start := time.Now()
-			res, err := runImport(context.Background(), importPlan{Parties: q.clients(t), Threshold: tc.t,
-				Importer: tc.importer, Key: key}, &printer{w: &out})
+			qu := &client.Quorum{Parties: q.clients(t), Log: (&printer{w: &out}).step}
+			res, err := qu.Import(context.Background(), key.b[:], client.ImportOptions{Threshold: tc.t, Importer: tc.importer})
 			if elapsed := time.Since(start); elapsed > 10*time.Second {
 				t.Errorf("took %s: a failed party must cancel the others", elapsed)
 			}
@@ -66,7 +68,7 @@ func TestRunImport(t *testing.T) {
 					t.Errorf("error %v, want %v", err, tc.wantErr)
 				}
 				if tc.wantType != "" {
-					var ae *APIError
+					var ae *client.APIError
 					if !errors.As(err, &ae) || ae.ErrType != tc.wantType {
 						t.Errorf("error %v, want err_type %s", err, tc.wantType)
 					}
@@ -131,7 +133,7 @@ func TestImportCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var res importResult
+	var res client.ImportResult
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("JSON output: %v\n%s", err, stdout)
 	}

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/client"
 )
 
 // envPrefix starts the environment name of every flag.
@@ -213,11 +215,27 @@ func (p *printer) result(v any, human func(w io.Writer)) error {
 
 // --- common flag groups ------------------------------------------------------
 
+// tlsOptions configure https daemons: a CA bundle and an optional client
+// certificate (for daemons requiring mutual TLS).
+type tlsOptions struct {
+	CAFile, CertFile, KeyFile string
+}
+
 // httpFlags are the flags of every command that talks to daemons.
 type httpFlags struct {
 	json    bool
 	timeout time.Duration
 	tls     tlsOptions
+}
+
+// clientOptions returns the options of every client of a command: one
+// connection pool, sized for conns concurrent calls, shared by all.
+func (h *httpFlags) clientOptions(conns int) ([]client.Option, error) {
+	tc, err := client.LoadTLSConfig(h.tls.CAFile, h.tls.CertFile, h.tls.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return []client.Option{client.WithHTTPClient(client.NewHTTPClient(tc, conns)), client.WithUserAgent("quorumctl")}, nil
 }
 
 func (h *httpFlags) register(fs *flag.FlagSet, defTimeout time.Duration) {
@@ -232,17 +250,17 @@ func (h *httpFlags) printer(c *cli) *printer { return &printer{w: c.stdout, json
 
 // client returns a Client of the daemon at rawURL using key, and ctx bounded
 // by -timeout; the caller calls cancel.
-func (h *httpFlags) client(ctx context.Context, rawURL, key string) (*Client, context.Context, context.CancelFunc, error) {
-	base, err := normalizeURL(rawURL)
+func (h *httpFlags) client(ctx context.Context, rawURL, key string) (*client.Client, context.Context, context.CancelFunc, error) {
+	opts, err := h.clientOptions(1)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hc, err := newHTTPClient(h.tls, 1)
+	cl, err := client.New(rawURL, key, opts...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	return NewClient(hc, base, key), ctx, cancel, nil
+	return cl, ctx, cancel, nil
 }
 
 // quorumFlags name N daemons and the API key to use on each.
@@ -257,7 +275,7 @@ func (q *quorumFlags) register(fs *flag.FlagSet) {
 }
 
 // parties resolves the flags into one client per daemon.
-func (q *quorumFlags) parties(h *httpFlags, conns int) ([]*Client, error) {
+func (q *quorumFlags) parties(h *httpFlags, conns int, extra ...client.Option) ([]*client.Client, error) {
 	urls := splitList(q.daemons)
 	if len(urls) == 0 {
 		return nil, usagef("-daemons is required")
@@ -273,11 +291,12 @@ func (q *quorumFlags) parties(h *httpFlags, conns int) ([]*Client, error) {
 	case len(keys) != len(urls):
 		return nil, usagef("%d API keys for %d daemons", len(keys), len(urls))
 	}
-	hc, err := newHTTPClient(h.tls, conns)
+	opts, err := h.clientOptions(conns)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Client, len(urls))
+	opts = append(opts, extra...)
+	out := make([]*client.Client, len(urls))
 	seen := map[string]bool{}
 	for i, u := range urls {
 		var bases []string
@@ -292,7 +311,9 @@ func (q *quorumFlags) parties(h *httpFlags, conns int) ([]*Client, error) {
 			seen[n] = true
 			bases = append(bases, n)
 		}
-		out[i] = NewReplicaClient(hc, bases, keys[i])
+		if out[i], err = client.New(bases[0], keys[i], append(opts, client.WithReplicas(bases[1:]...))...); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

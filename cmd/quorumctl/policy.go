@@ -1,28 +1,33 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/client"
 )
 
 // quorumctl policy <verb>: the /admin/policies/... family of a daemon (its
 // admin API, so Vault and the embedded file are written the same way).
 
-// policyVerb is one subcommand: its flags build the request.
+// policyVerb is one subcommand: its flags build the call.
 type policyVerb struct {
 	name, summary string
 	// build registers flags on fs and returns a function that, after
-	// parsing, yields the request (method, path, query, JSON body or nil).
-	build func(fs *flag.FlagSet) func() (method, path string, query url.Values, body any, err error)
+	// parsing, yields the call (or a usage error); the call answers what
+	// the daemon answered, to be printed.
+	build func(fs *flag.FlagSet) func() (policyCall, error)
 }
+
+// policyCall is one admin call on a daemon.
+type policyCall func(ctx context.Context, cl *client.Client) (any, error)
 
 func need(vals ...string) error {
 	for i := 0; i+1 < len(vals); i += 2 {
@@ -34,92 +39,128 @@ func need(vals ...string) error {
 }
 
 func policyVerbs() []policyVerb {
-	idVerb := func(name, summary, method, prefix, flagName string) policyVerb {
-		return policyVerb{name, summary, func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
-			id := fs.String(flagName, "", flagName)
-			return func() (string, string, url.Values, any, error) {
-				return method, prefix + url.PathEscape(*id), nil, nil, need(flagName, *id)
+	// idVerb is a verb on one id: get answers the record, delete the id.
+	idVerb := func(name, summary, field string, f func(ctx context.Context, cl *client.Client, id string) (any, error)) policyVerb {
+		return policyVerb{name, summary, func(fs *flag.FlagSet) func() (policyCall, error) {
+			id := fs.String("id", "", "id")
+			return func() (policyCall, error) {
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					out, err := f(ctx, cl, *id)
+					if out == nil && err == nil {
+						out = map[string]string{field: *id}
+					}
+					return out, err
+				}, need("id", *id)
 			}
 		}}
 	}
-	plain := func(name, summary, path string) policyVerb {
-		return policyVerb{name, summary, func(*flag.FlagSet) func() (string, string, url.Values, any, error) {
-			return func() (string, string, url.Values, any, error) { return http.MethodGet, path, nil, nil, nil }
-		}}
-	}
-	pairVerb := func(name, summary, path string) policyVerb {
-		return policyVerb{name, summary, func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
+	pairVerb := func(name, summary string, f func(cl *client.Client) func(ctx context.Context, policyID, ruleID string) error) policyVerb {
+		return policyVerb{name, summary, func(fs *flag.FlagSet) func() (policyCall, error) {
 			p := fs.String("policy", "", "policy_id")
 			r := fs.String("rule", "", "rule_id")
-			return func() (string, string, url.Values, any, error) {
-				return http.MethodPost, path, nil, map[string]string{"policy_id": *p, "rule_id": *r}, need("policy", *p, "rule", *r)
+			return func() (policyCall, error) {
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					return client.PolicyRule{PolicyID: *p, RuleID: *r}, f(cl)(ctx, *p, *r)
+				}, need("policy", *p, "rule", *r)
 			}
+		}}
+	}
+	plain := func(name, summary string, f policyCall) policyVerb {
+		return policyVerb{name, summary, func(*flag.FlagSet) func() (policyCall, error) {
+			return func() (policyCall, error) { return f, nil }
 		}}
 	}
 	return []policyVerb{
-		{"create", "create a policy: -name and -rules id,id,...", func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
+		{"create", "create a policy: -name and -rules id,id,...", func(fs *flag.FlagSet) func() (policyCall, error) {
 			name := fs.String("name", "", "policy name")
 			rules := fs.String("rules", "", "comma-separated rule ids")
-			return func() (string, string, url.Values, any, error) {
-				ids := splitList(*rules)
-				if ids == nil {
-					ids = []string{}
-				}
-				return http.MethodPost, "/admin/policies/create-policy", nil, map[string]any{"name": *name, "rules": ids}, need("name", *name)
+			return func() (policyCall, error) {
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					id, err := cl.CreatePolicy(ctx, *name, splitList(*rules))
+					return map[string]string{"policy_id": id}, err
+				}, need("name", *name)
 			}
 		}},
-		plain("list", "list policies", "/admin/policies/list-policies"),
-		idVerb("get", "show one policy: -id", http.MethodGet, "/admin/policies/get-policy/", "id"),
-		idVerb("delete", "delete a policy no user holds: -id", http.MethodDelete, "/admin/policies/delete-policy/", "id"),
-		pairVerb("add-rule", "add a rule to a policy: -policy -rule", "/admin/policies/add-rule"),
-		pairVerb("remove-rule", "remove a rule from a policy: -policy -rule", "/admin/policies/remove-rule"),
-		{"create-rule", "create a rule from a JSON file (-file; see docs/openapi.yaml CreateRuleRequest)", func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
+		plain("list", "list policies", func(ctx context.Context, cl *client.Client) (any, error) {
+			ps, err := cl.ListPolicies(ctx)
+			return map[string]any{"policies": ps}, err
+		}),
+		idVerb("get", "show one policy: -id", "policy_id", func(ctx context.Context, cl *client.Client, id string) (any, error) {
+			return cl.GetPolicy(ctx, id)
+		}),
+		idVerb("delete", "delete a policy no user holds: -id", "policy_id", func(ctx context.Context, cl *client.Client, id string) (any, error) {
+			return nil, cl.DeletePolicy(ctx, id)
+		}),
+		pairVerb("add-rule", "add a rule to a policy: -policy -rule", func(cl *client.Client) func(context.Context, string, string) error { return cl.AddRule }),
+		pairVerb("remove-rule", "remove a rule from a policy: -policy -rule", func(cl *client.Client) func(context.Context, string, string) error { return cl.RemoveRule }),
+		{"create-rule", "create a rule from a JSON file (-file; see docs/openapi.yaml CreateRuleRequest)", func(fs *flag.FlagSet) func() (policyCall, error) {
 			file := fs.String("file", "", "rule JSON: {name, allowed_operations, max_n, ..., allow_backup_export}")
-			return func() (string, string, url.Values, any, error) {
+			return func() (policyCall, error) {
 				if err := need("file", *file); err != nil {
-					return "", "", nil, nil, err
+					return nil, err
 				}
 				raw, err := os.ReadFile(*file)
 				if err != nil {
-					return "", "", nil, nil, fmt.Errorf("rule file: %w", err)
+					return nil, fmt.Errorf("rule file: %w", err)
 				}
-				if !json.Valid(raw) {
-					return "", "", nil, nil, usagef("rule file %s is not JSON", *file)
+				var r client.Rule
+				dec := json.NewDecoder(bytes.NewReader(raw))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&r); err != nil {
+					return nil, usagef("rule file %s: %v", *file, err)
 				}
-				return http.MethodPost, "/admin/policies/create-rule", nil, json.RawMessage(raw), nil
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					id, err := cl.CreateRule(ctx, r)
+					return map[string]string{"rule_id": id}, err
+				}, nil
 			}
 		}},
-		{"add-external-rule", "register a rule server: -name -jwt-alg ES256|EdDSA -pubkey-file -url", func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
+		{"add-external-rule", "register a rule server: -name -jwt-alg ES256|EdDSA -pubkey-file -url", func(fs *flag.FlagSet) func() (policyCall, error) {
 			name := fs.String("name", "", "rule name")
 			alg := fs.String("jwt-alg", "", "ES256 or EdDSA")
 			pub := fs.String("pubkey-file", "", "the rule server's public key (PEM, or hex Ed25519)")
 			u := fs.String("url", "", "the rule server's URL")
-			return func() (string, string, url.Values, any, error) {
+			return func() (policyCall, error) {
 				if err := need("name", *name, "jwt-alg", *alg, "pubkey-file", *pub, "url", *u); err != nil {
-					return "", "", nil, nil, err
+					return nil, err
 				}
 				k, err := os.ReadFile(*pub)
 				if err != nil {
-					return "", "", nil, nil, fmt.Errorf("pubkey file: %w", err)
+					return nil, fmt.Errorf("pubkey file: %w", err)
 				}
-				return http.MethodPost, "/admin/policies/add-external-rule", nil,
-					map[string]string{"name": *name, "jwt_alg": *alg, "pubkey": strings.TrimSpace(string(k)), "url": *u}, nil
+				r := client.ExternalRule{Name: *name, JWTAlg: *alg, Pubkey: strings.TrimSpace(string(k)), URL: *u}
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					id, err := cl.AddExternalRule(ctx, r)
+					return map[string]string{"rule_id": id}, err
+				}, nil
 			}
 		}},
-		plain("list-rules", "list rules", "/admin/policies/list-rules"),
-		idVerb("get-rule", "show one rule: -id", http.MethodGet, "/admin/policies/get-rule/", "id"),
-		idVerb("delete-rule", "delete a rule no policy holds: -id", http.MethodDelete, "/admin/policies/delete-rule/", "id"),
-		{"assign", "assign a policy to a user: -user -policy (\"\" clears)", func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
+		plain("list-rules", "list rules", func(ctx context.Context, cl *client.Client) (any, error) {
+			rs, err := cl.ListRules(ctx)
+			return map[string]any{"rules": rs}, err
+		}),
+		idVerb("get-rule", "show one rule: -id", "rule_id", func(ctx context.Context, cl *client.Client, id string) (any, error) {
+			return cl.GetRule(ctx, id)
+		}),
+		idVerb("delete-rule", "delete a rule no policy holds: -id", "rule_id", func(ctx context.Context, cl *client.Client, id string) (any, error) {
+			return nil, cl.DeleteRule(ctx, id)
+		}),
+		{"assign", "assign a policy to a user: -user -policy (\"\" clears)", func(fs *flag.FlagSet) func() (policyCall, error) {
 			user := fs.String("user", "", "user_id")
 			pol := fs.String("policy", "", "policy_id (empty: no policy)")
-			return func() (string, string, url.Values, any, error) {
-				return http.MethodPost, "/admin/policies/assign-policy", nil, map[string]string{"user_id": *user, "policy_id": *pol}, need("user", *user)
+			return func() (policyCall, error) {
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					return map[string]string{"user_id": *user, "policy_id": *pol}, cl.AssignPolicy(ctx, *user, *pol)
+				}, need("user", *user)
 			}
 		}},
-		{"generate-api-key", "a further API key for a user: -user", func(fs *flag.FlagSet) func() (string, string, url.Values, any, error) {
+		{"generate-api-key", "a further API key for a user: -user", func(fs *flag.FlagSet) func() (policyCall, error) {
 			user := fs.String("user", "", "user_id")
-			return func() (string, string, url.Values, any, error) {
-				return http.MethodGet, "/admin/generate-api-key", url.Values{"user_id": {*user}}, nil, need("user", *user)
+			return func() (policyCall, error) {
+				return func(ctx context.Context, cl *client.Client) (any, error) {
+					k, err := cl.GenerateAPIKey(ctx, *user)
+					return map[string]string{"api_key": k}, err
+				}, need("user", *user)
 			}
 		}},
 	}
@@ -152,26 +193,24 @@ func runPolicyCmd(ctx context.Context, c *cli, args []string) error {
 		if *daemonURL == "" || *adminKey == "" {
 			return usagef("-daemon and -admin-key are required")
 		}
-		method, path, query, body, err := req()
+		do, err := req()
 		if err != nil {
 			return err
-		}
-		var raw []byte
-		if body != nil {
-			if raw, err = json.Marshal(body); err != nil {
-				return fmt.Errorf("encode: %w", err)
-			}
 		}
 		cl, ctx, cancel, err := h.client(ctx, *daemonURL, *adminKey)
 		if err != nil {
 			return err
 		}
 		defer cancel()
-		var out json.RawMessage
-		if err := cl.do(ctx, method, path, query, raw, &out); err != nil {
+		res, err := do(ctx, cl)
+		if err != nil {
 			return err
 		}
-		return h.printer(c).result(out, func(w io.Writer) {
+		out, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		return h.printer(c).result(json.RawMessage(out), func(w io.Writer) {
 			var pretty any
 			if json.Unmarshal(out, &pretty) == nil {
 				b, _ := json.MarshalIndent(pretty, "", "  ")
@@ -198,40 +237,35 @@ func runBatchCreateRooms(ctx context.Context, c *cli, args []string) error {
 	if *daemonURL == "" || *key == "" {
 		return usagef("-daemon and -key are required")
 	}
-	body := map[string]any{}
+	var b client.BatchRooms
 	switch {
 	case *sizes != "" && (*size != 0 || *count != 0):
 		return usagef("give -sizes, or -size with -count")
 	case *sizes != "":
-		var ns []int
 		for _, s := range splitList(*sizes) {
 			var n int
 			if _, err := fmt.Sscan(s, &n); err != nil {
 				return usagef("-sizes: %q is not a number", s)
 			}
-			ns = append(ns, n)
+			b.Sizes = append(b.Sizes, n)
 		}
-		body["room_sizes"] = ns
 	case *size != 0 && *count != 0:
-		body["room_size"], body["count"] = *size, *count
+		b.Size, b.Count = *size, *count
 	default:
 		return usagef("give -sizes, or -size with -count")
-	}
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return err
 	}
 	cl, ctx, cancel, err := h.client(ctx, *daemonURL, *key)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	var out struct {
-		RoomUUIDs []string `json:"room_uuids"`
-	}
-	if err := cl.do(ctx, http.MethodPost, "/batch-create-rooms", nil, raw, &out); err != nil {
+	ids, err := cl.BatchCreateRooms(ctx, b)
+	if err != nil {
 		return err
 	}
+	out := struct {
+		RoomUUIDs []string `json:"room_uuids"`
+	}{ids}
 	return h.printer(c).result(out, func(w io.Writer) {
 		for _, id := range out.RoomUUIDs {
 			fmt.Fprintln(w, id)

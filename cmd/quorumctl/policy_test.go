@@ -31,7 +31,27 @@ func TestPolicyVerbs(t *testing.T) {
 			w.Write([]byte(`{"err_type":"policy_not_found","err_msg":"policy not found"}`))
 			return
 		}
-		w.Write([]byte(`{"ok":"yes","room_uuids":["11111111-1111-4111-8111-111111111111"]}`))
+		// The documented answer of each route, with values the output
+		// must show.
+		answers := map[string]string{
+			"create-policy":      `{"policy_id":"yes-policy"}`,
+			"list-policies":      `{"policies":[{"policy_id":"yes-policy","name":"n","rules":[]}]}`,
+			"get-policy":         `{"policy_id":"yes-policy","name":"n","rules":[]}`,
+			"create-rule":        `{"rule_id":"yes-rule"}`,
+			"add-external-rule":  `{"rule_id":"yes-rule"}`,
+			"list-rules":         `{"rules":[{"rule_id":"yes-rule","name":"r","created_at":"2026-01-01T00:00:00Z"}]}`,
+			"get-rule":           `{"rule_id":"yes-rule","name":"r","max_n":3,"created_at":"2026-01-01T00:00:00Z"}`,
+			"generate-api-key":   `{"api_key":"yes-key"}`,
+			"batch-create-rooms": `{"room_uuids":["11111111-1111-4111-8111-111111111111"]}`,
+		}
+		for route, a := range answers {
+			if strings.Contains(r.URL.Path, "/"+route) {
+				w.Write([]byte(a))
+				return
+			}
+		}
+		// delete-*, add-rule, remove-rule, assign-policy echo their ids.
+		w.Write([]byte(`{}`))
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
@@ -86,13 +106,19 @@ func TestPolicyVerbs(t *testing.T) {
 		if got != want {
 			t.Errorf("%v: sent %+v, want %+v", tc.args, got, want)
 		}
-		if !strings.Contains(out, "yes") && !strings.Contains(out, "11111111-1111-4111-8111-111111111111") {
+		if !strings.Contains(out, "yes") && !strings.Contains(out, "11111111-1111-4111-8111-111111111111") &&
+			!strings.Contains(out, `"`+pid+`"`) && !strings.Contains(out, `"`+rid+`"`) {
 			t.Errorf("%v: printed %q", tc.args, out)
 		}
 	}
 	code, _, errOut := runCLI(t, env, "policy", "get", "-id", "00000000-0000-4000-8000-000000000000")
 	if code != exitFailure || !strings.Contains(errOut, "policy_not_found") {
 		t.Fatalf("error envelope: exit %d, %q", code, errOut)
+	}
+	// A rule file with a field no rule has is refused before sending.
+	os.WriteFile(ruleFile, []byte(`{"name":"r","max_m":3}`), 0o600)
+	if code, _, errOut := runCLI(t, env, "policy", "create-rule", "-file", ruleFile); code != exitUsage || !strings.Contains(errOut, "max_m") {
+		t.Errorf("unknown rule field: exit %d, %q", code, errOut)
 	}
 	for _, args := range [][]string{{"policy"}, {"policy", "fly"}, {"policy", "get"}, {"policy", "add-rule", "-policy", pid}, {"batch-create-rooms", "-key", "k"}, {"batch-create-rooms", "-key", "k", "-sizes", "2", "-count", "1"}} {
 		if code, _, _ := runCLI(t, env, args...); code != exitUsage {

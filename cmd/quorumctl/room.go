@@ -5,40 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"time"
-
-	"github.com/quorumd/quorumd/mpc/relay"
 )
-
-// roomMaker creates a room for size parties and says where (for output).
-type roomMaker func(ctx context.Context, size int) (room, where string, err error)
-
-// daemonRoom makes rooms with POST /create-room on c (its default relay).
-func daemonRoom(c *Client, idx int) roomMaker {
-	return func(ctx context.Context, size int) (string, string, error) {
-		where := fmt.Sprintf("on daemon %d", idx)
-		room, err := c.CreateRoom(ctx, size)
-		return room, where, err
-	}
-}
-
-// relayRoom makes rooms directly on the relay at addr (host:port), for
-// ceremonies that pass relay_address: a daemon's /create-room only knows
-// its default relay.
-func relayRoom(addr string) (roomMaker, func(), error) {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, nil, usagef("-relay-address %q: want host:port", addr)
-	}
-	rc, err := relay.NewClient("http://"+addr, relay.ClientConfig{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("relay client: %w", err)
-	}
-	return func(ctx context.Context, size int) (string, string, error) {
-		room, err := rc.CreateRoom(ctx, size)
-		return room, "on relay " + addr, err
-	}, rc.Close, nil
-}
 
 func runCreateRoom(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("quorumctl create-room", flag.ContinueOnError)

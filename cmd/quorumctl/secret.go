@@ -9,7 +9,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
-	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -99,28 +99,6 @@ func readPrivateKeyFile(path string) (*privateKey, error) {
 	return k, nil
 }
 
-// xonlyPubkey returns the BIP340 x-only public key of k. Constant time in
-// the key: bip340.PublicKey multiplies through the constant-time mpc/secp.
-func (k *privateKey) xonlyPubkey() ([32]byte, error) {
-	var s btcec.ModNScalar
-	defer s.Zero()
-	s.SetBytes(&k.b)
-	return bip340.PublicKey(&s)
-}
-
-// appendHexCT appends the lowercase hex encoding of src to dst without
-// table lookups or branches on the data (for secrets).
-func appendHexCT(dst, src []byte) []byte {
-	for _, b := range src {
-		dst = append(dst, ctHexDigit(b>>4), ctHexDigit(b&0x0f))
-	}
-	return dst
-}
-
-// ctHexDigit maps a nibble to '0'-'9' / 'a'-'f', branch-free.
-func ctHexDigit(n byte) byte {
-	v := int32(n)
-	// isLetter = 1 when v > 9: (9 - v) is negative then.
-	isLetter := ((9 - v) >> 31) & 1
-	return byte(v + '0' + isLetter*('a'-'0'-10))
-}
+// xonlyPubkey returns the BIP340 x-only public key of k (constant time in
+// the key, see client.XOnlyPubkey).
+func (k *privateKey) xonlyPubkey() ([32]byte, error) { return client.XOnlyPubkey(k.b[:]) }

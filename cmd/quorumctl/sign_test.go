@@ -12,18 +12,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quorumd/quorumd/daemon/client"
 	"github.com/quorumd/quorumd/mpc/bip340"
 )
 
 // importedFake imports a fresh key t-of-n into a fake quorum and returns the
 // key ids and pubkey.
-func importedFake(t *testing.T, q *fakeQuorum, threshold int) (*importResult, *privateKey) {
+func importedFake(t *testing.T, q *fakeQuorum, threshold int) (*client.ImportResult, *privateKey) {
 	t.Helper()
 	k, err := generatePrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := runImport(context.Background(), importPlan{Parties: q.clients(t), Threshold: threshold, Key: k}, nil)
+	qu := &client.Quorum{Parties: q.clients(t)}
+	res, err := qu.Import(context.Background(), k.b[:], client.ImportOptions{Threshold: threshold})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +49,9 @@ func TestRunSign(t *testing.T) {
 				for _, d := range q.daemons {
 					d.corruptSig = true
 				}
-			}, wantErr: errInvalidSignature},
+			}, wantErr: client.ErrInvalidSignature},
 		{name: "signers disagree", n: 3, t: 2, signers: []int{0, 1}, msg: bytes.Repeat([]byte{3}, 32),
-			fault: func(q *fakeQuorum) { q.daemons[1].corruptSig = true }, wantErr: errMismatch},
+			fault: func(q *fakeQuorum) { q.daemons[1].corruptSig = true }, wantErr: client.ErrMismatch},
 		{name: "fewer signers than t", n: 3, t: 3, signers: []int{0, 1}, msg: []byte{1}, wantErr: errUsage},
 	}
 	for _, tc := range tests {
@@ -59,19 +61,9 @@ func TestRunSign(t *testing.T) {
 			if tc.fault != nil {
 				tc.fault(q)
 			}
-			all := q.clients(t)
-			plan := &signPlan{Index: tc.signers, Msg: tc.msg}
-			for _, i := range tc.signers {
-				plan.Signers = append(plan.Signers, all[i])
-				plan.KeyIDs = append(plan.KeyIDs, imp.KeyIDs[i])
-			}
 			var out bytes.Buffer
-			p := &printer{w: &out}
-			key, err := checkSignKey(context.Background(), plan, p)
-			var res *signResult
-			if err == nil {
-				res, err = runSign(context.Background(), plan, key, p)
-			}
+			qu := &client.Quorum{Parties: q.clients(t), Log: (&printer{w: &out}).step}
+			res, err := qu.Sign(context.Background(), imp.KeyIDs, tc.msg, client.SignOptions{Signers: tc.signers})
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error %v, want %v\n%s", err, tc.wantErr, out.String())
@@ -116,19 +108,21 @@ func TestCheckSignKey(t *testing.T) {
 		wantErr error
 		inErr   string
 	}{
-		{"keys of two different imports", []int{0, 1}, []string{imp.KeyIDs[0], other.KeyIDs[1]}, errMismatch, "not shares of one key"},
-		{"the same daemon twice", []int{0, 0}, []string{imp.KeyIDs[0], imp.KeyIDs[0]}, errMismatch, "participant"},
+		{"keys of two different imports", []int{0, 1}, []string{imp.KeyIDs[0], other.KeyIDs[1]}, client.ErrMismatch, "not shares of one key"},
+		{"the same daemon twice", []int{0, 0}, []string{imp.KeyIDs[0], imp.KeyIDs[0]}, client.ErrMismatch, "participant"},
 		{"a key before its import", []int{0, 1}, []string{imp.KeyIDs[0], fresh.KeyID}, nil, "not ready"},
 		{"an unknown key", []int{0, 1}, []string{imp.KeyIDs[0], "00000000-0000-4000-8000-000000000000"}, nil, "key_id_not_exists"},
 		{"a malformed key id", []int{0, 1}, []string{imp.KeyIDs[0], "nope"}, errUsage, "UUID"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := &signPlan{Index: tc.idx, KeyIDs: tc.keyIDs}
-			for _, i := range tc.idx {
-				plan.Signers = append(plan.Signers, all[i])
+			// The key ids are per party; a party listed twice signs twice
+			// with its one key id.
+			ids := make([]string, len(all))
+			for k, i := range tc.idx {
+				ids[i] = tc.keyIDs[k]
 			}
-			_, err := checkSignKey(context.Background(), plan, nil)
+			_, err := (&client.Quorum{Parties: all}).PrepareSign(context.Background(), ids, client.SignOptions{Signers: tc.idx})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -151,7 +145,7 @@ func TestSignCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("import: exit %d: %s", code, stderr)
 	}
-	var imp importResult
+	var imp client.ImportResult
 	if err := json.Unmarshal([]byte(stdout), &imp); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +187,7 @@ func TestSignCommand(t *testing.T) {
 	}
 }
 
-// TestVerifyVectors checks verifySignature (bip340.Verify, plus btcec's
+// TestVerifyVectors checks client.VerifySignature (bip340.Verify, plus btcec's
 // schnorr for 32-byte messages) against every BIP340 test vector.
 func TestVerifyVectors(t *testing.T) {
 	path := filepath.Join(repoRoot(t), "..", "shared", "vectors", "bip340-test-vectors.csv")
@@ -214,7 +208,7 @@ func TestVerifyVectors(t *testing.T) {
 			pub, _ := hex.DecodeString(r[2])
 			msg, _ := hex.DecodeString(r[4])
 			sig, _ := hex.DecodeString(r[5])
-			err := verifySignature(pub, msg, sig)
+			err := client.VerifySignature(pub, msg, sig)
 			if want := r[6] == "TRUE"; (err == nil) != want {
 				t.Errorf("verify = %v, want valid=%v (%s)", err, want, r[7])
 			}

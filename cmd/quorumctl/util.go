@@ -9,22 +9,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/client"
 )
 
 // Errors the subcommands return; main maps errUsage to exit status 2.
 var (
-	// errUsage: bad flags or arguments.
-	errUsage = errors.New("usage")
-	// errMismatch: the daemons of one ceremony disagree (pubkey, signature,
-	// key record).
-	errMismatch = errors.New("daemons disagree")
-	// errBadResponse: a daemon answered 200 with a body that is not what the
-	// API promises.
-	errBadResponse = errors.New("malformed daemon response")
-	// errInvalidSignature: a signature does not verify.
-	errInvalidSignature = errors.New("invalid signature")
+	// errUsage: bad flags or arguments (the client's, so that its checks
+	// of a driver's arguments are usage errors too).
+	errUsage = client.ErrUsage
 	// errNotLoopback: bench refuses to load anything but the local machine.
 	errNotLoopback = errors.New("not a loopback address")
 )
@@ -44,21 +38,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// normalizeURL accepts "http(s)://host:port[/prefix]" or a bare
-// "host:port" (taken as http) and returns it without a trailing slash.
-func normalizeURL(s string) (string, error) {
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", usagef("daemon URL %q: want http(s)://host:port", s)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", usagef("daemon URL %q: no credentials, query or fragment allowed", s)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
-}
+// normalizeURL is client.ParseBase: "http(s)://host:port[/prefix]" or a
+// bare "host:port" (taken as http), without a trailing slash; its errors
+// are usage errors.
+func normalizeURL(s string) (string, error) { return client.ParseBase(s) }
 
 // parseIndexes parses "0,2" into distinct indexes below n.
 func parseIndexes(s string, n int) ([]int, error) {
@@ -105,44 +88,8 @@ func checkLoopback(ctx context.Context, rawURL string) error {
 	return nil
 }
 
-// parallel runs f(ctx, i) for i in [0, n) concurrently and returns the
-// errors by index. The first failure cancels the context of the others: a
-// multi-party ceremony cannot complete once one party is out, so the rest
-// would only wait for the daemons' ceremony timeout.
-func parallel(ctx context.Context, n int, f func(ctx context.Context, i int) error) []error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			if err := f(ctx, i); err != nil {
-				errs[i] = err
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	return errs
-}
-
-// firstError picks the error to report from parallel's results: a real
-// failure rather than a cancellation it caused in the others.
-func firstError(errs []error) (int, error) {
-	idx := -1
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		if idx < 0 || (errors.Is(errs[idx], context.Canceled) && !errors.Is(err, context.Canceled)) {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		return -1, nil
-	}
-	return idx, errs[idx]
-}
+// msf is a duration in milliseconds (for JSON).
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // ms formats a duration in milliseconds with two decimals.
 func ms(d time.Duration) string {

@@ -6,15 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
@@ -93,46 +88,14 @@ func TestCheckLoopback(t *testing.T) {
 	}
 }
 
-func TestParallel(t *testing.T) {
-	boom := errors.New("boom")
-	start := time.Now()
-	errs := parallel(context.Background(), 4, func(ctx context.Context, i int) error {
-		if i == 2 {
-			return boom
-		}
-		select { // the others wait until cancelled
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Second):
-			return nil
-		}
-	})
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("a failure did not cancel the others")
-	}
-	i, err := firstError(errs)
-	if i != 2 || !errors.Is(err, boom) {
-		t.Errorf("firstError = %d, %v; want 2, boom", i, err)
-	}
-	if i, err := firstError(make([]error, 3)); i != -1 || err != nil {
-		t.Errorf("firstError(no errors) = %d, %v", i, err)
-	}
-	// A cancellation is reported only when nothing else failed.
-	if i, _ := firstError([]error{context.Canceled, nil, boom}); i != 2 {
-		t.Errorf("firstError picked %d over the real failure", i)
-	}
-}
-
-func TestHexCT(t *testing.T) {
+// TestDecodeHexCT: the constant-time decoder of private keys reads upper
+// and lower case, and only hex digits.
+func TestDecodeHexCT(t *testing.T) {
 	for range 200 {
 		var b [32]byte
 		rand.Read(b[:])
-		got := appendHexCT(nil, b[:])
-		if string(got) != hex.EncodeToString(b[:]) {
-			t.Fatalf("appendHexCT(%x) = %s", b, got)
-		}
 		var dec [32]byte
-		upper := []byte(strings.ToUpper(string(got)))
+		upper := []byte(strings.ToUpper(hex.EncodeToString(b[:])))
 		if bad := secp.DecodeHex(dec[:], upper); bad != 0 || dec != b {
 			t.Fatalf("secp.DecodeHex(%s) = %x, bad %d", upper, dec, bad)
 		}
@@ -231,116 +194,10 @@ func TestReadPrivateKeyFile(t *testing.T) {
 	}
 }
 
-func TestClientErrors(t *testing.T) {
-	var gotAuth []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
-		switch r.URL.Path {
-		case "/bip340/create":
-			writeJSON(w, 200, map[string]string{"key_id": "not-a-uuid", "keygen_id": strings.Repeat("02", 33)})
-		case "/create-room":
-			w.WriteHeader(502)
-			fmt.Fprint(w, "<html>bad gateway\n</html>")
-		case "/bip340/sign":
-			apiErr(w, 400, "executor_result", "participant 02ab... sent an invalid partial signature")
-		case "/bip340/keys/00000000-0000-4000-8000-000000000000":
-			writeJSON(w, 200, map[string]string{"key_id": "00000000-0000-4000-8000-000000000001"})
-		default:
-			writeJSON(w, 200, map[string]string{"room_uuid": "x"})
-		}
-	}))
-	defer srv.Close()
-	hc, _ := newHTTPClient(tlsOptions{}, 1)
-	c := NewClient(hc, srv.URL, "0123456789abcdef.secret")
-	ctx := context.Background()
-
-	if _, err := c.CreateKey(ctx); !errors.Is(err, errBadResponse) {
-		t.Errorf("bad key_id: %v", err)
-	}
-	_, err := c.CreateRoom(ctx, 2)
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != 502 || ae.ErrType != "" || strings.ContainsAny(ae.ErrMsg, "\n") {
-		t.Errorf("non-envelope answer: %#v", err)
-	}
-	if errType(err) != "http_502" {
-		t.Errorf("errType = %s", errType(err))
-	}
-	_, err = c.Sign(ctx, SignRequest{RoomUUID: "r", KeyID: "k", Msg: "00"})
-	if !errors.As(err, &ae) || ae.Status != 400 || ae.ErrType != "executor_result" || !strings.Contains(err.Error(), "invalid partial signature") {
-		t.Errorf("envelope: %v", err)
-	}
-	if _, err := c.GetKey(ctx, "00000000-0000-4000-8000-000000000000"); !errors.Is(err, errBadResponse) {
-		t.Errorf("key record for another key: %v", err)
-	}
-	for _, a := range gotAuth {
-		if a != "0123456789abcdef.secret" {
-			t.Errorf("Authorization %q: want the raw API key", a)
-		}
-	}
-	// Connection refused is a transport failure.
-	srv.Close()
-	if _, err := c.CreateKey(ctx); errType(err) != "transport" {
-		t.Errorf("closed server: %v (%s)", err, errType(err))
-	}
-}
-
 // writeFileMode writes body to path with exactly mode (umask aside).
 func writeFileMode(path, body string, mode uint32) error {
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		return err
 	}
 	return os.Chmod(path, os.FileMode(mode))
-}
-
-// TestReplicaClientFailover: a party given as replicas spreads calls over
-// them, moves on when one refuses connections, and does not repeat a call
-// that a replica answered (even with an error).
-func TestReplicaClientFailover(t *testing.T) {
-	var hits [2]atomic.Int32
-	mk := func(i int, status int) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			hits[i].Add(1)
-			if status != 200 {
-				apiErr(w, status, "internal_problem", "store unavailable")
-				return
-			}
-			writeJSON(w, 200, map[string]string{"room_uuid": "00000000-0000-4000-8000-000000000000"})
-		}))
-	}
-	a, b := mk(0, 200), mk(1, 500)
-	defer b.Close()
-	hc, _ := newHTTPClient(tlsOptions{}, 1)
-	c := NewReplicaClient(hc, []string{a.URL, b.URL}, "k")
-	ctx := context.Background()
-	var ok, failed int
-	for range 4 {
-		if _, err := c.CreateRoom(ctx, 2); err == nil {
-			ok++
-		} else if errType(err) == "internal_problem" {
-			failed++
-		} else {
-			t.Fatalf("both replicas up: %v", err)
-		}
-	}
-	if ok != 2 || failed != 2 || hits[0].Load() != 2 || hits[1].Load() != 2 {
-		t.Errorf("round robin: %d ok, %d failed, hits %d/%d; want 2 each", ok, failed, hits[0].Load(), hits[1].Load())
-	}
-	// Replica a down: every call reaches b, none fails as transport.
-	a.Close()
-	// A kept-alive connection a closed under us may fail a call that was
-	// already written: that is not repeated (see do), so drop them here.
-	hc.CloseIdleConnections()
-	for range 3 {
-		if _, err := c.CreateRoom(ctx, 2); errType(err) != "internal_problem" {
-			t.Fatalf("a down: %v (%s), want b's answer", err, errType(err))
-		}
-	}
-	if hits[1].Load() != 5 {
-		t.Errorf("b served %d calls, want 5", hits[1].Load())
-	}
-	// Both down: a transport error.
-	b.Close()
-	if _, err := c.CreateRoom(ctx, 2); errType(err) != "transport" {
-		t.Errorf("all replicas down: %v (%s)", err, errType(err))
-	}
 }

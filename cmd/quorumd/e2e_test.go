@@ -500,20 +500,15 @@ func TestE2EErrors(t *testing.T) {
 	if msg, _ := body["err_msg"].(string); !strings.Contains(msg, s2[1].keygenID) {
 		t.Errorf("executor_result does not name the silent party %s: %q", s2[1].keygenID, msg)
 	}
-	// The importer stored its share and signed the transcript before its
-	// partner's silence showed: a timeout alone never discards that (a
-	// certificate could exist elsewhere), so the key is pending and says
-	// what it waits for; a second import on it is refused.
+	// The importer stored its share, but its partner never announced its
+	// own prepare, so the importer never signed: no certificate can exist,
+	// and it discarded. The slot is empty again and the recovery data gone.
 	rec := a.must("GET", "/bip340/keys/"+s2[0].keyID, a.userKey, nil)
-	if rec["state"] != "pending" || rec["waiting_for"] == nil || rec["pubkey"] == nil {
+	if rec["state"] != "created" || rec["pubkey"] != nil {
 		t.Errorf("failed import left %v", rec)
 	}
-	st, body = a.call("POST", imp, a.userKey, map[string]any{"room_uuid": room2, "key_id": s2[0].keyID, "threshold": 2,
-		"others_keygen_ids": []string{s2[1].keygenID}, "private_key": priv})
-	expectErr(t, "import on a pending key", st, body, 400, "already_performed_keygen")
-	if rd := a.must("GET", "/bip340/recovery-data/"+s2[0].keyID, a.userKey, nil); rd["certified"] != false {
-		t.Errorf("a pending key's recovery data claims a certificate: %v", rd)
-	}
+	st, body = a.call("GET", "/bip340/recovery-data/"+s2[0].keyID, a.userKey, nil)
+	expectErr(t, "recovery data of a discarded import", st, body, 400, "key_operation_before_keygen")
 
 	// delete-user with keys.
 	st, body = a.call("DELETE", "/admin/delete-user?user_id="+a.userID, a.adminKey, nil)

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/quorumd/quorumd/daemon"
-	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/mpc/ceremony"
 )
@@ -21,18 +19,7 @@ var _ daemon.BatchSigner = (*Service)(nil)
 // Like Sign, a ready key attaches its certificate and a pending key signs
 // only once another signer attached one.
 func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]daemon.BatchSignResult, error) {
-	r, err := s.owned(ctx, p.Owner, p.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
-		return nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
-	}
-	cert, err := certificateOf(r)
-	if err != nil {
-		return nil, err
-	}
-	key, err := keyInfo(r)
+	r, key, cert, err := s.signingKey(ctx, p.Owner, p.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -57,21 +44,11 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 	if err != nil {
 		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
 	}
-	slots, err := s.secretSlots(ctx, signSlots)
+	id, share, release, err := s.signerSecrets(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	defer secmem.ReleaseAll(slots)
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		return nil, err
-	}
-	defer id.Zero()
-	share := slots[1].Scalar()
-	defer share.Zero()
-	if err := s.openShare(r, share); err != nil {
-		return nil, err
-	}
+	defer release()
 	start := time.Now()
 	res, err := ceremony.SignBatch(ctx, ceremony.BatchParams{
 		SignParams: ceremony.SignParams{

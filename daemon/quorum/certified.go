@@ -1,11 +1,14 @@
 package quorum
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/secmem"
@@ -17,6 +20,12 @@ import (
 // waitingFor is what a pending key shows its owner (GET /bip340/keys/:key_id).
 const waitingFor = "the success certificate (all parties' transcript signatures): POST /bip340/recover " +
 	"with any party's GET /bip340/recovery-data/:key_id, or sign with a ready party, which attaches it"
+
+// waitingForRefused is waitingFor once a member refused after this party
+// signed (%x: its keygen_id).
+const waitingForRefused = "the success certificate, though member %x refused after this party signed: " +
+	"if it signed for the others they hold the certificate (POST /bip340/recover with any party's " +
+	"GET /bip340/recovery-data/:key_id, or sign with a ready party); if no party is ready, none exists: delete the key"
 
 // importDurable is an import's ceremony.Durable: the HSM and the key store.
 type importDurable struct {
@@ -56,6 +65,16 @@ func (d *importDurable) Certified(info *ceremony.KeyInfo, rd *ceremony.RecoveryD
 // Discard returns the slot to created on proof that no certificate exists.
 func (d *importDurable) Discard(info *ceremony.KeyInfo) error {
 	return d.s.Store.Discard(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, info.Transcript[:])
+}
+
+// Refused notes the refusing member on the pending record; the record
+// stays pending either way, so a failed note is only logged.
+func (d *importDurable) Refused(info *ceremony.KeyInfo, by envelope.Party) error {
+	err := d.s.Store.MarkRefused(context.WithoutCancel(d.ctx), d.r.Owner, d.r.KeyID, info.Transcript[:], by[:])
+	if err != nil {
+		d.s.log().Warn("noting a refusal on a pending key failed", "key_id", d.r.KeyID, "err", err)
+	}
+	return err
 }
 
 // lazyMarks tracks ready marks in flight, so that a read of a key right
@@ -181,7 +200,15 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 	} else if ok {
 		return s.Get(ctx, owner, keyID)
 	}
-	slots, err := s.secretSlots(ctx, importSlots)
+	refresh := false
+	if rd, err := ceremony.ParseRecoveryData(data); err == nil && rd.Kind == envelope.KindRefresh {
+		refresh = true
+	}
+	n := importSlots
+	if refresh {
+		n++ // the old generation's share
+	}
+	slots, err := s.secretSlots(ctx, n)
 	if err != nil {
 		return daemon.KeyInfo{}, err
 	}
@@ -191,7 +218,13 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 		return daemon.KeyInfo{}, err
 	}
 	defer id.Zero()
-	ks, rd, err := ceremony.Recover(id, data)
+	var ks *ceremony.KeyShare
+	var rd *ceremony.RecoveryData
+	if refresh {
+		ks, rd, err = s.recoverRefresh(ctx, r, id, data, slots[2].Scalar())
+	} else {
+		ks, rd, err = ceremony.Recover(id, data)
+	}
 	if err != nil {
 		if errors.Is(err, ceremony.ErrRecovery) {
 			return daemon.KeyInfo{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "recovery_data: %v", err)
@@ -218,8 +251,13 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 		return daemon.KeyInfo{}, err
 	}
 	c := commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())
-	if rd.Kind == envelope.KindKeygen {
+	switch rd.Kind {
+	case envelope.KindKeygen:
 		c.Source = store.SourceKeygen
+	case envelope.KindRefresh:
+		c.Source = store.SourceRefresh
+	case envelope.KindReshare:
+		c.Source = store.SourceReshare
 	}
 	if err := s.Store.Commit(context.WithoutCancel(ctx), owner, keyID, c); err != nil {
 		if errors.Is(err, store.ErrAlreadyCommitted) {
@@ -237,6 +275,37 @@ func (s *Service) Recover(ctx context.Context, owner, keyID string, data []byte)
 		return daemon.KeyInfo{}, err
 	}
 	return info(r), nil
+}
+
+// recoverRefresh reopens a refresh's share from its recovery data: a
+// refresh adds sharings of zero to the old share, so it needs this party's
+// share of the generation the data renews, found among the owner's ready
+// keys under the same identity (the refresh kept it). oldShare is locked
+// memory for it; the caller zeroes it.
+func (s *Service) recoverRefresh(ctx context.Context, slot store.Record, id *envelope.Identity, data []byte,
+	oldShare *btcec.ModNScalar) (*ceremony.KeyShare, *ceremony.RecoveryData, error) {
+	want, err := ceremony.RefreshedKey(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := s.Store.ListByOwner(ctx, slot.Owner)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range rs {
+		if o.State != store.StateReady || !bytes.Equal(o.KeygenID, slot.KeygenID) || !bytes.Equal(o.Transcript, want.Transcript[:]) {
+			continue
+		}
+		old, err := keyInfo(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := s.openShare(o, oldShare); err != nil {
+			return nil, nil, err
+		}
+		return ceremony.RecoverRefresh(id, data, old, oldShare)
+	}
+	return nil, nil, fmt.Errorf("%w: this party holds no ready key of the generation the refresh renews (deleted?)", ceremony.ErrRecovery)
 }
 
 var _ daemon.Recovery = (*Service)(nil)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/mpc/ceremony"
 	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
@@ -286,4 +288,122 @@ func TestImportSplitAcrossServices(t *testing.T) {
 		}
 	}
 	signWith(t, x, ps[0], ps[1], ps[2])
+}
+
+// refuseAfterSigning puts a Byzantine member's refusal in place of its
+// transcript signature (rounds 0xf0, 0xf1, 0xfe of docs/protocol.md).
+var refuseAfterSigning = testkit.RefuserRounds{Replace: 0xf0, Last: 0xf1, Signature: 0xf0, Refuse: 0xfe}
+
+// TestImportEquivocatingMember: member 2 signs the transcript for the
+// importer and sends party 1 a signed refusal instead, after party 1
+// signed (real SoftHSM, bbolt and relay; the member runs the ceremony with
+// its own slot's identity and store). The importer and the member hold the
+// certificate. Party 1 never discards: with an honest relay the importer's
+// certificate broadcast makes it ready at once; with a relay that passes
+// no certificate on it answers executor_result naming the member and stays
+// pending with refused_by, until the importer's recovery data or a
+// signing ceremony with the importer makes it ready. Everyone then signs.
+func TestImportEquivocatingMember(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		drop, bySigning bool
+	}{
+		{"honest relay", false, false},
+		{"relay drops certificates, recover", true, false},
+		{"relay drops certificates, signing recovers", true, true},
+	} {
+		drop := tc.drop
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := relay.Config{}
+			if drop {
+				cfg.Intercept = func(room, from, to string, body []byte) ([]byte, bool) {
+					e, err := envelope.Unmarshal(body)
+					return body, err == nil && e.Round == 0xf1
+				}
+			}
+			ps := newPartiesOn(t, testkit.Relay(t, cfg), 0, 0, 0)
+			x, _ := btcec.NewPrivateKey()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			room, err := ps[0].svc.CreateRoom(ctx, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := make([]error, 3)
+			var wg sync.WaitGroup
+			for i, p := range ps[:2] {
+				wg.Go(func() {
+					ip := daemon.ImportParams{Owner: "alice", KeyID: p.keyID, RoomUUID: room, Threshold: 2, Others: others(ps, i)}
+					if i == 0 {
+						k := x.Key
+						_, errs[i] = p.svc.ImportKey(ctx, ip, &k)
+					} else {
+						_, errs[i] = p.svc.ImportRecipient(ctx, ip)
+					}
+				})
+			}
+			cheat := ps[2]
+			r, err := cheat.svc.Store.GetOwned(ctx, "alice", cheat.keyID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := cheat.svc.identity(r, new(btcec.ModNScalar))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := cheat.svc.Relays.Client("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seats, peers []envelope.Party
+			for _, p := range ps {
+				seats = append(seats, envelope.Party(p.party))
+				if p != cheat {
+					peers = append(peers, envelope.Party(p.party))
+				}
+			}
+			refuser := testkit.NewRefuser(ceremony.RelayTransport(rc, room, id, seats), id, seats, envelope.Party(ps[1].party), refuseAfterSigning)
+			_, errs[2] = ceremony.Import(ctx, ceremony.ImportParams{Room: room, Identity: id, Others: peers, Threshold: 2, Transport: refuser},
+				&importDurable{s: cheat.svc, ctx: ctx, r: r, scratch: make([]byte, 32)})
+			wg.Wait()
+			if !refuser.Refused() {
+				t.Fatal("the member never sent its refusal")
+			}
+			for _, i := range []int{0, 2} {
+				if errs[i] != nil {
+					t.Fatalf("party %d: %v", i, errs[i])
+				}
+			}
+			k := stateOf(t, ps[1])
+			if !drop {
+				if errs[1] != nil || k.State != daemon.KeyReady {
+					t.Fatalf("party 1: %v (%s), want ready from the importer's certificate", errs[1], k.State)
+				}
+			} else {
+				cheatID := hex.EncodeToString(cheat.party)
+				if !isType(errs[1], daemon.ErrTypeExecutorResult) || !strings.Contains(errs[1].Error(), cheatID) {
+					t.Errorf("party 1: %v, want executor_result naming %s", errs[1], cheatID)
+				}
+				if k.State != daemon.KeyPending || !bytes.Equal(k.RefusedBy, cheat.party) || !strings.Contains(k.WaitingFor, "refused") {
+					t.Fatalf("party 1: %+v, want pending, refused by the member", k)
+				}
+				if tc.bySigning {
+					signWith(t, x, ps[0], ps[1])
+				} else {
+					rd, err := ps[0].svc.RecoveryData(ctx, "alice", ps[0].keyID)
+					if err != nil || !rd.Certified {
+						t.Fatalf("the importer's recovery data: %+v, %v", rd, err)
+					}
+					if _, err := ps[1].svc.Recover(ctx, "alice", ps[1].keyID, rd.Data); err != nil {
+						t.Fatalf("party 1 recovering: %v", err)
+					}
+				}
+				if k := stateOf(t, ps[1]); k.State != daemon.KeyReady || k.RefusedBy != nil {
+					t.Fatalf("party 1 after recovery: %+v", k)
+				}
+			}
+			signWith(t, x, ps[0], ps[1])
+			signWith(t, x, ps[1], ps[2])
+		})
+	}
 }

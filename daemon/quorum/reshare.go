@@ -2,11 +2,9 @@ package quorum
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/quorumd/quorumd/daemon"
-	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/mpc/ceremony"
 	"github.com/quorumd/quorumd/mpc/envelope"
@@ -33,41 +31,20 @@ func (s *Service) ReshareExisting(ctx context.Context, p daemon.ReshareParams) (
 // lost its share and identity is repaired): its fresh slot p.KeyID receives
 // a share of the key every dealer presents, and of p.Pubkey when given.
 func (s *Service) ReshareNew(ctx context.Context, p daemon.ReshareParams) (daemon.ImportResult, error) {
-	// The key's lock across replicas too (as an import takes it): two
-	// replicas must never run ceremonies on one slot at once.
-	unlock, err := s.lockKey(ctx, p.Owner, p.KeyID)
-	if err != nil {
-		return daemon.ImportResult{}, err
-	}
-	defer unlock()
 	others, err := parseOthers(p.Others)
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
-	r, err := s.owned(ctx, p.Owner, p.KeyID)
+	slot, err := s.openSlot(ctx, p.Owner, p.KeyID, importSlots)
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
-	switch r.State {
-	case store.StateReady:
-		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
-	case store.StatePending:
-		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyPending)
-	}
+	defer slot.close()
+	id := slot.id
 	var expect *[32]byte
 	if len(p.Pubkey) == 32 {
 		expect = (*[32]byte)(p.Pubkey)
 	}
-	slots, err := s.secretSlots(ctx, importSlots)
-	if err != nil {
-		return daemon.ImportResult{}, err
-	}
-	defer secmem.ReleaseAll(slots)
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		return daemon.ImportResult{}, err
-	}
-	defer id.Zero()
 	rc, err := s.Relays.Client(p.RelayAddress)
 	if err != nil {
 		return daemon.ImportResult{}, err
@@ -76,7 +53,7 @@ func (s *Service) ReshareNew(ctx context.Context, p daemon.ReshareParams) (daemo
 	ki, err := ceremony.Reshare(ctx, ceremony.ReshareParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold, ExpectKey: expect,
 		Transport: ceremony.RelayTransport(rc, p.RoomUUID, id, append([]envelope.Party{id.Public()}, others...)),
-	}, &importDurable{s: s, ctx: ctx, r: r, scratch: slots[1].Bytes()[secmem.ScalarSize:], source: store.SourceReshare})
+	}, &importDurable{s: s, ctx: ctx, r: slot.r, scratch: slot.scratch(1), source: store.SourceReshare})
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
 	}

@@ -148,6 +148,9 @@ func info(r store.Record) daemon.KeyInfo {
 		k.State = daemon.KeyReady
 		if r.State == store.StatePending {
 			k.State, k.WaitingFor = daemon.KeyPending, waitingFor
+			if len(r.RefusedBy) > 0 {
+				k.WaitingFor, k.RefusedBy = fmt.Sprintf(waitingForRefused, r.RefusedBy), r.RefusedBy
+			}
 		}
 		k.Threshold, k.N, k.ParticipantID = r.T, r.N, r.OwnID
 		if len(r.PublicKey) == 33 {
@@ -267,44 +270,21 @@ func (s *Service) ImportRecipient(ctx context.Context, p daemon.ImportParams) (d
 var importLocks keyLocks
 
 func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
-	unlock, err := s.lockKey(ctx, p.Owner, p.KeyID)
+	slot, err := s.openSlot(ctx, p.Owner, p.KeyID, importSlots)
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
-	defer unlock()
-
-	r, err := s.owned(ctx, p.Owner, p.KeyID)
-	if err != nil {
-		return daemon.ImportResult{}, err
-	}
-	switch r.State {
-	case store.StateReady:
-		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyAlreadyImported)
-	case store.StatePending:
-		return daemon.ImportResult{}, fmt.Errorf("%w", daemon.ErrKeyPending)
-	}
-	slots, err := s.secretSlots(ctx, importSlots)
-	if err != nil {
-		return daemon.ImportResult{}, err
-	}
-	defer secmem.ReleaseAll(slots)
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		return daemon.ImportResult{}, err
-	}
-	defer id.Zero()
+	defer slot.close()
+	id := slot.id
 	// The importer's key: a copy in locked memory, zeroed by the ceremony.
 	var key *btcec.ModNScalar
 	if x != nil {
-		key = slots[1].Scalar()
+		key = slot.slots[1].Scalar()
 		key.Set(x)
 	}
-	shareScratch := slots[1].Bytes()[secmem.ScalarSize:]
-	others := make([]envelope.Party, len(p.Others))
-	for i, o := range p.Others {
-		if others[i], err = envelope.ParseParty(o); err != nil {
-			return daemon.ImportResult{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "others_keygen_ids[%d]: %v", i, err)
-		}
+	others, err := parseOthers(p.Others)
+	if err != nil {
+		return daemon.ImportResult{}, err
 	}
 	seated := append([]envelope.Party{id.Public()}, others...)
 	var dealer envelope.Party
@@ -324,7 +304,7 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold, Dealer: dealer,
 		Transport:  ceremony.RelayTransport(rc, p.RoomUUID, id, seated),
 		PrivateKey: key,
-	}, &importDurable{s: s, ctx: ctx, r: r, scratch: shareScratch})
+	}, &importDurable{s: s, ctx: ctx, r: slot.r, scratch: slot.scratch(1)})
 	if err != nil {
 		return daemon.ImportResult{}, ceremonyError(err)
 	}
@@ -373,18 +353,7 @@ func commitment(ki *ceremony.KeyInfo, id int, sealed, recovery []byte) store.Com
 // its certificate for signers still pending; a pending key signs only once
 // another signer attached one, which it records first (DESIGN §3a).
 func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error) {
-	r, err := s.owned(ctx, p.Owner, p.KeyID)
-	if err != nil {
-		return nil, err
-	}
-	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
-		return nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
-	}
-	cert, err := certificateOf(r)
-	if err != nil {
-		return nil, err
-	}
-	key, err := keyInfo(r)
+	r, key, cert, err := s.signingKey(ctx, p.Owner, p.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -400,30 +369,11 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	if err != nil {
 		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
 	}
-	slots, err := s.secretSlots(ctx, signSlots)
+	id, share, release, err := s.signerSecrets(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	defer secmem.ReleaseAll(slots)
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		return nil, err
-	}
-	defer id.Zero()
-	// The share is decoded from the HSM's Go-heap plaintext straight into
-	// locked memory (constant time), and the plaintext cleared at once.
-	sb, err := s.Sealer.Open(r.SealedShare, shareAAD(r.KeyID, r.Owner, r.OwnID))
-	if err != nil {
-		return nil, fmt.Errorf("opening share of %s: %w", r.KeyID, err)
-	}
-	share := slots[1].Scalar()
-	defer share.Zero()
-	overflow := share.SetByteSlice(sb)
-	n := len(sb)
-	clear(sb)
-	if overflow || n != 32 {
-		return nil, fmt.Errorf("share of %s: bad encoding", r.KeyID)
-	}
+	defer release()
 	start := time.Now()
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
 		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,

@@ -429,6 +429,11 @@ func (s *Bolt) MarkReady(ctx context.Context, owner, keyID string, transcript, r
 	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return markReady(r, transcript, recoveryData, now) })
 }
 
+// MarkRefused implements Store.
+func (s *Bolt) MarkRefused(ctx context.Context, owner, keyID string, transcript, by []byte) error {
+	return s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return markRefused(r, transcript, by) })
+}
+
 // Discard implements Store.
 func (s *Bolt) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {
 	if err := s.modifyOwned(ctx, owner, keyID, func(r *Record) (bool, error) { return true, discard(r, transcript) }); err != nil {

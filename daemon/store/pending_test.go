@@ -17,7 +17,7 @@ func fxPending(keyID string) store.Commitment {
 }
 
 // testPendingLifecycle: the v2 transitions created → pending → ready, the
-// discard back to created, recovery (Commit) from pending and from created,
+// refusal noted on a pending record, the discard back to created, recovery (Commit) from pending and from created,
 // and every transition refused from the wrong state or transcript; each
 // survives a reopen.
 func testPendingLifecycle(t *testing.T, b backend) {
@@ -59,17 +59,39 @@ func testPendingLifecycle(t *testing.T, b backend) {
 	if err := s.Commit(ctx, owner, k, cc); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("Commit of another transcript over a pending record: %v", err)
 	}
+	// A member's refusal after this party signed: still pending, the
+	// refuser noted (and kept across a reopen); Discard clears it.
+	refuser := bytes.Repeat([]byte{2}, 33)
+	if err := s.MarkRefused(ctx, owner, k, other, refuser); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("MarkRefused for another transcript: %v", err)
+	}
+	if err := s.MarkRefused(ctx, owner, k, c.Transcript, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("MarkRefused naming nobody: %v", err)
+	}
+	for range 2 {
+		if err := s.MarkRefused(ctx, owner, k, c.Transcript, refuser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = reopenStore(t, s)
+	r, err = s.GetOwned(ctx, owner, k)
+	if err != nil || r.State != store.StatePending || !bytes.Equal(r.RefusedBy, refuser) || !bytes.Equal(r.SealedShare, c.SealedShare) {
+		t.Fatalf("refused pending record %+v, %v", r, err)
+	}
 	// Discard: back to a clean slot that keeps its identity key.
 	if err := s.Discard(ctx, owner, k, c.Transcript); err != nil {
 		t.Fatal(err)
 	}
 	s = reopenStore(t, s)
 	r, err = s.GetOwned(ctx, owner, k)
-	if err != nil || r.State != store.StateCreated || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 || !bytes.Equal(r.SealedIdentityKey, sl.SealedIdentityKey) {
+	if err != nil || r.State != store.StateCreated || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 || len(r.RefusedBy) != 0 || !bytes.Equal(r.SealedIdentityKey, sl.SealedIdentityKey) {
 		t.Fatalf("discarded record %+v, %v", r, err)
 	}
 	// Prepare again, then the lazy ready mark.
 	if err := s.Prepare(ctx, owner, k, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRefused(ctx, owner, k, c.Transcript, refuser); err != nil {
 		t.Fatal(err)
 	}
 	certified := []byte("recovery data with certificate")
@@ -81,7 +103,7 @@ func testPendingLifecycle(t *testing.T, b backend) {
 	}
 	s = reopenStore(t, s)
 	r, err = s.GetOwned(ctx, owner, k)
-	if err != nil || r.State != store.StateReady || !bytes.Equal(r.RecoveryData, certified) || r.CommittedAt.IsZero() {
+	if err != nil || r.State != store.StateReady || !bytes.Equal(r.RecoveryData, certified) || r.CommittedAt.IsZero() || len(r.RefusedBy) != 0 {
 		t.Fatalf("ready record %+v, %v", r, err)
 	}
 	if err := s.Discard(ctx, owner, k, c.Transcript); !errors.Is(err, store.ErrInvalid) {

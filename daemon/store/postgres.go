@@ -266,6 +266,11 @@ func (s *Postgres) MarkReady(ctx context.Context, owner, keyID string, transcrip
 	})
 }
 
+// MarkRefused implements Store.
+func (s *Postgres) MarkRefused(ctx context.Context, owner, keyID string, transcript, by []byte) error {
+	return s.modifyOwned(ctx, "noting a refusal", owner, keyID, func(r *Record) (bool, error) { return markRefused(r, transcript, by) })
+}
+
 // Discard implements Store; the discarded share's row version is vacuumed
 // as in Delete.
 func (s *Postgres) Discard(ctx context.Context, owner, keyID string, transcript []byte) error {

@@ -8,7 +8,8 @@
 // Both hold the same semantics, checked by one contract suite: a unique
 // key_id, conditional transitions (created→pending by Prepare,
 // pending→ready by MarkReady, created|pending→ready by Commit,
-// pending→created by Discard, any live→deleted), each atomic, and
+// pending→created by Discard, pending→pending by MarkRefused, any
+// live→deleted), each atomic, and
 // owner-scoped reads that cannot tell "absent" from "someone else's".
 package store
 
@@ -109,6 +110,10 @@ type Record struct {
 	// in records written before import v2.
 	Transcript   []byte `json:"transcript,omitempty"`
 	RecoveryData []byte `json:"recovery_data,omitempty"`
+	// RefusedBy, on a pending record only, is the keygen_id of a member
+	// that refused after this party signed the transcript (MarkRefused):
+	// not proof that no certificate exists, so the record stays pending.
+	RefusedBy []byte `json:"refused_by,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	PreparedAt  time.Time `json:"prepared_at,omitzero"`  // zero unless pending or ready through Prepare
@@ -172,6 +177,10 @@ type Store interface {
 	// recovery finishes it after a crash). Ready with the same transcript
 	// already: nil. Another transcript, or a created slot: ErrInvalid.
 	MarkReady(ctx context.Context, owner, keyID string, transcript, recoveryData []byte) error
+	// MarkRefused notes on the owner's pending record with this transcript
+	// that member by (a keygen_id) refused after this party signed; the
+	// record stays pending. Not pending with that transcript: ErrInvalid.
+	MarkRefused(ctx context.Context, owner, keyID string, transcript, by []byte) error
 	// Discard moves the owner's pending record with this transcript back to
 	// created, dropping its share and recovery data but keeping the
 	// identity key (so a certificate shown later can still recover it).
@@ -298,7 +307,7 @@ func (r *Record) complete() error {
 	}
 	switch r.State {
 	case StateCreated:
-		if len(r.KeygenID) == 0 || len(r.SealedIdentityKey) == 0 || r.N != 0 || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 {
+		if len(r.KeygenID) == 0 || len(r.SealedIdentityKey) == 0 || r.N != 0 || len(r.SealedShare) != 0 || len(r.RecoveryData) != 0 || len(r.RefusedBy) != 0 {
 			return fmt.Errorf("%w: created record %q is not a clean slot", ErrCorrupt, r.KeyID)
 		}
 	case StateReady:
@@ -310,6 +319,9 @@ func (r *Record) complete() error {
 		c := r.commitment()
 		if err := c.validatePending(r.KeygenID); err != nil || len(r.SealedIdentityKey) == 0 || r.PreparedAt.IsZero() || !r.CommittedAt.IsZero() {
 			return fmt.Errorf("%w: pending record %q is incomplete: %v", ErrCorrupt, r.KeyID, err)
+		}
+		if len(r.RefusedBy) > MaxPointLen {
+			return fmt.Errorf("%w: pending record %q: refused_by of %d bytes", ErrCorrupt, r.KeyID, len(r.RefusedBy))
 		}
 	case StateDeleted:
 		if len(r.SealedShare) != 0 || len(r.SealedIdentityKey) != 0 || r.DeletedAt.IsZero() {

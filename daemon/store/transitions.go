@@ -43,6 +43,7 @@ func commitTo(r *Record, c Commitment, now time.Time) error {
 	}
 	r.setCommitment(c)
 	r.State = StateReady
+	r.RefusedBy = nil
 	r.CommittedAt = committed.UTC()
 	return nil
 }
@@ -75,7 +76,24 @@ func markReady(r *Record, transcript, recoveryData []byte, now time.Time) (chang
 	}
 	r.State = StateReady
 	r.RecoveryData = clone(recoveryData)
+	r.RefusedBy = nil
 	r.CommittedAt = now
+	return true, nil
+}
+
+// markRefused: pending for transcript → pending, noting who refused; the
+// same member again is a no-op (changed false).
+func markRefused(r *Record, transcript, by []byte) (changed bool, err error) {
+	if err := checkBytes("refused_by", by, MaxPointLen); err != nil {
+		return false, err
+	}
+	if r.State != StatePending || !bytes.Equal(r.Transcript, transcript) {
+		return false, fmt.Errorf("%w: %q is not pending for this transcript", ErrInvalid, r.KeyID)
+	}
+	if bytes.Equal(r.RefusedBy, by) {
+		return false, nil
+	}
+	r.RefusedBy = clone(by)
 	return true, nil
 }
 
@@ -86,6 +104,7 @@ func discard(r *Record, transcript []byte) error {
 	}
 	r.setCommitment(Commitment{})
 	r.OwnID = 0
+	r.RefusedBy = nil
 	r.State = StateCreated
 	r.PreparedAt = time.Time{}
 	return nil

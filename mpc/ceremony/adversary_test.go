@@ -130,10 +130,10 @@ func TestImportAdversarial(t *testing.T) {
 		}, nil)
 		culprit := q.ids[importer].Public()
 		expectAbort(t, out, []int{0, 2}, ErrEquivocation, &culprit)
-		// Everyone signed its own transcript: none can be certified, but no
-		// party can prove that, so all stay pending until an operator
-		// deletes the slot.
-		expectStates(t, out, "pending", "pending", "pending")
+		// The parties announce their transcripts before signing and see
+		// them differ: nobody signs, so nothing can be certified and every
+		// party discards what it prepared.
+		expectStates(t, out, "none", "none", "none")
 	})
 
 	t.Run("commitment vector of the wrong length", func(t *testing.T) {
@@ -159,10 +159,11 @@ func TestImportAdversarial(t *testing.T) {
 		q := newQuorum(t, testkit.Relay(t), n)
 		out := q.runImport(x, 0, thr, slow*2*time.Second, nil, map[int]bool{2: true})
 		culprit := q.ids[2].Public()
-		// The importer and party 1 signed and wait for party 2's signature:
-		// a timeout alone never discards what they prepared.
+		// The importer and party 1 prepared and wait for party 2 to
+		// announce its prepare before signing: they never sign, so no
+		// certificate can exist and they discard.
 		expectAbort(t, out, []int{0, 1}, ErrTimeout, &culprit)
-		expectStates(t, out[:2], "pending", "pending")
+		expectStates(t, out[:2], "none", "none")
 	})
 
 	t.Run("relay tampers with the deal", func(t *testing.T) {

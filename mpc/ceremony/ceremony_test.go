@@ -91,6 +91,10 @@ type memDurable struct {
 	share                          *btcec.ModNScalar // a copy of the prepared share
 	rd                             *RecoveryData
 	failPrepare                    error
+	refusedBy                      envelope.Party // set by Refused
+	// prepareHook, when set, runs inside Prepare once the share is stored
+	// (tests: hold a party between its durable write and its signature).
+	prepareHook func()
 }
 
 func (d *memDurable) Prepare(ks *KeyShare, rd *RecoveryData) error {
@@ -102,6 +106,11 @@ func (d *memDurable) Prepare(ks *KeyShare, rd *RecoveryData) error {
 	d.prepared++
 	s := ks.Share
 	d.share, d.rd = &s, rd
+	if d.prepareHook != nil {
+		d.mu.Unlock()
+		defer d.mu.Lock()
+		d.prepareHook()
+	}
 	return nil
 }
 
@@ -118,6 +127,13 @@ func (d *memDurable) Discard(*KeyInfo) error {
 	defer d.mu.Unlock()
 	d.discarded++
 	d.share, d.rd = nil, nil
+	return nil
+}
+
+func (d *memDurable) Refused(_ *KeyInfo, by envelope.Party) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refusedBy = by
 	return nil
 }
 

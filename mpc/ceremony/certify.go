@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/quorumd/quorumd/mpc/bip340"
@@ -84,40 +85,60 @@ type Durable interface {
 	// held by anyone is already complete (recovery finishes it).
 	Certified(info *KeyInfo, rd *RecoveryData) error
 	// Discard drops the prepared record. It is called only on proof that no
-	// certificate can exist: a member's refusal, sent instead of its
-	// transcript signature.
+	// certificate can exist: this party never released its transcript
+	// signature (it aborted before signing, e.g. on a member's refusal).
 	Discard(info *KeyInfo) error
+	// Refused notes, on the still pending record, that member by refused
+	// after this party signed: no proof that no certificate exists (by may
+	// have signed for others), so the record stays pending, unusable until
+	// recovery makes it ready or an operator deletes it. Best effort.
+	Refused(info *KeyInfo, by envelope.Party) error
 }
 
 // Rounds of the certify step, the same numbers in every certified ceremony.
 const (
-	roundCertify uint8 = 0xf0 // broadcast: transcript ‖ signature ‖ ceremony evidence
-	roundCert    uint8 = 0xf1 // broadcast: transcript ‖ certificate
+	roundPrepared uint8 = 0xef // broadcast: transcript ‖ ceremony evidence, after the durable prepare
+	roundCertify  uint8 = 0xf0 // broadcast: transcript ‖ signature ‖ ceremony evidence
+	roundCert     uint8 = 0xf1 // broadcast: transcript ‖ certificate
 )
 
 // certSendTimeout bounds the best-effort broadcast of a certificate.
 const certSendTimeout = 2 * time.Second
 
-// mismatchFunc explains a transcript signature over another transcript
-// (theirEvidence is the sender's ceremony evidence): whom to blame.
+// mismatchFunc explains a prepared announcement or transcript signature
+// over another transcript (theirEvidence is the sender's ceremony
+// evidence): whom to blame.
 type mismatchFunc func(e *envelope.Envelope, theirEvidence []byte) *AbortError
 
 // certify is prepare-then-certify's second half, written once for every
 // ceremony that ends in a key share (DESIGN §3, CertEq). The caller has
-// durably prepared; certify signs transcript, broadcasts the signature
-// with evidence (what the ceremony needs to blame a mismatch), and waits for
-// all N signatures or a certificate from anyone; holding it, it broadcasts
-// the certificate and returns it.
+// durably prepared; certify first announces that (roundPrepared, with the
+// transcript and evidence, what the ceremony needs to blame a mismatch)
+// and waits until every other member announced the same transcript; only
+// then does it sign, broadcast the signature and wait for all N signatures
+// or a certificate from anyone; holding it, it broadcasts the certificate
+// and returns it.
 //
-// Failures after the signature split in two: proof that no certificate can
-// exist (a member's refusal arriving instead of its signature) is an
-// *AbortError with Refused set, and the caller may discard; anything else
-// (timeout, a signature over another transcript, transport failure) leaves
-// a certificate possible elsewhere and wraps ErrPending: the caller keeps
-// its prepared record. A mismatching signature is not proof (a member may
-// sign two transcripts), so certify keeps waiting for a certificate after
-// one, and reports it only if none comes.
+// The barrier is what makes failures clean: an honest member that fails
+// (a bad share, a failed durable write, a crash, a timeout) never announces
+// prepared, so no honest party signs and every one can prove to itself that
+// no certificate exists (its own signature was never released): any
+// failure before signing lets the caller discard (p.signed stays false).
+//
+// After the signature, nothing this party receives proves that no
+// certificate exists: a member that refuses to this party may have signed
+// for the others, who then hold every signature, this party's included.
+// So every failure after signing wraps ErrPending and the caller keeps its
+// prepared record. A refusal (Refused set, ReportedBy naming the member)
+// shortens the wait to refusalGrace, enough for an honest peer's
+// certificate to arrive if the refuser equivocated; a mismatching
+// signature is not proof either (a member may sign two transcripts), so
+// certify keeps waiting for a certificate after one and reports it only if
+// none comes.
 func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byte, mismatch mismatchFunc) (Certificate, error) {
+	if err := p.awaitPrepared(ctx, transcript, evidence, mismatch); err != nil {
+		return nil, err
+	}
 	n := len(p.members)
 	myID := p.index[p.me]
 	sig, err := p.signCert(transcript)
@@ -135,7 +156,7 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		return &ae
 	}
 	payload := append(append(append(make([]byte, 0, 96+len(evidence)), transcript[:]...), sig[:]...), evidence...)
-	// Sent even if the deadline passed while preparing: once signed, the
+	// Sent even if the deadline passed meanwhile: once signed, the
 	// signature is worth delivering (the others may still be waiting).
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
 	err = p.send(sctx, roundCertify, envelope.Broadcast, payload, false)
@@ -144,29 +165,47 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		// Our signature may have reached someone: a certificate may exist.
 		return nil, pending(err.(*AbortError))
 	}
-	var cause, timedOut *AbortError
+	var cause, timedOut, refused *AbortError
+	noticed := make([]bool, n) // members whose abort or refusal arrived
+	noticed[myID] = true
 	wait := ctx
 	for got < n {
 		e, err := p.next(wait, func() string { return p.missingSigs(have) }, roundCertify, roundCert)
 		if err != nil {
 			ae := err.(*AbortError)
 			if ae.ReportedBy != envelope.Broadcast {
-				// Only a signer's refusal is proof; an external dealer signs
-				// no transcript.
-				if i, signer := p.index[ae.ReportedBy]; ae.Refused && signer && !have[i] {
-					return nil, ae // proof: it refused instead of signing
-				}
-				// An abort from a party that signed: a certificate may still
-				// come from another; keep waiting.
-				if cause == nil {
+				i, signer := p.index[ae.ReportedBy]
+				switch {
+				case ae.Refused && signer && !have[i] && refused == nil:
+					// Not proof: it may have signed for others. Wait a
+					// little for their certificate.
+					refused = ae
+					gctx, cancel := context.WithTimeout(wait, refusalGrace)
+					defer cancel()
+					wait = gctx
+				case cause == nil:
+					// An abort from a party that signed (or a refusal from
+					// one that did, or from an external dealer): a
+					// certificate may still come from another.
 					cause = ae
+				}
+				if signer {
+					noticed[i] = true
+				}
+				if !slices.Contains(noticed, false) {
+					// Every other member gave up: no honest one will pass
+					// a certificate on.
+					return nil, p.afterSigning(refused, cause, ae)
 				}
 				continue
 			}
+			if refused != nil && errors.Is(ae.Err, ErrTimeout) {
+				return nil, p.afterSigning(refused, cause, ae)
+			}
 			if timedOut == nil && errors.Is(ae.Err, ErrTimeout) {
-				// Past our deadline, listen a little longer: parties that
-				// never got to sign refuse at about the same deadline, and
-				// a late certificate still completes the key.
+				// Past our deadline, listen a little longer: a late
+				// certificate still completes the key, and a refusal
+				// names who stopped it.
 				timedOut = ae
 				gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalGrace)
 				defer cancel()
@@ -213,6 +252,61 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 	defer cancel()
 	_ = p.send(sctx, roundCert, envelope.Broadcast, append(transcript[:], cert.marshal()...), false)
 	return cert, nil
+}
+
+// afterSigning is certify's failure once this party signed: pending, and
+// when a member refused, Refused and naming it (ReportedBy) as the reason
+// this party holds no certificate.
+func (p *party) afterSigning(refused, cause, last *AbortError) *AbortError {
+	ae := *last
+	if refused != nil {
+		ae = *refused
+		ae.Detail = fmt.Sprintf("%s refused after this party signed its transcript signature; "+
+			"it may have signed for the others, so the share stays pending (recover it, or delete the key): %s",
+			envelope.Short(refused.ReportedBy), refused.Detail)
+	} else if cause != nil {
+		ae = *cause
+	}
+	ae.Err = fmt.Errorf("%w: %w", ErrPending, ae.Err)
+	return &ae
+}
+
+// awaitPrepared broadcasts that this party durably prepared transcript
+// and waits until every other member announced the same: the barrier
+// before this party's signature. Any failure here leaves p.signed false,
+// so the caller may discard: no certificate can include a signature that
+// was never made.
+func (p *party) awaitPrepared(ctx context.Context, transcript [32]byte, evidence []byte, mismatch mismatchFunc) error {
+	n := len(p.members)
+	have := make([]bool, n)
+	have[p.index[p.me]] = true
+	got := 1
+	payload := append(append(make([]byte, 0, 32+len(evidence)), transcript[:]...), evidence...)
+	if err := p.send(ctx, roundPrepared, envelope.Broadcast, payload, false); err != nil {
+		return err
+	}
+	for got < n {
+		e, err := p.next(ctx, func() string {
+			return "not every member announced its durable prepare: missing " + shortList(p.missingList(have))
+		}, roundPrepared)
+		if err != nil {
+			ae := err.(*AbortError)
+			if ms := p.missingList(have); errors.Is(ae.Err, ErrTimeout) && len(ms) == 1 {
+				ae.Culprit = ms[0]
+			}
+			return ae
+		}
+		i, member := p.index[e.From]
+		if !member || have[i] {
+			continue
+		}
+		if len(e.Payload) < 32 || [32]byte(e.Payload[:32]) != transcript {
+			return mismatch(e, e.Payload[min(32, len(e.Payload)):])
+		}
+		have[i] = true
+		got++
+	}
+	return nil
 }
 
 // certScheme makes and checks a ceremony's transcript signatures when they
@@ -271,15 +365,18 @@ func (p *party) missingList(have []bool) []envelope.Party {
 	return ms
 }
 
-// refusalGrace is how long a party whose deadline passed in certify still
-// listens: parties that never got to sign refuse at their own deadline,
-// which is about ours, and one refusal turns "pending" into a clean abort
-// (a late certificate, into success).
+// refusalGrace is how long a party still listens for a certificate once
+// its deadline passed or a member refused after it signed: parties that
+// never got to sign refuse at their own deadline, which is about ours, and
+// an honest peer passes a certificate on at once (a late certificate turns
+// "pending" into success).
 const refusalGrace = 2 * time.Second
 
 // prepareAndCertify is a certified ceremony's ending once this party holds
 // its new share (ks) and recovery data: Prepare durably, certify, then
-// Certified; on a refusal Discard. ks.Share is zeroed. Errors as Import's.
+// Certified. On failure before this party signed, Discard (nothing can be
+// certified without its signature); after, keep the pending record, noting
+// a member's refusal with Refused. ks.Share is zeroed. Errors as Import's.
 func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *RecoveryData, d Durable, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
 	info := ks.KeyInfo
 	err := d.Prepare(ks, rd)
@@ -290,17 +387,29 @@ func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *Recover
 	cert, err := pt.certify(ctx, info.Transcript, evidence, mismatch)
 	if err != nil {
 		ae := err.(*AbortError)
-		if ae.Refused {
+		switch {
+		case !pt.signed:
 			if derr := d.Discard(&info); derr != nil {
 				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
 			}
-			return nil, ae
+		case ae.Refused:
+			_ = d.Refused(&info, ae.ReportedBy) // the record is pending either way
 		}
-		return nil, pt.fail(ae)
+		return nil, pt.announce(ae)
 	}
 	rd.Cert = cert
 	// A prepared record plus a certificate anywhere is complete: a failure
 	// to mark it ready is finished by recovery, not an abort.
 	_ = d.Certified(&info, rd)
 	return &info, nil
+}
+
+// announce tells the others how this party's ceremony ended, even when
+// another party's notice ended it: a refusal while it never signed, an
+// abort after. It returns ae unchanged.
+func (p *party) announce(ae *AbortError) error {
+	own := *ae
+	own.ReportedBy = envelope.Broadcast
+	_ = p.fail(&own)
+	return ae
 }

@@ -118,13 +118,15 @@ func dealOut(ctx context.Context, pt *party, p DealParams, parties []envelope.Pa
 }
 
 // awaitCertificate collects the parties' transcript signatures (or a
-// certificate one of them assembled) over transcript. A refusal is proof
-// that none can exist; an abort from a party that signed is not (another
-// may still assemble it), so the wait goes on and reports it on timeout.
+// certificate one of them assembled) over transcript. Neither a refusal
+// nor an abort proves that none exists (a party that refuses to the dealer
+// may have signed for the others), so after one the wait goes on for
+// refusalGrace, or until every party gave up, and reports the first.
 func (p *party) awaitCertificate(ctx context.Context, signers []envelope.Party, transcript [32]byte) (Certificate, error) {
 	n := len(signers)
 	cert := make(Certificate, n)
 	have := make([]bool, n)
+	noticed := make([]bool, n)
 	got := 0
 	missing := func() string {
 		var ms []envelope.Party
@@ -136,21 +138,38 @@ func (p *party) awaitCertificate(ctx context.Context, signers []envelope.Party, 
 		return "no success certificate: transcript signatures missing from " + shortList(ms)
 	}
 	var cause *AbortError
+	wait, graced := ctx, false
 	for got < n {
-		e, err := p.next(ctx, missing, roundCertify, roundCert)
+		e, err := p.next(wait, missing, roundPrepared, roundCertify, roundCert)
 		if err != nil {
 			ae := err.(*AbortError)
-			if ae.ReportedBy != envelope.Broadcast && !ae.Refused {
+			if i := slices.Index(signers, ae.ReportedBy); i >= 0 {
+				noticed[i] = true
 				if cause == nil {
 					cause = ae
 				}
-				continue
+				if ae.Refused && !graced {
+					graced = true
+					gctx, cancel := context.WithTimeout(wait, refusalGrace)
+					defer cancel()
+					wait = gctx
+				}
+				if slices.Contains(noticed, false) {
+					continue
+				}
+				return nil, cause
 			}
 			if cause != nil && errors.Is(ae.Err, ErrTimeout) {
+				if graced {
+					return nil, cause
+				}
 				ae.Culprit = cause.Culprit
 				ae.Detail = cause.Error() + "; " + ae.Detail
 			}
 			return nil, ae
+		}
+		if e.Round == roundPrepared {
+			continue // the parties' barrier before signing
 		}
 		if len(e.Payload) < 32 || [32]byte(e.Payload[:32]) != transcript {
 			if cause == nil {

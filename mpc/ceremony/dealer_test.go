@@ -26,8 +26,9 @@ type dealOutcome struct {
 
 // runDeal runs an import in which an external dealer deals x to every
 // party of q (a room of N+1 seats); corrupt, when set, is the party the
-// dealer cheats.
-func (q *quorum) runDeal(x *btcec.ModNScalar, t int, timeout time.Duration, corrupt envelope.Party) (*dealOutcome, []*importOutcome, envelope.Party) {
+// dealer cheats; tweak adjusts a recipient's params.
+func (q *quorum) runDeal(x *btcec.ModNScalar, t int, timeout time.Duration, corrupt envelope.Party,
+	tweak ...func(i int, p *ImportParams, seated []envelope.Party)) (*dealOutcome, []*importOutcome, envelope.Party) {
 	q.t.Helper()
 	dealer, err := envelope.GenerateIdentity()
 	if err != nil {
@@ -44,6 +45,9 @@ func (q *quorum) runDeal(x *btcec.ModNScalar, t int, timeout time.Duration, corr
 		out[i] = &importOutcome{}
 		p := ImportParams{Room: room, Identity: id, Others: q.others(i), Threshold: t, Dealer: dp,
 			Transport: RelayTransport(q.client, room, id, seated)}
+		for _, tw := range tweak {
+			tw(i, &p, seated)
+		}
 		wg.Add(1)
 		go func(o *importOutcome) {
 			defer wg.Done()

@@ -93,9 +93,10 @@ type KeyShare struct {
 // zeroed once prepared.
 //
 // On failure the error is an *AbortError: before this party's Prepare
-// nothing was stored; after it, either d.Discard was called on proof that
-// no certificate can exist, or the error wraps ErrPending and the prepared
-// record stays for recovery.
+// nothing was stored; after it, either d.Discard was called because this
+// party never signed (so no certificate can exist), or the error wraps
+// ErrPending and the prepared record stays for recovery (d.Refused noting
+// a member that refused after this party signed).
 func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	if p.PrivateKey != nil {
 		defer p.PrivateKey.Zero()
@@ -117,34 +118,12 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	if err != nil {
 		return nil, pt.fail(err)
 	}
-	info := ks.KeyInfo
-	err = d.Prepare(ks, rd)
-	ks.Share.Zero()
-	if err != nil {
-		return nil, pt.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
-	}
 	e, _ := envelope.Unmarshal(rd.Deal)
-	dealSig := e.Sig
 	dealDigest := e.Digest()
-	evidence := append(dealDigest[:], dealSig[:]...)
-	cert, err := pt.certify(ctx, info.Transcript, evidence, func(m *envelope.Envelope, theirs []byte) *AbortError {
+	evidence := append(dealDigest[:], e.Sig[:]...)
+	return prepareAndCertify(ctx, pt, ks, rd, d, evidence, func(m *envelope.Envelope, theirs []byte) *AbortError {
 		return blameMismatch(m, theirs, dealDigest, e.From)
 	})
-	if err != nil {
-		ae := err.(*AbortError)
-		if ae.Refused {
-			if derr := d.Discard(&info); derr != nil {
-				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
-			}
-			return nil, ae
-		}
-		return nil, pt.fail(ae)
-	}
-	rd.Cert = cert
-	// A pending record plus a certificate anywhere is already complete: a
-	// failure to mark it ready here is finished by recovery, not an abort.
-	_ = d.Certified(&info, rd)
-	return &info, nil
 }
 
 // blameMismatch explains a transcript signature over another transcript:

@@ -252,9 +252,10 @@ func TestKeygenAdversarial(t *testing.T) {
 				t.Errorf("party %d: %v, want equivocation naming the cheat", i, out[i].err)
 			}
 		}
-		// Everyone signed a transcript: no refusal proves that no
-		// certificate exists, so the shares stay pending.
-		expectStates(t, out, "pending", "pending", "pending")
+		// The parties announce their transcripts before signing and see
+		// them differ: nobody signs, so no certificate can exist and every
+		// party discards.
+		expectStates(t, out, "none", "none", "none")
 	})
 
 	t.Run("silence", func(t *testing.T) {

@@ -177,3 +177,33 @@ func RecoverRefresh(id *envelope.Identity, data []byte, old *KeyInfo, oldShare *
 	}
 	return ks, rd, nil
 }
+
+// RefreshedKey returns the old key that a refresh's recovery data renews,
+// as its deals present it (threshold key and transcript, which name the
+// old generation), so that a party can find its old share for
+// RecoverRefresh. Unverified: RecoverRefresh checks everything.
+func RefreshedKey(data []byte) (*KeyInfo, error) {
+	rd, err := ParseRecoveryData(data)
+	if err != nil {
+		return nil, err
+	}
+	if rd.Kind != envelope.KindRefresh {
+		return nil, fmt.Errorf("%w: not a refresh", ErrRecovery)
+	}
+	deals, err := unpackDeals(rd.Deal)
+	if err != nil {
+		return nil, err
+	}
+	if len(deals) == 0 {
+		return nil, fmt.Errorf("%w: no deals", ErrRecovery)
+	}
+	c, _, _, err := splitDeal(deals[0].Payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRecovery, err)
+	}
+	old, err := parseOldContext(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRecovery, err)
+	}
+	return old, nil
+}

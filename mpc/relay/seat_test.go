@@ -485,3 +485,4 @@ func (k keepShare) Prepare(ks *ceremony.KeyShare, _ *ceremony.RecoveryData) erro
 }
 func (keepShare) Certified(*ceremony.KeyInfo, *ceremony.RecoveryData) error { return nil }
 func (keepShare) Discard(*ceremony.KeyInfo) error                           { return nil }
+func (keepShare) Refused(*ceremony.KeyInfo, envelope.Party) error           { return nil }
