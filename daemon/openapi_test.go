@@ -4,16 +4,17 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -21,97 +22,40 @@ import (
 // repoRoot is the module root.
 func repoRoot(t testing.TB) string { return testkit.ModuleRoot(t) }
 
-type oaSchema struct {
-	Ref        string               `yaml:"$ref"`
-	Required   []string             `yaml:"required"`
-	Properties map[string]*oaSchema `yaml:"properties"`
-	Enum       []string             `yaml:"enum"`
+var paramSeg = regexp.MustCompile(`:([a-z_]+)`)
+
+// sharedResponses are the components.responses every error answer refers
+// to, by status: each carries the envelope whose err_type enum is DESIGN
+// §2's list for that status, so the e2e validation checks err_type too.
+var sharedResponses = map[string][]string{
+	"400": {"BadRequest"},
+	"401": {"Unauthorized"},
+	"404": {"NotFound"},
+	"500": {"Internal"},
+	"503": {"Overloaded", "NotReady"},
 }
 
-type oaParam struct {
-	Ref  string `yaml:"$ref"`
-	Name string `yaml:"name"`
-	In   string `yaml:"in"`
-}
-
-type oaOperation struct {
-	OperationID string    `yaml:"operationId"`
-	Parameters  []oaParam `yaml:"parameters"`
-	RequestBody *struct {
-		Content map[string]struct {
-			Schema oaSchema `yaml:"schema"`
-		} `yaml:"content"`
-	} `yaml:"requestBody"`
-	Responses map[string]any `yaml:"responses"`
-}
-
-type oaDoc struct {
-	OpenAPI    string                             `yaml:"openapi"`
-	Paths      map[string]map[string]*oaOperation `yaml:"paths"`
-	Components struct {
-		Schemas    map[string]*oaSchema `yaml:"schemas"`
-		Parameters map[string]oaParam   `yaml:"parameters"`
-	} `yaml:"components"`
-}
-
-func (d *oaDoc) resolve(t *testing.T, s *oaSchema) *oaSchema {
-	for s != nil && s.Ref != "" {
-		name := strings.TrimPrefix(s.Ref, "#/components/schemas/")
-		s = d.Components.Schemas[name]
-		if s == nil {
-			t.Fatalf("dangling $ref %s", name)
-		}
-	}
-	return s
-}
-
-func loadOpenAPI(t *testing.T) *oaDoc {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "openapi.yaml"))
+// TestOpenAPIMatchesRouter, on the document as kin-openapi loads and
+// validates it: every route is documented and every documented operation
+// routed, request bodies and query and path parameters agree with the
+// decoders, every error answer is a shared envelope response, and the
+// envelopes' err_type enums are errors.go's table, status by status.
+func TestOpenAPIMatchesRouter(t *testing.T) {
+	doc, err := apispec.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d oaDoc
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	if err := dec.Decode(&d); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(d.OpenAPI, "3.0") {
-		t.Fatalf("openapi version %q", d.OpenAPI)
-	}
-	return &d
-}
-
-func fieldNames(fs []field) (names, required []string) {
-	for _, f := range fs {
-		names = append(names, f.name)
-		if f.required {
-			required = append(required, f.name)
-		}
-	}
-	sort.Strings(names)
-	sort.Strings(required)
-	return
-}
-
-var paramSeg = regexp.MustCompile(`:([a-z_]+)`)
-
-// TestOpenAPIMatchesRouter: every route is documented, every documented
-// operation is routed, and bodies, query and path parameters and the error
-// vocabulary agree with the code.
-func TestOpenAPIMatchesRouter(t *testing.T) {
-	doc := loadOpenAPI(t)
 	srv, err := New(testConfig(), Backends{Auth: newMemPolicy(), Admin: newMemPolicy(), Keys: newMemKeys(), Rooms: newMemNet(nil), Ceremonies: newMemNet(nil)}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	routed := map[string]*route{}
 	for _, r := range srv.table {
-		routed[strings.ToLower(r.method)+" "+paramSeg.ReplaceAllString(r.pattern, "{$1}")] = r
+		routed[r.method+" "+paramSeg.ReplaceAllString(r.pattern, "{$1}")] = r
 	}
-	documented := map[string]*oaOperation{}
-	for path, ops := range doc.Paths {
-		for method, op := range ops {
+	documented := map[string]*openapi3.Operation{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
 			documented[method+" "+path] = op
 		}
 	}
@@ -127,43 +71,62 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 
 	bodies := map[string][]field{
-		"post /bip340/import/key-importer":               importFields(&importRequest{}, &importAux{}, true),
-		"post /bip340/import/import-key-share-recipient": importFields(&importRequest{}, &importAux{}, false),
-		"post /bip340/sign":                              signFields(&signRequest{}, &textAux{}),
-		"post /bip340/batch-sign":                        batchSignFields(new([]json.RawMessage)),
-		"post /bip340/derive-tweak-pubkey":               deriveFields(&deriveRequest{}, &textAux{}),
-		"post /create-room":                              createRoomFields(new(int)),
-		"delete /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
-		"post /batch-create-rooms":                       batchRoomsFields(&batchRoomsRequest{}),
-		"post /admin/policies/create-policy":             createPolicyFields(&createPolicyRequest{}),
-		"post /admin/policies/add-rule":                  policyRuleFields(&policyRuleRequest{}),
-		"post /admin/policies/remove-rule":               policyRuleFields(&policyRuleRequest{}),
-		"post /admin/policies/assign-policy":             assignPolicyFields(&assignPolicyRequest{}),
-		"post /admin/policies/create-rule":               createRuleFields(&policy.Rule{}),
-		"post /admin/policies/add-external-rule":         externalRuleFields(&policy.Rule{}, &policy.ExternalRule{}),
-		"post /bip340/recover":                           recoverFields(new(string), new(string)),
-		"post /bip340/keygen":                            importFields(&importRequest{}, &importAux{}, false),
-		"post /bip340/backup/import-key-share":           backupImportFields(new(string), new([]byte)),
-		"post /bip340/refresh":                           refreshFields(&RefreshParams{}),
-		"post /bip340/reshare/existing-party":            reshareFields(&ReshareParams{}, &importAux{}, new(string), true),
-		"post /bip340/reshare/new-party":                 reshareFields(&ReshareParams{}, &importAux{}, new(string), false),
+		"POST /bip340/import/key-importer":               importFields(&importRequest{}, &importAux{}, true),
+		"POST /bip340/import/import-key-share-recipient": importFields(&importRequest{}, &importAux{}, false),
+		"POST /bip340/sign":                              signFields(&signRequest{}, &textAux{}),
+		"POST /bip340/batch-sign":                        batchSignFields(new([]json.RawMessage)),
+		"POST /bip340/derive-tweak-pubkey":               deriveFields(&deriveRequest{}, &textAux{}),
+		"POST /create-room":                              createRoomFields(new(int)),
+		"DELETE /admin/revoke-api-key":                   revokeFields(&revokeRequest{}),
+		"POST /batch-create-rooms":                       batchRoomsFields(&batchRoomsRequest{}),
+		"POST /admin/policies/create-policy":             createPolicyFields(&createPolicyRequest{}),
+		"POST /admin/policies/add-rule":                  policyRuleFields(&policyRuleRequest{}),
+		"POST /admin/policies/remove-rule":               policyRuleFields(&policyRuleRequest{}),
+		"POST /admin/policies/assign-policy":             assignPolicyFields(&assignPolicyRequest{}),
+		"POST /admin/policies/create-rule":               createRuleFields(&policy.Rule{}),
+		"POST /admin/policies/add-external-rule":         externalRuleFields(&policy.Rule{}, &policy.ExternalRule{}),
+		"POST /bip340/recover":                           recoverFields(new(string), new(string)),
+		"POST /bip340/keygen":                            importFields(&importRequest{}, &importAux{}, false),
+		"POST /bip340/backup/import-key-share":           backupImportFields(new(string), new([]byte)),
+		"POST /bip340/refresh":                           refreshFields(&RefreshParams{}),
+		"POST /bip340/reshare/existing-party":            reshareFields(&ReshareParams{}, &importAux{}, new(string), true),
+		"POST /bip340/reshare/new-party":                 reshareFields(&ReshareParams{}, &importAux{}, new(string), false),
 	}
 	for k, op := range documented {
 		r := routed[k]
 		if r == nil {
 			continue
 		}
-		if op.OperationID == "" || op.Responses["200"] == nil {
+		if op.OperationID == "" || op.Responses.Status(200) == nil {
 			t.Errorf("%s: needs an operationId and a 200 response", k)
 		}
+		want := []string{"500"}
 		if r.class != classOpen {
-			for _, code := range []string{"400", "401", "500", "503"} {
-				if op.Responses[code] == nil {
-					t.Errorf("%s: no %s response", k, code)
+			want = []string{"400", "401", "500", "503"}
+		}
+		for _, code := range want {
+			if op.Responses.Value(code) == nil {
+				t.Errorf("%s: no %s response", k, code)
+			}
+		}
+		for code, ref := range op.Responses.Map() {
+			if code == "200" {
+				continue
+			}
+			name := strings.TrimPrefix(ref.Ref, "#/components/responses/")
+			if !slices.Contains(sharedResponses[code], name) {
+				t.Errorf("%s: response %s is %q, want a $ref to one of components.responses %v", k, code, ref.Ref, sharedResponses[code])
+			}
+		}
+
+		if ok := op.Responses.Status(200); ok != nil {
+			for _, mt := range ok.Value.Content {
+				if mt.Schema != nil {
+					checkClosed(t, k+" 200", mt.Schema.Value, map[*openapi3.Schema]bool{})
 				}
 			}
 		}
-		// Request bodies.
+
 		fs, hasBody := bodies[k]
 		switch {
 		case hasBody && op.RequestBody == nil:
@@ -171,31 +134,32 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		case !hasBody && op.RequestBody != nil:
 			t.Errorf("%s: documents a body the route does not take", k)
 		case hasBody:
-			body := op.RequestBody.Content["application/json"].Schema
-			s := doc.resolve(t, &body)
-			var props []string
-			for p := range s.Properties {
-				props = append(props, p)
-			}
-			sort.Strings(props)
+			s := op.RequestBody.Value.Content.Get("application/json").Schema.Value
+			props := slices.Sorted(func(yield func(string) bool) {
+				for p := range s.Properties {
+					if !yield(p) {
+						return
+					}
+				}
+			})
 			req := slices.Clone(s.Required)
 			sort.Strings(req)
 			names, required := fieldNames(fs)
 			if !slices.Equal(props, names) || !slices.Equal(req, required) {
 				t.Errorf("%s: documented %v required %v; decoder takes %v required %v", k, props, req, names, required)
 			}
+			if s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has {
+				t.Errorf("%s: the request body must say additionalProperties: false (unknown members are refused)", k)
+			}
 		}
-		// Query and path parameters.
+
 		var query, pathParams []string
 		for _, p := range op.Parameters {
-			if p.Ref != "" {
-				p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-			}
-			switch p.In {
+			switch p.Value.In {
 			case "query":
-				query = append(query, p.Name)
+				query = append(query, p.Value.Name)
 			case "path":
-				pathParams = append(pathParams, p.Name)
+				pathParams = append(pathParams, p.Value.Name)
 			}
 		}
 		sort.Strings(query)
@@ -213,15 +177,108 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		}
 	}
 
-	errSchema := doc.Components.Schemas["Error"]
-	if errSchema == nil || errSchema.Properties["err_type"] == nil {
-		t.Fatal("no Error schema")
+	// The envelopes, status by status, against errors.go's table.
+	byStatus := map[int][]string{}
+	for _, typ := range ErrTypes() {
+		st, _ := StatusOf(typ)
+		byStatus[st] = append(byStatus[st], typ)
 	}
-	enum := slices.Clone(errSchema.Properties["err_type"].Enum)
-	sort.Strings(enum)
-	types := ErrTypes()
-	sort.Strings(types)
-	if !slices.Equal(enum, types) {
-		t.Errorf("Error.err_type enum %v, code has %v", enum, types)
+	for code, names := range sharedResponses {
+		st, _ := strconv.Atoi(code)
+		if st == statusBusy {
+			st = statusInternal // 503 carries internal_problem
+		}
+		wantTypes := slices.Sorted(slices.Values(byStatus[st]))
+		for _, name := range names {
+			ref := doc.Components.Responses[name]
+			if ref == nil {
+				t.Errorf("components.responses.%s is missing", name)
+				continue
+			}
+			s := ref.Value.Content.Get("application/json").Schema.Value
+			got := make([]string, 0, len(s.Properties["err_type"].Value.Enum))
+			for _, v := range s.Properties["err_type"].Value.Enum {
+				got = append(got, v.(string))
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, wantTypes) {
+				t.Errorf("components.responses.%s (%s): err_type enum %v, errors.go has %v", name, code, got, wantTypes)
+			}
+			if s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has || !slices.Equal(slices.Sorted(slices.Values(s.Required)), []string{"err_msg", "err_type"}) {
+				t.Errorf("components.responses.%s: the envelope must be exactly {err_type, err_msg}", name)
+			}
+		}
+	}
+	if h := doc.Components.Responses["Overloaded"].Value.Headers["Retry-After"]; h == nil || !h.Value.Required {
+		t.Error("the 503 Overloaded response must require Retry-After")
+	}
+	// A rule grants the operations a policy can (the admin ones come with
+	// the admin flag), in the request and in the stored record alike.
+	var userOps []string
+	for _, op := range policy.Operations() {
+		if !op.IsAdmin() {
+			userOps = append(userOps, string(op))
+		}
+	}
+	sort.Strings(userOps)
+	for _, name := range []string{"CreateRuleRequest", "Rule"} {
+		var got []string
+		for _, v := range doc.Components.Schemas[name].Value.Properties["allowed_operations"].Value.Items.Value.Enum {
+			got = append(got, v.(string))
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, userOps) {
+			t.Errorf("%s.allowed_operations enum %v, policy has %v", name, got, userOps)
+		}
+	}
+
+	all := slices.Sorted(slices.Values(ErrTypes()))
+	var generic []string
+	for _, v := range doc.Components.Schemas["Error"].Value.Properties["err_type"].Value.Enum {
+		generic = append(generic, v.(string))
+	}
+	sort.Strings(generic)
+	if !slices.Equal(generic, all) {
+		t.Errorf("Error.err_type enum %v, errors.go has %v", generic, all)
+	}
+}
+
+func fieldNames(fs []field) (names, required []string) {
+	for _, f := range fs {
+		names = append(names, f.name)
+		if f.required {
+			required = append(required, f.name)
+		}
+	}
+	sort.Strings(names)
+	sort.Strings(required)
+	return
+}
+
+// checkClosed: every object with named members in an answer says
+// additionalProperties: false, so a member the document does not name
+// fails the e2e validation instead of passing unnoticed.
+func checkClosed(t *testing.T, where string, s *openapi3.Schema, seen map[*openapi3.Schema]bool) {
+	t.Helper()
+	if s == nil || seen[s] {
+		return
+	}
+	seen[s] = true
+	if len(s.Properties) > 0 && (s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has) {
+		t.Errorf("%s: an object with members %v is not closed (additionalProperties: false)", where, slices.Sorted(maps.Keys(s.Properties)))
+	}
+	for _, p := range s.Properties {
+		checkClosed(t, where, p.Value, seen)
+	}
+	if s.Items != nil {
+		checkClosed(t, where, s.Items.Value, seen)
+	}
+	if s.AdditionalProperties.Schema != nil {
+		checkClosed(t, where, s.AdditionalProperties.Schema.Value, seen)
+	}
+	for _, set := range []openapi3.SchemaRefs{s.OneOf, s.AnyOf, s.AllOf} {
+		for _, r := range set {
+			checkClosed(t, where, r.Value, seen)
+		}
 	}
 }

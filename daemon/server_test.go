@@ -17,6 +17,8 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
+
+	"github.com/quorumd/quorumd/internal/apispec"
 )
 
 // syncBuffer collects log output from concurrent handlers.
@@ -108,7 +110,8 @@ func newHarnessWith(t *testing.T, mod func(*Config), backends func(*harness, *Ba
 	h.base = "http://" + ln.Addr().String()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	h.client = &http.Client{Timeout: 20 * time.Second}
+	// Every exchange is checked against docs/openapi.yaml (internal/apispec).
+	h.client = &http.Client{Timeout: 20 * time.Second, Transport: apispec.NewTransport(t, nil)}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -142,6 +142,11 @@ kill_one() {
       kill -KILL "${pids[$i]}"
       wait "${pids[$i]}" 2>/dev/null || true
       echo "    killed $1 (pid ${pids[$i]}, SIGKILL)"
+      # A killed replica's validating proxy goes with it: clients then see
+      # the refused connection they fail over on, as without the proxy.
+      if [ -n "${QUORUM_DEMO_PROXY:-}" ] && [[ $1 =~ ^quorumd-([0-9]+)-([0-9]+)$ ]]; then
+        curl -fsS "$QUORUM_DEMO_PROXY/close?proxy=${url[${BASH_REMATCH[1]}.${BASH_REMATCH[2]}]}" >/dev/null
+      fi
       pids[i]=
       return 0
     fi
@@ -293,6 +298,10 @@ start_replica() { # start_replica I R
   url[$1.$2]=http://$addr
   "$ctl" wait -daemons "http://$addr" -timeout 60s >/dev/null
   echo "    party $1 replica $2: pid $(pid_of "$name"), http://$addr"
+  # QUORUM_DEMO_PROXY: as in demo.sh, every exchange through a validating proxy.
+  if [ -n "${QUORUM_DEMO_PROXY:-}" ]; then
+    url[$1.$2]=$(curl -fsS "$QUORUM_DEMO_PROXY/proxy?target=http://$addr") || die "no validating proxy for party $1 replica $2"
+  fi
 }
 keys=()
 for i in 0 1 2; do

@@ -310,6 +310,12 @@ EOF
   addr=$(listen_addr "quorumd-$i" "${pids[-1]}")
   urls[$i]="http://$addr"
   echo "    quorumd $i: pid ${pids[-1]}, http://$addr, token demo-$i"
+  # QUORUM_DEMO_PROXY (the Go tests set it): a factory of validating proxies
+  # (internal/apispec) answering the URL that reaches this daemon through
+  # one, so every exchange of the demo is checked against docs/openapi.yaml.
+  if [ -n "${QUORUM_DEMO_PROXY:-}" ]; then
+    urls[$i]=$(curl -fsS "$QUORUM_DEMO_PROXY/proxy?target=http://$addr") || die "no validating proxy for daemon $i"
+  fi
 }
 for i in $(seq 0 $((ndaemons - 1))); do
   start_daemon "$i"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/mpc/bip340"
 	"github.com/quorumd/quorumd/policy"
 	"github.com/quorumd/quorumd/policy/vaulttest"
@@ -37,6 +39,11 @@ var (
 func runDemo(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
 	root := repoRoot(t)
+	// Every daemon the script starts is reached through a validating proxy:
+	// each exchange of quorumctl and curl is checked against the OpenAPI
+	// document, and a violation fails the test.
+	env = maps.Clone(env)
+	env["QUORUM_DEMO_PROXY"] = apispec.Factory(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join("cmd", "quorumctl", "demo.sh")}, args...)...)

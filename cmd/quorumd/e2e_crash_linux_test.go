@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
 )
 
@@ -23,7 +24,7 @@ func (n *node) startProc(t *testing.T, bin string) *daemonProcess {
 	p := startProcess(t, os.Environ(), bin, "-config", n.cfgPath)
 	select {
 	case addr := <-p.addr:
-		n.base = "http://" + addr
+		n.base = apispec.Proxy(t, "http://"+addr)
 	case err := <-p.done:
 		t.Fatalf("quorumd exited (%v):\n%s", err, p)
 	case <-time.After(30 * time.Second):

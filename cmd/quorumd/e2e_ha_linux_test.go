@@ -40,7 +40,7 @@ func replicaOf(t *testing.T, n *node) *node {
 	r := *n
 	r.dir = t.TempDir()
 	r.logs = &lockedBuffer{}
-	r.cancel, r.done = nil, nil
+	r.d, r.running = nil, nil
 	cfg, err := os.ReadFile(n.cfgPath)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -12,7 +11,6 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,9 +20,10 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 
+	"github.com/quorumd/quorumd/daemon/quorumtest"
 	"github.com/quorumd/quorumd/hsm"
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
-	"github.com/quorumd/quorumd/policy"
 )
 
 // Every daemon of the end-to-end tests has its own SoftHSM token; SoftHSM
@@ -53,7 +52,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// node is one quorumd, run in-process through run() exactly as main does.
+// node is one quorumd, run in-process by quorumtest (daemon/boot, the code
+// main runs after parsing flags). base is a validating proxy in front of it
+// (internal/apispec): every exchange of every e2e test, from node.call,
+// quorumctl or a raw socket, is checked against docs/openapi.yaml and fails
+// the test if undescribed.
 type node struct {
 	t          *testing.T
 	tok        testkit.SoftHSMToken
@@ -62,15 +65,15 @@ type node struct {
 	policyFile string
 	base       string
 	logs       *lockedBuffer
-	cancel     context.CancelFunc
-	done       chan int
+	d          *quorumtest.Daemon  // nil for a replica made by hand (replicaOf)
+	running    *quorumtest.Running // a hand-made replica's run
 
 	adminKey string
 	userKey  string
 	userID   string
 }
 
-const e2eKeyLabel = "quorumd-wrap"
+const e2eKeyLabel = quorumtest.KeyLabel
 
 // newNode configures and starts a daemon on token tok with a default relay
 // and a policy file holding an admin and a permissive policy.
@@ -83,94 +86,64 @@ func newNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr string, allowedRe
 }
 
 // configureNode writes a daemon's configuration and policy file (newNode's
-// setup) without starting it.
+// setup, quorumtest.Configure's) without starting it.
 func configureNode(t *testing.T, tok testkit.SoftHSMToken, relayAddr, ceremonyTimeout string, allowedRelays ...string) *node {
 	t.Helper()
-	dir := t.TempDir()
-	n := &node{t: t, tok: tok, dir: dir, policyFile: filepath.Join(dir, "policy.json"), logs: &lockedBuffer{}}
-	pinFile, err := tok.WritePINFile(dir)
+	timeout, err := time.ParseDuration(ceremonyTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := policy.OpenFile(n.policyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	all := []policy.Operation{policy.OpCreateRoom, policy.OpCreateKey, policy.OpImportKeyImporter,
-		policy.OpImportKeyRecipient, policy.OpSign, policy.OpDeriveTweakPubkey, policy.OpExportID,
-		policy.OpGetKey, policy.OpDeleteKey, policy.OpKeygen, policy.OpBackupExport, policy.OpBackupImport}
-	if err := src.PutPolicy(ctx, policy.Policy{Name: "default", AllowedOperations: all, MaxN: 16,
-		MinThreshold: 1, MaxThreshold: 16, KeyQuota: 100000, AllowedRelayAddresses: allowedRelays}); err != nil {
-		t.Fatal(err)
-	}
-	if n.adminKey, _, err = policy.BootstrapAdmin(ctx, src, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	src.Close()
-	cfg := fmt.Sprintf(`server:
-  listen: 127.0.0.1:0
-  shutdown_timeout: 90s
-  request_timeout: 120s
-  write_timeout: 120s
-state_dir: %s
-hsm:
-  module: %s
-  token_label: %s
-  pin_file: %s
-  key_label: %s
-  create_key: true
-policy:
-  source: embedded
-  default_user_policy: default
-  embedded:
-    file: %s
-relay:
-  default_address: %s
-ceremony:
-  timeout: %s
-log:
-  level: debug
-`, filepath.Join(dir, "state"), tok.Module, tok.Label, pinFile, e2eKeyLabel, n.policyFile, relayAddr, ceremonyTimeout)
-	n.cfgPath = filepath.Join(dir, "quorumd.yaml")
-	if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	return nodeOf(t, quorumtest.Configure(t, quorumtest.DaemonOptions{Token: tok, RelayAddress: relayAddr,
+		AllowedRelays: allowedRelays, CeremonyTimeout: timeout}, ""))
+}
+
+// nodeOf is the node of a daemon quorumtest configured (and maybe started).
+func nodeOf(t *testing.T, d *quorumtest.Daemon) *node {
+	n := &node{t: t, tok: d.Token, dir: d.Dir, cfgPath: d.ConfigPath, policyFile: d.PolicyFile,
+		logs: d.LogBuffer(), d: d, adminKey: d.AdminKey, userKey: d.UserKey, userID: d.UserID}
+	if d.Running() {
+		n.base = n.proxied(d.URL)
 	}
 	return n
 }
 
 func (n *node) start() {
 	n.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	n.done = make(chan int, 1)
-	n.cancel = cancel
-	go func() {
-		n.done <- run(ctx, []string{"-config", n.cfgPath}, os.Environ(), io.Discard, n.logs, openBackends, ready)
-	}()
-	select {
-	case addr := <-ready:
-		n.base = "http://" + addr
-	case code := <-n.done:
-		n.t.Fatalf("daemon exited with %d:\n%s", code, n.logs.String())
-	case <-time.After(30 * time.Second):
-		n.t.Fatalf("daemon did not start:\n%s", n.logs.String())
+	if n.d != nil {
+		n.d.Start()
+		n.base = n.proxied(n.d.URL)
+		return
 	}
+	r, err := quorumtest.StartInProcess(n.cfgPath, n.logs)
+	if err != nil {
+		n.t.Fatalf("daemon: %v:\n%s", err, n.logs.String())
+	}
+	n.running, n.base = r, n.proxied("http://"+r.Addr())
+}
+
+// proxied puts a validating proxy in front of the daemon at url. Benchmarks
+// drive nodes with a bare testing.T (no name, cleanups never run): they
+// measure the daemon, without the proxy's hop.
+func (n *node) proxied(url string) string {
+	if n.t.Name() == "" {
+		return url
+	}
+	return apispec.Proxy(n.t, url)
 }
 
 func (n *node) stop() {
-	if n.cancel == nil {
+	n.t.Helper()
+	if n.d != nil {
+		n.d.Stop()
 		return
 	}
-	n.cancel()
-	n.cancel = nil
-	select {
-	case code := <-n.done:
-		if code != exitOK {
-			n.t.Errorf("daemon exited with %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		n.t.Error("daemon did not stop")
+	if n.running == nil {
+		return
+	}
+	r := n.running
+	n.running = nil
+	if err := r.Stop(); err != nil {
+		n.t.Errorf("daemon: %v", err)
 	}
 }
 
@@ -236,13 +209,18 @@ type cluster struct {
 	nodes []*node
 }
 
+// newQuorum starts n daemons on tokens[first:first+n] with quorumtest, each
+// with its admin and a user.
 func newQuorum(t *testing.T, relayAddr string, first, n int) *cluster {
-	q := &cluster{t: t}
-	for i := range n {
-		q.nodes = append(q.nodes, newNode(t, tokens[first+i], relayAddr, relayAddr))
+	timeout, err := time.ParseDuration(e2eCeremonyTimeout)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, nd := range q.nodes {
-		nd.userKey, nd.userID = nd.createUser("alice")
+	qt := quorumtest.Start(t, quorumtest.Options{Parties: n, Tokens: tokens[first : first+n], RelayAddress: relayAddr,
+		CeremonyTimeout: timeout})
+	q := &cluster{t: t}
+	for _, d := range qt.Daemons {
+		q.nodes = append(q.nodes, nodeOf(t, d))
 	}
 	return q
 }

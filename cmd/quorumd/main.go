@@ -16,14 +16,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/boot"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -46,9 +45,11 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, openBackends, nil))
 }
 
-// openFunc connects the backends the HTTP layer calls; the returned closer
-// releases them after the server stopped.
-type openFunc func(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (daemon.Backends, io.Closer, error)
+// openFunc connects the backends; openBackends is the real one, tests pass
+// their own.
+type openFunc = boot.OpenFunc
+
+var openBackends openFunc = boot.OpenBackends
 
 // run is main without the process: it returns the exit code. ready, if not
 // nil, receives the bound listen address once the daemon serves.
@@ -84,82 +85,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 		return checkConfig(cfg, environ, stdout, stderr)
 	}
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+	log, err := boot.NewLogger(stderr, cfg.Log.Level)
+	if err != nil {
 		fmt.Fprintln(stderr, "quorumd:", err)
 		return exitBadUsage
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", "quorumd")
 	if err := hardenProcess(); err != nil {
 		log.Error("cannot disable core dumps", "error", err.Error())
 		return exitFailure
 	}
-	if err := serve(ctx, cfg, log, open, ready); err != nil {
+	if err := boot.Run(ctx, cfg, log, boot.Options{Version: version, Open: open, Ready: ready}); err != nil {
 		log.Error("quorumd stopped", "error", err.Error())
 		return exitFailure
 	}
 	return exitOK
-}
-
-// serve connects the backends, serves until ctx ends and shuts down
-// gracefully.
-func serve(ctx context.Context, cfg *daemon.Config, log *slog.Logger, open openFunc, ready chan<- string) error {
-	b, closer, err := open(ctx, cfg, log)
-	if err != nil {
-		return fmt.Errorf("backends: %w", err)
-	}
-	defer func() {
-		if closer != nil {
-			if err := closer.Close(); err != nil {
-				log.Warn("closing backends", "error", err.Error())
-			}
-		}
-	}()
-	srv, err := daemon.New(cfg, b, log)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("quorumd serving", "version", version, "addr", ln.Addr().String(), "tls", cfg.Server.TLS.Enabled(),
-		"client_auth", cfg.Server.TLS.ClientAuth, "policy_source", cfg.Policy.Source, "max_parties", cfg.Limits.MaxParties,
-		"ceremony_timeout", cfg.Ceremony.Timeout.String())
-	if err := sdNotify("READY=1"); err != nil {
-		log.Warn("sd_notify", "error", err.Error())
-	}
-	if every := watchdogInterval(); every > 0 {
-		wctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go watchdog(wctx, every, log)
-	}
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "grace", cfg.Server.ShutdownTimeout.String())
-	if err := sdNotify("STOPPING=1"); err != nil {
-		log.Warn("sd_notify", "error", err.Error())
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("grace period over; remaining requests were cancelled", "error", err.Error())
-	}
-	if err := <-served; err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("quorumd stopped")
-	return nil
 }
 
 // checkConfig prints the effective configuration and checks the files it

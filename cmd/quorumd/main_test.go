@@ -11,32 +11,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon"
+	"github.com/quorumd/quorumd/daemon/quorumtest"
+	"github.com/quorumd/quorumd/internal/apispec"
 )
 
 // lockedBuffer is an io.Writer safe for the daemon's concurrent logging.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = quorumtest.LogBuffer
 
 const pinValue = "pin-value-7f3a9c"
 
@@ -164,8 +150,9 @@ func TestServeLifecycle(t *testing.T) {
 	if s := readNotify(); s != "READY=1" {
 		t.Fatalf("notify %q", s)
 	}
+	base := apispec.Proxy(t, "http://"+addr) // every answer checked against docs/openapi.yaml
 	get := func(path, key string) int {
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req, _ := http.NewRequest("GET", base+path, nil)
 		if key != "" {
 			req.Header.Set("Authorization", key)
 		}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/quorumd/quorumd/daemon/secmem"
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -241,7 +242,7 @@ ceremony:
 		var base string
 		select {
 		case a := <-d.addr:
-			base = "http://" + a
+			base = apispec.Proxy(t, "http://"+a) // every answer checked against docs/openapi.yaml
 		case err := <-d.done:
 			t.Fatalf("quorumd exited: %v\n%s", err, d)
 		case <-time.After(60 * time.Second):

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumd/quorumd/internal/apispec"
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -199,7 +200,7 @@ func memoryHoldsNoSecrets(t *testing.T, bin string, useTLS bool) {
 		bin, "-config", importer.cfgPath)
 	select {
 	case a := <-d.addr:
-		importer.base = scheme + a
+		importer.base = apispec.Proxy(t, scheme+a)
 	case err := <-d.done:
 		t.Fatalf("quorumd exited: %v\n%s", err, d)
 	case <-time.After(60 * time.Second):

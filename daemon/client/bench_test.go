@@ -7,17 +7,21 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon/client"
+	"github.com/quorumd/quorumd/daemon/quorumtest"
 )
 
 // BenchmarkClient measures calls through the client against a real quorum
-// of three daemons: a key record (one HTTP round trip, the client's own
-// overhead on top of the daemon's), and a whole 2-of-3 signature by
-// Signers.Sign (room, two sign calls at once, three verifications).
+// of three in-process daemons (quorumtest, without spec validation: the
+// client and the daemon, not the validator): a key record (one HTTP round
+// trip, the client's own overhead on top of the daemon's), and a whole
+// 2-of-3 signature by Signers.Sign (room, two sign calls at once, three
+// verifications).
 func BenchmarkClient(b *testing.B) {
-	q := startQuorum(b, 3, "")
+	q := quorumtest.Start(b, quorumtest.Options{Parties: 3, NoSpecValidation: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	qu := &client.Quorum{Parties: q.users}
+	users := q.Clients()
+	qu := &client.Quorum{Parties: users}
 	key := make([]byte, 32)
 	key[31] = 7
 	imp, err := qu.Import(ctx, key, client.ImportOptions{Threshold: 2})
@@ -26,7 +30,7 @@ func BenchmarkClient(b *testing.B) {
 	}
 	b.Run("GetKey", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := q.users[0].GetKey(ctx, imp.KeyIDs[0]); err != nil {
+			if _, err := users[0].GetKey(ctx, imp.KeyIDs[0]); err != nil {
 				b.Fatal(err)
 			}
 		}

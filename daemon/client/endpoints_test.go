@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -9,8 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -20,11 +17,13 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon/client"
-	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/daemon/quorumtest"
+	"github.com/quorumd/quorumd/internal/apispec"
+	"github.com/quorumd/quorumd/policy"
 )
 
-// recorder is a RoundTripper noting every answered request as "METHOD
-// /documented/{pattern}" (the path matched against docs/openapi.yaml).
+// recorder is a RoundTripper noting every answered request as the
+// operation of docs/openapi.yaml it matched ("METHOD /path/{param}").
 type recorder struct {
 	next     http.RoundTripper
 	patterns map[string]*regexp.Regexp // "METHOD /path/{p}" → its regexp
@@ -32,40 +31,16 @@ type recorder struct {
 	seen     map[string]bool
 }
 
-var (
-	specPathRE   = regexp.MustCompile(`^  (/\S*):$`)
-	specMethodRE = regexp.MustCompile(`^    (get|post|put|delete|patch):$`)
-)
-
-// specOperations lists docs/openapi.yaml's operations as "METHOD /path".
-func specOperations(t *testing.T) []string {
-	f, err := os.Open(filepath.Join(testkit.ModuleRoot(t), "docs", "openapi.yaml"))
+// newRecorder records the exchanges of next against the operations of
+// docs/openapi.yaml, as kin-openapi loads it.
+func newRecorder(t *testing.T, next http.RoundTripper) *recorder {
+	t.Helper()
+	doc, err := apispec.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var ops []string
-	path := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := specPathRE.FindStringSubmatch(sc.Text()); m != nil {
-			path = m[1]
-		} else if m := specMethodRE.FindStringSubmatch(sc.Text()); m != nil && path != "" {
-			ops = append(ops, strings.ToUpper(m[1])+" "+path)
-		} else if !strings.HasPrefix(sc.Text(), " ") {
-			path = ""
-		}
-	}
-	if len(ops) < 40 {
-		t.Fatalf("only %d operations read from docs/openapi.yaml", len(ops))
-	}
-	return ops
-}
-
-func newRecorder(t *testing.T) *recorder {
-	r := &recorder{next: client.NewHTTPClient(nil, 16).Transport, patterns: map[string]*regexp.Regexp{}, seen: map[string]bool{}}
-	for _, op := range specOperations(t) {
-		method, path, _ := strings.Cut(op, " ")
+	r := &recorder{next: next, patterns: map[string]*regexp.Regexp{}, seen: map[string]bool{}}
+	for path, item := range doc.Paths.Map() {
 		segs := strings.Split(path, "/")
 		for i, seg := range segs {
 			if strings.HasPrefix(seg, "{") {
@@ -74,7 +49,12 @@ func newRecorder(t *testing.T) *recorder {
 				segs[i] = regexp.QuoteMeta(seg)
 			}
 		}
-		r.patterns[op] = regexp.MustCompile("^" + method + " " + strings.Join(segs, "/") + "$")
+		for method := range item.Operations() {
+			r.patterns[method+" "+path] = regexp.MustCompile("^" + method + " " + strings.Join(segs, "/") + "$")
+		}
+	}
+	if len(r.patterns) < 40 {
+		t.Fatalf("only %d operations in docs/openapi.yaml", len(r.patterns))
 	}
 	return r
 }
@@ -107,6 +87,16 @@ func (r *recorder) missing() []string {
 	return out
 }
 
+// newClient is a client of base with key over hc, failing t on error.
+func newClient(t *testing.T, base, key string, hc *http.Client) *client.Client {
+	t.Helper()
+	c, err := client.New(base, key, client.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func must[T any](t *testing.T, what string) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
@@ -136,19 +126,27 @@ func newKey(t *testing.T) []byte {
 }
 
 // TestEndpoints drives every operation of docs/openapi.yaml through the
-// client against a real quorum of three daemons (SoftHSM, relay, quorumd
-// processes) — the Quorum drivers for the ceremonies — and fails if any
-// documented operation was never called.
+// client against a real quorum of three daemons (quorumtest: SoftHSM
+// tokens, a relay, the daemons; backups exportable in plaintext) — the
+// Quorum drivers for the ceremonies — and fails if any documented
+// operation was never called. Every exchange is validated against the
+// document by quorumtest's HTTP client, under the recorder.
 func TestEndpoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three daemons")
 	}
-	rec := newRecorder(t)
+	q := quorumtest.Start(t, quorumtest.Options{Parties: 3, Policy: func(p *policy.Policy) {
+		p.BackupExport = &policy.BackupExport{Mode: "plaintext"}
+	}})
+	rec := newRecorder(t, q.HTTPClient().Transport)
 	hc := &http.Client{Transport: rec}
-	q := startQuorum(t, 3, "plaintext", client.WithHTTPClient(hc))
+	users := make([]*client.Client, q.N())
+	for i := range users {
+		users[i] = newClient(t, q.DirectURL(i), q.UserKey(i), hc)
+	}
+	admin := newClient(t, q.DirectURL(0), q.AdminKey(0), hc)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	users, admin := q.users, q.admins[0]
 	qu := &client.Quorum{Parties: users, Log: t.Logf}
 
 	// Operations.
@@ -184,9 +182,9 @@ func TestEndpoints(t *testing.T) {
 		t.Fatalf("import pubkey %s, want %x", imp.Pubkey, want)
 	}
 	enc := must[*client.ImportResult](t, "encrypted import")(qu.Import(ctx, newKey(t), client.ImportOptions{Threshold: 3, Encrypt: true}))
-	dealer := must[*client.LocalDealer](t, "dealer")(client.NewLocalDealer(q.relay))
+	dealer := must[*client.LocalDealer](t, "dealer")(client.NewLocalDealer(q.RelayAddr))
 	defer dealer.Close()
-	dq := &client.Quorum{Parties: users, RelayAddress: q.relay, Log: t.Logf}
+	dq := &client.Quorum{Parties: users, RelayAddress: q.RelayAddr, Log: t.Logf}
 	must[*client.ImportResult](t, "local dealer")(dq.Import(ctx, newKey(t), client.ImportOptions{Threshold: 2, Dealer: dealer}))
 
 	// The key records.
@@ -257,19 +255,19 @@ func TestEndpoints(t *testing.T) {
 	must[*client.SignResult](t, "sign with the restored share")(qu.Sign(ctx, ids, msg, client.SignOptions{Signers: []int{2, 0}}))
 
 	// Users and API keys.
-	key2 := must[string](t, "generate-api-key")(admin.GenerateAPIKey(ctx, q.userIDs[0]))
-	alice2 := must[*client.Client](t, "client")(client.New(users[0].Base(), key2, client.WithHTTPClient(hc)))
+	key2 := must[string](t, "generate-api-key")(admin.GenerateAPIKey(ctx, q.Daemons[0].UserID))
+	alice2 := newClient(t, users[0].Base(), key2, hc)
 	must[client.KeyRecord](t, "the further key")(alice2.GetKey(ctx, imp.KeyIDs[0]))
-	must[struct{}](t, "revoke-api-key")(struct{}{}, admin.RevokeAPIKey(ctx, q.userIDs[0], key2))
+	must[struct{}](t, "revoke-api-key")(struct{}{}, admin.RevokeAPIKey(ctx, q.Daemons[0].UserID, key2))
 	_, err = alice2.GetKey(ctx, imp.KeyIDs[0])
 	wantErrType(t, "a revoked key", err, 401, "access_denied")
 	_, err = users[0].ListAllSystemKeys(ctx)
 	wantErrType(t, "a user listing all keys", err, 400, "you_have_to_be_admin")
 	all := must[map[string][]client.KeyRecord](t, "list-all-system-keys")(admin.ListAllSystemKeys(ctx))
-	if !slices.ContainsFunc(all[q.userIDs[0]], func(r client.KeyRecord) bool { return r.KeyID == imp.KeyIDs[0] }) {
+	if !slices.ContainsFunc(all[q.Daemons[0].UserID], func(r client.KeyRecord) bool { return r.KeyID == imp.KeyIDs[0] }) {
 		t.Errorf("list-all-system-keys lacks %s: %v", imp.KeyIDs[0], all)
 	}
-	err = admin.DeleteUser(ctx, q.userIDs[0])
+	err = admin.DeleteUser(ctx, q.Daemons[0].UserID)
 	wantErrType(t, "deleting a user with keys", err, 400, "user_has_associated_keys")
 	bob := must[client.NewUser](t, "create-user")(admin.CreateUser(ctx, "bob"))
 	_, err = admin.CreateUser(ctx, "bob")

@@ -2,33 +2,28 @@ package client_test
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/quorumd/quorumd/daemon/client"
-	"github.com/quorumd/quorumd/internal/testkit"
+	"github.com/quorumd/quorumd/daemon/quorumtest"
+	"github.com/quorumd/quorumd/internal/apispec"
 )
 
-// TestTLSClientCertificate: against a real daemon requiring mutual TLS,
-// LoadTLSConfig's CA and client certificate get through; without the
-// certificate, or without the CA, the handshake fails (a transport error).
+// TestTLSClientCertificate: against a real daemon requiring mutual TLS
+// (quorumtest's TLS option and PKI), LoadTLSConfig's CA and client
+// certificate get through; without the certificate, or without the CA, the
+// handshake fails (a transport error).
 func TestTLSClientCertificate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a daemon")
 	}
-	if _, err := exec.LookPath("softhsm2-util"); err != nil {
-		t.Skip("softhsm2 is not installed (apt-get install softhsm2)")
+	q := quorumtest.Start(t, quorumtest.Options{Parties: 1, TLS: true})
+	pki := q.PKI
+	if !strings.HasPrefix(q.URL(0), "https://") {
+		t.Fatalf("daemon at %s, want https", q.URL(0))
 	}
-	pki := testkit.NewRelayPKI(t)
-	toks, err := testkit.NewSoftHSMTokens(t.TempDir(), "client-tls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsSection := fmt.Sprintf("  tls:\n    cert_file: %s\n    key_file: %s\n    client_ca_file: %s\n    client_auth: require\n",
-		pki.ServerCertFile, pki.ServerKeyFile, pki.CAFile)
-	d := startDaemon(t, quorumdBinary(t), toks[0], testkit.Relay(t), "", tlsSection)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -36,7 +31,10 @@ func TestTLSClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(d.base, d.adminKey, client.WithTLSConfig(tc))
+	// LoadTLSConfig's configuration under the spec-validating transport.
+	hc := client.NewHTTPClient(tc, 1)
+	hc.Transport = apispec.NewTransport(t, hc.Transport)
+	c, err := client.New(q.URL(0), q.AdminKey(0), client.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +49,21 @@ func TestTLSClientCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := client.New(d.base, d.adminKey, client.WithTLSConfig(tc), client.WithRetries(0))
+		c, err := client.New(q.URL(0), q.AdminKey(0), client.WithTLSConfig(tc), client.WithRetries(0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Healthz(ctx); client.ErrType(err) != "transport" {
 			t.Errorf("%s: %v (%s), want a transport error", name, err, client.ErrType(err))
 		}
+	}
+	// Plain HTTP to the TLS port gets no answer.
+	plain, err := client.New("http"+strings.TrimPrefix(q.URL(0), "https"), "", client.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Healthz(ctx); err == nil {
+		t.Error("plain HTTP served on the TLS port")
 	}
 	if _, err := client.LoadTLSConfig("", pki.ClientCertFile, ""); err == nil {
 		t.Error("a certificate without its key accepted")

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumd/quorumd/daemon/quorumtest/pgtest"
 )
 
 // NATSServer starts a throwaway nats-server (Debian's nats-server, installed
@@ -25,7 +27,7 @@ func NATSServer(t testing.TB) (url string, stop func()) {
 	}
 	var last error
 	for range 3 { // a free port may be taken between probing and binding
-		port, err := freePort()
+		port, err := pgtest.FreePort()
 		if err != nil {
 			t.Fatalf("testkit.NATSServer: %v", err)
 		}
@@ -61,15 +63,6 @@ func NATSServer(t testing.TB) (url string, stop func()) {
 	}
 	t.Fatalf("testkit.NATSServer: %v", last)
 	return "", nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // natsWaitReady waits until the server at addr greets a client with INFO.

@@ -1,4 +1,4 @@
-package testkit
+package pgtest
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // refuses connections while stopped, comes back on the same port and
 // leaves nothing behind.
 func TestPostgresLifecycle(t *testing.T) {
-	pg := PostgresOrSkip(t)
+	pg := StartOrSkip(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dsn, err := pg.CreateSchema(ctx, "postgres", "lifecycle")
@@ -37,7 +37,7 @@ func TestPostgresLifecycle(t *testing.T) {
 	} else if os.Geteuid() == 0 && ownerUID(st) == 0 {
 		t.Fatal("data directory owned by root: the cluster must run unprivileged")
 	}
-	bad := &Postgres{User: pg.User, Password: "wrong", Port: pg.Port}
+	bad := &Cluster{User: pg.User, Password: "wrong", Port: pg.Port}
 	if c, err := pgx.Connect(ctx, bad.DSN("postgres")); err == nil {
 		c.Close(ctx)
 		t.Fatal("a wrong password was accepted")

@@ -1,4 +1,4 @@
-package testkit
+package hsmtest
 
 import (
 	"os"
@@ -13,11 +13,11 @@ import (
 // softhsm2-util --show-slots.
 var softhsmSlotsRE = regexp.MustCompile(`(?m)^Slot (\d+)$|^\s+Label:\s+(\S+)\s*$`)
 
-func TestNewSoftHSMTokens(t *testing.T) {
+func TestNewTokens(t *testing.T) {
 	t.Setenv("SOFTHSM2_CONF", "") // restored after the test
 	dir := t.TempDir()
 	labels := []string{"alpha", "beta", "gamma"}
-	toks, err := NewSoftHSMTokens(dir, labels...)
+	toks, err := NewTokens(dir, labels...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestNewSoftHSMTokens(t *testing.T) {
 			t.Errorf("token %d label %q, want %q", i, tok.Label, labels[i])
 		}
 		if s, ok := slotOf[tok.Label]; !ok || s != tok.Slot {
-			t.Errorf("token %q: show-slots slot %d (listed %t), NewSoftHSMTokens said %d", tok.Label, s, ok, tok.Slot)
+			t.Errorf("token %q: show-slots slot %d (listed %t), NewTokens said %d", tok.Label, s, ok, tok.Slot)
 		}
 		if st, err := os.Stat(tok.TokenDir); err != nil || !st.IsDir() {
 			t.Errorf("token %q: TokenDir %q: %v", tok.Label, tok.TokenDir, err)
@@ -58,7 +58,7 @@ func TestNewSoftHSMTokens(t *testing.T) {
 			t.Errorf("token %q: weak or repeated PIN", tok.Label)
 		}
 		pins[tok.PIN] = true
-		if tok.Module != SoftHSMModule() {
+		if tok.Module != Module() {
 			t.Errorf("module %q", tok.Module)
 		}
 		p, err := tok.WritePINFile(dir)
@@ -69,24 +69,24 @@ func TestNewSoftHSMTokens(t *testing.T) {
 			t.Errorf("PIN file %s: %v %v", p, st.Mode(), err)
 		}
 	}
-	if _, err := NewSoftHSMTokens(t.TempDir()); err == nil {
-		t.Error("NewSoftHSMTokens without labels succeeded")
+	if _, err := NewTokens(t.TempDir()); err == nil {
+		t.Error("NewTokens without labels succeeded")
 	}
 }
 
-func TestNewSoftHSMTokensFailsWithoutUtil(t *testing.T) {
+func TestNewTokensFailsWithoutUtil(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv("SOFTHSM2_CONF", "")
-	if _, err := NewSoftHSMTokens(t.TempDir(), "x"); err == nil {
-		t.Fatal("NewSoftHSMTokens succeeded without softhsm2-util on PATH")
+	if _, err := NewTokens(t.TempDir(), "x"); err == nil {
+		t.Fatal("NewTokens succeeded without softhsm2-util on PATH")
 	}
 }
 
 func TestSoftHSMSetsAndRestoresConf(t *testing.T) {
 	t.Setenv("SOFTHSM2_CONF", "/previous/softhsm2.conf")
-	var tok SoftHSMToken
+	var tok Token
 	t.Run("inner", func(t *testing.T) {
-		tok = SoftHSM(t, "single")
+		tok = NewToken(t, "single")
 		if got := os.Getenv("SOFTHSM2_CONF"); got != tok.ConfPath {
 			t.Fatalf("SOFTHSM2_CONF = %q, want %q", got, tok.ConfPath)
 		}

@@ -1,4 +1,4 @@
-package main
+package boot
 
 import (
 	"context"
@@ -19,12 +19,12 @@ import (
 	"github.com/quorumd/quorumd/policy/rules"
 )
 
-// openBackends opens the real parts in dependency order — locked memory
+// OpenBackends opens the real parts in dependency order — locked memory
 // for secrets, HSM, key store, policy source, relay clients — and returns
 // them as daemon.Backends with /readyz checks for the HSM session and the
 // policy source. The closer releases them in reverse order after the
 // server has stopped.
-func openBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (daemon.Backends, io.Closer, error) {
+func OpenBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (daemon.Backends, io.Closer, error) {
 	var cl closers
 	fail := func(err error) (daemon.Backends, io.Closer, error) {
 		cl.Close()

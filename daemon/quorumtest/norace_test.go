@@ -1,0 +1,5 @@
+//go:build !race
+
+package quorumtest_test
+
+const raceEnabled = false
