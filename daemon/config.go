@@ -148,6 +148,9 @@ type HSMConfig struct {
 	ReadKeyLabels []string `yaml:"read_key_labels,omitempty"`
 	CreateKey     bool     `yaml:"create_key"`
 	MaxSessions   int      `yaml:"max_sessions"`
+	// DataKeyPool is how many per-key data keys are made ahead, off the path
+	// of /bip340/create (hsm.DataKeyPool); 0 makes each on demand.
+	DataKeyPool int `yaml:"data_key_pool"`
 }
 
 // PolicyConfig selects the source of users, API keys and policies.
@@ -252,6 +255,7 @@ func DefaultConfig() *Config {
 			TokenLabel:  "quorumd",
 			KeyLabel:    "quorumd-wrap",
 			MaxSessions: 8,
+			DataKeyPool: 32,
 		},
 		Policy: PolicyConfig{
 			Source:            "vault",
@@ -276,6 +280,10 @@ func DefaultConfig() *Config {
 // DefaultLockedSecretSlots is 32 KiB of locked memory: 256 signing or
 // import ceremonies (two slots each) holding secrets at once.
 const DefaultLockedSecretSlots = 512
+
+// maxDataKeyPool bounds hsm.data_key_pool: every pooled key is a token
+// object, and a token holds a bounded number.
+const maxDataKeyPool = 1024
 
 // MaxLockedSecretSlots bounds server.locked_secret_slots (64 MiB locked).
 const MaxLockedSecretSlots = 1 << 20
@@ -509,6 +517,9 @@ func (c *Config) Validate() error {
 	}
 	if h.MaxSessions < 2 {
 		bad("hsm.max_sessions must be at least 2 (one session holds the login)")
+	}
+	if h.DataKeyPool < 0 || h.DataKeyPool > maxDataKeyPool {
+		bad("hsm.data_key_pool %d: want 0..%d", h.DataKeyPool, maxDataKeyPool)
 	}
 	if c.Policy.DefaultUserPolicy == "" {
 		bad("policy.default_user_policy is required")

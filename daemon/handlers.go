@@ -337,14 +337,23 @@ func (s *Server) createKey(rc *reqCtx) error {
 	if err := noBody(rc); err != nil {
 		return err
 	}
+	var ph *Phases
+	if s.log.Enabled(s.base, slog.LevelDebug) {
+		_, ph = WithPhases(s.base)
+		defer func() { s.log.Debug("create phases (ms)", "request_id", rc.requestID, "phases", ph.String()) }()
+	}
 	// The policy says the quota (Caller.KeyQuota); the store enforces it in
 	// the transaction that inserts the slot, so concurrent creations cannot
 	// all pass a count taken before any of them was stored.
 	if err := s.authorize(rc, OpCreateKey, AuthParams{}); err != nil {
 		return err
 	}
+	ph.Mark("authorize")
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
+	if ph != nil {
+		ctx = context.WithValue(ctx, phasesKey{}, ph)
+	}
 	slot, err := s.b.Keys.Create(ctx, rc.caller.UserID, rc.caller.KeyQuota)
 	if err == nil && (!ValidKeyID(slot.KeyID) || len(slot.KeygenID) != 33) {
 		err = fmt.Errorf("key backend returned a malformed slot (key id %q, %d-byte keygen id)", slot.KeyID, len(slot.KeygenID))
@@ -479,6 +488,10 @@ func (s *Server) importRecipient(rc *reqCtx) error { return s.runImport(rc, fals
 // (Backends.Secrets), lives there until the ceremony returns, and is zeroed
 // on every path.
 func (s *Server) runImport(rc *reqCtx, importer bool) error {
+	var ph *Phases
+	if s.log.Enabled(s.base, slog.LevelDebug) {
+		_, ph = WithPhases(s.base)
+	}
 	keySlot, err := s.keySlot(rc, importer)
 	if err != nil {
 		rc.wipeBody()
@@ -491,6 +504,7 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 		return err
 	}
 	defer req.PrivateKey.Zero()
+	ph.Mark("decode")
 	op, kind := OpImportShareReceiver, "import_recipient"
 	if importer {
 		op, kind = OpImportKey, "import_importer"
@@ -499,14 +513,17 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	if err := s.authorize(rc, op, AuthParams{KeyID: req.KeyID, N: n, Threshold: req.Threshold, RelayAddress: req.RelayAddress}); err != nil {
 		return err
 	}
+	ph.Mark("authorize")
 	keygenID, err := s.checkImportable(rc, req)
 	if err != nil {
 		return err
 	}
+	ph.Mark("check")
 	if req.Encrypted != nil {
 		if err := s.decryptPrivateKey(req, keygenID); err != nil {
 			return err
 		}
+		ph.Mark("decrypt")
 	}
 	p := ImportParams{
 		Owner:        rc.caller.UserID,
@@ -520,6 +537,9 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	}
 	ctx, cancel := s.ceremonyContext(rc)
 	defer cancel()
+	if ph != nil {
+		ctx = context.WithValue(ctx, phasesKey{}, ph)
+	}
 	start := time.Now()
 	var res ImportResult
 	if importer {
@@ -539,6 +559,10 @@ func (s *Server) runImport(rc *reqCtx, importer bool) error {
 	}
 	s.audit(rc, AuditKeyImported, err, slog.String("key_id", req.KeyID), slog.String("role", role),
 		slog.Int("t", req.Threshold), slog.Int("n", n), slog.String("room_uuid", req.RoomUUID))
+	if ph != nil {
+		ph.Mark("ceremony")
+		s.log.Debug("import phases (ms)", "request_id", rc.requestID, "role", role, "phases", ph.String())
+	}
 	if err != nil {
 		return err
 	}

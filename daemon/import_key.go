@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,8 +18,10 @@ type ImportKeys interface {
 	// Public returns the active key of a KEM ("" for the default).
 	Public(kem string) (importkey.Public, error)
 	// DecryptFor decrypts a ciphertext bound (HPKE info) to this daemon's
-	// slot keygenID, keyID and roomUUID into dst (locked memory).
-	DecryptFor(label string, keygenID []byte, keyID, roomUUID string, ciphertext []byte, dst *btcec.ModNScalar) error
+	// slot keygenID, keyID and roomUUID into dst (locked memory). A label
+	// of a newer generation (another replica's rotation) makes it reload
+	// the keys from the store, so ctx bounds that read.
+	DecryptFor(ctx context.Context, label string, keygenID []byte, keyID, roomUUID string, ciphertext []byte, dst *btcec.ModNScalar) error
 }
 
 // importKey answers GET /bip340/import/import-key: the public key clients
@@ -76,7 +79,9 @@ func (s *Server) decryptPrivateKey(req *importRequest, keygenID []byte) error {
 		return badRequest("this daemon has no import key: send private_key")
 	}
 	e := req.Encrypted
-	if err := s.b.ImportKeys.DecryptFor(e.Label, keygenID, req.KeyID, req.RoomUUID, e.Ciphertext, req.PrivateKey); err != nil {
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.Server.RequestTimeout)
+	defer cancel()
+	if err := s.b.ImportKeys.DecryptFor(ctx, e.Label, keygenID, req.KeyID, req.RoomUUID, e.Ciphertext, req.PrivateKey); err != nil {
 		return fmt.Errorf("encrypted_private_key: %w", err)
 	}
 	return nil

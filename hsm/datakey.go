@@ -58,6 +58,12 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	if len(label) > maxKeyLabelLen {
 		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
 	}
+	// Most calls find the key made and cached (sealing a share under its
+	// slot's key): they must not queue behind creations of other keys (the
+	// data-key pool's refill), so look in the cache first.
+	if ok, err := h.hasDataKey(label); ok || err != nil {
+		return err
+	}
 	// One creator or destroyer at a time: two creating the same label would
 	// leave two objects, which every later lookup refuses as ambiguous, and
 	// SoftHSM fails a creation concurrent with a destruction.
@@ -78,6 +84,26 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	}
 	_, err = h.key(st, label)
 	return err
+}
+
+// hasDataKey reports whether the data key labelled label is configured or
+// cached from an earlier use in this process. It takes only the token lock,
+// never dkCreate, and asks the token nothing: a lookup on the token may run
+// only under dkCreate (SoftHSM fails object searches and creations that
+// overlap), so an uncached key is looked up on CreateDataKey's slow path.
+func (h *HSM) hasDataKey(label string) (bool, error) {
+	st, release, err := h.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if _, ok := st.keys[label]; ok {
+		return true, nil
+	}
+	st.dkMu.Lock()
+	_, ok := st.dataKeys[label]
+	st.dkMu.Unlock()
+	return ok, nil
 }
 
 // SealFor is Seal under keyID's data key (made by CreateDataKey).
@@ -122,6 +148,12 @@ func (h *HSM) DestroyDataKey(keyID string) error {
 
 // DataKeys lists the data keys on the token, for the orphan sweep.
 func (h *HSM) DataKeys() ([]DataKey, error) {
+	// Serialised with creation and destruction like every other search of
+	// data keys on the token (SoftHSM invalidates the handles of a listing
+	// that overlaps a creation: CKR_OBJECT_HANDLE_INVALID), and taken
+	// before acquire, in the one lock order.
+	h.dkCreate.Lock()
+	defer h.dkCreate.Unlock()
 	st, release, err := h.acquire()
 	if err != nil {
 		return nil, err

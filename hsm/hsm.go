@@ -60,7 +60,7 @@ type HSM struct {
 	mu          sync.RWMutex
 	st          *tokenState // nil while disconnected
 	closed      bool
-	dkCreate    sync.Mutex // serialises CreateDataKey and DestroyDataKey
+	dkCreate    sync.Mutex // serialises CreateDataKey, DestroyDataKey and DataKeys
 	lastAttempt time.Time
 	lastErr     error
 }

@@ -105,9 +105,25 @@ func OpenBackends(ctx context.Context, cfg *daemon.Config, log *slog.Logger) (da
 	cl = append(cl, func() error { relays.Close(); return nil })
 
 	svc := &quorum.Service{Store: st, Sealer: h, Relays: relays, Log: log, Secrets: secrets}
-	ik, err := importkey.Open(cfg.StateDir, h)
+	// Data keys made ahead, off /bip340/create's path, while no ceremony
+	// ran here lately (Service.InCeremony); closed, destroying the unused ones, before the token.
+	svc.DataKeyPool = hsm.NewDataKeyPool(h, hsm.DataKeyPoolConfig{Size: cfg.HSM.DataKeyPool, MaxAge: quorum.PoolMaxAge,
+		NewID: daemon.NewKeyID, Busy: svc.InCeremony, Log: func(err error) {
+			log.Warn("data-key pool: making a data key failed; retrying", "error", err.Error())
+		}})
+	cl = append(cl, svc.DataKeyPool.Close)
+	// The import keys live in the key store, so replicas sharing a
+	// PostgreSQL store serve the same ones; Maintain picks up another
+	// replica's rotation and rotates them when they age out.
+	ik, err := importkey.Open(ctx, st, h, importkey.Options{StateDir: cfg.StateDir, Log: log})
 	if err != nil {
 		return fail(fmt.Errorf("import key: %w", err))
+	}
+	{
+		mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); ik.Maintain(mctx, importkey.RefreshInterval) }()
+		cl = append(cl, func() error { stop(); <-done; return nil })
 	}
 	{
 		// In the background while serving: move blobs still sealed under a

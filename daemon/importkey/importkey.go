@@ -5,14 +5,19 @@
 // X25519 (X-Wing, post-quantum hybrid) by default, DHKEM(P-256) for clients
 // that need it, HKDF-SHA256 and AES-256-GCM, base mode.
 //
-// The private halves are kept HSM-sealed in a file of the state directory
-// and opened for each decryption only. Keys rotate: Rotate (and Open, once
-// the active keys are older than Lifetime) makes new ones and keeps the
-// previous generation for decryption, so a client that fetched the public
-// key just before a rotation still succeeds.
+// The private halves are kept HSM-sealed (under the wrapping key every
+// replica of a party shares) in the key store, as one named blob
+// (store.Blobs), and opened for each decryption only. So replicas sharing a
+// PostgreSQL store publish and accept the same keys. Keys rotate: Rotate
+// (and Maintain, once the active keys are older than Lifetime) makes new
+// ones and keeps the previous generation for decryption, so a client that
+// fetched the public key just before a rotation still succeeds. Every
+// change is a compare-and-swap on the blob's version: replicas rotating at
+// once make one generation, the others adopt it.
 package importkey
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
@@ -20,12 +25,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/hsm"
 )
 
 // KEM names, as published in GET /bip340/import/import-key.
@@ -42,8 +53,16 @@ const (
 	AEADName = "AES-256-GCM"
 )
 
-// FileName is the import keys' file in the state directory.
+// BlobName names the import keys' blob in the key store.
+const BlobName = "import-keys"
+
+// FileName is the file in the state directory that held the import keys
+// before they moved into the store; Open migrates it and removes it.
 const FileName = "import-keys.json"
+
+// RefreshInterval is how often Maintain reloads the keys from the store
+// (picking up another replica's rotation) and checks their age.
+const RefreshInterval = time.Minute
 
 // Lifetime is how long a generation of import keys stays active; the
 // previous generation is still accepted for one more Lifetime.
@@ -123,67 +142,25 @@ type record struct {
 	Generation    int       `json:"generation"`
 }
 
-type fileState struct {
+// keySet is the stored form (the blob, and the legacy file).
+type keySet struct {
 	V    int      `json:"v"`
 	Keys []record `json:"keys"`
 }
 
-// Keys holds the import keys; safe for concurrent use.
-type Keys struct {
-	sealer Sealer
-	path   string
-	now    func() time.Time
-
-	mu sync.RWMutex
-	st fileState
+func (st *keySet) generation() int {
+	g := 0
+	for _, r := range st.Keys {
+		g = max(g, r.Generation)
+	}
+	return g
 }
 
-func sealAAD(r *record) []byte {
-	return []byte("quorumd/import-key-private/v1\x00" + r.Label + "\x00" + r.KEM)
-}
-
-// Open loads the import keys from stateDir, making the first generation if
-// there is none and rotating if the active one is older than Lifetime.
-func Open(stateDir string, s Sealer) (*Keys, error) {
-	k := &Keys{sealer: s, path: filepath.Join(stateDir, FileName), now: time.Now}
-	raw, err := os.ReadFile(k.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("importkey: %w", err)
-	default:
-		if err := json.Unmarshal(raw, &k.st); err != nil || k.st.V != 1 {
-			return nil, fmt.Errorf("importkey: %s is not a version-1 import key file: %v", k.path, err)
-		}
-	}
-	// Re-seal under the sealer's active wrapping key at every start, so a
-	// wrapping-key rotation (docs/hsm.md) carries the import keys along.
-	if rs, ok := s.(interface {
-		Reseal(blob, aad []byte) ([]byte, error)
-	}); ok && len(k.st.Keys) > 0 {
-		for i := range k.st.Keys {
-			r := &k.st.Keys[i]
-			if r.SealedPrivate, err = rs.Reseal(r.SealedPrivate, sealAAD(r)); err != nil {
-				return nil, fmt.Errorf("importkey: re-sealing %s: %w", r.Label, err)
-			}
-		}
-		if err := writeFile(k.path, k.st); err != nil {
-			return nil, err
-		}
-	}
-	if a := k.active(KEMXWing); a == nil || k.now().Sub(a.CreatedAt) > Lifetime {
-		if err := k.Rotate(); err != nil {
-			return nil, err
-		}
-	}
-	return k, nil
-}
-
-// active returns the newest key of a KEM, or nil. Called with mu held.
-func (k *Keys) active(kem string) *record {
+// active returns the newest key of a KEM, or nil.
+func (st *keySet) active(kem string) *record {
 	var best *record
-	for i := range k.st.Keys {
-		r := &k.st.Keys[i]
+	for i := range st.Keys {
+		r := &st.Keys[i]
 		if r.KEM == kem && (best == nil || r.Generation > best.Generation) {
 			best = r
 		}
@@ -191,17 +168,254 @@ func (k *Keys) active(kem string) *record {
 	return best
 }
 
-// Rotate makes a new generation (one key per KEM), keeps the previous one
-// for decryption and drops older ones; the file is replaced atomically.
-func (k *Keys) Rotate() error {
+func (st *keySet) find(label string) (record, bool) {
+	for _, r := range st.Keys {
+		if r.Label == label {
+			return r, true
+		}
+	}
+	return record{}, false
+}
+
+func decodeSet(raw []byte) (keySet, error) {
+	var st keySet
+	if err := json.Unmarshal(raw, &st); err != nil || st.V != 1 {
+		return keySet{}, fmt.Errorf("importkey: not a version-1 import key set: %v", err)
+	}
+	return st, nil
+}
+
+// Options tune Open.
+type Options struct {
+	// StateDir, if set, is searched for the legacy FileName to migrate.
+	StateDir string
+	// Lifetime of a generation; 0 means Lifetime.
+	Lifetime time.Duration
+	// Log receives migration and rotation notes; nil discards them.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Keys holds the import keys; safe for concurrent use.
+type Keys struct {
+	sealer   Sealer
+	store    store.Blobs
+	now      func() time.Time
+	lifetime time.Duration
+	log      *slog.Logger
+
+	// wmu serialises this replica's writes and reloads (other replicas are
+	// kept apart by the blob's compare-and-swap).
+	wmu sync.Mutex
+
+	mu      sync.RWMutex
+	st      keySet
+	version int64
+}
+
+func sealAAD(r *record) []byte {
+	return []byte("quorumd/import-key-private/v1\x00" + r.Label + "\x00" + r.KEM)
+}
+
+// Open loads the import keys from the store, migrating a legacy file of
+// o.StateDir into it, re-sealing them under the sealer's active wrapping
+// key, and making a generation if there is none or the active one is older
+// than the lifetime.
+func Open(ctx context.Context, st store.Blobs, s Sealer, o Options) (*Keys, error) {
+	k := &Keys{sealer: s, store: st, now: o.Now, lifetime: o.Lifetime, log: o.Log}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	if k.lifetime <= 0 {
+		k.lifetime = Lifetime
+	}
+	if k.log == nil {
+		k.log = slog.New(slog.DiscardHandler)
+	}
+	if o.StateDir != "" {
+		if err := k.migrateFile(ctx, filepath.Join(o.StateDir, FileName)); err != nil {
+			return nil, err
+		}
+	}
+	if err := k.resealAll(ctx); err != nil {
+		return nil, err
+	}
+	if err := k.rotateIf(ctx, -1, k.expired); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// migrateFile moves the keys of a legacy file (one replica's own, before
+// they lived in the store) into the store if it holds none yet, then
+// removes the file. If the store has keys already (another replica's file
+// won), this file's keys are dropped: clients holding one of them fetch the
+// import key again.
+func (k *Keys) migrateFile(ctx context.Context, path string) error {
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("importkey: %w", err)
+	}
+	if _, err := decodeSet(raw); err != nil {
+		return fmt.Errorf("importkey: %s: %w", path, err)
+	}
+	_, err = k.store.SwapBlob(ctx, BlobName, 0, raw)
+	switch {
+	case err == nil:
+		k.log.Info("import keys moved from the state directory into the key store", "file", path)
+	case errors.Is(err, store.ErrConflict):
+		k.log.Warn("the key store holds import keys already; this replica's own import key file is dropped", "file", path)
+	default:
+		return fmt.Errorf("importkey: migrating %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("importkey: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("importkey: syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// fetch reads the stored set and its version.
+func (k *Keys) fetch(ctx context.Context) (keySet, int64, error) {
+	raw, ver, err := k.store.GetBlob(ctx, BlobName)
+	if err != nil {
+		return keySet{}, 0, fmt.Errorf("importkey: reading the import keys: %w", err)
+	}
+	if ver == 0 {
+		return keySet{V: 1}, 0, nil
+	}
+	st, err := decodeSet(raw)
+	return st, ver, err
+}
+
+// adopt makes st (at version ver) the keys this replica serves, unless it
+// already serves a newer version.
+func (k *Keys) adopt(st keySet, ver int64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	gen := 1
-	for _, r := range k.st.Keys {
-		gen = max(gen, r.Generation+1)
+	if ver >= k.version {
+		k.st, k.version = st, ver
 	}
-	next := fileState{V: 1}
-	for _, r := range k.st.Keys {
+}
+
+// update applies change to the stored set by compare-and-swap until it
+// sticks or change declines (returns nil): on a conflict it reads again
+// and asks change again, so a change another replica made meanwhile is
+// seen before deciding. The result is adopted either way.
+func (k *Keys) update(ctx context.Context, change func(cur keySet) (*keySet, error)) error {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	for attempt := 0; ; attempt++ {
+		cur, ver, err := k.fetch(ctx)
+		if err != nil {
+			return err
+		}
+		next, err := change(cur)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			k.adopt(cur, ver)
+			return nil
+		}
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("importkey: %w", err)
+		}
+		nv, err := k.store.SwapBlob(ctx, BlobName, ver, raw)
+		if nv > 0 {
+			// Stored (an error then says the old value was not reclaimed).
+			k.adopt(*next, nv)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= 16 {
+			return fmt.Errorf("importkey: storing the import keys: %w", err)
+		}
+	}
+}
+
+// Refresh reloads the keys from the store (another replica's rotation).
+func (k *Keys) Refresh(ctx context.Context) error {
+	return k.update(ctx, func(keySet) (*keySet, error) { return nil, nil })
+}
+
+// expired reports whether a KEM's active key is missing or too old.
+func (k *Keys) expired(cur keySet) bool {
+	for _, name := range []string{KEMXWing, KEMP256} {
+		if a := cur.active(name); a == nil || k.now().Sub(a.CreatedAt) > k.lifetime {
+			return true
+		}
+	}
+	return false
+}
+
+// Rotate replaces the generation this replica serves by a new one (one key
+// per KEM), keeps the replaced one for decryption and drops older ones. If
+// another replica replaced it already (a rotation at the same moment, or
+// one this replica has not loaded yet), no further generation is made:
+// this replica adopts that one.
+func (k *Keys) Rotate(ctx context.Context) error {
+	return k.rotateIf(ctx, k.Generation(), func(keySet) bool { return true })
+}
+
+// rotateIf rotates if need says so of the stored set, unless the stored
+// generation is newer than judged (-1: none): then another replica rotated
+// since the decision, and its generation is adopted. need is asked again
+// after every conflict, so replicas that decided at once make one
+// generation.
+func (k *Keys) rotateIf(ctx context.Context, judged int, need func(keySet) bool) error {
+	adopted := false
+	err := k.update(ctx, func(cur keySet) (*keySet, error) {
+		gen := cur.generation()
+		if judged >= 0 && gen > judged {
+			adopted = true
+			return nil, nil
+		}
+		if !need(cur) {
+			return nil, nil
+		}
+		judged = gen
+		return k.next(cur)
+	})
+	switch {
+	case err != nil:
+	case adopted:
+		k.log.Info("import key rotated by another replica at the same time; serving its generation", "generation", k.Generation())
+	case judged >= 0:
+		k.log.Info("import key rotated", "generation", judged+1)
+	}
+	return err
+}
+
+// Generation is the newest generation this replica serves.
+func (k *Keys) Generation() int {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.st.generation()
+}
+
+// next is cur rotated: its newest generation plus a new one.
+func (k *Keys) next(cur keySet) (*keySet, error) {
+	gen := cur.generation() + 1
+	next := &keySet{V: 1}
+	for _, r := range cur.Keys {
 		if r.Generation == gen-1 {
 			next.Keys = append(next.Keys, r)
 		}
@@ -209,15 +423,64 @@ func (k *Keys) Rotate() error {
 	for _, name := range []string{KEMXWing, KEMP256} {
 		r, err := k.generate(name, gen)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		next.Keys = append(next.Keys, r)
 	}
-	if err := writeFile(k.path, next); err != nil {
-		return err
+	return next, nil
+}
+
+// resealAll re-seals, under the sealer's active wrapping key, the private
+// halves sealed under another (a wrapping-key rotation, docs/hsm.md).
+func (k *Keys) resealAll(ctx context.Context) error {
+	rs, ok := k.sealer.(interface {
+		Reseal(blob, aad []byte) ([]byte, error)
+		ActiveKeyLabel() string
+	})
+	if !ok {
+		return nil
 	}
-	k.st = next
-	return nil
+	active := rs.ActiveKeyLabel()
+	return k.update(ctx, func(cur keySet) (*keySet, error) {
+		next := &keySet{V: 1, Keys: append([]record(nil), cur.Keys...)}
+		changed := false
+		for i := range next.Keys {
+			r := &next.Keys[i]
+			if l, err := hsm.BlobKeyLabel(r.SealedPrivate); err == nil && l == active {
+				continue
+			}
+			sealed, err := rs.Reseal(r.SealedPrivate, sealAAD(r))
+			if err != nil {
+				return nil, fmt.Errorf("importkey: re-sealing %s: %w", r.Label, err)
+			}
+			r.SealedPrivate, changed = sealed, true
+		}
+		if !changed {
+			return nil, nil
+		}
+		return next, nil
+	})
+}
+
+// Maintain reloads the keys every interval (RefreshInterval if 0) and
+// rotates them once the active generation is older than the lifetime,
+// until ctx ends. Failures are logged and retried at the next tick.
+func (k *Keys) Maintain(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = RefreshInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := k.rotateIf(ctx, -1, k.expired); err != nil && ctx.Err() == nil {
+			k.log.Warn("import key refresh failed; retried at the next tick", "error", err.Error())
+		}
+	}
 }
 
 func (k *Keys) generate(name string, gen int) (record, error) {
@@ -244,36 +507,19 @@ func (k *Keys) generate(name string, gen int) (record, error) {
 	return r, nil
 }
 
-func writeFile(path string, st fileState) error {
-	raw, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
+// labelGeneration is the generation a label names (qd-import-<gen>-…), or
+// -1 if it names none.
+func labelGeneration(label string) int {
+	rest, ok := strings.CutPrefix(label, "qd-import-")
+	if !ok {
+		return -1
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("importkey: %w", err)
+	g, _, ok := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(g)
+	if !ok || err != nil || n < 1 {
+		return -1
 	}
-	if _, err = f.Write(raw); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(filepath.Dir(path)); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("importkey: writing %s: %w", path, err)
-	}
-	return nil
+	return n
 }
 
 // Public returns the active import key of a KEM ("" for DefaultKEM).
@@ -286,7 +532,7 @@ func (k *Keys) Public(kem string) (Public, error) {
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	r := k.active(kem)
+	r := k.st.active(kem)
 	if r == nil {
 		return Public{}, fmt.Errorf("%w: no %s key", ErrUnknownKey, kem)
 	}
@@ -298,18 +544,11 @@ func (k *Keys) Public(kem string) (Public, error) {
 // into dst (locked memory) in constant time. The HPKE plaintext is a heap
 // slice (crypto/hpke has no destination parameter), cleared at once, as is
 // the unsealed KEM private key. dst is zeroed on failure.
-func (k *Keys) Decrypt(label string, info, ciphertext []byte, dst *btcec.ModNScalar) error {
-	k.mu.RLock()
-	var r record
-	found := false
-	for _, x := range k.st.Keys {
-		if x.Label == label {
-			r, found = x, true
-		}
-	}
-	k.mu.RUnlock()
-	if !found {
-		return fmt.Errorf("%w %q", ErrUnknownKey, label)
+func (k *Keys) Decrypt(ctx context.Context, label string, info, ciphertext []byte, dst *btcec.ModNScalar) error {
+	r, err := k.lookup(ctx, label)
+	if err != nil {
+		dst.Zero()
+		return err
 	}
 	kem, err := kemOf(r.KEM)
 	if err != nil {
@@ -341,6 +580,32 @@ func (k *Keys) Decrypt(label string, info, ciphertext []byte, dst *btcec.ModNSca
 }
 
 // DecryptFor is Decrypt with the Info of a daemon slot, key and room.
-func (k *Keys) DecryptFor(label string, keygenID []byte, keyID, roomUUID string, ciphertext []byte, dst *btcec.ModNScalar) error {
-	return k.Decrypt(label, Info(label, keygenID, keyID, roomUUID), ciphertext, dst)
+func (k *Keys) DecryptFor(ctx context.Context, label string, keygenID []byte, keyID, roomUUID string, ciphertext []byte, dst *btcec.ModNScalar) error {
+	return k.Decrypt(ctx, label, Info(label, keygenID, keyID, roomUUID), ciphertext, dst)
+}
+
+// lookup finds the key labelled label. A label of a newer generation than
+// this replica serves was made by another replica's rotation: the keys are
+// reloaded from the store once before answering ErrUnknownKey. Labels of
+// no generation, or of an older one, never cause a reload.
+func (k *Keys) lookup(ctx context.Context, label string) (record, error) {
+	k.mu.RLock()
+	r, found := k.st.find(label)
+	newer := labelGeneration(label) > k.st.generation()
+	k.mu.RUnlock()
+	if found {
+		return r, nil
+	}
+	if newer {
+		if err := k.Refresh(ctx); err != nil {
+			return record{}, err
+		}
+		k.mu.RLock()
+		r, found = k.st.find(label)
+		k.mu.RUnlock()
+		if found {
+			return r, nil
+		}
+	}
+	return record{}, fmt.Errorf("%w %q", ErrUnknownKey, label)
 }

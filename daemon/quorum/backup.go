@@ -136,10 +136,9 @@ func (s *Service) ImportBackup(ctx context.Context, owner string, quota int, b [
 		return daemon.KeyInfo{}, daemon.Errorf(daemon.ErrTypeBadRequestParams, "key_share: the share does not match the backup's recovery data (tampered or foreign backup)")
 	}
 
-	keyID := daemon.NewKeyID()
 	priv := slots[0].Bytes()[secmem.ScalarSize:]
 	id.PutPrivateBytes(priv)
-	sealedID, err := s.sealIdentity(keyID, owner, priv[:32])
+	keyID, sealedID, err := s.sealIdentity(ctx, owner, priv[:32])
 	clear(priv)
 	if err != nil {
 		return daemon.KeyInfo{}, err

@@ -40,10 +40,12 @@ type importDurable struct {
 // this party signs the transcript. The ceremony's deadline must not cut
 // the durable write short.
 func (d *importDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData) error {
+	daemon.MarkPhase(d.ctx, "deal")
 	sealed, err := d.s.sealShare(d.r, ks.ID, &ks.Share, d.scratch)
 	if err != nil {
 		return err
 	}
+	daemon.MarkPhase(d.ctx, "hsm_seal")
 	c := commitment(&ks.KeyInfo, ks.ID, sealed, rd.Marshal())
 	if d.source != "" {
 		c.Source = d.source
@@ -52,12 +54,14 @@ func (d *importDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData
 	if err != nil {
 		return fmt.Errorf("storing the pending share: %w", err)
 	}
+	daemon.MarkPhase(d.ctx, "store_prepare")
 	return nil
 }
 
 // Certified marks the record ready off the critical path: the answer does
 // not wait for a second fsync. Reads of the key wait for the mark (owned).
 func (d *importDurable) Certified(info *ceremony.KeyInfo, rd *ceremony.RecoveryData) error {
+	daemon.MarkPhase(d.ctx, "certify")
 	d.s.markReadyLater(d.r.Owner, d.r.KeyID, info.Transcript[:], rd.Marshal())
 	return nil
 }

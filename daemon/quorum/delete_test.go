@@ -12,6 +12,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/hsm"
 	"github.com/quorumd/quorumd/mpc/secp"
@@ -155,5 +156,99 @@ func TestSweepDataKeys(t *testing.T) {
 	}
 	if m := count(); m[gone.KeyID] || m[never] || !m[p.keyID] {
 		t.Fatalf("data keys after the sweep: %v", m)
+	}
+}
+
+// crashedToken is a token whose DestroyDataKey never happens: a pool closed
+// through it leaves its keys behind, as a crash of the daemon would.
+type crashedToken struct{ *hsm.HSM }
+
+func (crashedToken) DestroyDataKey(string) error { return nil }
+
+// TestDataKeyPoolAndSweep: slots take their data keys from the pool; the
+// sweep at start never destroys a pooled key young enough to be handed out,
+// and destroys the keys a crash left pooled once past its grace (they are
+// never reused: see hsm.DataKeyPool), sparing the slots' keys; deleting a
+// slot made from the pool destroys its data key.
+func TestDataKeyPoolAndSweep(t *testing.T) {
+	ps := newParties(t, 0)
+	p := ps[0]
+	ctx := context.Background()
+	pool := hsm.NewDataKeyPool(crashedToken{p.h}, hsm.DataKeyPoolConfig{Size: 3, MaxAge: PoolMaxAge, NewID: daemon.NewKeyID, Log: func(err error) { t.Errorf("pool: %v", err) }})
+	t.Cleanup(func() { pool.Close() }) // before the token closes; Close is idempotent
+	p.svc.DataKeyPool = pool
+	for deadline := time.Now().Add(time.Minute); pool.Len() < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not fill")
+		}
+	}
+	dataKeys := func() map[string]bool {
+		dks, err := p.h.DataKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, d := range dks {
+			m[d.KeyID] = true
+		}
+		return m
+	}
+	pooled := dataKeys()
+	var slots []string
+	for range 2 {
+		ks, err := p.svc.Create(ctx, "alice", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !pooled[ks.KeyID] {
+			t.Fatalf("slot %s did not take a pooled data key", ks.KeyID)
+		}
+		slots = append(slots, ks.KeyID)
+	}
+	if n, err := SweepDataKeys(ctx, p.svc.Store, p.h, OrphanGrace, p.svc.log()); err != nil || n != 0 {
+		t.Fatalf("sweep at start destroyed %d young pooled keys: %v", n, err)
+	}
+	// The crash: the pool's keys stay on the token, unassigned.
+	for deadline := time.Now().Add(time.Minute); pool.Len() < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not refill")
+		}
+	}
+	if err := pool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.svc.DataKeyPool = nil
+	left := dataKeys()
+	orphans := 0
+	for id := range left {
+		if _, err := p.svc.Store.Get(ctx, id); errors.Is(err, store.ErrNotFound) {
+			orphans++
+		}
+	}
+	if orphans < 3 {
+		t.Fatalf("%d orphaned pool keys after the crash, want at least 3", orphans)
+	}
+	// A later start, past the grace.
+	if n, err := SweepDataKeys(ctx, p.svc.Store, p.h, 0, p.svc.log()); err != nil || n != orphans {
+		t.Fatalf("sweep past the grace destroyed %d of %d orphans: %v", n, orphans, err)
+	}
+	after := dataKeys()
+	for _, id := range append(slots, p.keyID) {
+		if !after[id] {
+			t.Fatalf("the sweep destroyed live slot %s's data key", id)
+		}
+		r, err := p.svc.Store.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.h.Open(r.SealedIdentityKey, identityAAD(r.KeyID, r.Owner)); err != nil {
+			t.Fatalf("slot %s's identity key after the sweep: %v", id, err)
+		}
+	}
+	if err := p.svc.Delete(ctx, "alice", slots[0]); err != nil {
+		t.Fatal(err)
+	}
+	if dataKeys()[slots[0]] {
+		t.Fatal("deleting a slot made from the pool left its data key")
 	}
 }

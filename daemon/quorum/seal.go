@@ -18,8 +18,10 @@ import (
 // the HSM (hsm/datakey.go), so deleting the key can destroy it for good:
 //
 //   - Create makes the data key before it seals the identity key and writes
-//     the slot. A crash in between leaves a data key without a record: an
-//     orphan that SweepDataKeys destroys once it is older than its grace.
+//     the slot, or takes one the pool made ahead (hsm.DataKeyPool, which
+//     hands out only keys younger than half the grace). A crash in between,
+//     or with keys still pooled, leaves data keys without a record: orphans
+//     that SweepDataKeys destroys once they are older than its grace.
 //   - Delete writes the tombstone (and scrubs the store file) first and
 //     destroys the data key only after the store says deleted: a crash in
 //     between leaves a deleted record and a live data key, which seals
@@ -31,6 +33,11 @@ import (
 // the data key and writing the record, on this or another replica.
 const OrphanGrace = 10 * time.Minute
 
+// PoolMaxAge is how long a pooled data key may wait to be handed out: well
+// inside OrphanGrace, so that no sweep takes a key a pool may still hand
+// out (hsm.DataKeyPool).
+const PoolMaxAge = OrphanGrace / 2
+
 func identityAAD(keyID, owner string) []byte {
 	return []byte("quorumd/identity/v1\x00" + keyID + "\x00" + owner)
 }
@@ -39,18 +46,25 @@ func shareAAD(keyID, owner string, id int) []byte {
 	return []byte("quorumd/share/v1\x00" + keyID + "\x00" + owner + "\x00" + strconv.Itoa(id))
 }
 
-// sealIdentity makes keyID's data key and seals a new slot's identity key
-// under it.
-func (s *Service) sealIdentity(keyID, owner string, priv []byte) ([]byte, error) {
-	if err := s.Sealer.CreateDataKey(keyID); err != nil {
-		return nil, fmt.Errorf("making the key's data key: %w", err)
+// sealIdentity seals a new slot's identity key under a fresh data key and
+// returns the slot's key_id, the data key's: one the pool made ahead
+// (DataKeyPool) or, when it has none ready, one made now.
+func (s *Service) sealIdentity(ctx context.Context, owner string, priv []byte) (keyID string, sealed []byte, err error) {
+	keyID, pooled := s.DataKeyPool.Take()
+	if !pooled {
+		keyID = daemon.NewKeyID()
+		if err := s.Sealer.CreateDataKey(keyID); err != nil {
+			return "", nil, fmt.Errorf("making the key's data key: %w", err)
+		}
 	}
-	sealed, err := s.Sealer.SealFor(keyID, priv, identityAAD(keyID, owner))
+	daemon.MarkPhase(ctx, "data_key")
+	sealed, err = s.Sealer.SealFor(keyID, priv, identityAAD(keyID, owner))
 	if err != nil {
 		s.destroyDataKey(keyID)
-		return nil, fmt.Errorf("sealing identity key: %w", err)
+		return "", nil, fmt.Errorf("sealing identity key: %w", err)
 	}
-	return sealed, nil
+	daemon.MarkPhase(ctx, "hsm_seal")
+	return keyID, sealed, nil
 }
 
 // sealShareBytes seals a share's encoding under the key's data key (made

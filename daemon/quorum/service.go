@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -39,7 +40,35 @@ type Service struct {
 	// then fail with the context's error. nil keeps them on the Go heap.
 	Secrets *secmem.Arena
 
-	marks lazyMarks // ready marks in flight (certified.go)
+	// DataKeyPool hands out data keys made ahead, keeping their creation off
+	// key-slot creation's path (seal.go); nil makes each on demand.
+	DataKeyPool *hsm.DataKeyPool
+
+	marks      lazyMarks    // ready marks in flight (certified.go)
+	ceremonies atomic.Int32 // import and sign ceremonies running
+	lastEnd    atomic.Int64 // when the last one ended (Unix ns)
+}
+
+// quietAfterCeremony is how long after a ceremony the daemon still counts
+// as busy: under a steady load the next ceremony starts within it, and a
+// data key made then (10 ms of token and CPU time on SoftHSM, far more on
+// a loaded machine) would slow that ceremony down.
+const quietAfterCeremony = 100 * time.Millisecond
+
+// InCeremony reports whether an import or sign ceremony runs or ended
+// within quietAfterCeremony: background token work (the data-key pool's
+// refill) waits for a quiet daemon.
+func (s *Service) InCeremony() bool {
+	return s.ceremonies.Load() > 0 || time.Since(time.Unix(0, s.lastEnd.Load())) < quietAfterCeremony
+}
+
+// ceremony counts a running ceremony until the returned func is called.
+func (s *Service) ceremony() func() {
+	s.ceremonies.Add(1)
+	return func() {
+		s.lastEnd.Store(time.Now().UnixNano())
+		s.ceremonies.Add(-1)
+	}
 }
 
 // Slots each call holds at once (taken together, see secmem.AcquireN).
@@ -83,7 +112,7 @@ func (s *Service) Create(ctx context.Context, owner string, quota int) (daemon.K
 			return daemon.KeySlot{}, quotaError(quota, store.ErrQuotaExceeded)
 		}
 	}
-	keyID := daemon.NewKeyID()
+	daemon.MarkPhase(ctx, "count")
 	slots, err := s.secretSlots(ctx, createSlots)
 	if err != nil {
 		return daemon.KeySlot{}, err
@@ -94,11 +123,12 @@ func (s *Service) Create(ctx context.Context, owner string, quota int) (daemon.K
 		return daemon.KeySlot{}, err
 	}
 	defer id.Zero()
+	daemon.MarkPhase(ctx, "identity")
 	// The encoding goes to the HSM from the slot's scratch half; the
 	// PKCS#11 layer's own copies are beyond reach (see package secmem).
 	priv := slots[0].Bytes()[secmem.ScalarSize:]
 	id.PutPrivateBytes(priv)
-	sealed, err := s.sealIdentity(keyID, owner, priv)
+	keyID, sealed, err := s.sealIdentity(ctx, owner, priv)
 	clear(priv)
 	if err != nil {
 		return daemon.KeySlot{}, err
@@ -114,6 +144,7 @@ func (s *Service) Create(ctx context.Context, owner string, quota int) (daemon.K
 		}
 		return daemon.KeySlot{}, fmt.Errorf("storing key slot: %w", err)
 	}
+	daemon.MarkPhase(ctx, "store")
 	return daemon.KeySlot{KeyID: keyID, KeygenID: pub[:]}, nil
 }
 
@@ -270,12 +301,14 @@ func (s *Service) ImportRecipient(ctx context.Context, p daemon.ImportParams) (d
 var importLocks keyLocks
 
 func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec.ModNScalar) (daemon.ImportResult, error) {
+	defer s.ceremony()()
 	slot, err := s.openSlot(ctx, p.Owner, p.KeyID, importSlots)
 	if err != nil {
 		return daemon.ImportResult{}, err
 	}
 	defer slot.close()
 	id := slot.id
+	daemon.MarkPhase(ctx, "open_slot") // key lock, store read, HSM open
 	// The importer's key: a copy in locked memory, zeroed by the ceremony.
 	var key *btcec.ModNScalar
 	if x != nil {
@@ -302,7 +335,7 @@ func (s *Service) runImport(ctx context.Context, p daemon.ImportParams, x *btcec
 	start := time.Now()
 	ki, err := ceremony.Import(ctx, ceremony.ImportParams{
 		Room: p.RoomUUID, Identity: id, Others: others, Threshold: p.Threshold, Dealer: dealer,
-		Transport:  ceremony.RelayTransport(rc, p.RoomUUID, id, seated),
+		Transport:  traced(ctx, ceremony.RelayTransport(rc, p.RoomUUID, id, seated)),
 		PrivateKey: key,
 	}, &importDurable{s: s, ctx: ctx, r: slot.r, scratch: slot.scratch(1)})
 	if err != nil {
@@ -353,6 +386,7 @@ func commitment(ki *ceremony.KeyInfo, id int, sealed, recovery []byte) store.Com
 // its certificate for signers still pending; a pending key signs only once
 // another signer attached one, which it records first (DESIGN §3a).
 func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error) {
+	defer s.ceremony()()
 	r, key, cert, err := s.signingKey(ctx, p.Owner, p.KeyID)
 	if err != nil {
 		return nil, err

@@ -137,7 +137,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 		case string(f) != formatV1:
 			return fmt.Errorf("%w: file format %q, want %q", ErrCorrupt, f, formatV1)
 		}
-		for _, b := range [][]byte{bucketKeys, bucketOwners} {
+		for _, b := range [][]byte{bucketKeys, bucketOwners, bucketBlobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -209,6 +209,8 @@ type Store interface {
 	// key_id stays reserved. The sealed blobs are also sealed under a per-key
 	// HSM data key that the caller destroys after Delete returns.
 	Delete(ctx context.Context, owner, keyID string) error
+	// Blobs holds the few named values replicas share (blobs.go).
+	Blobs
 	// Close releases the store.
 	Close() error
 }

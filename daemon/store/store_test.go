@@ -179,6 +179,8 @@ func contractSuite(t *testing.T, b backend) {
 		{"SealCommitOpen", testSealCommitOpen},
 		{"PendingLifecycle", testPendingLifecycle},
 		{"QuotaIsAtomic", testQuotaIsAtomic},
+		{"Blobs", testBlobs},
+		{"BlobRace", testBlobRace},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, b) })
 	}

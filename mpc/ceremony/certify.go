@@ -248,10 +248,47 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 			got++
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
-	defer cancel()
-	_ = p.send(sctx, roundCert, envelope.Broadcast, append(transcript[:], cert.marshal()...), false)
+	p.sendCert(ctx, append(transcript[:], cert.marshal()...))
 	return cert, nil
+}
+
+// sendCert broadcasts the certificate, best effort: it serves only members
+// that missed a signature. With lateTail it is signed now (the identity
+// key may be zeroed once the ceremony returns) and posted in the
+// background, off the answer's path; leaveLater leaves after it.
+func (p *party) sendCert(ctx context.Context, payload []byte) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
+	if !p.lateTail || p.split != nil {
+		defer cancel()
+		_ = p.send(sctx, roundCert, envelope.Broadcast, payload, false)
+		return
+	}
+	raw, err := p.out.Seal(roundCert, envelope.Broadcast, payload, false)
+	if err != nil {
+		cancel()
+		return
+	}
+	done := make(chan struct{})
+	p.tail = done
+	go func() {
+		defer close(done)
+		defer cancel()
+		_ = p.tr.Send(sctx, envelope.Broadcast, raw)
+	}()
+}
+
+// leaveLater leaves the room in the background, after the certificate's
+// broadcast if one is in flight: nothing of it is worth a caller's wait. The
+// ECDH secrets are wiped now (the certificate is already sealed).
+func (p *party) leaveLater() {
+	p.ch.Zero()
+	tail := p.tail
+	go func() {
+		if tail != nil {
+			<-tail
+		}
+		leave(p.tr)
+	}()
 }
 
 // afterSigning is certify's failure once this party signed: pending, and

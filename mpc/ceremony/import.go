@@ -113,7 +113,9 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 		pt.in = envelope.NewInbox(p.Identity, envelope.KindImport, session, append(slices.Clone(parties), p.Dealer)).WithChannels(pt.ch)
 	}
 	pt.split = p.split
-	defer pt.leave()
+	// The certificate's broadcast and the leave are off the answer's path.
+	pt.lateTail = true
+	defer pt.leaveLater()
 	ks, rd, err := runDeal(ctx, pt, p, session)
 	if err != nil {
 		return nil, pt.fail(err)
@@ -220,6 +222,8 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 		rd.Deal = e.Marshal()
 		return ks, rd, nil
 	}
+	// The seat claim's round trip overlaps the dealing.
+	defer claimAhead(ctx, pt.tr)()
 	rnd := p.Rand
 	if rnd == nil {
 		rnd = rand.Reader

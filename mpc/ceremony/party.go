@@ -42,6 +42,11 @@ type party struct {
 	drops    int
 	lastDrop string
 
+	// lateTail posts the certificate and leaves the room in the background
+	// (sendCert, leaveLater); tail is closed once that post is done.
+	lateTail bool
+	tail     chan struct{}
+
 	scheme   certScheme // nil: quorumd's transcript signatures (certify.go)
 	split    splitFunc  // tests only
 	splitOut map[envelope.Party]*envelope.Sender

@@ -47,6 +47,14 @@ func (t *RelaySeat) seat(ctx context.Context) (*relay.Conn, error) {
 	return conn, nil
 }
 
+// Claim takes the seat now rather than at the first Send or Recv, so a
+// party with work to do before its first message can overlap the claim's
+// round trip with it (Claimer).
+func (t *RelaySeat) Claim(ctx context.Context) error {
+	_, err := t.seat(ctx)
+	return err
+}
+
 // Send posts body to `to`, or to every other member for envelope.Broadcast.
 func (t *RelaySeat) Send(ctx context.Context, to envelope.Party, body []byte) error {
 	conn, err := t.seat(ctx)

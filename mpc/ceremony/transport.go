@@ -26,6 +26,30 @@ type Leaver interface {
 	Leave(ctx context.Context) error
 }
 
+// Claimer is a Transport that can take its place in the room ahead of its
+// first message (the relay transport: a signed seat claim, a round trip).
+// Optional; a failed claim is retried by the first Send or Recv.
+type Claimer interface {
+	Claim(ctx context.Context) error
+}
+
+// claimAhead starts tr's claim in the background, if tr has one, to
+// overlap it with work done before the first message. The claim signs with
+// the party's identity key, which its caller zeroes once the ceremony
+// returns: the ceremony calls the returned wait before it does.
+func claimAhead(ctx context.Context, tr Transport) (wait func()) {
+	c, ok := tr.(Claimer)
+	if !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Claim(ctx)
+	}()
+	return func() { <-done }
+}
+
 // leaveTimeout bounds the best-effort leave at a ceremony's end.
 const leaveTimeout = 2 * time.Second
 
