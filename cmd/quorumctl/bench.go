@@ -350,12 +350,15 @@ func runBench(ctx context.Context, mode string, parties []*client.Client, h *htt
 		op = func(ctx context.Context) benchSample {
 			msg := make([]byte, o.msgSize)
 			rand.Read(msg)
-			t0 := time.Now()
 			res, err := set.Sign(ctx, msg)
 			if err != nil {
 				return benchSample{err: err}
 			}
-			return benchSample{total: time.Since(t0), phases: map[string]time.Duration{
+			// The window is the service's, first request (the room) to last
+			// 200, as the floor models it: the bench client's own check of
+			// the signature with three verifiers comes after and is not
+			// timed (it still runs, and its CPU still counts at C>1).
+			return benchSample{total: res.Durations.Room + res.Durations.Ceremony, phases: map[string]time.Duration{
 				"room": res.Durations.Room, "ceremony": res.Durations.Ceremony}}
 		}
 	}

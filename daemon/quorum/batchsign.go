@@ -36,24 +36,17 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 			items[i].Declined = true
 		}
 	}
-	rc, err := s.Relays.Client(p.RelayAddress)
+	ss, err := s.openSigner(ctx, r, key, p.RoomUUID, p.RelayAddress)
 	if err != nil {
 		return nil, err
 	}
-	room, err := rc.RoomInfo(ctx, p.RoomUUID)
-	if err != nil {
-		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
-	}
-	id, share, release, err := s.signerSecrets(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
+	defer ss.close()
 	start := time.Now()
+	ss.ran = true
 	res, err := ceremony.SignBatch(ctx, ceremony.BatchParams{
 		SignParams: ceremony.SignParams{
-			Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-			Transport:   ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
+			Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share, Signers: ss.signers,
+			Transport:   ss.tr,
 			Certificate: cert, Pending: r.State == store.StatePending,
 			OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 		},
@@ -73,7 +66,7 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 			signed++
 		}
 	}
-	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "signers", room.Size, "items", len(items),
+	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "signers", ss.signers, "items", len(items),
 		"signed", signed, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return out, nil
 }

@@ -395,30 +395,23 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	if err != nil {
 		return nil, daemon.Errorf(daemon.ErrTypeBadRequestParams, "derivation: %v", err)
 	}
-	rc, err := s.Relays.Client(p.RelayAddress)
+	ss, err := s.openSigner(ctx, r, key, p.RoomUUID, p.RelayAddress)
 	if err != nil {
 		return nil, err
 	}
-	room, err := rc.RoomInfo(ctx, p.RoomUUID)
-	if err != nil {
-		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", p.RoomUUID, err)
-	}
-	id, share, release, err := s.signerSecrets(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
+	defer ss.close()
 	start := time.Now()
+	ss.ran = true
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
-		Room: p.RoomUUID, Identity: id, Key: key, Share: share, Signers: room.Size,
-		Msg: p.Msg, Tweaks: tweaks, Transport: ceremony.RelayTransport(rc, p.RoomUUID, id, key.Parties),
+		Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share, Signers: ss.signers,
+		Msg: p.Msg, Tweaks: tweaks, Transport: ss.tr,
 		Certificate: cert, Pending: r.State == store.StatePending,
 		OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
 	})
 	if err != nil {
 		return nil, ceremonyError(err)
 	}
-	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "signers", room.Size,
+	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "signers", ss.signers,
 		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return sig[:], nil
 }

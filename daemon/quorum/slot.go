@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/btcsuite/btcd/btcec/v2"
-
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
@@ -91,29 +89,4 @@ func (s *Service) signingKey(ctx context.Context, owner, keyID string) (store.Re
 		return r, nil, nil, err
 	}
 	return r, key, cert, nil
-}
-
-// signerSecrets opens r's identity key and share into locked memory;
-// release zeroes both and returns the slots.
-func (s *Service) signerSecrets(ctx context.Context, r store.Record) (*envelope.Identity, *btcec.ModNScalar, func(), error) {
-	slots, err := s.secretSlots(ctx, signSlots)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	id, err := s.identity(r, slots[0].Scalar())
-	if err != nil {
-		secmem.ReleaseAll(slots)
-		return nil, nil, nil, err
-	}
-	share := slots[1].Scalar()
-	release := func() {
-		share.Zero()
-		id.Zero()
-		secmem.ReleaseAll(slots)
-	}
-	if err := s.openShare(r, share); err != nil {
-		release()
-		return nil, nil, nil, err
-	}
-	return id, share, release, nil
 }

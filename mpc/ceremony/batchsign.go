@@ -92,6 +92,7 @@ const itemEntrySize = 1 + sha256.Size + frost.PubNonceSize
 // batch naming its signer), and every aggregate is verified before it is
 // returned. Item failures are per item; the error is for the whole batch.
 func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
+	defer leaveLater(p.Transport) // as Sign
 	k := p.Key
 	myID, err := signerID(p.SignParams)
 	if err != nil {
@@ -103,7 +104,9 @@ func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
 	session := envelope.SessionID(BatchSignLabel, p.Room, k.Parties, k.T, k.N, batchContext(k, p))
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
 	pt.split = p.split
-	defer pt.leave()
+	// The room is left by leaveLater above; the ECDH secrets go now.
+	defer pt.ch.Zero()
+	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	res, err := runBatch(ctx, pt, p, myID, session)
 	if err != nil {
 		return nil, pt.fail(err)

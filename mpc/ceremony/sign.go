@@ -59,6 +59,10 @@ type SignParams struct {
 // verify the final BIP340 signature under the (tweaked) threshold key before
 // returning it. The secret nonce lives only in memory and is consumed once.
 func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
+	// Nothing is stored after a signature: the caller's answer need not
+	// wait for the relay to free the room. Deferred first, so that a seat
+	// the caller claimed early is left even when the inputs are refused.
+	defer leaveLater(p.Transport)
 	var zero [64]byte
 	k := p.Key
 	myID, err := signerID(p)
@@ -71,7 +75,9 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	}
 	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
-	defer pt.leave()
+	// The room is left by leaveLater above; the ECDH secrets go now.
+	defer pt.ch.Zero()
+	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	sig, err := runSign(ctx, pt, p, myID, session, outKey)
 	if err != nil {
 		return zero, pt.fail(err)

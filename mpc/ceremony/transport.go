@@ -63,3 +63,11 @@ func leave(tr Transport) {
 	defer cancel()
 	_ = l.Leave(ctx)
 }
+
+// leaveLater is leave in the background, for a ceremony whose outcome does
+// not depend on the relay hearing it leave.
+func leaveLater(tr Transport) {
+	if _, ok := tr.(Leaver); ok {
+		go leave(tr)
+	}
+}

@@ -336,12 +336,13 @@ func (c *Client) Claim(ctx context.Context, room string, sc SeatClaim) (*Seat, e
 		Token string `json:"token"`
 		Set   string `json:"set"`
 		Seats int    `json:"seats"`
+		Size  int    `json:"size"` // absent from relays before it
 	}
 	if err := json.Unmarshal(data, &resp); err != nil || len(resp.Token) != 2*seatTokenBytes || !isLowerHex(resp.Token) ||
-		len(resp.Set) != 64 || !isLowerHex(resp.Set) || resp.Seats < 1 {
+		len(resp.Set) != 64 || !isLowerHex(resp.Set) || resp.Seats < 1 || resp.Size < 0 || (resp.Size > 0 && resp.Size < resp.Seats) {
 		return nil, fmt.Errorf("relay: claim seat in room %s: %w: bad answer", room, ErrProtocol)
 	}
-	return &Seat{Room: room, Party: sc.Party, Set: resp.Set, Seats: resp.Seats, c: c, token: resp.Token}, nil
+	return &Seat{Room: room, Party: sc.Party, Set: resp.Set, Seats: resp.Seats, Size: resp.Size, c: c, token: resp.Token}, nil
 }
 
 // Seat is a party's place in a room, as answered to its claim. Every
@@ -351,6 +352,7 @@ type Seat struct {
 	Party string // this party's keygen_id, hex
 	Set   string // the member set id, hex
 	Seats int    // seats the set holds: min(room size, members)
+	Size  int    // the room's size; 0 when the relay did not say (RoomInfo asks)
 
 	c     *Client
 	token string

@@ -300,7 +300,7 @@ func (s *Server) jsRoomInfo(ctx *fasthttp.RequestCtx, id string) {
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), &room{id: id, size: r.Size, expires: r.Expires}))
 }
 
-func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok, name string) (seats int, ok bool) {
+func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok, name string) (seats, size int, ok bool) {
 	jc, cancel := jsContext()
 	defer cancel()
 	setID := hex.EncodeToString(c.set[:])
@@ -344,18 +344,18 @@ func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok,
 			st = &ms.Seats[len(ms.Seats)-1]
 		}
 		st.LastMs, st.Tok = c.timeMs, tokHash
-		seats = ms.Cap
+		seats, size = ms.Cap, r.Size
 		return ""
 	})
 	switch {
 	case code == "":
-		return seats, true
+		return seats, size, true
 	case msg != "":
 		s.reject(ctx, code, msg)
 	default:
 		s.rejectRoom(ctx, code, id)
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // jsSeatOf loads the room and the seat the request's token holds, or

@@ -57,6 +57,9 @@ func TestJetStreamAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if a.Size != 2 || b.Size != 2 {
+		t.Fatalf("claims answered room sizes %d and %d, want 2", a.Size, b.Size)
+	}
 	got := make(chan []relay.Message, 1)
 	go func() {
 		msgs, err := b.Fetch(ctx, 0, 20*time.Second)

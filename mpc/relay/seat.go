@@ -248,10 +248,10 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	tok := hex.EncodeToString(raw[:])
 	name := hex.EncodeToString(c.party[:])
 	if s.js != nil {
-		seats, ok := s.jsClaimSeat(ctx, id, c, tok, name)
+		seats, size, ok := s.jsClaimSeat(ctx, id, c, tok, name)
 		if ok {
 			s.m.seatsClaimed.Add(1)
-			writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats))
+			writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats, size))
 		}
 		return
 	}
@@ -310,19 +310,24 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	r.tokens[st.tok] = st
 	r.bytes += cost
 	s.totalBytes.Add(int64(cost))
-	seats := ms.cap
+	seats, size := ms.cap, r.size
 	r.mu.Unlock()
 	s.m.seatsClaimed.Add(1)
 
-	writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats))
+	writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats, size))
 }
 
-func appendSeatJSON(b []byte, tok string, set [32]byte, seats int) []byte {
+// appendSeatJSON encodes a claim's answer. The room's size rides along so
+// that a party given only the room id (a signer) needs no room-info round
+// trip before its first post.
+func appendSeatJSON(b []byte, tok string, set [32]byte, seats, size int) []byte {
 	b = append(b, `{"token":"`...)
 	b = append(b, tok...)
 	b = append(b, `","set":"`...)
 	b = hex.AppendEncode(b, set[:])
 	b = append(b, `","seats":`...)
 	b = strconv.AppendInt(b, int64(seats), 10)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(size), 10)
 	return append(b, '}')
 }

@@ -246,7 +246,11 @@ func TestOutsiderCannotDisturbCeremonies(t *testing.T) {
 	if replays.Load() == 0 || garbage.Load() == 0 {
 		t.Fatalf("the outsider never acted during the ceremony (%d replays, %d posts)", replays.Load(), garbage.Load())
 	}
-	// Each ceremony left the room as it ended: closed despite the squatter.
+	// Each ceremony leaves the room as it ends (in the background, after
+	// answering): closed despite the squatter.
+	for deadline := time.Now().Add(30 * time.Second); srv.Stats().RoomsClosedLeft != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if st := srv.Stats(); st.RoomsClosedLeft != 1 {
 		t.Fatalf("room not closed once the honest set left: %+v", st)
 	}
@@ -427,6 +431,21 @@ func TestSeatClaimReplayRace(t *testing.T) {
 	}
 	if _, err := st.Fetch(ctx, 0, 0); err != nil {
 		t.Fatalf("member fetching after the outsider's attempts: %v", err)
+	}
+}
+
+// TestClaimAnswersRoomSize: a claim's answer gives the room's size beside
+// the seats its member set holds, so a signer needs no room-info request.
+func TestClaimAnswersRoomSize(t *testing.T) {
+	c := newClient(t, testkit.Relay(t))
+	ids, members := newIdentities(t, 2)
+	room := mustRoom(t, c, 3)
+	st, err := c.TakeSeat(ctxT(t), room, ids[0], members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Seats != 2 || st.Size != 3 {
+		t.Fatalf("seats %d, size %d; want 2 and 3", st.Seats, st.Size)
 	}
 }
 

@@ -31,7 +31,7 @@ import (
 //	GET    /v1/info                        → {"name"}: the relay name seat claims sign
 //	POST   /v1/rooms                       {"size":N,"ttl_seconds":opt} → {"room_uuid","size","expires_at"}
 //	GET    /v1/rooms/{room}                → {"room_uuid","size","expires_at"}
-//	POST   /v1/rooms/{room}/seats          SeatClaim → {"token","set","seats"}
+//	POST   /v1/rooms/{room}/seats          SeatClaim → {"token","set","seats","size"}
 //	POST   /v1/rooms/{room}/messages?to=Q  raw envelope (to empty = broadcast) → {"seq":n}
 //	GET    /v1/rooms/{room}/messages?after=S&wait_ms=W&max_bytes=B   long-poll → {"messages":[{seq,from,to,body(base64)}]}
 //	DELETE /v1/rooms/{room}                leave; the room closes once a member set's ceremony is over

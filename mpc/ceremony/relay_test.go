@@ -1,0 +1,106 @@
+package ceremony
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/quorumd/quorumd/internal/testkit"
+)
+
+// TestRelaySeatReadAhead: on a real relay, a seat claimed early learns the
+// room's size from its claim; reading ahead yields its budget of envelopes
+// in order, later ones are read directly, a timed-out Recv loses nothing,
+// and after Leave the seat neither posts nor reads.
+func TestRelaySeatReadAhead(t *testing.T) {
+	q := newQuorum(t, testkit.Relay(t), 3)
+	room := q.room(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := RelayTransport(q.client, room, q.ids[0], q.parties())
+	b := RelayTransport(q.client, room, q.ids[1], q.parties())
+	if err := a.Claim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.RoomSize(ctx); err != nil || n != 2 {
+		t.Fatalf("room size %d, %v; want 2", n, err)
+	}
+	a.readAhead(2)
+	const sent = 5
+	for i := range sent {
+		if err := b.Send(ctx, q.ids[0].Public(), fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range sent {
+		body, err := a.Recv(ctx)
+		if err != nil || string(body) != fmt.Sprintf("m%d", i) {
+			t.Fatalf("recv %d: %q, %v", i, body, err)
+		}
+	}
+	// Nothing more was sent: a Recv times out, and loses nothing.
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	if _, err := a.Recv(short); err == nil {
+		t.Fatal("recv with nothing sent returned")
+	}
+	stop()
+	if err := b.Send(ctx, q.ids[0].Public(), []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := a.Recv(ctx); err != nil || string(body) != "late" {
+		t.Fatalf("recv after a timeout: %q, %v", body, err)
+	}
+	if err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(ctx, q.ids[1].Public(), []byte("gone")); err == nil {
+		t.Fatal("posted after leaving")
+	}
+	if _, err := a.Recv(ctx); err == nil {
+		t.Fatal("read after leaving")
+	}
+	_ = b.Leave(ctx)
+}
+
+// TestRelaySeatReadAheadLeaveStops: a reader waiting at the relay for
+// envelopes that never come ends with Leave; a Recv then fails at once.
+func TestRelaySeatReadAheadLeaveStops(t *testing.T) {
+	q := newQuorum(t, testkit.Relay(t), 2)
+	room := q.room(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := RelayTransport(q.client, room, q.ids[0], q.parties())
+	a.readAhead(4)
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	if _, err := a.Recv(short); err == nil {
+		t.Fatal("recv with nothing sent returned")
+	}
+	stop()
+	a.mu.Lock()
+	in := a.in
+	a.mu.Unlock()
+	if err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drained(in):
+	case <-ctx.Done():
+		t.Fatal("the reader did not stop after Leave")
+	}
+	start := time.Now()
+	if _, err := a.Recv(ctx); err == nil || time.Since(start) > 10*time.Second {
+		t.Fatalf("recv after leaving: %v after %v", err, time.Since(start))
+	}
+}
+
+// drained is closed once in is closed (the reader ended), whatever it held.
+func drained(in chan recvResult) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		for range in {
+		}
+		close(done)
+	}()
+	return done
+}
