@@ -120,7 +120,7 @@ func TestImportAdversarial(t *testing.T) {
 						return payload
 					}
 					session := envelope.SessionID(ImportLabel, p.Room, q.parties(), thr, n, nil)
-					other, err := dealPayload(q.ids[importer], session, q.parties(), d)
+					other, err := dealPayload(q.ids[importer], session, q.parties(), d, nil)
 					if err != nil {
 						t.Error(err)
 					}
@@ -144,7 +144,7 @@ func TestImportAdversarial(t *testing.T) {
 				p.split = dealSplit(q, func(to int, payload []byte) []byte {
 					d, _ := vss.Deal(randomScalar(t), thr+1, n, nil)
 					session := envelope.SessionID(ImportLabel, p.Room, q.parties(), thr, n, nil)
-					other, _ := dealPayload(q.ids[importer], session, q.parties(), d)
+					other, _ := dealPayload(q.ids[importer], session, q.parties(), d, nil)
 					return other
 				})
 			}

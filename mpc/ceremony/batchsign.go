@@ -14,9 +14,10 @@ import (
 )
 
 // BatchSignLabel versions the batch signing protocol inside every session
-// id; it shares sign/v2's rules (encrypted partial signatures, the key's
-// transcript bound, certificates on the nonces).
-const BatchSignLabel = "quorumd/batch-sign/v1"
+// id; it shares sign/v3's rules (partial signatures in one broadcast of
+// boxes, one encrypted to each other signer; the key's transcript bound,
+// certificates on the nonces).
+const BatchSignLabel = "quorumd/batch-sign/v2"
 
 // itemTag domain-separates the per-item digest that signers compare in
 // round 1.
@@ -101,8 +102,10 @@ func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
 		return nil, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("%d items in a batch (1..%d)", len(p.Items), MaxBatchItems)}
 	}
 	session := envelope.SessionID(BatchSignLabel, p.Room, k.Parties, k.T, k.N, batchContext(k, p))
-	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport, roundPsig)
+	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
 	pt.split = p.split
+	// The room is left by leaveLater above; the ECDH secrets go now.
+	defer pt.ch.Zero()
 	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	res, err := runBatch(ctx, pt, p, myID, session)
 	if err != nil {
@@ -272,12 +275,15 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 			others = append(others, s)
 		}
 	}
-	for _, to := range others {
-		if err := pt.send(ctx, roundPsig, to, out, true); err != nil {
-			return nil, err
-		}
+	if err := pt.broadcastBoxes(ctx, roundPsig, others, out); err != nil {
+		return nil, err
 	}
 	_, err = pt.collect(ctx, roundPsig, others, len(others), func(e *envelope.Envelope) error {
+		raw, err := pt.openBox(e, boxesFrom(signers, e.From))
+		if err != nil {
+			return err
+		}
+		e.Payload = raw
 		return takePsigs(e, items, signers, seen)
 	})
 	if err != nil {

@@ -233,7 +233,7 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 		}
 		if e.Round == roundCert {
 			c, err := parseCertificate(e.Payload[32:], n)
-			if err == nil && p.checkCert(c, transcript) == nil {
+			if err == nil && p.checkCert(c, transcript, cert, have) == nil {
 				cert, got = c, n
 			}
 			continue
@@ -278,8 +278,10 @@ func (p *party) sendCert(ctx context.Context, payload []byte) {
 }
 
 // leaveLater leaves the room in the background, after the certificate's
-// broadcast if one is in flight: nothing of it is worth a caller's wait.
+// broadcast if one is in flight: nothing of it is worth a caller's wait. The
+// ECDH secrets are wiped now (the certificate is already sealed).
 func (p *party) leaveLater() {
+	p.ch.Zero()
 	tail := p.tail
 	go func() {
 		if tail != nil {
@@ -366,11 +368,19 @@ func (p *party) verifySig(id int, transcript [32]byte, sig [64]byte) bool {
 	return verifyTranscriptSig(p.members[id], transcript, sig)
 }
 
-func (p *party) checkCert(c Certificate, transcript [32]byte) error {
+// checkCert checks a certificate received from another party. This party
+// already verified the signatures known[i] where have[i]: a certificate
+// carrying those very bytes needs only its other signatures verified (in a
+// large ceremony a late party gets certificates while it still collects
+// signatures).
+func (p *party) checkCert(c Certificate, transcript [32]byte, known Certificate, have []bool) error {
 	if len(c) != len(p.members) {
 		return fmt.Errorf("%w: certificate of %d signatures for %d parties", ErrRecovery, len(c), len(p.members))
 	}
 	for i := range c {
+		if i < len(have) && have[i] && known[i] == c[i] {
+			continue
+		}
 		if !p.verifySig(i, transcript, c[i]) {
 			return fmt.Errorf("%w: certificate signature %d (%s) invalid", ErrRecovery, i, envelope.Short(p.members[i]))
 		}

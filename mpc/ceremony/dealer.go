@@ -64,7 +64,7 @@ func Deal(ctx context.Context, p DealParams) (*KeyInfo, Certificate, error) {
 	seated := append(slices.Clone(parties), me)
 	envelope.SortParties(seated)
 	pt := newParty(p.Identity, envelope.KindImport, session, seated, p.Transport)
-	defer leave(p.Transport)
+	defer pt.leave()
 
 	ks, err := dealOut(ctx, pt, p, parties, session)
 	if err != nil {
@@ -98,7 +98,11 @@ func dealOut(ctx context.Context, pt *party, p DealParams, parties []envelope.Pa
 		one.SetInt(1)
 		d.Shares[i].Add(&one)
 	}
-	payload, err := dealPayload(p.Identity, session, parties, d)
+	pubs, err := vss.PublicShares(d.Commitments, len(parties))
+	if err != nil {
+		return nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
+	}
+	payload, err := dealPayload(p.Identity, session, parties, d, pubs)
 	if err != nil {
 		return nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
 	}
@@ -110,7 +114,7 @@ func dealOut(ctx context.Context, pt *party, p DealParams, parties []envelope.Pa
 	if err != nil {
 		return nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
 	}
-	return keyShare(session, parties, p.Threshold, e, d.Commitments)
+	return keyShare(session, parties, p.Threshold, e, d.Commitments, pubs)
 }
 
 // awaitCertificate collects the parties' transcript signatures (or a

@@ -110,7 +110,7 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	pt := newParty(p.Identity, envelope.KindImport, session, parties, p.Transport)
 	if !p.Dealer.IsBroadcast() {
 		// The dealer may post (its deal, a notice) but is not a party.
-		pt.in = envelope.NewInbox(p.Identity, envelope.KindImport, session, append(slices.Clone(parties), p.Dealer))
+		pt.in = envelope.NewInbox(p.Identity, envelope.KindImport, session, append(slices.Clone(parties), p.Dealer)).WithChannels(pt.ch)
 	}
 	pt.split = p.split
 	// The certificate's broadcast and the leave are off the answer's path.
@@ -190,9 +190,13 @@ func importSession(room string, parties []envelope.Party, t int, dealer envelope
 
 // runDeal runs the deal round: the importer deals and broadcasts; everyone
 // else takes exactly one deal from one of the others and opens it.
-// Deal payload: t (1 byte) ‖ C_0..C_{t−1} (33 bytes each) ‖ one box per id
-// (the share f(id+1) sealed to that party, the importer's own included, so
-// any party can recover from any copy of the deal).
+// Deal payload: t (1 byte) ‖ C_0..C_{t−1} (33 bytes each) ‖ P_0..P_{n−1}
+// (the public shares, 33 bytes each) ‖ one box per id (the share f(id+1)
+// sealed to that party, the importer's own included, so any party can
+// recover from any copy of the deal). The public shares let every
+// recipient check them all at once (vss.VerifyPublicShares) rather than
+// evaluate the commitments n times; deals without them (from before they
+// were published, kept as recovery data) are still accepted.
 func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (*KeyShare, *RecoveryData, error) {
 	n, t := len(pt.members), p.Threshold
 	rd := &RecoveryData{Kind: envelope.KindImport, Room: p.Room, T: t, Parties: pt.members}
@@ -230,7 +234,11 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
 	}
 	defer d.Zero()
-	payload, err := dealPayload(p.Identity, session, pt.members, d)
+	pubs, err := vss.PublicShares(d.Commitments, n)
+	if err != nil {
+		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
+	}
+	payload, err := dealPayload(p.Identity, session, pt.members, d, pubs)
 	if err != nil {
 		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
 	}
@@ -243,7 +251,7 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 	if err != nil {
 		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
 	}
-	ks, err := keyShare(session, pt.members, t, e, d.Commitments)
+	ks, err := keyShare(session, pt.members, t, e, d.Commitments, pubs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -255,16 +263,27 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 // shareBoxAD binds a share box to its recipient's id.
 func shareBoxAD(id int) []byte { return []byte{'s', byte(id >> 8), byte(id)} }
 
-func dealPayload(id *envelope.Identity, session [32]byte, members []envelope.Party, d *vss.Dealing) ([]byte, error) {
+// dealPayload encodes d's deal (see runDeal); pubs are d's public shares,
+// computed here when nil.
+func dealPayload(id *envelope.Identity, session [32]byte, members []envelope.Party, d *vss.Dealing, pubs []*btcec.PublicKey) ([]byte, error) {
 	c := d.Commitments
-	b := make([]byte, 0, 1+33*len(c)+len(members)*(32+envelope.BoxOverhead))
+	if pubs == nil {
+		var err error
+		if pubs, err = vss.PublicShares(c, len(members)); err != nil {
+			return nil, err
+		}
+	}
+	b := make([]byte, 0, 1+33*len(c)+len(members)*(33+32+envelope.BoxOverhead))
 	b = append(b, byte(len(c)))
 	for _, raw := range c.Serialize() {
 		b = append(b, raw...)
 	}
+	for _, P := range pubs {
+		b = append(b, P.SerializeCompressed()...)
+	}
 	for i, m := range members {
 		sb := d.Shares[i].Bytes()
-		box, err := envelope.SealBox(id, m, session, shareBoxAD(i), sb[:])
+		box, err := envelope.SealBox(id, nil, m, session, shareBoxAD(i), sb[:])
 		clear(sb[:])
 		if err != nil {
 			return nil, err
@@ -277,8 +296,9 @@ func dealPayload(id *envelope.Identity, session [32]byte, members []envelope.Par
 var errDealFormat = errors.New("malformed deal")
 
 // openDeal checks a deal envelope (already authenticated as the dealer's)
-// and opens this party's share: exactly t commitments, a box per party,
-// the share matching the commitments. Every error names the dealer.
+// and opens this party's share: exactly t commitments, the public shares
+// they commit to, a box per party, the share matching its public share.
+// Every error names the dealer.
 func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party, t int, e *envelope.Envelope) (*KeyShare, error) {
 	dealer := e.From
 	fail := func(err error, format string, args ...any) (*KeyShare, error) {
@@ -291,8 +311,9 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 	if len(b) < 1 || int(b[0]) != t {
 		return fail(ErrProtocol, "deal: %v: commitment count is not the threshold %d", vss.ErrInvalidCommitment, t)
 	}
-	boxSize := 32 + envelope.BoxOverhead
-	if len(b) != 1+33*t+len(members)*boxSize {
+	n, boxSize := len(members), 32+envelope.BoxOverhead
+	published := len(b) == 1+33*t+33*n+n*boxSize
+	if !published && len(b) != 1+33*t+n*boxSize {
 		return fail(ErrProtocol, "deal: %v: %d bytes", errDealFormat, len(b))
 	}
 	raw := make([][]byte, t)
@@ -303,14 +324,30 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 	if err != nil {
 		return fail(ErrProtocol, "deal: %v", err)
 	}
+	off := 1 + 33*t
+	var pubs []*btcec.PublicKey
+	if published {
+		pubs = make([]*btcec.PublicKey, n)
+		for j := range n {
+			if pubs[j], err = btcec.ParsePubKey(b[off+33*j : off+33*(j+1)]); err != nil {
+				return fail(ErrProtocol, "deal: public share %d: %v", j, err)
+			}
+		}
+		if err := vss.VerifyPublicShares(c, pubs); err != nil {
+			return fail(ErrProtocol, "deal: %v", err)
+		}
+		off += 33 * n
+	} else if pubs, err = vss.PublicShares(c, n); err != nil {
+		return fail(ErrProtocol, "public shares: %v", err)
+	}
 	myID := slices.Index(members, id.Public())
-	ks, err := keyShare(session, members, t, e, c)
+	ks, err := keyShare(session, members, t, e, c, pubs)
 	if err != nil {
 		return nil, err
 	}
 	ks.ID = myID
-	off := 1 + 33*t + myID*boxSize
-	sb, err := envelope.OpenBox(id, dealer, session, shareBoxAD(myID), b[off:off+boxSize])
+	off += myID * boxSize
+	sb, err := envelope.OpenBox(id, nil, dealer, session, shareBoxAD(myID), b[off:off+boxSize])
 	if err != nil {
 		return fail(ErrBadShare, "share for id %d does not open", myID)
 	}
@@ -320,28 +357,24 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 		ks.Share.Zero()
 		return fail(ErrBadShare, "share for id %d out of range", myID)
 	}
-	if err := vss.VerifyShare(c, myID, &ks.Share); err != nil {
+	// pubs[myID] = Σ C_k (myID+1)^k: VerifyShare's check, without a second
+	// evaluation of the commitments.
+	if err := vss.VerifySharePublic(pubs[myID], myID, &ks.Share); err != nil {
 		ks.Share.Zero()
 		return fail(ErrBadShare, "share for id %d", myID)
 	}
 	return ks, nil
 }
 
-// keyShare derives a deal's public outcome: public shares, threshold key
-// and transcript (which covers the whole signed deal, so parties that
-// certify one transcript hold byte-identical recovery data).
-func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Envelope, c vss.Commitments) (*KeyShare, error) {
+// keyShare derives a deal's public outcome from its commitments and their
+// public shares (checked or computed by the caller): threshold key and
+// transcript (which covers the whole signed deal, so parties that certify
+// one transcript hold byte-identical recovery data).
+func keyShare(session [32]byte, members []envelope.Party, t int, e *envelope.Envelope, c vss.Commitments, pubs []*btcec.PublicKey) (*KeyShare, error) {
 	n, dealer := len(members), e.From
-	pubs, err := vss.PublicShares(c, n)
-	if err != nil {
-		return nil, abortf(roundDeal, dealer, ErrProtocol, "public shares: %v", err)
-	}
 	q, err := vss.ThresholdKey(c)
 	if err != nil {
 		return nil, abortf(roundDeal, dealer, ErrProtocol, "threshold key: %v", err)
-	}
-	if err := vss.CheckPublicShares(pubs, t, q); err != nil {
-		return nil, abortf(roundDeal, dealer, ErrProtocol, "public shares inconsistent: %v", err)
 	}
 	ks := &KeyShare{}
 	ks.T, ks.N, ks.Parties = t, n, members

@@ -62,7 +62,7 @@ func Keygen(ctx context.Context, p KeygenParams, d Durable) (*KeyInfo, error) {
 	session := envelope.SessionID(KeygenLabel, p.Room, parties, t, n, nil)
 	pt := newParty(p.Identity, envelope.KindKeygen, session, parties, p.Transport)
 	pt.split = p.split
-	defer leave(p.Transport)
+	defer pt.leave()
 
 	hostKey := p.HostKey
 	if len(hostKey) < 32 {

@@ -32,6 +32,7 @@ type party struct {
 	tr      Transport
 	in      *envelope.Inbox
 	out     *envelope.Sender
+	ch      *envelope.Channels // ECDH secrets with the peers, zeroed by leave
 	pending map[uint8][]*envelope.Envelope
 	p2p     map[uint8]bool // point-to-point rounds; all others are broadcast
 	aborted bool
@@ -60,13 +61,21 @@ func newParty(id *envelope.Identity, kind uint8, session [envelope.SessionIDSize
 	for i, m := range members {
 		idx[m] = i
 	}
+	ch := envelope.NewChannels()
 	return &party{
-		id: id, me: id.Public(), members: members, index: idx, tr: tr,
-		in:      envelope.NewInbox(id, kind, session, members),
-		out:     envelope.NewSender(id, kind, session),
+		id: id, me: id.Public(), members: members, index: idx, tr: tr, ch: ch,
+		in:      envelope.NewInbox(id, kind, session, members).WithChannels(ch),
+		out:     envelope.NewSender(id, kind, session).WithChannels(ch),
 		pending: map[uint8][]*envelope.Envelope{},
 		p2p:     p2p,
 	}
+}
+
+// leave ends the party's part in the ceremony: it leaves the room (when the
+// transport can) and wipes the ECDH secrets with its peers.
+func (p *party) leave() {
+	leave(p.tr)
+	p.ch.Zero()
 }
 
 // send seals and posts one envelope; a transport failure aborts the round.
@@ -97,6 +106,46 @@ func sendAbort(ctx context.Context, round uint8, err error) *AbortError {
 	return abortf(round, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "sending round %d", round)
 }
 
+// broadcastBoxes sends payload to each of to, each copy sealed to its
+// recipient (envelope.SealBox, ECDH from the party's Channels), all in one
+// broadcast of round: one envelope signature and one relay post instead of
+// one encrypted envelope per recipient. The boxes follow the order of to;
+// openBox finds a recipient's.
+func (p *party) broadcastBoxes(ctx context.Context, round uint8, to []envelope.Party, payload []byte) error {
+	b := make([]byte, 0, len(to)*(len(payload)+envelope.BoxOverhead))
+	for _, m := range to {
+		box, err := envelope.SealBox(p.id, p.ch, m, p.in.Session(), []byte{'b', round}, payload)
+		if err != nil {
+			return abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err)
+		}
+		b = append(b, box...)
+	}
+	return p.send(ctx, round, envelope.Broadcast, b, false)
+}
+
+// openBox returns this party's payload from a broadcastBoxes envelope e
+// whose sender sealed to recipients to (this party among them; the boxes
+// are of equal size). A malformed broadcast or a box that does not open
+// aborts naming the sender, whose signature the envelope carries.
+func (p *party) openBox(e *envelope.Envelope, to []envelope.Party) ([]byte, error) {
+	i := slices.Index(to, p.me)
+	if i < 0 || len(e.Payload)%len(to) != 0 || len(e.Payload)/len(to) < envelope.BoxOverhead {
+		return nil, abortf(e.Round, e.From, ErrProtocol, "round %d broadcast of %d bytes for %d recipients", e.Round, len(e.Payload), len(to))
+	}
+	boxSize := len(e.Payload) / len(to)
+	pt, err := envelope.OpenBox(p.id, p.ch, e.From, p.in.Session(), []byte{'b', e.Round}, e.Payload[i*boxSize:(i+1)*boxSize])
+	if err != nil {
+		return nil, abortf(e.Round, e.From, ErrProtocol, "round %d: this party's box does not open", e.Round)
+	}
+	return pt, nil
+}
+
+// boxesFrom is the recipients of sender's broadcastBoxes among signers:
+// every signer but the sender, in order.
+func boxesFrom(signers []envelope.Party, sender envelope.Party) []envelope.Party {
+	return slices.DeleteFunc(slices.Clone(signers), func(s envelope.Party) bool { return s == sender })
+}
+
 // splitFunc lets tests play a member that sends each party its own version
 // of a broadcast (or none): what an honest relay cannot tell from a real
 // broadcast. It returns the payload for to, and whether to send at all.
@@ -115,7 +164,7 @@ func (p *party) sendSplit(ctx context.Context, round uint8, payload []byte) erro
 		}
 		out := p.splitOut[m]
 		if out == nil {
-			out = envelope.NewSender(p.id, p.in.Kind(), p.in.Session())
+			out = envelope.NewSender(p.id, p.in.Kind(), p.in.Session()).WithChannels(p.ch)
 			p.splitOut[m] = out
 		}
 		raw, err := out.Seal(round, envelope.Broadcast, pl, false)

@@ -48,6 +48,9 @@ type redeal struct {
 	// opened holds the sub-shares checked as their deals arrived, for
 	// combine (secret; combine zeroes them).
 	opened map[envelope.Party]*btcec.ModNScalar
+	// ch is the running ceremony's ECDH secrets (nil outside run): a peer's
+	// box to this party and this party's box to it share one ECDH.
+	ch *envelope.Channels
 }
 
 // dealing is one dealer's deal before it is sealed (tests may tamper).
@@ -142,8 +145,9 @@ func oldIDs(k *KeyInfo, dealers []envelope.Party) []int {
 // run is one party's whole redeal; see Refresh and Reshare.
 func (r *redeal) run(ctx context.Context, id *envelope.Identity, tr Transport, d Durable, split splitFunc) (*KeyInfo, error) {
 	pt := newParty(id, r.kind, r.session, r.parties, tr)
+	r.ch = pt.ch
 	pt.split = split
-	defer leave(tr)
+	defer pt.leave()
 	ks, rd, err := r.deal(ctx, pt)
 	if err != nil {
 		return nil, pt.fail(err)
@@ -279,7 +283,7 @@ func (r *redeal) dealOwn(ctx context.Context, pt *party) ([]byte, error) {
 	if r.tamper != nil {
 		r.tamper(dl)
 	}
-	payload, err := dealingPayload(pt.id, r.session, r.parties, dl)
+	payload, err := dealingPayload(pt.id, pt.ch, r.session, r.parties, dl)
 	if err != nil {
 		return nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
 	}
@@ -288,7 +292,7 @@ func (r *redeal) dealOwn(ctx context.Context, pt *party) ([]byte, error) {
 
 // Deal payload: context length (4) ‖ old-key context ‖ commitment count (1)
 // ‖ commitments (33 each) ‖ one share box per new id.
-func dealingPayload(id *envelope.Identity, session [32]byte, parties []envelope.Party, d *dealing) ([]byte, error) {
+func dealingPayload(id *envelope.Identity, ch *envelope.Channels, session [32]byte, parties []envelope.Party, d *dealing) ([]byte, error) {
 	b := binary.BigEndian.AppendUint32(nil, uint32(len(d.ctx)))
 	b = append(b, d.ctx...)
 	b = append(b, byte(len(d.commitments)))
@@ -297,7 +301,7 @@ func dealingPayload(id *envelope.Identity, session [32]byte, parties []envelope.
 	}
 	for i, m := range parties {
 		sb := d.shares[i].Bytes()
-		box, err := envelope.SealBox(id, m, session, shareBoxAD(i), sb[:])
+		box, err := envelope.SealBox(id, ch, m, session, shareBoxAD(i), sb[:])
 		clear(sb[:])
 		if err != nil {
 			return nil, err
@@ -374,7 +378,7 @@ func (r *redeal) checkDeal(id *envelope.Identity, e *envelope.Envelope) (*btcec.
 		}
 	}
 	myID := slices.Index(r.parties, id.Public())
-	sb, err := envelope.OpenBox(id, dealer, r.session, shareBoxAD(myID), boxes[myID*boxSize:(myID+1)*boxSize])
+	sb, err := envelope.OpenBox(id, r.ch, dealer, r.session, shareBoxAD(myID), boxes[myID*boxSize:(myID+1)*boxSize])
 	if err != nil {
 		return fail(ErrBadShare, "sub-share for id %d does not open", myID)
 	}

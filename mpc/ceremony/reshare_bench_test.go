@@ -107,7 +107,7 @@ func sealDeal(tb testing.TB, r *redeal, h *holder) []byte {
 		tb.Fatal(err)
 	}
 	defer d.Zero()
-	payload, err := dealingPayload(h.id, r.session, r.parties, &dealing{ctx: r.oldCtx, commitments: d.Commitments.Serialize(), shares: d.Shares})
+	payload, err := dealingPayload(h.id, nil, r.session, r.parties, &dealing{ctx: r.oldCtx, commitments: d.Commitments.Serialize(), shares: d.Shares})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -557,7 +557,7 @@ func redealPayload(t *testing.T, p *ReshareParams, h *holder) []byte {
 		t.Error(err)
 		return nil
 	}
-	b, err := dealingPayload(h.id, r.session, set, &dealing{ctx: r.oldCtx, commitments: d.Commitments.Serialize(), shares: d.Shares})
+	b, err := dealingPayload(h.id, nil, r.session, set, &dealing{ctx: r.oldCtx, commitments: d.Commitments.Serialize(), shares: d.Shares})
 	if err != nil {
 		t.Error(err)
 	}

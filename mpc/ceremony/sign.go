@@ -23,7 +23,9 @@ const (
 // SignLabel versions the signing protocol inside every session id. v2:
 // partial signatures travel encrypted to each other signer, the key's
 // transcript is bound into the session, certificates ride on the nonces.
-const SignLabel = "quorumd/sign/v2"
+// v3: a signer's partial signature goes to the others in one broadcast of
+// boxes, one sealed to each other signer, rather than one envelope each.
+const SignLabel = "quorumd/sign/v3"
 
 // SignParams are one signer's inputs to a signing ceremony.
 type SignParams struct {
@@ -72,7 +74,9 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 		return zero, err
 	}
 	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
-	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport, roundPsig)
+	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
+	// The room is left by leaveLater above; the ECDH secrets go now.
+	defer pt.ch.Zero()
 	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	sig, err := runSign(ctx, pt, p, myID, session, outKey)
 	if err != nil {
@@ -207,12 +211,10 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 			otherSigners = append(otherSigners, s)
 		}
 	}
-	// Encrypted to each other signer: the relay cannot link the session to
-	// the signature that gets published.
-	for _, to := range otherSigners {
-		if err := pt.send(ctx, roundPsig, to, sent[:], true); err != nil {
-			return zero, err
-		}
+	// Encrypted to each other signer (the relay cannot link the session to
+	// the signature that gets published), in one broadcast.
+	if err := pt.broadcastBoxes(ctx, roundPsig, otherSigners, sent[:]); err != nil {
+		return zero, err
 	}
 	pos := make(map[envelope.Party]int, len(signers))
 	for i, s := range signers {
@@ -223,7 +225,11 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 	// Each partial signature is verified as it arrives: identifiable abort.
 	_, err = pt.collect(ctx, roundPsig, otherSigners, len(otherSigners), func(e *envelope.Envelope) error {
 		i := pos[e.From]
-		ps, err := frost.ParsePartialSig(e.Payload)
+		raw, err := pt.openBox(e, boxesFrom(signers, e.From))
+		if err != nil {
+			return err
+		}
+		ps, err := frost.ParsePartialSig(raw)
 		if err == nil {
 			err = frost.PartialSigVerifyInternal(ps, ids[i], pubnonces[i], pubshares[i], sess)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/mpc/envelope"
+	"github.com/quorumd/quorumd/mpc/frost"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
@@ -271,7 +272,9 @@ func TestSignRecoversPendingSigner(t *testing.T) {
 }
 
 // TestSignPartialSignaturesEncrypted: what the relay carries in the partial
-// signature round is point-to-point and encrypted (DESIGN §4).
+// signature round is encrypted to each other signer (DESIGN §4): one
+// broadcast per signer of one box per other signer, which opens for its
+// recipient only and does not show the partial signature.
 func TestSignPartialSignaturesEncrypted(t *testing.T) {
 	var mu sync.Mutex
 	var psigs []*envelope.Envelope
@@ -300,12 +303,29 @@ func TestSignPartialSignaturesEncrypted(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(psigs) != 6 {
-		t.Fatalf("%d partial signature envelopes, want 6 (3 signers × 2 others)", len(psigs))
+	if len(psigs) != 3 {
+		t.Fatalf("%d partial signature envelopes, want 3 (one broadcast per signer)", len(psigs))
 	}
+	boxSize := frost.PartialSigSize + envelope.BoxOverhead
+	ad := []byte{'b', roundPsig}
 	for _, e := range psigs {
-		if e.To.IsBroadcast() || e.Flags&envelope.FlagEncrypted == 0 {
-			t.Fatalf("a partial signature travelled in the clear or broadcast (flags %#x)", e.Flags)
+		if !e.To.IsBroadcast() || len(e.Payload) != 2*boxSize {
+			t.Fatalf("partial signature round: to %x, %d bytes, want a broadcast of 2 boxes", e.To[:4], len(e.Payload))
+		}
+		var to []*envelope.Identity // the sender's recipients, in id order
+		for _, id := range q.ids {
+			if id.Public() != e.From {
+				to = append(to, id)
+			}
+		}
+		for i, box := range [][]byte{e.Payload[:boxSize], e.Payload[boxSize:]} {
+			psig, err := envelope.OpenBox(to[i], nil, e.From, e.Session, ad, box)
+			if err != nil || len(psig) != frost.PartialSigSize || bytes.Contains(e.Payload, psig) {
+				t.Fatalf("box %d: %v (or the partial signature shows in the clear)", i, err)
+			}
+			if _, err := envelope.OpenBox(to[1-i], nil, e.From, e.Session, ad, box); err == nil {
+				t.Fatalf("box %d opens for another signer", i)
+			}
 		}
 	}
 }

@@ -189,30 +189,30 @@ func TestBox(t *testing.T) {
 	var session, other [SessionIDSize]byte
 	session[0], other[0] = 1, 2
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	box, err := SealBox(a, b.Public(), session, []byte("s1"), secret)
+	box, err := SealBox(a, nil, b.Public(), session, []byte("s1"), secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(box) != len(secret)+BoxOverhead {
 		t.Fatalf("box of %d bytes", len(box))
 	}
-	pt, err := OpenBox(b, a.Public(), session, []byte("s1"), box)
+	pt, err := OpenBox(b, nil, a.Public(), session, []byte("s1"), box)
 	if err != nil || string(pt) != string(secret) {
 		t.Fatalf("open: %q, %v", pt, err)
 	}
-	self, _ := SealBox(a, a.Public(), session, []byte("s0"), secret)
-	if pt, err := OpenBox(a, a.Public(), session, []byte("s0"), self); err != nil || string(pt) != string(secret) {
+	self, _ := SealBox(a, nil, a.Public(), session, []byte("s0"), secret)
+	if pt, err := OpenBox(a, nil, a.Public(), session, []byte("s0"), self); err != nil || string(pt) != string(secret) {
 		t.Fatalf("box to self: %v", err)
 	}
 	flipped := append([]byte(nil), box...)
 	flipped[len(flipped)-1] ^= 1
 	for name, open := range map[string]func() ([]byte, error){
-		"another recipient": func() ([]byte, error) { return OpenBox(c, a.Public(), session, []byte("s1"), box) },
-		"another sender":    func() ([]byte, error) { return OpenBox(b, c.Public(), session, []byte("s1"), box) },
-		"another session":   func() ([]byte, error) { return OpenBox(b, a.Public(), other, []byte("s1"), box) },
-		"another ad":        func() ([]byte, error) { return OpenBox(b, a.Public(), session, []byte("s2"), box) },
-		"tampered":          func() ([]byte, error) { return OpenBox(b, a.Public(), session, []byte("s1"), flipped) },
-		"truncated":         func() ([]byte, error) { return OpenBox(b, a.Public(), session, []byte("s1"), box[:10]) },
+		"another recipient": func() ([]byte, error) { return OpenBox(c, nil, a.Public(), session, []byte("s1"), box) },
+		"another sender":    func() ([]byte, error) { return OpenBox(b, nil, c.Public(), session, []byte("s1"), box) },
+		"another session":   func() ([]byte, error) { return OpenBox(b, nil, a.Public(), other, []byte("s1"), box) },
+		"another ad":        func() ([]byte, error) { return OpenBox(b, nil, a.Public(), session, []byte("s2"), box) },
+		"tampered":          func() ([]byte, error) { return OpenBox(b, nil, a.Public(), session, []byte("s1"), flipped) },
+		"truncated":         func() ([]byte, error) { return OpenBox(b, nil, a.Public(), session, []byte("s1"), box[:10]) },
 	} {
 		if _, err := open(); !errors.Is(err, ErrBox) {
 			t.Errorf("%s: %v, want ErrBox", name, err)
@@ -243,5 +243,51 @@ func TestVerifyDetached(t *testing.T) {
 	}
 	if VerifyDigest(a.Public(), [32]byte{1}, e.Sig) {
 		t.Fatal("VerifyDigest accepts another digest")
+	}
+}
+
+// TestChannels: a party whose Sender and Inbox share one Channels talks with
+// parties that derive every key afresh, in both directions and over several
+// envelopes per channel (the cached secret is the one ECDH would give); Zero
+// wipes the cache and the next envelope derives again.
+func TestChannels(t *testing.T) {
+	tr := newTrio(t)
+	ch := NewChannels()
+	sA := NewSender(tr.a, KindSign, tr.session).WithChannels(ch)
+	inA := NewInbox(tr.a, KindSign, tr.session, tr.members).WithChannels(ch)
+	sB := NewSender(tr.b, KindSign, tr.session)
+	inB := NewInbox(tr.b, KindSign, tr.session, tr.members)
+	for i := range 3 {
+		msg := []byte{'a', byte(i)}
+		raw, err := sA.Seal(1, tr.b.Public(), msg, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := inB.Accept(raw); err != nil || !bytes.Equal(e.Payload, msg) {
+			t.Fatalf("a→b %d: %v", i, err)
+		}
+		msg[0] = 'b'
+		raw, err = sB.Seal(1, tr.a.Public(), msg, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := inA.Accept(raw); err != nil || !bytes.Equal(e.Payload, msg) {
+			t.Fatalf("b→a %d: %v", i, err)
+		}
+		if i == 1 {
+			ch.Zero()
+		}
+	}
+	ch.mu.Lock()
+	n := len(ch.secrets)
+	ch.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d cached secrets, want 1 (b only)", n)
+	}
+	var zero [32]byte
+	s := ch.secrets[tr.b.Public()]
+	ch.Zero()
+	if *s != zero || len(ch.secrets) != 0 {
+		t.Fatal("Zero left a secret")
 	}
 }

@@ -47,6 +47,7 @@ type Inbox struct {
 	session [SessionIDSize]byte
 	members map[Party]bool
 	next    map[channel]uint32
+	ch      *Channels
 }
 
 // NewInbox returns an Inbox for id among members (which include id).
@@ -56,6 +57,13 @@ func NewInbox(id *Identity, kind uint8, session [SessionIDSize]byte, members []P
 		m[p] = true
 	}
 	return &Inbox{id: id, kind: kind, session: session, members: m, next: map[channel]uint32{}}
+}
+
+// WithChannels makes in take its ECDH secrets from ch (id's, shared with the
+// ceremony's Sender) instead of deriving one per envelope; it returns in.
+func (in *Inbox) WithChannels(ch *Channels) *Inbox {
+	in.ch = ch
+	return in
 }
 
 // Accept decodes and checks raw, returning the envelope with a plaintext
@@ -96,7 +104,7 @@ func (in *Inbox) Accept(raw []byte) (*Envelope, error) {
 		if e.To.IsBroadcast() {
 			return reject(true, fmt.Errorf("%w: encrypted broadcast", ErrMalformed))
 		}
-		pt, err := open(in.id, e)
+		pt, err := open(in.id, in.ch, e)
 		if err != nil {
 			return reject(true, ErrDecrypt)
 		}

@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/btcsuite/btcd/btcec/v2"
-
 	"github.com/quorumd/quorumd/mpc/bip340"
-	"github.com/quorumd/quorumd/mpc/secp"
 )
 
 const (
@@ -30,6 +27,7 @@ type Sender struct {
 	id      *Identity
 	session [SessionIDSize]byte
 	kind    uint8
+	ch      *Channels
 	mu      sync.Mutex
 	seq     map[Party]uint32
 }
@@ -37,6 +35,13 @@ type Sender struct {
 // NewSender returns a Sender for id in session.
 func NewSender(id *Identity, kind uint8, session [SessionIDSize]byte) *Sender {
 	return &Sender{id: id, session: session, kind: kind, seq: map[Party]uint32{}}
+}
+
+// WithChannels makes s take its ECDH secrets from ch (id's, shared with the
+// ceremony's Inbox) instead of deriving one per envelope; it returns s.
+func (s *Sender) WithChannels(ch *Channels) *Sender {
+	s.ch = ch
+	return s
 }
 
 // Seal builds and signs an envelope. Payloads to a single recipient are
@@ -53,7 +58,7 @@ func (s *Sender) Seal(round uint8, to Party, payload []byte, encrypt bool) ([]by
 			return nil, errors.New("envelope: broadcasts cannot be encrypted")
 		}
 		e.Flags |= FlagEncrypted
-		aead, err := channelAEAD(s.id.priv, to, hkdfTag, e.From, e.To, e.Session)
+		aead, err := channelAEAD(s.id, s.ch, to, hkdfTag, e.From, e.To, e.Session)
 		if err != nil {
 			return nil, err
 		}
@@ -113,12 +118,12 @@ func Verify(raw []byte) (*Envelope, error) {
 	return e, nil
 }
 
-// open decrypts an encrypted payload addressed to id.
-func open(id *Identity, e *Envelope) ([]byte, error) {
+// open decrypts an encrypted payload addressed to id (ch as in channelAEAD).
+func open(id *Identity, ch *Channels, e *Envelope) ([]byte, error) {
 	if len(e.Payload) < nonceSz {
 		return nil, fmt.Errorf("%w: ciphertext too short", ErrMalformed)
 	}
-	aead, err := channelAEAD(id.priv, e.From, hkdfTag, e.From, e.To, e.Session)
+	aead, err := channelAEAD(id, ch, e.From, hkdfTag, e.From, e.To, e.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -126,19 +131,16 @@ func open(id *Identity, e *Envelope) ([]byte, error) {
 }
 
 // channelAEAD derives the AES-256-GCM key of the (from → to) channel in a
-// session: HKDF-SHA256 over the ECDH x coordinate, salted with the session id.
-// ECDH is constant time in priv; the derived key is wiped once the cipher is
+// session: HKDF-SHA256 over the ECDH x coordinate of id and peer (from ch,
+// which may be nil), salted with the session id. ECDH is constant time in
+// id's key; the secret and the derived key are wiped once the cipher is
 // keyed.
-func channelAEAD(priv *btcec.ModNScalar, peer Party, tag string, from, to Party, session [SessionIDSize]byte) (cipher.AEAD, error) {
-	pub, err := btcec.ParsePubKey(peer[:])
-	if err != nil {
-		return nil, fmt.Errorf("envelope: peer key: %w", err)
-	}
-	shared, err := secp.ECDH(priv, pub)
-	if err != nil {
-		return nil, fmt.Errorf("envelope: ECDH: %w", err)
-	}
+func channelAEAD(id *Identity, ch *Channels, peer Party, tag string, from, to Party, session [SessionIDSize]byte) (cipher.AEAD, error) {
+	var shared [32]byte
 	defer clear(shared[:])
+	if err := ch.shared(id, peer, &shared); err != nil {
+		return nil, err
+	}
 	info := make([]byte, 0, len(tag)+2*PartySize)
 	info = append(append(append(info, tag...), from[:]...), to[:]...)
 	key, err := hkdf.Key(sha256.New, shared[:], session[:], string(info), 32)

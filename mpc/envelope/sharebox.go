@@ -17,12 +17,13 @@ const BoxOverhead = nonceSz + 16
 var ErrBox = errors.New("envelope: box does not open")
 
 // SealBox encrypts plaintext from id to the party to, bound to session and
-// ad: ECDH between the identity keys → HKDF salted with the session → AES-
-// 256-GCM. Unlike an encrypted envelope, a box may sit inside a broadcast
-// and be kept for later (recovery data): to opens it with OpenBox. to may
-// be id itself (a dealer's own share). Constant time in the identity key.
-func SealBox(id *Identity, to Party, session [SessionIDSize]byte, ad, plaintext []byte) ([]byte, error) {
-	aead, err := channelAEAD(id.priv, to, boxTag, id.pub, to, session)
+// ad: ECDH between the identity keys (from ch, which may be nil) → HKDF
+// salted with the session → AES-256-GCM. Unlike an encrypted envelope, a box
+// may sit inside a broadcast and be kept for later (recovery data): to opens
+// it with OpenBox. to may be id itself (a dealer's own share). Constant time
+// in the identity key.
+func SealBox(id *Identity, ch *Channels, to Party, session [SessionIDSize]byte, ad, plaintext []byte) ([]byte, error) {
+	aead, err := channelAEAD(id, ch, to, boxTag, id.pub, to, session)
 	if err != nil {
 		return nil, err
 	}
@@ -33,13 +34,13 @@ func SealBox(id *Identity, to Party, session [SessionIDSize]byte, ad, plaintext 
 	return aead.Seal(out, out[:nonceSz], plaintext, ad), nil
 }
 
-// OpenBox decrypts a box that from sealed to id (see SealBox). The caller
-// owns (and must clear) the plaintext.
-func OpenBox(id *Identity, from Party, session [SessionIDSize]byte, ad, box []byte) ([]byte, error) {
+// OpenBox decrypts a box that from sealed to id (see SealBox; ch may be
+// nil). The caller owns (and must clear) the plaintext.
+func OpenBox(id *Identity, ch *Channels, from Party, session [SessionIDSize]byte, ad, box []byte) ([]byte, error) {
 	if len(box) < BoxOverhead {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBox, len(box))
 	}
-	aead, err := channelAEAD(id.priv, from, boxTag, from, id.pub, session)
+	aead, err := channelAEAD(id, ch, from, boxTag, from, id.pub, session)
 	if err != nil {
 		return nil, err
 	}

@@ -136,30 +136,39 @@ func RefreshedPublicShares(old []*btcec.PublicKey, t int, q *btcec.PublicKey, de
 		}
 		p.AsJacobian(&pts[j])
 	}
+	// By linearity Σ_i g_i(x) is the polynomial of the summed commitments:
+	// one evaluation at 1..n instead of one per dealer.
+	sum := make([]btcec.JacobianPoint, t) // sum[0] = ∞: sharings of zero
 	for i, c := range dealings {
 		if len(c) != t-1 {
 			return nil, fmt.Errorf("%w: dealer %d: %d commitments for t=%d", ErrInvalidCommitment, i, len(c), t)
 		}
-		var d btcec.JacobianPoint
-		for j := range n {
-			evalZero(c, uint32(j)+1, &d)
-			btcec.AddNonConst(&pts[j], &d, &pts[j])
-		}
+		addCommitments(sum[1:], c)
+	}
+	for j, d := range evalRange(sum, n) {
+		btcec.AddNonConst(&pts[j], &d, &pts[j])
 	}
 	return finish(pts, t, q)
+}
+
+// addCommitments adds c to sum coefficient-wise. Public data.
+func addCommitments(sum []btcec.JacobianPoint, c Commitments) {
+	var p btcec.JacobianPoint
+	for k := range c {
+		c[k].AsJacobian(&p)
+		btcec.AddNonConst(&sum[k], &p, &sum[k])
+	}
 }
 
 // finish turns summed public shares into keys and checks that they are a
 // degree-(t−1) sharing of q.
 func finish(pts []btcec.JacobianPoint, t int, q *btcec.PublicKey) ([]*btcec.PublicKey, error) {
-	out := make([]*btcec.PublicKey, len(pts))
 	for j := range pts {
 		if isInfinity(&pts[j]) {
 			return nil, &ShareError{ID: j, Err: ErrZeroShare}
 		}
-		pts[j].ToAffine()
-		out[j] = btcec.NewPublicKey(&pts[j].X, &pts[j].Y)
 	}
+	out := toPublicKeys(pts)
 	if err := CheckPublicShares(out, t, q); err != nil {
 		return nil, err
 	}
@@ -207,7 +216,8 @@ func ResharedPublicShares(dealings []Commitments, t, n int, q *btcec.PublicKey) 
 	if len(dealings) == 0 {
 		return nil, fmt.Errorf("%w: no dealings", ErrInvalidParameters)
 	}
-	pts := make([]btcec.JacobianPoint, n)
+	// Σ_i H_i is the polynomial of the summed commitments (linearity).
+	sum := make([]btcec.JacobianPoint, t)
 	for i, c := range dealings {
 		if len(c) != t {
 			return nil, fmt.Errorf("%w: dealer %d: %d commitments for t=%d", ErrInvalidCommitment, i, len(c), t)
@@ -215,11 +225,7 @@ func ResharedPublicShares(dealings []Commitments, t, n int, q *btcec.PublicKey) 
 		if err := c.validate(); err != nil {
 			return nil, err
 		}
-		var d btcec.JacobianPoint
-		for j := range n {
-			evalCommitments(c, uint32(j)+1, &d)
-			btcec.AddNonConst(&pts[j], &d, &pts[j])
-		}
+		addCommitments(sum, c)
 	}
-	return finish(pts, t, q)
+	return finish(evalRange(sum, n), t, q)
 }

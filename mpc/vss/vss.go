@@ -4,8 +4,10 @@
 // The importer samples f(z) = x + a_1 z + … + a_{t−1} z^{t−1}, publishes the
 // commitments C_k = a_k·G (C_0 = x·G is the threshold key) and gives BIP445
 // participant id (0-based) the share f(id+1). A recipient checks its share
-// against the commitments (VerifyShare), derives every public share
-// (PublicShares), and anyone can check that a set of public shares is a valid
+// against the commitments (VerifyShare, or VerifySharePublic against its
+// public share), derives every public share (PublicShares) or checks ones
+// the dealer published (VerifyPublicShares, one multi-scalar multiplication
+// in msm.go), and anyone can check that a set of public shares is a valid
 // degree-(t−1) sharing of a given key (CheckPublicShares).
 //
 // Constant-time rule: secret values (x, the coefficients a_k, the shares) are
@@ -14,13 +16,16 @@
 // works on commitments, public shares and ids is public and uses dcrd's faster
 // variable-time point operations.
 //
-// Size limit: n ≤ MaxParticipants. PublicShares and CheckPublicShares cost
-// O(n·t) point operations on data that may come from an untrusted party, so
-// the bound caps the work an attacker can cause (about 0.5 s at the maximum).
+// Size limit: n ≤ MaxParticipants. PublicShares, VerifyPublicShares and
+// CheckPublicShares cost O(n·t) point operations on data that may come from an untrusted party, so
+// the bound caps the work an attacker can cause (well under a second at the
+// maximum).
 package vss
 
 import (
 	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -349,53 +354,186 @@ func VerifyShare(c Commitments, id int, share *btcec.ModNScalar) error {
 	return nil
 }
 
+// VerifySharePublic checks share·G == pub for a recipient that already
+// derived its public share pub = P_id = Σ C_k (id+1)^k with PublicShares: the
+// check VerifyShare makes, without evaluating the commitments again. share·G
+// is constant time (mpc/secp); pub is public. A mismatch or a zero share is
+// a *ShareError for id.
+func VerifySharePublic(pub *btcec.PublicKey, id int, share *btcec.ModNScalar) error {
+	if pub == nil || !pub.IsOnCurve() {
+		return &ShareError{ID: id, Err: ErrInvalidPublicShare}
+	}
+	if share == nil || share.IsZero() {
+		return &ShareError{ID: id, Err: ErrZeroShare}
+	}
+	var lhs, rhs btcec.JacobianPoint
+	secp.ScalarBaseMult(share, &lhs)
+	lhs.X.Normalize()
+	lhs.Y.Normalize()
+	lhs.Z.Normalize()
+	pub.AsJacobian(&rhs)
+	if !lhs.EquivalentNonConst(&rhs) {
+		return &ShareError{ID: id, Err: ErrInvalidShare}
+	}
+	return nil
+}
+
 // PublicShares returns P_j = Σ C_k (j+1)^k = f(j+1)·G for j = 0..n−1.
 // Variable time (public data). A public share at infinity (a zero share,
 // which only a malicious dealer produces) is a *ShareError for that id.
-//
-// The first t shares are evaluated by Horner's rule in the exponent; the
-// others follow from them by finite differences (t−1 additions each), since
-// the t-th differences of a degree-(t−1) polynomial vanish.
 func PublicShares(c Commitments, n int) ([]*btcec.PublicKey, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	t := len(c)
-	if err := checkParams(t, n); err != nil {
+	if err := checkParams(len(c), n); err != nil {
 		return nil, err
 	}
-	pts := make([]btcec.JacobianPoint, n)
-	for j := range t {
-		evalCommitments(c, uint32(j)+1, &pts[j])
-	}
-	if n > t {
-		// diag[k] = ∇^k f(x), the backward differences at the last point
-		// computed, starting at x = t.
-		diag := make([]btcec.JacobianPoint, t)
-		row := append([]btcec.JacobianPoint(nil), pts[:t]...)
-		for k := range t {
-			diag[k].Set(&row[len(row)-1])
-			for j := 0; j+1 < len(row); j++ {
-				sub(&row[j+1], &row[j], &row[j])
-			}
-			row = row[:len(row)-1]
-		}
-		for j := t; j < n; j++ { // advance x → x+1, ∇^{t−1} being constant
-			for k := t - 2; k >= 0; k-- {
-				btcec.AddNonConst(&diag[k], &diag[k+1], &diag[k])
-			}
-			pts[j].Set(&diag[0])
-		}
-	}
-	out := make([]*btcec.PublicKey, n)
+	pts := evalRange(c.jacobian(), n)
 	for j := range pts {
 		if isInfinity(&pts[j]) {
 			return nil, &ShareError{ID: j, Err: ErrZeroShare}
 		}
-		pts[j].ToAffine()
+	}
+	return toPublicKeys(pts), nil
+}
+
+// jacobian returns the commitments as Jacobian points.
+func (c Commitments) jacobian() []btcec.JacobianPoint {
+	out := make([]btcec.JacobianPoint, len(c))
+	for k, p := range c {
+		p.AsJacobian(&out[k])
+	}
+	return out
+}
+
+// evalRange returns f(1), …, f(n) for the polynomial f(z) = Σ c_k z^k in the
+// exponent (any c_k may be the point at infinity), with O(t² + n·t) point additions and t²/2 multiplications by
+// integers ≤ t instead of a Horner evaluation (t multiplications) per point.
+//
+// Horner's rule runs in the binomial basis: h(z) = Σ_i e_i·C(z, i) has
+// Δ^i h(0) = e_i, and z·C(z, i) = (i+1)·C(z, i+1) + i·C(z, i), so h ← z·h +
+// C_m maps e_i to i·(e_{i−1} + e_i) and sets e_0 = C_m. The e_i are then the
+// finite differences of f at 0, from which each next value is t−1
+// additions. Variable time, public data only.
+func evalRange(c []btcec.JacobianPoint, n int) []btcec.JacobianPoint {
+	t := len(c)
+	e := make([]btcec.JacobianPoint, t)
+	e[0].Set(&c[t-1])
+	for m := t - 2; m >= 0; m-- {
+		deg := t - 2 - m // h has coefficients e_0..e_deg
+		mulSmall(&e[deg], uint32(deg+1), &e[deg+1])
+		for i := deg; i >= 1; i-- {
+			btcec.AddNonConst(&e[i-1], &e[i], &e[i])
+			mulSmall(&e[i], uint32(i), &e[i])
+		}
+		e[0].Set(&c[m])
+	}
+	// e_k = Δ^k f(x), starting at x = 0; Δ^{t−1} f is constant.
+	pts := make([]btcec.JacobianPoint, n)
+	for j := range n {
+		for k := 0; k+1 < t; k++ {
+			btcec.AddNonConst(&e[k], &e[k+1], &e[k])
+		}
+		pts[j].Set(&e[0])
+	}
+	return pts
+}
+
+// toPublicKeys converts finite points to keys, sharing one field inversion
+// among all of them. Public data only.
+func toPublicKeys(pts []btcec.JacobianPoint) []*btcec.PublicKey {
+	normalize(pts)
+	out := make([]*btcec.PublicKey, len(pts))
+	for j := range pts {
 		out[j] = btcec.NewPublicKey(&pts[j].X, &pts[j].Y)
 	}
-	return out, nil
+	return out
+}
+
+// VerifyPublicShares checks that pubs are exactly the public shares of the
+// commitments, pubs[j] = Σ C_k (j+1)^k (what PublicShares returns), e.g.
+// public shares a dealer published beside its commitments. Public data,
+// variable time.
+//
+// For large t it checks one random linear combination instead of every
+// point: Σ_j r_j·P_j = Σ_k (Σ_j r_j (j+1)^k)·C_k, a single multi-scalar
+// multiplication of n+t points, with 128-bit r_j drawn from a hash of the
+// commitments and the public shares (Fiat–Shamir: a dealer who publishes a
+// wrong share passes with probability about 2^-128). For small t it is
+// cheaper to compute the shares and compare.
+func VerifyPublicShares(c Commitments, pubs []*btcec.PublicKey) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	t, n := len(c), len(pubs)
+	if err := checkParams(t, n); err != nil {
+		return err
+	}
+	for j, p := range pubs {
+		if p == nil || !p.IsOnCurve() {
+			return &ShareError{ID: j, Err: ErrInvalidPublicShare}
+		}
+	}
+	// Costs in point additions: evalRange about 7·t²/2 + n·t (a
+	// multiplication by an integer ≤ t is about 7 of them), the combination
+	// about 4·(n+t) (tables) + 45·t + 22·n (digits) + 256 (doublings).
+	if 7*t*t/2+n*t <= 4*(n+t)+45*t+22*n+256 {
+		want, err := PublicShares(c, n)
+		if err != nil {
+			return err
+		}
+		for j := range want {
+			if !want[j].IsEqual(pubs[j]) {
+				return fmt.Errorf("%w: public share %d is not the commitments' value at %d", ErrInconsistentPublicShares, j, j+1)
+			}
+		}
+		return nil
+	}
+	seed := publicSharesSeed(c, pubs)
+	points := make([]btcec.JacobianPoint, n+t)
+	scalars := make([]btcec.ModNScalar, n+t)
+	v := make([]btcec.ModNScalar, n) // r_j (j+1)^k, k = 0 first
+	for j, p := range pubs {
+		p.AsJacobian(&points[j])
+		h := sha256.Sum256(binary.BigEndian.AppendUint32(seed[:], uint32(j)))
+		var r [32]byte
+		copy(r[16:], h[:16])
+		scalars[j].SetBytes(&r)
+		v[j] = scalars[j]
+	}
+	// Σ_j r_j P_j − Σ_k s_k C_k with s_k = Σ_j r_j (j+1)^k must be the
+	// point at infinity.
+	var x btcec.ModNScalar
+	for k, ck := range c {
+		ck.AsJacobian(&points[n+k])
+		s := &scalars[n+k]
+		for j := range v {
+			s.Add(&v[j])
+			if k+1 < t {
+				v[j].Mul(x.SetInt(uint32(j) + 1))
+			}
+		}
+		s.Negate()
+	}
+	sum := msm(points, scalars)
+	if !isInfinity(&sum) {
+		return fmt.Errorf("%w: a random combination of the public shares does not match the commitments'", ErrInconsistentPublicShares)
+	}
+	return nil
+}
+
+// publicSharesSeed hashes what VerifyPublicShares' combination must not be
+// chosen before: every commitment and every public share.
+func publicSharesSeed(c Commitments, pubs []*btcec.PublicKey) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("quorumd/vss/public-shares/v1"))
+	for _, p := range c {
+		h.Write(p.SerializeCompressed())
+	}
+	for _, p := range pubs {
+		h.Write(p.SerializeCompressed())
+	}
+	return [32]byte(h.Sum(nil))
 }
 
 // sub sets r = a − b; r may alias a or b. Variable time, public data.

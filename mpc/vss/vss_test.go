@@ -236,6 +236,42 @@ func TestPublicSharesMaxN(t *testing.T) {
 	}
 }
 
+// TestPublicSharesMatchHorner: the binomial-basis evaluation (PublicShares)
+// against Horner's rule at every point, for shapes where t is large, equals
+// n, or is 1.
+func TestPublicSharesMatchHorner(t *testing.T) {
+	for _, s := range []struct{ t, n int }{{1, 4}, {2, 2}, {67, 100}, {100, 100}, {3, MaxParticipants}} {
+		d, err := Deal(randScalar(t), s.t, s.n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs, err := PublicShares(d.Commitments, s.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range s.n {
+			var want btcec.JacobianPoint
+			evalCommitments(d.Commitments, uint32(j)+1, &want)
+			want.ToAffine()
+			if !pubs[j].IsEqual(btcec.NewPublicKey(&want.X, &want.Y)) {
+				t.Fatalf("%d-of-%d: public share %d differs from Horner's", s.t, s.n, j)
+			}
+			if j == 0 || j == s.n-1 {
+				if err := VerifySharePublic(pubs[j], j, &d.Shares[j]); err != nil {
+					t.Fatalf("%d-of-%d: VerifySharePublic(%d): %v", s.t, s.n, j, err)
+				}
+			}
+		}
+		// Another party's share (distinct unless t = 1), or a zero one,
+		// fails against pubs[0].
+		if s.t > 1 {
+			wantShareError(t, VerifySharePublic(pubs[0], 0, &d.Shares[1]), 0, ErrInvalidShare)
+		}
+		wantShareError(t, VerifySharePublic(pubs[0], 0, new(btcec.ModNScalar)), 0, ErrZeroShare)
+		d.Zero()
+	}
+}
+
 func wantShareError(t *testing.T, err error, id int, sentinel error) {
 	t.Helper()
 	var se *ShareError
@@ -731,6 +767,20 @@ func TestDealConstantTime(t *testing.T) {
 		})
 }
 
+// TestVerifySharePublicConstantTime: the secret part of VerifySharePublic
+// (share·G) for a fixed share vs random ones, checked against a public share
+// neither matches (the outcome, which the caller learns anyway, is the same).
+func TestVerifySharePublicConstantTime(t *testing.T) {
+	pub := btcec.Generator()
+	fixed := new(btcec.ModNScalar).SetInt(7)
+	dudect.Test(t, func() *btcec.ModNScalar { return fixed }, func() *btcec.ModNScalar { return randScalar(t) },
+		func(share *btcec.ModNScalar) {
+			if VerifySharePublic(pub, 0, share) == nil {
+				panic("a share matched")
+			}
+		})
+}
+
 var benchSizes = []struct{ t, n int }{{2, 3}, {3, 5}, {7, 10}, {67, 100}}
 
 func BenchmarkDeal(b *testing.B) {
@@ -786,6 +836,23 @@ func BenchmarkRecipientVerify(b *testing.B) {
 					b.Fatal(err)
 				}
 				if err := CheckPublicShares(pubs, s.t, d.Commitments[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkPublicShares(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run(fmt.Sprintf("%dof%d", s.t, s.n), func(b *testing.B) {
+			d, err := Deal(randScalar(b), s.t, s.n, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.Zero()
+			for b.Loop() {
+				if _, err := PublicShares(d.Commitments, s.n); err != nil {
 					b.Fatal(err)
 				}
 			}
