@@ -397,13 +397,13 @@ func medianCPU(ctx context.Context, budget time.Duration, op func() error) (wall
 // memImport runs one import of a fresh key among ids (party 0 deals).
 func memImport(ctx context.Context, room string, ids []*envelope.Identity, t int) ([]*memDurable, error) {
 	n := len(ids)
-	hub := newMemHub(ids)
+	hub := ceremony.NewMemoryRoom(ids, 16*len(ids)+16)
 	out := make([]*memDurable, n)
 	errs := make([]error, n)
 	done := make(chan int, n)
 	for i, id := range ids {
 		out[i] = &memDurable{}
-		p := ceremony.ImportParams{Room: room, Identity: id, Threshold: t, Transport: hub.transport(i)}
+		p := ceremony.ImportParams{Room: room, Identity: id, Threshold: t, Transport: hub.Transport(i)}
 		for j, o := range ids {
 			if j != i {
 				p.Others = append(p.Others, o.Public())
@@ -433,14 +433,14 @@ func memImport(ctx context.Context, room string, ids []*envelope.Identity, t int
 // memSign signs a random message with the signers ids (whose keys are keys).
 func memSign(ctx context.Context, room string, ids []*envelope.Identity, keys []*memDurable) error {
 	u := len(ids)
-	hub := newMemHub(ids)
+	hub := ceremony.NewMemoryRoom(ids, 16*len(ids)+16)
 	msg := make([]byte, 32)
 	rand.Read(msg)
 	errs := make([]error, u)
 	done := make(chan int, u)
 	for i, id := range ids {
 		p := ceremony.SignParams{Room: room, Identity: id, Key: keys[i].info, Share: &keys[i].share,
-			Signers: u, Msg: msg, Certificate: keys[i].cert, Transport: hub.transport(i)}
+			Signers: u, Msg: msg, Certificate: keys[i].cert, Transport: hub.Transport(i)}
 		go func() {
 			_, errs[i] = ceremony.Sign(ctx, p)
 			done <- i
@@ -474,54 +474,3 @@ func (m *memDurable) Certified(_ *ceremony.KeyInfo, rd *ceremony.RecoveryData) e
 func (m *memDurable) Discard(*ceremony.KeyInfo) error { return nil }
 
 func (m *memDurable) Refused(*ceremony.KeyInfo, envelope.Party) error { return nil }
-
-// memHub delivers envelopes between in-process parties through channels.
-type memHub struct {
-	index map[envelope.Party]int
-	inbox []chan []byte
-}
-
-func newMemHub(ids []*envelope.Identity) *memHub {
-	h := &memHub{index: map[envelope.Party]int{}}
-	for i, id := range ids {
-		h.index[id.Public()] = i
-		// Every party sends a handful of broadcasts: room enough that a
-		// send never blocks.
-		h.inbox = append(h.inbox, make(chan []byte, 16*len(ids)+16))
-	}
-	return h
-}
-
-func (h *memHub) transport(i int) ceremony.Transport { return &memTransport{h: h, me: i} }
-
-type memTransport struct {
-	h  *memHub
-	me int
-}
-
-func (t *memTransport) Send(ctx context.Context, to envelope.Party, body []byte) error {
-	b := slices.Clone(body)
-	if to.IsBroadcast() {
-		for j, in := range t.h.inbox {
-			if j != t.me {
-				in <- b
-			}
-		}
-		return nil
-	}
-	j, ok := t.h.index[to]
-	if !ok {
-		return fmt.Errorf("no party %x in the room", to[:4])
-	}
-	t.h.inbox[j] <- b
-	return nil
-}
-
-func (t *memTransport) Recv(ctx context.Context) ([]byte, error) {
-	select {
-	case b := <-t.h.inbox[t.me]:
-		return b, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}

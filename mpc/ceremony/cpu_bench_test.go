@@ -11,57 +11,6 @@ import (
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
-// chanHub carries envelopes between in-process parties through channels: a
-// transport that costs nothing, so a benchmark over it measures the
-// ceremonies' own compute (what scales with t and n).
-type chanHub struct {
-	index map[envelope.Party]int
-	inbox []chan []byte
-}
-
-func newChanHub(ids []*envelope.Identity) *chanHub {
-	h := &chanHub{index: map[envelope.Party]int{}}
-	for i, id := range ids {
-		h.index[id.Public()] = i
-		// Every party sends a few broadcasts and one envelope to each other
-		// party per round: room enough that a send never blocks.
-		h.inbox = append(h.inbox, make(chan []byte, 8*len(ids)+16))
-	}
-	return h
-}
-
-type chanTransport struct {
-	h  *chanHub
-	me int
-}
-
-func (t *chanTransport) Send(_ context.Context, to envelope.Party, body []byte) error {
-	b := slices.Clone(body)
-	if to.IsBroadcast() {
-		for j, in := range t.h.inbox {
-			if j != t.me {
-				in <- b
-			}
-		}
-		return nil
-	}
-	j, ok := t.h.index[to]
-	if !ok {
-		return fmt.Errorf("no party %x", to[:4])
-	}
-	t.h.inbox[j] <- b
-	return nil
-}
-
-func (t *chanTransport) Recv(ctx context.Context) ([]byte, error) {
-	select {
-	case b := <-t.h.inbox[t.me]:
-		return b, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // cpuBenchSizes are the t-of-n shapes of the in-process benchmarks; 67-of-100
 // is the largest the daemons are configured for in docs/bench.
 var cpuBenchSizes = []struct{ t, n int }{{2, 3}, {7, 10}, {67, 100}}
@@ -96,16 +45,16 @@ func BenchmarkCeremonyCPU(b *testing.B) {
 	}
 }
 
-// memImport runs one import over a chanHub (party 0 deals a fresh key).
+// memImport runs one import over a MemoryRoom (party 0 deals a fresh key).
 func (q *quorum) memImport(b *testing.B, t int) []*importOutcome {
-	hub := newChanHub(q.ids)
+	hub := NewMemoryRoom(q.ids, 8*len(q.ids)+16)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := make([]*importOutcome, len(q.ids))
 	var wg sync.WaitGroup
 	for i, id := range q.ids {
 		out[i] = &importOutcome{}
-		p := ImportParams{Room: "bench", Identity: id, Others: q.others(i), Threshold: t, Transport: &chanTransport{hub, i}}
+		p := ImportParams{Room: "bench", Identity: id, Others: q.others(i), Threshold: t, Transport: hub.Transport(i)}
 		if i == 0 {
 			p.PrivateKey = randomScalar(b)
 		}
@@ -124,17 +73,17 @@ func (q *quorum) memImport(b *testing.B, t int) []*importOutcome {
 	return out
 }
 
-// memSign runs one signature by the first len(keys) parties over a chanHub.
+// memSign runs one signature by the first len(keys) parties over a MemoryRoom.
 func (q *quorum) memSign(b *testing.B, keys []*importOutcome, msg []byte) {
 	ids := q.ids[:len(keys)]
-	hub := newChanHub(ids)
+	hub := NewMemoryRoom(ids, 8*len(ids)+16)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		p := SignParams{Room: "bench", Identity: id, Key: keys[i].info, Share: keys[i].share,
-			Signers: len(keys), Msg: msg, Certificate: keys[i].rd.Cert, Transport: &chanTransport{hub, i}}
+			Signers: len(keys), Msg: msg, Certificate: keys[i].rd.Cert, Transport: hub.Transport(i)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
