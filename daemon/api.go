@@ -16,6 +16,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/daemon/secmem"
+	"github.com/quorumd/quorumd/policy"
 )
 
 // Operation names an API operation for authorization decisions; the values
@@ -74,6 +75,9 @@ type Caller struct {
 	// KeyQuota is set for create_key: the most live keys the caller's
 	// policy allows (0 = no limit), enforced by Keys.Create atomically.
 	KeyQuota int
+	// SignRules are the external rules of the policy the call was
+	// authorized under (the cached grant: no second trip to the source).
+	SignRules []policy.NamedExternalRule
 }
 
 // Authorizer authenticates the raw API key of the Authorization header and

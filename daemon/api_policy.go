@@ -21,6 +21,7 @@ type PolicyAdmin interface {
 // before the ceremony starts. All of it is public or client-chosen data.
 type SignCheck struct {
 	Owner     string
+	Rules     []policy.NamedExternalRule // the caller's grant's (Caller.SignRules)
 	KeyID     string
 	Pubkey    []byte // the key's untweaked 32-byte x-only public key
 	Msg       []byte

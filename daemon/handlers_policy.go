@@ -415,7 +415,7 @@ func (s *Server) checkSignRules(rc *reqCtx, req *signRequest, info KeyInfo) erro
 	}
 	ctx, cancel := s.requestContext(rc)
 	defer cancel()
-	err := s.b.Rules.CheckSign(ctx, SignCheck{Owner: rc.caller.UserID, KeyID: req.KeyID, Pubkey: info.Pubkey,
+	err := s.b.Rules.CheckSign(ctx, SignCheck{Owner: rc.caller.UserID, Rules: rc.caller.SignRules, KeyID: req.KeyID, Pubkey: info.Pubkey,
 		Msg: req.Msg, Path: req.Tweaks.Path, ExtraData: req.ExtraData, RequestID: rc.requestID})
 	if err != nil {
 		s.audit(rc, AuditSignRefused, err, slog.String("key_id", req.KeyID), slog.String("room_uuid", req.RoomUUID))

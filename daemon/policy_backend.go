@@ -21,17 +21,16 @@ type PolicyBackend struct {
 
 // Authorize implements Authorizer.
 func (b *PolicyBackend) Authorize(ctx context.Context, apiKey string, op Operation, p AuthParams) (Caller, error) {
-	u, err := b.Authorizer.Authorize(ctx, apiKey, policy.Operation(op), policy.Params{
+	u, pol, err := b.Authorizer.Grant(ctx, apiKey, policy.Operation(op), policy.Params{
 		N: p.N, Threshold: p.Threshold, RelayAddress: p.RelayAddress, KeyCount: p.KeyCount, Msg: p.Msg, Rooms: p.Rooms})
 	if err != nil {
 		return Caller{}, err
 	}
 	c := Caller{UserID: u.ID, Name: u.Name, Admin: u.Admin}
-	if op == OpCreateKey || op == OpBackupImport {
-		// The policy's number; the key store enforces it atomically.
-		if c.KeyQuota, err = b.Authorizer.KeyQuota(ctx, apiKey); err != nil {
-			return Caller{}, err
-		}
+	if pol != nil {
+		// The policy's number (the key store enforces it atomically) and
+		// its external rules, from the one cached lookup.
+		c.KeyQuota, c.SignRules = pol.KeyQuota, pol.External
 	}
 	return c, nil
 }
@@ -42,17 +41,17 @@ func (b *PolicyBackend) CreateUser(ctx context.Context, name string) (NewUser, e
 	return NewUser{UserID: id, APIKey: key}, err
 }
 
-// CheckSign implements RuleChecker with the user's current policy.
+// CheckSign implements RuleChecker with the external rules of the policy
+// the call was authorized under (edits to it invalidate that grant).
 func (b *PolicyBackend) CheckSign(ctx context.Context, c SignCheck) error {
-	pol, err := b.UserPolicy(ctx, c.Owner)
-	if err != nil || pol == nil || len(pol.External) == 0 {
-		return err
+	if len(c.Rules) == 0 {
+		return nil
 	}
 	chk := b.Rules
 	if chk == nil {
 		chk = &rules.Checker{}
 	}
-	return chk.CheckAll(ctx, pol.External, rules.Sign{KeyID: c.KeyID, Pubkey: c.Pubkey, Msg: c.Msg,
+	return chk.CheckAll(ctx, c.Rules, rules.Sign{KeyID: c.KeyID, Pubkey: c.Pubkey, Msg: c.Msg,
 		DerivationPath: c.Path, ExtraData: c.ExtraData, RequestID: c.RequestID})
 }
 

@@ -138,49 +138,58 @@ func (a *Authorizer) Ping(ctx context.Context) error { return a.src.Ping(ctx) }
 // with SHA-256 and compared to the stored digest in constant time; it
 // appears in no error.
 func (a *Authorizer) Authorize(ctx context.Context, apiKey string, op Operation, params Params) (*User, error) {
+	u, _, err := a.Grant(ctx, apiKey, op, params)
+	return u, err
+}
+
+// Grant is Authorize that also returns the policy the decision was made
+// under (nil for admin operations), from the same cached lookup: callers
+// that need the policy's numbers or external rules read them here instead
+// of asking the source again on a hot path. Policy edits invalidate it.
+func (a *Authorizer) Grant(ctx context.Context, apiKey string, op Operation, params Params) (*User, *Policy, error) {
 	rule, ok := opRules[op]
 	if !ok {
-		return nil, &Error{Type: ErrTypeInternalProblem, Msg: "unknown operation", Err: fmt.Errorf("policy: operation %q", op)}
+		return nil, nil, &Error{Type: ErrTypeInternalProblem, Msg: "unknown operation", Err: fmt.Errorf("policy: operation %q", op)}
 	}
 	lookupID, secret, ok := parseAPIKey(apiKey)
 	if !ok {
-		return nil, accessDenied(ErrKeyMalformed)
+		return nil, nil, accessDenied(ErrKeyMalformed)
 	}
 	p, err := a.principal(ctx, lookupID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if p == nil {
-		return nil, accessDenied(ErrKeyUnknown)
+		return nil, nil, accessDenied(ErrKeyUnknown)
 	}
 	d := secretDigest(secret)
 	if !digestEqual(&d, &p.digest) {
-		return nil, accessDenied(ErrKeyMismatch)
+		return nil, nil, accessDenied(ErrKeyMismatch)
 	}
 	if p.revoked {
-		return nil, accessDenied(ErrKeyRevoked)
+		return nil, nil, accessDenied(ErrKeyRevoked)
 	}
 	if rule.admin {
 		if !p.user.Admin {
-			return nil, &Error{Type: ErrTypeAdminRequired, Msg: "this operation needs an admin API key", Err: ErrOperationDenied}
+			return nil, nil, &Error{Type: ErrTypeAdminRequired, Msg: "this operation needs an admin API key", Err: ErrOperationDenied}
 		}
-		return &p.user, nil
+		return &p.user, nil, nil
 	}
 	if p.policyErr != nil {
-		return nil, p.policyErr
+		return nil, nil, p.policyErr
 	}
 	if p.policy == nil {
-		return nil, denied("the user has no policy, so %s is denied", op)
+		return nil, nil, denied("the user has no policy, so %s is denied", op)
 	}
 	if e := p.policy.check(op, rule, params); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	if op == OpCreateRoom && p.policy.RoomQuota > 0 {
 		if e := a.takeRooms(p.user.ID, params.Rooms, p.policy.RoomQuota); e != nil {
-			return nil, e
+			return nil, nil, e
 		}
 	}
-	return &p.user, nil
+	return &p.user, p.policy, nil
 }
 
 // principal returns the cached resolution of lookupID, fetching it (once
