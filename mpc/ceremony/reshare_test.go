@@ -469,7 +469,12 @@ func TestReshareAdversarial(t *testing.T) {
 		out := runRedeals(t, c, runs, slow*2*time.Second, nil)
 		for _, i := range honest {
 			var ae *AbortError
-			if !errors.As(out[i].err, &ae) || !errors.Is(ae, ErrTimeout) || out[i].state() != "none" {
+			if !errors.As(out[i].err, &ae) || out[i].state() != "none" {
+				t.Fatalf("party %d: %v (%s)", i, out[i].err, out[i].state())
+			}
+			// Its own timeout, or a peer's abort notice for the same silence
+			// when that arrives first (the order is the scheduler's).
+			if !errors.Is(ae, ErrTimeout) && !(errors.Is(ae, ErrRemoteAbort) && ae.Culprit == cheat) {
 				t.Fatalf("party %d: %v (%s)", i, out[i].err, out[i].state())
 			}
 		}
