@@ -67,6 +67,7 @@ const expectThreshold = 32 << 10
 // against the wire contract and violations reported as ErrProtocol.
 type Client struct {
 	bases []string     // relay instances serving the same rooms (JetStream), in order of preference
+	wire  []*wirePool  // per base: the client's own transport (wire.go); nil = net/http
 	cur   atomic.Int32 // index of the instance in use: moves on when one fails
 	hc    *http.Client
 	tr    *http.Transport // nil when the caller supplied a Transport
@@ -123,6 +124,13 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 			return nil, err
 		}
 		c.bases = append(c.bases, nb)
+		var wp *wirePool
+		if cfg.Transport == nil {
+			if wp, err = newWirePool(nb, &cfg); err != nil {
+				return nil, err
+			}
+		}
+		c.wire = append(c.wire, wp)
 	}
 	rt := cfg.Transport
 	if rt == nil {
@@ -173,6 +181,11 @@ func (c *Client) BaseURL() string { return c.bases[int(c.cur.Load())%len(c.bases
 func (c *Client) Close() {
 	if c.tr != nil {
 		c.tr.CloseIdleConnections()
+	}
+	for _, wp := range c.wire {
+		if wp != nil {
+			wp.closeIdle()
+		}
 	}
 }
 
@@ -445,7 +458,12 @@ func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType s
 		start := c.cur.Load()
 		base := c.bases[int(start)%len(c.bases)]
 		var data []byte
-		data, err = c.doOnce(ctx, base, method, pathQuery, token, contentType, postID, body, timeout)
+		if wp := c.wire[int(start)%len(c.bases)]; wp != nil && len(body) <= expectThreshold {
+			data, err = c.doWire(ctx, wp, &wireRequest{method: method, pathQuery: pathQuery, token: token,
+				contentType: contentType, postID: postID, body: body}, timeout)
+		} else {
+			data, err = c.doOnce(ctx, base, method, pathQuery, token, contentType, postID, body, timeout)
+		}
 		if err == nil || !retry || attempt == len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
 			return data, err
 		}
@@ -513,6 +531,21 @@ func (c *Client) doOnce(ctx context.Context, base, method, pathQuery, token, con
 		return data, nil
 	}
 	return nil, decodeError(resp.StatusCode, data)
+}
+
+// doWire is doOnce through the client's own transport (wire.go).
+func (c *Client) doWire(ctx context.Context, wp *wirePool, r *wireRequest, timeout time.Duration) ([]byte, error) {
+	status, data, err := wp.do(ctx, r, timeout, c.cfg.MaxResponseBytes)
+	if err != nil {
+		if errors.Is(err, ErrProtocol) {
+			return nil, err
+		}
+		return nil, &transportError{op: r.method + " " + pathOnly(r.pathQuery), err: err}
+	}
+	if status == http.StatusOK {
+		return data, nil
+	}
+	return nil, decodeError(status, data)
 }
 
 func pathOnly(pq string) string {
