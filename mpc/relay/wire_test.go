@@ -139,4 +139,3 @@ func rawServer(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
-
