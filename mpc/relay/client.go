@@ -56,6 +56,11 @@ type ClientConfig struct {
 	// Transport replaces the built-in pooled transport (TLS and the
 	// connection limits above are then ignored).
 	Transport http.RoundTripper
+	// OnRequest, when set, is called after each request to the relay
+	// (answered or failed) with its method, path without the query, and
+	// start time: a hook for traces and latency metrics, whatever the
+	// transport. It must be quick and safe for concurrent use.
+	OnRequest func(method, path string, start time.Time)
 }
 
 // expectThreshold is the body size above which requests announce
@@ -444,6 +449,9 @@ func (c *Client) Health(ctx context.Context) error {
 // carry a post id the relay deduplicates on). Query strings are built from
 // validated hex and digits only, so they need no escaping.
 func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+	if c.cfg.OnRequest != nil {
+		defer c.cfg.OnRequest(method, pathOnly(pathQuery), time.Now())
+	}
 	var postID string
 	if method == http.MethodPost && strings.Contains(pathQuery, "/messages") && len(c.bases) > 1 {
 		var b [12]byte
