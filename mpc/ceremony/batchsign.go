@@ -106,7 +106,7 @@ func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
 	pt.split = p.split
 	// The room is left by leaveLater above; the ECDH secrets go now.
 	defer pt.ch.Zero()
-	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
+	readAll(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	res, err := runBatch(ctx, pt, p, myID, session)
 	if err != nil {
 		return nil, pt.fail(err)

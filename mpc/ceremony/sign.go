@@ -77,7 +77,7 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
 	// The room is left by leaveLater above; the ECDH secrets go now.
 	defer pt.ch.Zero()
-	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
+	readAll(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	sig, err := runSign(ctx, pt, p, myID, session, outKey)
 	if err != nil {
 		return zero, pt.fail(err)

@@ -374,6 +374,7 @@ type Seat struct {
 
 	c     *Client
 	token string
+	left  atomic.Bool // the relay ended the seat's reading with a fetch (Conn.LeaveAfter): nothing to leave
 }
 
 // Token returns the seat's bearer token (sent as "Authorization: Seat
@@ -408,19 +409,35 @@ func (st *Seat) Post(ctx context.Context, to string, body []byte) (uint64, error
 // wait for the first one; an empty result means the wait expired. wait
 // must not exceed the relay's MaxWait.
 func (st *Seat) Fetch(ctx context.Context, after uint64, wait time.Duration) ([]Message, error) {
+	return st.fetch(ctx, after, wait, 0)
+}
+
+// fetch is Fetch asking the relay to leave the seat with an answer of at
+// least leaveAfter envelopes (0: never); a relay that did says so, and
+// Leave then has nothing left to do.
+func (st *Seat) fetch(ctx context.Context, after uint64, wait time.Duration, leaveAfter int) ([]Message, error) {
 	if wait < 0 {
 		wait = 0
 	}
 	path := "/v1/rooms/" + st.Room + "/messages?after=" + strconv.FormatUint(after, 10) +
 		"&wait_ms=" + strconv.FormatInt(int64(wait/time.Millisecond), 10) +
 		"&max_bytes=" + strconv.FormatInt(st.c.cfg.MaxResponseBytes, 10)
+	if leaveAfter > 0 {
+		path += "&leave_after=" + strconv.Itoa(leaveAfter)
+	}
 	data, err := st.c.do(ctx, http.MethodGet, path, st.token, "", nil, wait+st.c.cfg.RequestTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
 	}
-	msgs, err := decodeFetch(data, st.Party, after)
+	msgs, left, err := decodeFetch(data, st.Party, after)
+	if err == nil && left && (leaveAfter == 0 || len(msgs) < leaveAfter) {
+		err = fmt.Errorf("%w: left the seat unasked", ErrProtocol)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
+	}
+	if left {
+		st.left.Store(true)
 	}
 	return msgs, nil
 }
@@ -428,6 +445,9 @@ func (st *Seat) Fetch(ctx context.Context, after uint64, wait time.Duration) ([]
 // Leave gives up the seat; once every seat of the set has left, the room
 // closes for good. Leaving twice is harmless.
 func (st *Seat) Leave(ctx context.Context) error {
+	if st.left.Load() {
+		return nil
+	}
 	if _, err := st.c.do(ctx, http.MethodDelete, "/v1/rooms/"+st.Room, st.token, "", nil, st.c.cfg.RequestTimeout); err != nil {
 		return fmt.Errorf("relay: leave room %s: %w", st.Room, err)
 	}
@@ -584,41 +604,42 @@ func decodeError(status int, data []byte) *Error {
 // decodeFetch parses a fetch answer and checks it against the contract:
 // strictly increasing seqs above after, each addressed to party or a
 // broadcast from another valid party.
-func decodeFetch(data []byte, party string, after uint64) ([]Message, error) {
+func decodeFetch(data []byte, party string, after uint64) (_ []Message, left bool, _ error) {
 	var resp struct {
 		Messages *[]Message `json:"messages"`
+		Left     bool       `json:"left"`
 	}
 	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
 	if resp.Messages == nil {
-		return nil, fmt.Errorf("%w: answer has no messages list", ErrProtocol)
+		return nil, false, fmt.Errorf("%w: answer has no messages list", ErrProtocol)
 	}
 	msgs := *resp.Messages
 	last := after
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Seq <= last {
-			return nil, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
+			return nil, false, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
 		}
 		last = m.Seq
 		if !ValidParty(m.From) {
-			return nil, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
+			return nil, false, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
 		}
 		switch m.To {
 		case party:
 		case "":
 			if m.From == party {
-				return nil, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
+				return nil, false, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
 			}
 		default:
-			return nil, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
+			return nil, false, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
 		}
 	}
 	if len(msgs) == 0 {
-		return nil, nil
+		return nil, resp.Left, nil
 	}
-	return msgs, nil
+	return msgs, resp.Left, nil
 }
 
 // isCtxDone reports whether err stems from ctx ending.

@@ -139,3 +139,81 @@ func rawServer(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
+
+// A Conn told how many envelopes it will read ends its reading with the
+// fetch that brings the last of them: Leave then sends nothing, and the
+// room closes once every seat is done.
+func TestConnLeaveAfter(t *testing.T) {
+	addr := testkit.Relay(t)
+	var leaves atomic.Int32
+	c := newClient(t, addr, relay.ClientConfig{OnRequest: func(method, path string, _ time.Time) {
+		if method == http.MethodDelete {
+			leaves.Add(1)
+		}
+	}})
+	room := mustRoom(t, c, 2)
+	a, b := joinAs(t, c, room, party(1)), joinAs(t, c, room, party(2))
+	ctx := ctxT(t)
+	b.LeaveAfter(3)
+	for i := range 3 {
+		if err := a.Send(ctx, b.Party(), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // the first fetch brings one envelope: not yet all
+			if m, err := b.Recv(ctx); err != nil || m.Body[0] != 0 {
+				t.Fatalf("recv 0: %v %v", m, err)
+			}
+		}
+	}
+	for i := 1; i < 3; i++ { // one fetch brings both: the seat leaves with it
+		if m, err := b.Recv(ctx); err != nil || m.Body[0] != byte(i) {
+			t.Fatalf("recv %d: %v %v", i, m, err)
+		}
+	}
+	// Done reading, the seat still posts while the room is open (its peer
+	// has yet to read it), but reads no more.
+	if err := b.Send(ctx, a.Party(), []byte("x")); err != nil {
+		t.Fatalf("send after the last fetch: %v", err)
+	}
+	if _, err := fetchAs(c, ctx, room, party(2), 0, 0); !errors.Is(err, relay.ErrPartyLeft) {
+		t.Fatalf("fetch after the last fetch: %v", err)
+	}
+	if m, err := a.Recv(ctx); err != nil || string(m.Body) != "x" {
+		t.Fatalf("recv the last post: %v %v", m, err)
+	}
+	if err := b.Leave(ctx); err != nil || leaves.Load() != 0 {
+		t.Fatalf("leave after leaving with a fetch: %v, %d DELETE requests", err, leaves.Load())
+	}
+	if err := a.Leave(ctx); err != nil || leaves.Load() != 1 {
+		t.Fatalf("leave: %v, %d DELETE requests", err, leaves.Load())
+	}
+	if _, err := fetchAs(c, ctx, room, party(1), 0, 0); !errors.Is(err, relay.ErrRoomExpired) {
+		t.Fatalf("fetch in a room every seat left: %v", err)
+	}
+}
+
+// A relay that does not leave with a fetch (JetStream) leaves the Conn
+// to send DELETE as before.
+func TestConnLeaveAfterJetStream(t *testing.T) {
+	url, _ := testkit.NATSServer(t)
+	cfg := relay.Config{Name: "leave-after", NATS: &relay.NATSConfig{URL: url, Memory: true}}
+	var leaves atomic.Int32
+	c := newClient(t, testkit.Relay(t, cfg), relay.ClientConfig{OnRequest: func(method, path string, _ time.Time) {
+		if method == http.MethodDelete {
+			leaves.Add(1)
+		}
+	}})
+	room := mustRoom(t, c, 2)
+	a, b := joinAs(t, c, room, party(1)), joinAs(t, c, room, party(2))
+	ctx := ctxT(t)
+	b.LeaveAfter(1)
+	if err := a.Send(ctx, b.Party(), []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := b.Recv(ctx); err != nil || string(m.Body) != "m" {
+		t.Fatalf("recv: %v %v", m, err)
+	}
+	if err := b.Leave(ctx); err != nil || leaves.Load() != 1 {
+		t.Fatalf("leave: %v, %d DELETE requests, want 1", err, leaves.Load())
+	}
+}
