@@ -191,6 +191,22 @@ func TestKeyIDs(t *testing.T) {
 
 // --- fuzzing ----------------------------------------------------------------
 
+// FuzzUnquote checks unquote's copy path against encoding/json on any
+// string span (escapes, invalid UTF-8, control characters, non-strings).
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", "\"a\tb\"", `""`, `"`, `5`, `"<&>"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := unquote(raw)
+		var want string
+		werr := json.Unmarshal(raw, &want)
+		if (err == nil) != (werr == nil) || got != want {
+			t.Fatalf("unquote(%q) = %q, %v; encoding/json: %q, %v", raw, got, err, want, werr)
+		}
+	})
+}
+
 // FuzzDecodeObject checks the span walker against encoding/json: whenever
 // decodeObject accepts a body, json.Unmarshal sees the same members.
 func FuzzDecodeObject(f *testing.F) {
