@@ -27,6 +27,7 @@ type reqCtx struct {
 	errType   string
 	path      string // the raw request path, for the access log
 	release   func() // gives back the caller's budget seat (see admit)
+	idCtx     context.Context
 }
 
 type ctxKey int
@@ -225,7 +226,8 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 	if rc.route != nil && rc.route.quiet && status == 200 {
 		level = slog.LevelDebug
 	}
-	attrs := []slog.Attr{
+	var arr [10]slog.Attr // the most a line has: no heap slice per request
+	attrs := append(arr[:0],
 		slog.String("request_id", rc.requestID),
 		slog.String("method", method),
 		slog.String("path", s.logPath(rc.path)),
@@ -233,7 +235,7 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("remote", rc.fc.RemoteIP().String()),
-	}
+	)
 	if ValidKeyID(rc.param) {
 		attrs = append(attrs, slog.String("key_id", rc.param))
 	}
@@ -321,18 +323,19 @@ const (
 // or user event. attrs must be public data (ids, roles, digests), never a
 // key, share or API key.
 func Audit(l *slog.Logger, ev AuditEvent, requestID, userID string, err error, attrs ...slog.Attr) {
-	base := []slog.Attr{
+	var arr [16]slog.Attr // one slice, on the stack for the usual line
+	all := append(arr[:0],
 		slog.Bool("audit", true),
 		slog.String("event", string(ev)),
 		slog.String("request_id", requestID),
 		slog.String("user_id", userID),
-	}
+	)
 	if err == nil {
-		base = append(base, slog.String("outcome", "ok"))
+		all = append(all, slog.String("outcome", "ok"))
 	} else {
-		base = append(base, slog.String("outcome", "error"), slog.String("err_type", classify(err, nil).errType))
+		all = append(all, slog.String("outcome", "error"), slog.String("err_type", classify(err, nil).errType))
 	}
-	l.LogAttrs(context.Background(), slog.LevelInfo, "audit", append(base, attrs...)...)
+	l.LogAttrs(context.Background(), slog.LevelInfo, "audit", append(all, attrs...)...)
 }
 
 func (s *Server) audit(rc *reqCtx, ev AuditEvent, err error, attrs ...slog.Attr) {

@@ -518,3 +518,21 @@ func TestUserNames(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendStringMap: the string-map fast path of writeJSON writes the
+// bytes encoding/json writes, or declines.
+func FuzzAppendStringMap(f *testing.F) {
+	f.Add("signature", "ab12", "key_id", "00000000-0000-4000-8000-000000000000")
+	f.Add("a", "<&>", "b", "\x00\u2028")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		m := map[string]string{k1: v1, k2: v2}
+		got, ok := appendStringMap(nil, m)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(m)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%q: fast path %s, encoding/json %s (%v)", m, got, want, err)
+		}
+	})
+}
