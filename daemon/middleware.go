@@ -257,6 +257,13 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 // replaced: a confused client may put a key or an API key in a path.
 func (s *Server) logPath(p string) string {
 	const maxLen, longRun = 256, 20
+	if len(p) <= maxLen && s.keepsPath(p, longRun) {
+		return p // the usual path: shown whole, no copy
+	}
+	return s.redactPath(p, maxLen, longRun)
+}
+
+func (s *Server) redactPath(p string, maxLen, longRun int) string {
 	var b strings.Builder
 	for len(p) > 0 && b.Len() < maxLen {
 		n := 0
@@ -278,6 +285,22 @@ func (s *Server) logPath(p string) string {
 		b.WriteString("…")
 	}
 	return b.String()
+}
+
+// keepsPath reports whether logPath would show p unchanged: none of its
+// runs of base64url characters needs redacting.
+func (s *Server) keepsPath(p string, longRun int) bool {
+	for len(p) > 0 {
+		n := 0
+		for n < len(p) && base64URLByte(p[n]) {
+			n++
+		}
+		if run := p[:n]; n >= longRun && !validUUID(run) && !s.segments[run] {
+			return false
+		}
+		p = p[max(n, 1):]
+	}
+	return true
 }
 
 func base64URLByte(c byte) bool {
