@@ -277,10 +277,14 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 			others = append(others, s)
 		}
 	}
-	if err := pt.broadcastBoxesAsync(ctx, roundPsig, others, seen[:], out)(); err != nil {
-		return nil, err
+	// Posted while the others' partial signatures are verified and
+	// aggregated; the results wait for the post.
+	posted := pt.broadcastBoxesAsync(ctx, roundPsig, others, seen[:], out)
+	err = aggregateBatch(ctx, pt, p, items, signers, others, seen)
+	if perr := posted(); err == nil {
+		err = perr
 	}
-	if err := aggregateBatch(ctx, pt, p, items, signers, others, seen); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return results(items), nil

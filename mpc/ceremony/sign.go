@@ -268,10 +268,10 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 	seen := nonceView(ids, pubnonces)
 	// Encrypted to each other signer (the relay cannot link the session to
 	// the signature that gets published), in one broadcast after this
-	// signer's view of round 1.
-	if err := pt.broadcastBoxesAsync(ctx, roundPsig, otherSigners, seen[:], sent[:])(); err != nil {
-		return zero, err
-	}
+	// signer's view of round 1. The post runs while the others' partial
+	// signatures (read ahead) are verified and aggregated; the signature is
+	// returned only once the post is done.
+	posted := pt.broadcastBoxesAsync(ctx, roundPsig, otherSigners, seen[:], sent[:])
 	sig, err := func() ([64]byte, error) {
 		pos := make(map[envelope.Party]int, len(signers))
 		for i, s := range signers {
@@ -311,6 +311,9 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 		}
 		return [64]byte(sig), nil
 	}()
+	if perr := posted(); err == nil {
+		err = perr
+	}
 	return sig, err
 }
 
