@@ -45,6 +45,7 @@ type Service struct {
 	DataKeyPool *hsm.DataKeyPool
 
 	marks      lazyMarks    // ready marks in flight (certified.go)
+	keys       keyCache     // parsed public parts of keys signed with (keycache.go)
 	ceremonies atomic.Int32 // import and sign ceremonies running
 	lastEnd    atomic.Int64 // when the last one ended (Unix ns)
 }
