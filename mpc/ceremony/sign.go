@@ -108,16 +108,18 @@ func signerID(p SignParams) (int, error) {
 		return 0, &AbortError{Err: ErrInput, Detail: "this party is not a participant of the key"}
 	}
 	if p.Signers != 0 {
-		if err := checkSigners(k, p.Signers); err != nil {
+		if err := checkSigners(k, p.Signers, 0); err != nil {
 			return 0, err
 		}
 	}
 	return myID, nil
 }
 
-func checkSigners(k *KeyInfo, u int) error {
+// checkSigners refuses a signer count u outside t..n (in round, 0 before
+// any).
+func checkSigners(k *KeyInfo, u int, round uint8) error {
 	if u < k.T || u > k.N || u < 1 {
-		return &AbortError{Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", u, k.T, k.N)}
+		return &AbortError{Round: round, Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", u, k.T, k.N)}
 	}
 	return nil
 }
@@ -142,8 +144,7 @@ func signerCount(ctx context.Context, p SignParams) (int, error) {
 		if u, err = rs.RoomSize(ctx); err != nil {
 			return 0, abortf(roundNonce, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "room size")
 		}
-		if err := checkSigners(p.Key, u); err != nil {
-			err.(*AbortError).Round = roundNonce
+		if err := checkSigners(p.Key, u, roundNonce); err != nil {
 			return 0, err
 		}
 	}
