@@ -414,10 +414,31 @@ const refusalGrace = 2 * time.Second
 // Certified. On failure before this party signed, Discard (nothing can be
 // certified without its signature); after, keep the pending record, noting
 // a member's refusal with Refused. ks.Share is zeroed. Errors as Import's.
-func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *RecoveryData, d Durable, evidence []byte, mismatch mismatchFunc) (*KeyInfo, error) {
+//
+// overlap, if not nil, waits for work the ceremony left running alongside
+// Prepare (it may read ks, never write it): a check of what ks came from,
+// or a post. Its failure aborts before this party signs, discarding what
+// Prepare stored.
+func prepareAndCertify(ctx context.Context, pt *party, ks *KeyShare, rd *RecoveryData, d Durable, evidence []byte, mismatch mismatchFunc, overlap func() error) (*KeyInfo, error) {
 	info := ks.KeyInfo
 	err := d.Prepare(ks, rd)
+	var oerr error
+	if overlap != nil {
+		oerr = overlap()
+	}
 	ks.Share.Zero()
+	if oerr != nil {
+		var ae *AbortError
+		if !errors.As(oerr, &ae) {
+			ae = &AbortError{Round: roundCertify, Err: oerr}
+		}
+		if err == nil {
+			if derr := d.Discard(&info); derr != nil {
+				ae.Err = fmt.Errorf("%w (and discarding the prepared share failed: %w)", ae.Err, derr)
+			}
+		}
+		return nil, pt.fail(ae)
+	}
 	if err != nil {
 		return nil, pt.fail(&AbortError{Round: roundCertify, Err: fmt.Errorf("%w: %w", ErrCommit, err)})
 	}

@@ -116,7 +116,7 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	// The certificate's broadcast and the leave are off the answer's path.
 	pt.lateTail = true
 	defer pt.leaveLater()
-	ks, rd, err := runDeal(ctx, pt, p, session)
+	ks, rd, overlap, err := runDeal(ctx, pt, p, session)
 	if err != nil {
 		return nil, pt.fail(err)
 	}
@@ -125,7 +125,7 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	evidence := append(dealDigest[:], e.Sig[:]...)
 	return prepareAndCertify(ctx, pt, ks, rd, d, evidence, func(m *envelope.Envelope, theirs []byte) *AbortError {
 		return blameMismatch(m, theirs, dealDigest, e.From)
-	})
+	}, overlap)
 }
 
 // blameMismatch explains a transcript signature over another transcript:
@@ -197,7 +197,12 @@ func importSession(room string, parties []envelope.Party, t int, dealer envelope
 // recipient check them all at once (vss.VerifyPublicShares) rather than
 // evaluate the commitments n times; deals without them (from before they
 // were published, kept as recovery data) are still accepted.
-func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (*KeyShare, *RecoveryData, error) {
+//
+// The returned overlap is work runDeal left running for the durable
+// prepare to overlap (prepareAndCertify waits for it before this party
+// signs): the importer's post of its deal, a recipient's check of the deal
+// against its commitments. Its failure means no signature was ever made.
+func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (*KeyShare, *RecoveryData, func() error, error) {
 	n, t := len(pt.members), p.Threshold
 	rd := &RecoveryData{Kind: envelope.KindImport, Room: p.Room, T: t, Parties: pt.members}
 	if p.PrivateKey == nil {
@@ -207,7 +212,7 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 		}
 		got, err := pt.collect(ctx, roundDeal, from, 1, nil)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var e *envelope.Envelope
 		for _, g := range got {
@@ -215,12 +220,12 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 				e = g
 			}
 		}
-		ks, err := openDeal(p.Identity, session, pt.members, t, e)
+		ks, check, err := openDealUnchecked(p.Identity, session, pt.members, t, e)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		rd.Deal = e.Marshal()
-		return ks, rd, nil
+		return ks, rd, goOverlap(check), nil
 	}
 	// The seat claim's round trip overlaps the dealing.
 	defer claimAhead(ctx, pt.tr)()
@@ -231,33 +236,63 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 	d, err := vss.Deal(p.PrivateKey, t, n, rnd)
 	p.PrivateKey.Zero()
 	if err != nil {
-		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
+		return nil, nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
 	}
 	defer d.Zero()
 	pubs, err := vss.PublicShares(d.Commitments, n)
 	if err != nil {
-		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
+		return nil, nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "dealing: %v", err)
 	}
 	payload, err := dealPayload(p.Identity, session, pt.members, d, pubs)
 	if err != nil {
-		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
+		return nil, nil, nil, abortf(roundDeal, envelope.Broadcast, ErrInput, "sealing shares: %v", err)
 	}
-	raw, err := pt.sealSend(ctx, roundDeal, envelope.Broadcast, payload, false)
+	raw, post, err := pt.sealPostAhead(ctx, roundDeal, payload)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rd.Deal = raw
 	e, err := envelope.Unmarshal(raw)
 	if err != nil {
-		return nil, nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
+		_ = post()
+		return nil, nil, nil, abortf(roundDeal, envelope.Broadcast, ErrProtocol, "own deal: %v", err)
 	}
 	ks, err := keyShare(session, pt.members, t, e, d.Commitments, pubs)
 	if err != nil {
-		return nil, nil, err
+		_ = post()
+		return nil, nil, nil, err
 	}
 	ks.ID = pt.index[pt.me]
 	ks.Share = d.Shares[ks.ID]
-	return ks, rd, nil
+	return ks, rd, post, nil
+}
+
+// sealPostAhead seals a broadcast of round and posts it in the background
+// (the importer's deal: its own durable prepare needs only the envelope,
+// not the relay's answer); post waits for the post's outcome. A test's
+// split sender posts at once.
+func (p *party) sealPostAhead(ctx context.Context, round uint8, payload []byte) (raw []byte, post func() error, err error) {
+	if p.split != nil {
+		raw, err = p.sealSend(ctx, round, envelope.Broadcast, payload, false)
+		return raw, func() error { return nil }, err
+	}
+	raw, err = p.out.Seal(round, envelope.Broadcast, payload, false)
+	if err != nil {
+		return nil, nil, abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err)
+	}
+	return raw, goOverlap(func() error {
+		if err := p.tr.Send(ctx, envelope.Broadcast, raw); err != nil {
+			return sendAbort(ctx, round, err)
+		}
+		return nil
+	}), nil
+}
+
+// goOverlap runs f in the background and returns what waits for its error.
+func goOverlap(f func() error) func() error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return func() error { return <-done }
 }
 
 // shareBoxAD binds a share box to its recipient's id.
@@ -300,9 +335,26 @@ var errDealFormat = errors.New("malformed deal")
 // they commit to, a box per party, the share matching its public share.
 // Every error names the dealer.
 func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party, t int, e *envelope.Envelope) (*KeyShare, error) {
+	ks, check, err := openDealUnchecked(id, session, members, t, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(); err != nil {
+		ks.Share.Zero()
+		return nil, err
+	}
+	return ks, nil
+}
+
+// openDealUnchecked is openDeal's parsing and opening; check then does its
+// elliptic-curve checks (public shares against commitments, the share
+// against its public share), which only read ks: the caller may run them
+// alongside the durable prepare, before this party signs anything. On a
+// check's failure the caller zeroes ks.Share.
+func openDealUnchecked(id *envelope.Identity, session [32]byte, members []envelope.Party, t int, e *envelope.Envelope) (ks *KeyShare, check func() error, err error) {
 	dealer := e.From
-	fail := func(err error, format string, args ...any) (*KeyShare, error) {
-		return nil, abortf(roundDeal, dealer, err, format, args...)
+	fail := func(err error, format string, args ...any) (*KeyShare, func() error, error) {
+		return nil, nil, abortf(roundDeal, dealer, err, format, args...)
 	}
 	if e.Round != roundDeal || !e.To.IsBroadcast() || e.Flags&envelope.FlagEncrypted != 0 {
 		return fail(ErrProtocol, "deal is not a plain broadcast of round %d", roundDeal)
@@ -333,17 +385,14 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 				return fail(ErrProtocol, "deal: public share %d: %v", j, err)
 			}
 		}
-		if err := vss.VerifyPublicShares(c, pubs); err != nil {
-			return fail(ErrProtocol, "deal: %v", err)
-		}
 		off += 33 * n
 	} else if pubs, err = vss.PublicShares(c, n); err != nil {
 		return fail(ErrProtocol, "public shares: %v", err)
 	}
 	myID := slices.Index(members, id.Public())
-	ks, err := keyShare(session, members, t, e, c, pubs)
+	ks, err = keyShare(session, members, t, e, c, pubs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ks.ID = myID
 	off += myID * boxSize
@@ -357,13 +406,20 @@ func openDeal(id *envelope.Identity, session [32]byte, members []envelope.Party,
 		ks.Share.Zero()
 		return fail(ErrBadShare, "share for id %d out of range", myID)
 	}
-	// pubs[myID] = Σ C_k (myID+1)^k: VerifyShare's check, without a second
-	// evaluation of the commitments.
-	if err := vss.VerifySharePublic(pubs[myID], myID, &ks.Share); err != nil {
-		ks.Share.Zero()
-		return fail(ErrBadShare, "share for id %d", myID)
+	check = func() error {
+		if published {
+			if err := vss.VerifyPublicShares(c, pubs); err != nil {
+				return abortf(roundDeal, dealer, ErrProtocol, "deal: %v", err)
+			}
+		}
+		// pubs[myID] = Σ C_k (myID+1)^k: VerifyShare's check, without a
+		// second evaluation of the commitments.
+		if err := vss.VerifySharePublic(pubs[myID], myID, &ks.Share); err != nil {
+			return abortf(roundDeal, dealer, ErrBadShare, "share for id %d", myID)
+		}
+		return nil
 	}
-	return ks, nil
+	return ks, check, nil
 }
 
 // keyShare derives a deal's public outcome from its commitments and their

@@ -80,7 +80,7 @@ func Keygen(ctx context.Context, p KeygenParams, d Durable) (*KeyInfo, error) {
 	evidence := kg.evidence
 	return prepareAndCertify(ctx, pt, kg.ks, kg.rd, d, evidence, func(e *envelope.Envelope, theirs []byte) *AbortError {
 		return blameKeygenMismatch(e, theirs, evidence, parties)
-	})
+	}, nil)
 }
 
 // keygenRun is the outcome of a keygen's first half: the pending share,

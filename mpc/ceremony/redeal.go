@@ -154,7 +154,7 @@ func (r *redeal) run(ctx context.Context, id *envelope.Identity, tr Transport, d
 	}
 	return prepareAndCertify(ctx, pt, ks, rd, d, dealEvidence(rd), func(m *envelope.Envelope, theirs []byte) *AbortError {
 		return blameDeals(m, theirs, rd)
-	})
+	}, nil)
 }
 
 // deal runs the deal round: dealers deal and broadcast; everyone collects
