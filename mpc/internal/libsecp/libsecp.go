@@ -1,13 +1,14 @@
 // Package libsecp calls libsecp256k1 (Bitcoin Core's library, Debian's
-// libsecp256k1-dev) through cgo for operations on public data: BIP340
-// verification and point·scalar for public points and scalars.
+// libsecp256k1-dev) through cgo: BIP340 verification and point·scalar on
+// public data (this file), and the constant-time secret·G and ECDH that
+// mpc/secp runs on secret scalars (secret.go).
 //
-// Only public data crosses into C here: public keys and points, public
-// scalars (challenges, coefficients), messages and signatures. Secret keys,
-// shares and nonces never do; their operations stay in the pure-Go,
-// constant-time mpc/secp (its package doc says why). The reason for C on
-// this side is cost: verification is most of a ceremony's CPU, and
-// libsecp256k1 verifies about four times faster than btcec.
+// Secret scalars reach C only through secret.go, from locked memory, with a
+// randomized context and libsecp256k1's constant-time routines (ecmult_gen,
+// ecmult_const); everything in this file sees public data only: public keys
+// and points, public scalars (challenges, coefficients), messages and
+// signatures. Verification is most of a ceremony's CPU, and libsecp256k1
+// verifies about four times faster than btcec.
 package libsecp
 
 /*
