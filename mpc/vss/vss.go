@@ -33,6 +33,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/mpc/internal/msm"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -442,7 +443,7 @@ func evalRange(c []btcec.JacobianPoint, n int) []btcec.JacobianPoint {
 // toPublicKeys converts finite points to keys, sharing one field inversion
 // among all of them. Public data only.
 func toPublicKeys(pts []btcec.JacobianPoint) []*btcec.PublicKey {
-	normalize(pts)
+	msm.Normalize(pts)
 	out := make([]*btcec.PublicKey, len(pts))
 	for j := range pts {
 		out[j] = btcec.NewPublicKey(&pts[j].X, &pts[j].Y)
@@ -515,7 +516,7 @@ func VerifyPublicShares(c Commitments, pubs []*btcec.PublicKey) error {
 		}
 		s.Negate()
 	}
-	sum := msm(points, scalars)
+	sum := msm.Sum(points, scalars)
 	if !isInfinity(&sum) {
 		return fmt.Errorf("%w: a random combination of the public shares does not match the commitments'", ErrInconsistentPublicShares)
 	}
