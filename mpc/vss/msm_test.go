@@ -8,6 +8,34 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 )
 
+// TestMSM: msm against the sum of btcec's scalar multiplications, for random
+// full-size scalars, small ones, n−1 and zero.
+func TestMSM(t *testing.T) {
+	for _, size := range []int{1, 2, 5, 40} {
+		points := make([]btcec.JacobianPoint, size)
+		scalars := make([]btcec.ModNScalar, size)
+		var want btcec.JacobianPoint
+		for i := range size {
+			pubOf(randScalar(t)).AsJacobian(&points[i])
+			switch i % 4 {
+			case 0:
+				scalars[i] = *randScalar(t)
+			case 1:
+				scalars[i].SetInt(uint32(i * 977))
+			case 2:
+				scalars[i].SetInt(1).Negate() // n − 1: the longest digit string
+			}
+			var term btcec.JacobianPoint
+			btcec.ScalarMultNonConst(&scalars[i], &points[i], &term)
+			btcec.AddNonConst(&want, &term, &want)
+		}
+		got := msm(points, scalars)
+		if !equivalent(&got, &want) {
+			t.Fatalf("%d points: msm differs from the sum of products", size)
+		}
+	}
+}
+
 // TestVerifyPublicShares: honest public shares pass on both paths (computed
 // for small t, a random combination for large t); one wrong share, two
 // swapped (distinct unless t = 1), another polynomial's shares or a missing

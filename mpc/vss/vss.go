@@ -33,7 +33,6 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
-	"github.com/quorumd/quorumd/mpc/internal/msm"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -443,7 +442,7 @@ func evalRange(c []btcec.JacobianPoint, n int) []btcec.JacobianPoint {
 // toPublicKeys converts finite points to keys, sharing one field inversion
 // among all of them. Public data only.
 func toPublicKeys(pts []btcec.JacobianPoint) []*btcec.PublicKey {
-	msm.Normalize(pts)
+	normalize(pts)
 	out := make([]*btcec.PublicKey, len(pts))
 	for j := range pts {
 		out[j] = btcec.NewPublicKey(&pts[j].X, &pts[j].Y)
@@ -516,7 +515,7 @@ func VerifyPublicShares(c Commitments, pubs []*btcec.PublicKey) error {
 		}
 		s.Negate()
 	}
-	sum := msm.Sum(points, scalars)
+	sum := msm(points, scalars)
 	if !isInfinity(&sum) {
 		return fmt.Errorf("%w: a random combination of the public shares does not match the commitments'", ErrInconsistentPublicShares)
 	}

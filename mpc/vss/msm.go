@@ -1,7 +1,4 @@
-// Package msm is multi-scalar multiplication on public secp256k1 data, shared
-// by Feldman VSS share checks (mpc/vss) and BIP340 batch verification
-// (mpc/bip340).
-package msm
+package vss
 
 import (
 	"encoding/binary"
@@ -63,8 +60,8 @@ func wnaf(k *btcec.ModNScalar) []int8 {
 	return out
 }
 
-// Sum returns Σ scalars[i]·points[i]; points must be finite. Public data.
-func Sum(points []btcec.JacobianPoint, scalars []btcec.ModNScalar) btcec.JacobianPoint {
+// msm returns Σ scalars[i]·points[i]; points must be finite. Public data.
+func msm(points []btcec.JacobianPoint, scalars []btcec.ModNScalar) btcec.JacobianPoint {
 	const size = 1 << (wnafWidth - 2) // odd multiples 1P, 3P, …, (2^{w−1}−1)P
 	table := make([]btcec.JacobianPoint, len(points)*size)
 	for i := range points {
@@ -76,7 +73,7 @@ func Sum(points []btcec.JacobianPoint, scalars []btcec.ModNScalar) btcec.Jacobia
 			btcec.AddNonConst(&t[j-1], &twice, &t[j])
 		}
 	}
-	Normalize(table)
+	normalize(table)
 	digits := make([][]int8, len(points))
 	top := 0
 	for i := range scalars {
@@ -103,9 +100,9 @@ func Sum(points []btcec.JacobianPoint, scalars []btcec.ModNScalar) btcec.Jacobia
 	return acc
 }
 
-// Normalize brings finite points to Z = 1 with one shared field inversion
+// normalize brings finite points to Z = 1 with one shared field inversion
 // (Montgomery's trick). Public data.
-func Normalize(pts []btcec.JacobianPoint) {
+func normalize(pts []btcec.JacobianPoint) {
 	if len(pts) == 0 {
 		return
 	}
