@@ -2,6 +2,7 @@ package secp
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -37,8 +38,9 @@ func TestLibsecpMatchesPureGo(t *testing.T) {
 			t.Fatalf("k·G case %d (k=%v): libsecp256k1 (%v, %v, %v), pure Go (%v, %v, %v)", i, k, got.X, got.Y, got.Z, want.X, want.Y, want.Z)
 		}
 		if i%10 != 0 {
-			continue // ECDH costs more; every tenth input and all edges below
+			continue // k·P costs more; every tenth input and all edges below
 		}
+		crossCheckMult(t, k, r)
 		p := randPoint(r, true)
 		pub := btcec.NewPublicKey(&p.X, &p.Y)
 		gx, gerr := ECDH(k, pub)
@@ -48,12 +50,28 @@ func TestLibsecpMatchesPureGo(t *testing.T) {
 		}
 	}
 	for _, tc := range edgeScalars(t) {
+		crossCheckMult(t, tc.k, r)
 		p := randPoint(r, true)
 		pub := btcec.NewPublicKey(&p.X, &p.Y)
 		gx, gerr := ECDH(tc.k, pub)
 		wx, werr := ecdhGo(tc.k, pub)
 		if gx != wx || (gerr == nil) != (werr == nil) {
 			t.Fatalf("ECDH k=%s: libsecp256k1 %x %v, pure Go %x %v", tc.name, gx, gerr, wx, werr)
+		}
+	}
+}
+
+// crossCheckMult compares ScalarMult's two implementations on an affine and
+// a non-affine random point, and on infinity.
+func crossCheckMult(t *testing.T, k *btcec.ModNScalar, r *rand.Rand) {
+	t.Helper()
+	var inf btcec.JacobianPoint
+	for _, p := range []btcec.JacobianPoint{randPoint(r, true), randPoint(r, false), inf} {
+		var got, want btcec.JacobianPoint
+		ScalarMult(k, &p, &got)
+		scalarMultGo(k, &p, &want)
+		if !sameRepr(&got, &want) {
+			t.Fatalf("k·P (k=%v, P.Z=%v): libsecp256k1 (%v, %v, %v), pure Go (%v, %v, %v)", k, p.Z, got.X, got.Y, got.Z, want.X, want.Y, want.Z)
 		}
 	}
 }
@@ -67,6 +85,18 @@ func TestConstantTimeScalarBaseMultGo(t *testing.T) {
 		t.Run(fc.name, func(t *testing.T) {
 			dudect.Test(t, ctFixed(fc.v), ctRandScalar, func(k *btcec.ModNScalar) {
 				scalarBaseMultGo(k, &out)
+			})
+		})
+	}
+}
+
+func TestConstantTimeScalarMultGo(t *testing.T) {
+	p := ctPoint()
+	var out btcec.JacobianPoint
+	for _, fc := range fixedClasses {
+		t.Run(fc.name, func(t *testing.T) {
+			dudect.Test(t, ctFixed(fc.v), ctRandScalar, func(k *btcec.ModNScalar) {
+				scalarMultGo(k, &p, &out)
 			})
 		})
 	}
@@ -91,6 +121,14 @@ func BenchmarkScalarBaseMultGo(b *testing.B) {
 	var out btcec.JacobianPoint
 	for i := 0; b.Loop(); i++ {
 		scalarBaseMultGo(ks[i%len(ks)], &out)
+	}
+}
+
+func BenchmarkScalarMultGo(b *testing.B) {
+	ks, ps := benchInputs(b)
+	var out btcec.JacobianPoint
+	for i := 0; b.Loop(); i++ {
+		scalarMultGo(ks[i%len(ks)], &ps[i%len(ps)], &out)
 	}
 }
 

@@ -12,27 +12,26 @@
 //
 // # Two implementations
 //
-// ScalarBaseMult and ECDH run libsecp256k1's constant-time routines through
-// cgo (mpc/internal/libsecp): ecmult_gen under a context randomized at start
-// (secp256k1_ec_pubkey_create) and ecmult_const (secp256k1_ecdh with a hash
-// function that returns x). DESIGN §5 allows this because of cost, about 3×
-// and 5× faster than the pure-Go code here, and a ceremony does dozens of
-// them per party. The secret crosses into C only from locked memory: it is
-// written into a slot of an mlocked, dump-excluded page, read there in place
-// and cleared after the call, and the C side overwrites the stack libsecp256k1
-// used. libsecp256k1 is the better-reviewed implementation; the cost is a C
-// toolchain and Debian's libsecp256k1-dev for every build (already needed for
-// verification).
+// ScalarBaseMult, ScalarMult and ECDH run libsecp256k1's constant-time
+// routines through cgo (mpc/internal/libsecp): ecmult_gen under a context
+// randomized at start (secp256k1_ec_pubkey_create) and ecmult_const
+// (secp256k1_ecdh with a hash function that returns x, or x ‖ y). DESIGN §5
+// allows this because of cost, about 3× and 5× faster than the pure-Go code
+// here, and a ceremony does dozens of them per party. The secret crosses into
+// C only from locked memory: it is written into a slot of an mlocked, dump-
+// excluded page, read there in place and cleared after the call, and the C
+// side overwrites the stack libsecp256k1 used. libsecp256k1 is the better-
+// reviewed implementation; the cost is a C toolchain and Debian's
+// libsecp256k1-dev for every build (already needed for verification).
 //
-// The pure-Go implementation below stays: it is the reference the
-// libsecp256k1 path is cross-checked against on edge and random inputs, the
-// fallback when locked memory cannot be had (the choice is made once per
-// process, never per scalar), and ScalarMult (secret·P for an arbitrary
-// Jacobian P, ChillDKG's encryption pads) uses it. It is built only from
-// operations documented constant time: dcrd's FieldVal Zero, Set, SetInt,
-// SetBytes, PutBytes, Normalize, IsZeroBit, Add, Add2, MulInt, Mul, Mul2,
-// SquareVal, Negate and Inverse, ModNScalar.Bytes, and crypto/subtle. Both
-// paths carry a dudect-style timing test (mpc/internal/dudect).
+// The pure-Go implementation below stays: it is the reference the libsecp256k1
+// path is cross-checked against on edge and random inputs, the fallback when
+// locked memory cannot be had (the choice is made once per process, never per
+// scalar). It is built only from operations documented constant time: dcrd's
+// FieldVal Zero, Set, SetInt, SetBytes, PutBytes, Normalize, IsZeroBit, Add,
+// Add2, MulInt, Mul, Mul2, SquareVal, Negate and Inverse, ModNScalar.Bytes,
+// and crypto/subtle. Both paths carry a dudect-style timing test
+// (mpc/internal/dudect).
 //
 // Public-only work (BIP340 verification, FROST's point·scalar on public
 // points and coefficients) also goes to libsecp256k1.
@@ -124,15 +123,58 @@ func scalarBaseMultGo(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
 	q.zero()
 }
 
-// ScalarMult sets result = k·P, constant time in k (and in P). P must be a
-// valid point (or infinity). result is affine or infinity as above.
+// ScalarMult sets result = k·P, constant time in k. P must be a valid point
+// (or infinity). result is affine or infinity as above; P's Jacobian Z may be
+// any value; result may alias p.
+//
+// With the libsecp256k1 backend it runs ecmult_const (secp256k1_ecdh with a
+// hash function that returns x ‖ y); P is treated as public there (its
+// infinity and affine form are found in variable time; quorumd's one caller
+// passes a peer's public nonce). Without it, scalarMultGo, also constant
+// time in P.
+func ScalarMult(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
+	if !useLibsecp {
+		scalarMultGo(k, p, result)
+		return
+	}
+	var pa btcec.JacobianPoint
+	pa.Set(p)
+	if pa.Z.Normalize().IsZero() {
+		result.X.Zero()
+		result.Y.Zero()
+		result.Z.Zero()
+		return
+	}
+	pa.ToAffine()
+	var enc [65]byte
+	enc[0] = 4
+	pa.X.PutBytesUnchecked(enc[1:33])
+	pa.Y.PutBytesUnchecked(enc[33:65])
+	var out [64]byte
+	isZero, err := libsecp.Mul(k, &enc, &out)
+	if err != nil {
+		// Not a curve point (public): keep the documented garbage-in
+		// behaviour of the pure-Go path rather than panic.
+		scalarMultGo(k, p, result)
+		return
+	}
+	var zero btcec.FieldVal
+	result.X.SetBytes((*[32]byte)(out[:32]))
+	result.Y.SetBytes((*[32]byte)(out[32:]))
+	clear(out[:])
+	selectField(&result.X, &result.X, &zero, isZero)
+	selectField(&result.Y, &result.Y, &zero, isZero)
+	result.Z.SetInt(uint16(1 ^ isZero))
+}
+
+// scalarMultGo is ScalarMult in pure Go, the cross-check reference.
 //
 // Constant time: a 16-entry table of multiples of P built with complete
 // formulas, then 63 rounds of four doublings and one addition of an entry
 // selected by a full table scan, then one constant-time inversion. Infinity
 // (k = 0 or P = ∞) takes the same path. P's Jacobian Z may be any value;
 // result may alias p.
-func ScalarMult(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
+func scalarMultGo(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
 	var base projective
 	base.fromJacobian(p)
 	var tab varTable
@@ -204,7 +246,7 @@ func ecdhGo(priv *btcec.ModNScalar, pub *btcec.PublicKey) ([32]byte, error) {
 	}
 	var p, r btcec.JacobianPoint
 	pub.AsJacobian(&p)
-	ScalarMult(priv, &p, &r)
+	scalarMultGo(priv, &p, &r)
 	if r.Z.IsZero() {
 		return out, ErrPointAtInfinity
 	}

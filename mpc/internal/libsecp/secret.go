@@ -6,6 +6,8 @@ package libsecp
 #cgo nocallback quorumd_base_mult
 #cgo noescape quorumd_ecdh
 #cgo nocallback quorumd_ecdh
+#cgo noescape quorumd_mul_secret
+#cgo nocallback quorumd_mul_secret
 #include <string.h>
 #include <secp256k1.h>
 #include <secp256k1_ecdh.h>
@@ -55,6 +57,23 @@ static int quorumd_ecdh(const unsigned char *pub65, const unsigned char *k32, un
 	int ok;
 	if (!secp256k1_ec_pubkey_parse(secret_ctx, &pk, pub65, 65)) return -1;
 	ok = secp256k1_ecdh(secret_ctx, out32, &pk, k32, quorumd_ecdh_x, NULL);
+	quorumd_scrub_stack();
+	return ok;
+}
+
+static int quorumd_ecdh_xy(unsigned char *out, const unsigned char *x32, const unsigned char *y32, void *data) {
+	(void)data;
+	memcpy(out, x32, 32);
+	memcpy(out + 32, y32, 32);
+	return 1;
+}
+
+// out64 = x ‖ y of k32·pub65 with ecmult_const; results as quorumd_ecdh.
+static int quorumd_mul_secret(const unsigned char *pub65, const unsigned char *k32, unsigned char *out64) {
+	secp256k1_pubkey pk;
+	int ok;
+	if (!secp256k1_ec_pubkey_parse(secret_ctx, &pk, pub65, 65)) return -1;
+	ok = secp256k1_ecdh(secret_ctx, out64, &pk, k32, quorumd_ecdh_xy, NULL);
 	quorumd_scrub_stack();
 	return ok;
 }
@@ -164,4 +183,23 @@ func ECDH(k *btcec.ModNScalar, pub *[65]byte) (x [32]byte, ok bool, err error) {
 		clear(x[:])
 		return x, false, nil
 	}
+}
+
+// Mul writes x ‖ y of k·pub to out for an uncompressed public point pub, with
+// ecmult_const, and returns 1 if k is zero (out then holds pub's multiple by
+// one, to be mapped to infinity by the caller without a branch). err is
+// ErrBadPoint when pub is not a curve point. Requires SecretAvailable() == nil.
+func Mul(k *btcec.ModNScalar, pub *[65]byte, out *[64]byte) (isZero uint32, err error) {
+	b := secret()
+	s := b.take()
+	k.PutBytesUnchecked(s.mem[:32])
+	isZero = k.IsZeroBit()
+	r := C.quorumd_mul_secret((*C.uchar)(unsafe.Pointer(&pub[0])), s.in(), s.out())
+	copy(out[:], s.mem[32:96])
+	b.put(s)
+	if r == -1 {
+		clear(out[:])
+		return 0, ErrBadPoint
+	}
+	return isZero, nil
 }
