@@ -24,11 +24,13 @@ static int quorumd_secret_init(const unsigned char *seed32) {
 }
 
 // Overwrites the stack below the caller's frame, where libsecp256k1 (0.2.0
-// clears its scalars but not every intermediate point) left its locals. The
-// volatile stores cannot be elided.
+// clears its scalars but not every intermediate point) left its locals.
+// explicit_bzero is glibc's clear that the compiler may not elide; 8 KiB
+// covers ecmult_const's tables with room to spare.
 static __attribute__((noinline)) void quorumd_scrub_stack(void) {
-	volatile unsigned char buf[8192];
-	for (size_t i = 0; i < sizeof buf; i++) buf[i] = 0;
+	unsigned char buf[8192];
+	explicit_bzero(buf, sizeof buf);
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
 }
 
 // out65 = k32·G, uncompressed. k32 must be in [1, n). ecmult_gen is constant
