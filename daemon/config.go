@@ -35,6 +35,7 @@ type Config struct {
 	Ceremony CeremonyConfig `yaml:"ceremony"`
 	Log      LogConfig      `yaml:"log"`
 	Backup   BackupConfig   `yaml:"backup"`
+	Runtime  RuntimeConfig  `yaml:"runtime"`
 }
 
 // ServerConfig is the REST listener.
@@ -226,6 +227,18 @@ type BackupConfig struct {
 // LogConfig sets the JSON log level: debug, info, warn or error.
 type LogConfig struct {
 	Level string `yaml:"level"`
+}
+
+// RuntimeConfig tunes the Go garbage collector (daemon/boot applies it at
+// start). Secrets never depend on it: they are zeroed explicitly, not left
+// to the collector.
+type RuntimeConfig struct {
+	// GCPercent is debug.SetGCPercent's value: 0 keeps Go's default (100,
+	// or $GOGC); higher trades heap for less collection CPU.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimitMiB is a soft heap limit (debug.SetMemoryLimit) the
+	// collector honours whatever gc_percent says; 0 = none (or $GOMEMLIMIT).
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 }
 
 // DefaultConfig returns the built-in defaults the file and environment
@@ -453,6 +466,12 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad("%s must be positive", name)
 		}
+	}
+	if g := c.Runtime.GCPercent; g != 0 && (g < 25 || g > 10000) {
+		bad("runtime.gc_percent %d: want 0 (Go's default) or 25..10000", g)
+	}
+	if m := c.Runtime.MemoryLimitMiB; m != 0 && (m < 64 || m > 1<<20) {
+		bad("runtime.memory_limit_mib %d: want 0 (none) or 64..1048576", m)
 	}
 	if n := s.LockedSecretSlots; n != 0 && (n < 2 || n > MaxLockedSecretSlots) {
 		bad("server.locked_secret_slots %d: want 0 (no locking) or 2..%d (a ceremony holds two at once)", n, MaxLockedSecretSlots)

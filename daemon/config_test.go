@@ -99,6 +99,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"shutdown shorter than ceremony", minimalConfig, []string{"QUORUMD_SERVER_SHUTDOWN_TIMEOUT=10s"}, "shutdown_timeout"},
 		{"zero timeout", minimalConfig, []string{"QUORUMD_SERVER_READ_TIMEOUT=0s"}, "server.read_timeout"},
 		{"log level", minimalConfig, []string{"QUORUMD_LOG_LEVEL=loud"}, "log.level"},
+		{"gc percent", minimalConfig, []string{"QUORUMD_RUNTIME_GC_PERCENT=5"}, "runtime.gc_percent"},
+		{"memory limit", minimalConfig, []string{"QUORUMD_RUNTIME_MEMORY_LIMIT_MIB=1"}, "runtime.memory_limit_mib"},
 		{"missing file", "", nil, "no such file"},
 	}
 	for _, c := range cases {
@@ -143,7 +145,7 @@ func TestEnvNamesCoverEveryField(t *testing.T) {
 	names := EnvNames()
 	for _, want := range []string{"QUORUMD_SERVER_LISTEN", "QUORUMD_SERVER_TLS_CLIENT_CA_FILE", "QUORUMD_STATE_DIR",
 		"QUORUMD_HSM_PIN_FILE", "QUORUMD_POLICY_VAULT_ROLE_ID_FILE", "QUORUMD_POLICY_EMBEDDED_FILE",
-		"QUORUMD_RELAY_TLS_SERVER_NAME", "QUORUMD_CEREMONY_TIMEOUT", "QUORUMD_LOG_LEVEL"} {
+		"QUORUMD_RELAY_TLS_SERVER_NAME", "QUORUMD_CEREMONY_TIMEOUT", "QUORUMD_LOG_LEVEL", "QUORUMD_RUNTIME_GC_PERCENT"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no %s", want)
 		}

@@ -29,9 +29,13 @@ func (rc *reqCtx) wipeBody() { clear(rc.fc.Request.Body()) }
 
 // writeJSON answers 200 with v.
 func (rc *reqCtx) writeJSON(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+	var buf [256]byte
+	b, ok := appendStringMap(buf[:0], v)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("encode response: %w", err)
+		}
 	}
 	rc.status = 200
 	rc.fc.SetStatusCode(200)
@@ -52,11 +56,20 @@ func noBody(rc *reqCtx) error {
 }
 
 func (s *Server) requestContext(rc *reqCtx) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithValue(s.base, requestIDKey, rc.requestID), s.cfg.Server.RequestTimeout)
+	return context.WithTimeout(s.idContext(rc), s.cfg.Server.RequestTimeout)
 }
 
 func (s *Server) ceremonyContext(rc *reqCtx) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithValue(s.base, requestIDKey, rc.requestID), s.cfg.Ceremony.Timeout)
+	return context.WithTimeout(s.idContext(rc), s.cfg.Ceremony.Timeout)
+}
+
+// idContext is the base context carrying the request id, made once per
+// request (a sign call takes three deadlines from it).
+func (s *Server) idContext(rc *reqCtx) context.Context {
+	if rc.idCtx == nil {
+		rc.idCtx = context.WithValue(s.base, requestIDKey, rc.requestID)
+	}
+	return rc.idCtx
 }
 
 // authorize authenticates the Authorization header (the raw API key, no

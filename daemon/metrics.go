@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,7 +80,7 @@ func registerAll(reg *prometheus.Registry, cs []prometheus.Collector) error {
 
 // ObserveRequest records one finished HTTP request.
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, fmt.Sprint(status)).Inc()
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.reqDur.WithLabelValues(route).Observe(d.Seconds())
 }
 

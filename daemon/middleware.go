@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,6 +28,7 @@ type reqCtx struct {
 	errType   string
 	path      string // the raw request path, for the access log
 	release   func() // gives back the caller's budget seat (see admit)
+	idCtx     context.Context
 }
 
 type ctxKey int
@@ -104,7 +106,9 @@ func (s *Server) dispatch(rc *reqCtx) {
 		s.fail(rc, badRequest("more than one Authorization header"))
 		return
 	}
-	if !rt.anyQ {
+	// Without a '?' there are no query arguments to check, and fasthttp's
+	// URI parse (four allocations) is skipped.
+	if !rt.anyQ && bytes.IndexByte(rc.fc.Request.Header.RequestURI(), '?') >= 0 {
 		if err := s.checkQuery(rc); err != nil {
 			s.fail(rc, err)
 			return
@@ -225,7 +229,8 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 	if rc.route != nil && rc.route.quiet && status == 200 {
 		level = slog.LevelDebug
 	}
-	attrs := []slog.Attr{
+	var arr [10]slog.Attr // the most a line has: no heap slice per request
+	attrs := append(arr[:0],
 		slog.String("request_id", rc.requestID),
 		slog.String("method", method),
 		slog.String("path", s.logPath(rc.path)),
@@ -233,7 +238,7 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("remote", rc.fc.RemoteIP().String()),
-	}
+	)
 	if ValidKeyID(rc.param) {
 		attrs = append(attrs, slog.String("key_id", rc.param))
 	}
@@ -252,6 +257,13 @@ func (s *Server) finish(rc *reqCtx, d time.Duration) {
 // replaced: a confused client may put a key or an API key in a path.
 func (s *Server) logPath(p string) string {
 	const maxLen, longRun = 256, 20
+	if len(p) <= maxLen && s.keepsPath(p, longRun) {
+		return p // the usual path: shown whole, no copy
+	}
+	return s.redactPath(p, maxLen, longRun)
+}
+
+func (s *Server) redactPath(p string, maxLen, longRun int) string {
 	var b strings.Builder
 	for len(p) > 0 && b.Len() < maxLen {
 		n := 0
@@ -273,6 +285,22 @@ func (s *Server) logPath(p string) string {
 		b.WriteString("…")
 	}
 	return b.String()
+}
+
+// keepsPath reports whether logPath would show p unchanged: none of its
+// runs of base64url characters needs redacting.
+func (s *Server) keepsPath(p string, longRun int) bool {
+	for len(p) > 0 {
+		n := 0
+		for n < len(p) && base64URLByte(p[n]) {
+			n++
+		}
+		if run := p[:n]; n >= longRun && !validUUID(run) && !s.segments[run] {
+			return false
+		}
+		p = p[max(n, 1):]
+	}
+	return true
 }
 
 func base64URLByte(c byte) bool {
@@ -321,18 +349,19 @@ const (
 // or user event. attrs must be public data (ids, roles, digests), never a
 // key, share or API key.
 func Audit(l *slog.Logger, ev AuditEvent, requestID, userID string, err error, attrs ...slog.Attr) {
-	base := []slog.Attr{
+	var arr [16]slog.Attr // one slice, on the stack for the usual line
+	all := append(arr[:0],
 		slog.Bool("audit", true),
 		slog.String("event", string(ev)),
 		slog.String("request_id", requestID),
 		slog.String("user_id", userID),
-	}
+	)
 	if err == nil {
-		base = append(base, slog.String("outcome", "ok"))
+		all = append(all, slog.String("outcome", "ok"))
 	} else {
-		base = append(base, slog.String("outcome", "error"), slog.String("err_type", classify(err, nil).errType))
+		all = append(all, slog.String("outcome", "error"), slog.String("err_type", classify(err, nil).errType))
 	}
-	l.LogAttrs(context.Background(), slog.LevelInfo, "audit", append(base, attrs...)...)
+	l.LogAttrs(context.Background(), slog.LevelInfo, "audit", append(all, attrs...)...)
 }
 
 func (s *Server) audit(rc *reqCtx, ev AuditEvent, err error, attrs ...slog.Attr) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
@@ -57,8 +58,8 @@ func decodeObject(body []byte, fields []field) error {
 	for {
 		// json.Valid guarantees a string key here.
 		kEnd := skipString(body, i)
-		var name string
-		if err := json.Unmarshal(body[i:kEnd], &name); err != nil {
+		name, err := unquote(body[i:kEnd])
+		if err != nil {
 			return badRequest("the request body is not valid JSON")
 		}
 		i = skipWS(body, kEnd)
@@ -167,9 +168,33 @@ func skipValue(b []byte, i int) int {
 
 // --- field decoders -------------------------------------------------------
 
-func jsonString(name string, raw []byte, maxLen int) (string, error) {
+// unquote decodes a JSON string span exactly as encoding/json does; the
+// common span (no escapes, valid UTF-8) is copied without the reflective
+// decoder, which cost a sign call a fifth of its HTTP-layer time.
+func unquote(raw []byte) (string, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		in := raw[1 : len(raw)-1]
+		plain := utf8.Valid(in)
+		for _, c := range in {
+			if c < 0x20 || c == '\\' || c == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(in), nil
+		}
+	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func jsonString(name string, raw []byte, maxLen int) (string, error) {
+	s, err := unquote(raw)
+	if raw[0] != '"' || err != nil {
 		return "", badRequest("field %q must be a string", name)
 	}
 	if len(s) > maxLen {

@@ -191,6 +191,22 @@ func TestKeyIDs(t *testing.T) {
 
 // --- fuzzing ----------------------------------------------------------------
 
+// FuzzUnquote checks unquote's copy path against encoding/json on any
+// string span (escapes, invalid UTF-8, control characters, non-strings).
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", "\"a\tb\"", `""`, `"`, `5`, `"<&>"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := unquote(raw)
+		var want string
+		werr := json.Unmarshal(raw, &want)
+		if (err == nil) != (werr == nil) || got != want {
+			t.Fatalf("unquote(%q) = %q, %v; encoding/json: %q, %v", raw, got, err, want, werr)
+		}
+	})
+}
+
 // FuzzDecodeObject checks the span walker against encoding/json: whenever
 // decodeObject accepts a body, json.Unmarshal sees the same members.
 func FuzzDecodeObject(f *testing.F) {
@@ -501,4 +517,22 @@ func TestUserNames(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// FuzzAppendStringMap: the string-map fast path of writeJSON writes the
+// bytes encoding/json writes, or declines.
+func FuzzAppendStringMap(f *testing.F) {
+	f.Add("signature", "ab12", "key_id", "00000000-0000-4000-8000-000000000000")
+	f.Add("a", "<&>", "b", "\x00\u2028")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		m := map[string]string{k1: v1, k2: v2}
+		got, ok := appendStringMap(nil, m)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(m)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%q: fast path %s, encoding/json %s (%v)", m, got, want, err)
+		}
+	})
 }

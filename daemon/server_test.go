@@ -712,3 +712,18 @@ func BenchmarkHandlerGetKey(b *testing.B) {
 		}
 	}
 }
+
+// FuzzLogPath: the no-copy path of logPath answers what the redacting
+// builder answers.
+func FuzzLogPath(f *testing.F) {
+	s := &Server{segments: map[string]bool{"import-key-share-recipient": true}}
+	for _, p := range []string{"/bip340/sign", "/bip340/import/import-key-share-recipient", "/bip340/keys/00000000-0000-4000-8000-000000000000",
+		"/" + strings.Repeat("a", 64), "/x%2f..", strings.Repeat("/ab", 100)} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if got, want := s.logPath(p), s.redactPath(p, 256, 20); got != want {
+			t.Fatalf("logPath(%q) = %q, redacting builder %q", p, got, want)
+		}
+	})
+}

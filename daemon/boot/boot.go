@@ -37,6 +37,7 @@ type Options struct {
 // gracefully within cfg.Server.ShutdownTimeout, then releases the backends.
 // It does not harden the process (core dumps, ptrace): that is main's.
 func Run(ctx context.Context, cfg *daemon.Config, log *slog.Logger, o Options) error {
+	applyRuntime(cfg.Runtime, log)
 	open := o.Open
 	if open == nil {
 		open = OpenBackends
