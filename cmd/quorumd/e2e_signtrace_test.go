@@ -137,7 +137,7 @@ func tracedBackends(tr *signTracer, party int, relayAddr string) boot.OpenFunc {
 		svc.Store = tracedStore{Store: svc.Store, tr: tr, party: party}
 		svc.Sealer = tracedSealer{Sealer: svc.Sealer, tr: tr, party: party}
 		c, err := relay.NewClient(relayAddr, relay.ClientConfig{
-			Transport: &tracedRT{base: http.DefaultTransport.(*http.Transport).Clone(), tr: tr, party: party}})
+			OnRequest: func(method, path string, t0 time.Time) { tr.add(party, "relay "+relayOp(method, path), t0) }})
 		if err != nil {
 			cl.Close()
 			return bk, nil, err
@@ -265,52 +265,20 @@ type fixedRelay struct{ c *relay.Client }
 
 func (f fixedRelay) Client(string) (*relay.Client, error) { return f.c, nil }
 
-// tracedRT times each relay request until its answer's body is closed.
-type tracedRT struct {
-	base  http.RoundTripper
-	tr    *signTracer
-	party int
-}
-
-func (r *tracedRT) RoundTrip(req *http.Request) (*http.Response, error) {
-	t0 := time.Now()
-	resp, err := r.base.RoundTrip(req)
-	name := "relay " + relayOp(req)
-	if err != nil {
-		r.tr.add(r.party, name, t0)
-		return nil, err
-	}
-	resp.Body = &tracedBody{ReadCloser: resp.Body, done: func() { r.tr.add(r.party, name, t0) }}
-	return resp, nil
-}
-
-type tracedBody struct {
-	io.ReadCloser
-	once sync.Once
-	done func()
-}
-
-func (b *tracedBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(b.done)
-	return err
-}
-
-func relayOp(req *http.Request) string {
-	p := req.URL.Path
+func relayOp(method, p string) string {
 	switch {
 	case p == "/v1/info":
 		return "info"
 	case strings.HasSuffix(p, "/seats"):
 		return "claim seat"
-	case strings.HasSuffix(p, "/messages") && req.Method == http.MethodPost:
+	case strings.HasSuffix(p, "/messages") && method == http.MethodPost:
 		return "post"
 	case strings.HasSuffix(p, "/messages"):
 		return "fetch"
-	case req.Method == http.MethodDelete:
+	case method == http.MethodDelete:
 		return "leave"
-	case req.Method == http.MethodGet:
+	case method == http.MethodGet:
 		return "room info"
 	}
-	return req.Method + " " + p
+	return method + " " + p
 }

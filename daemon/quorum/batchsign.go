@@ -45,7 +45,7 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 	ss.ran = true
 	res, err := ceremony.SignBatch(ctx, ceremony.BatchParams{
 		SignParams: ceremony.SignParams{
-			Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share, Signers: ss.signers,
+			Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share,
 			Transport:   ss.tr,
 			Certificate: cert, Pending: r.State == store.StatePending,
 			OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
@@ -66,7 +66,7 @@ func (s *Service) SignBatch(ctx context.Context, p daemon.BatchSignParams) ([]da
 			signed++
 		}
 	}
-	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "signers", ss.signers, "items", len(items),
+	s.log().Debug("batch signing ceremony done", "key_id", p.KeyID, "items", len(items),
 		"signed", signed, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return out, nil
 }

@@ -45,6 +45,7 @@ type Service struct {
 	DataKeyPool *hsm.DataKeyPool
 
 	marks      lazyMarks    // ready marks in flight (certified.go)
+	keys       keyCache     // parsed public parts of keys signed with (keycache.go)
 	ceremonies atomic.Int32 // import and sign ceremonies running
 	lastEnd    atomic.Int64 // when the last one ended (Unix ns)
 }
@@ -403,7 +404,7 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	start := time.Now()
 	ss.ran = true
 	sig, err := ceremony.Sign(ctx, ceremony.SignParams{
-		Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share, Signers: ss.signers,
+		Room: p.RoomUUID, Identity: ss.id, Key: key, Share: ss.share,
 		Msg: p.Msg, Tweaks: tweaks, Transport: ss.tr,
 		Certificate: cert, Pending: r.State == store.StatePending,
 		OnCertified: func(c ceremony.Certificate) error { return s.certify(ctx, r, c) },
@@ -411,8 +412,7 @@ func (s *Service) Sign(ctx context.Context, p daemon.SignParams) ([]byte, error)
 	if err != nil {
 		return nil, ceremonyError(err)
 	}
-	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "signers", ss.signers,
-		"request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
+	s.log().Debug("signing ceremony done", "key_id", p.KeyID, "request_id", p.RequestID, "duration_ms", time.Since(start).Milliseconds())
 	return sig[:], nil
 }
 

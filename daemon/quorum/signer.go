@@ -6,7 +6,6 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
-	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
 	"github.com/quorumd/quorumd/mpc/ceremony"
@@ -14,13 +13,12 @@ import (
 )
 
 // signSeat is a signer ready for its ceremony: identity and share opened
-// into locked memory, its seat in the room claimed, and the room's size,
-// which is how many sign. close releases it all.
+// into locked memory, and its seat in the room being claimed. close
+// releases it all.
 type signSeat struct {
-	id      *envelope.Identity
-	share   *btcec.ModNScalar
-	tr      *ceremony.RelaySeat
-	signers int
+	id    *envelope.Identity
+	share *btcec.ModNScalar
+	tr    *ceremony.RelaySeat
 
 	slots   []*secmem.Slot
 	claimed chan struct{} // closed once the early claim returned
@@ -28,9 +26,10 @@ type signSeat struct {
 }
 
 // openSigner prepares r's signer in room. Its seat is claimed as soon as
-// the identity key is open, while the share opens: the claim's answer gives
-// the room's size (how many sign), and the ceremony's first post waits for
-// no further round trip.
+// the identity key is open, while the share opens and the ceremony makes
+// and seals its nonce: the first post waits only for whichever is slower,
+// and the claim's answer gives the room's size (how many sign), which the
+// ceremony asks for after that post (ceremony.RoomSizer).
 func (s *Service) openSigner(ctx context.Context, r store.Record, key *ceremony.KeyInfo, room, relayAddress string) (*signSeat, error) {
 	rc, err := s.Relays.Client(relayAddress)
 	if err != nil {
@@ -49,16 +48,12 @@ func (s *Service) openSigner(ctx context.Context, r store.Record, key *ceremony.
 	ss.claimed = make(chan struct{})
 	go func() {
 		defer close(ss.claimed)
-		_ = ss.tr.Claim(ctx) // a failure is retried, and reported, by RoomSize
+		_ = ss.tr.Claim(ctx) // a failure is retried, and reported, by the ceremony's first post
 	}()
 	ss.share = slots[1].Scalar()
 	if err := s.openShare(r, ss.share); err != nil {
 		ss.close()
 		return nil, err
-	}
-	if ss.signers, err = ss.tr.RoomSize(ctx); err != nil {
-		ss.close()
-		return nil, daemon.Errorf(daemon.ErrTypeExecutorResult, "room %s: %v", room, err)
 	}
 	return ss, nil
 }

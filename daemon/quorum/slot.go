@@ -80,11 +80,7 @@ func (s *Service) signingKey(ctx context.Context, owner, keyID string) (store.Re
 	if (r.State != store.StateReady && r.State != store.StatePending) || len(r.PublicKey) != 33 {
 		return r, nil, nil, fmt.Errorf("%w", daemon.ErrKeyNotReady)
 	}
-	cert, err := certificateOf(r)
-	if err != nil {
-		return r, nil, nil, err
-	}
-	key, err := keyInfo(r)
+	key, cert, err := s.keys.get(r)
 	if err != nil {
 		return r, nil, nil, err
 	}

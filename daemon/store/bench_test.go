@@ -253,3 +253,21 @@ func BenchmarkGet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeRecord: one ready record's read-side parse, without and
+// with the decode cache (a sign reads its key's record twice per call).
+func BenchmarkDecodeRecord(b *testing.B) {
+	raw, err := store.EncodeRecord(fxReady("bench-decode", time.Unix(1700000000, 0).UTC()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, cached := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cached=%v", cached), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := store.DecodeRecord("bench-decode", raw, cached); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

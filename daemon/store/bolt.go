@@ -320,7 +320,9 @@ func encode(r *Record) ([]byte, error) {
 
 // decode parses and checks a stored record; a record that is not complete
 // for its state is reported as ErrCorrupt rather than returned.
-func decode(keyID, v []byte) (Record, error) {
+func decode(keyID, v []byte) (Record, error) { return records.decode(keyID, v) }
+
+func decodeRecord(keyID, v []byte) (Record, error) {
 	var d diskRecord
 	if err := json.Unmarshal(v, &d); err != nil {
 		return Record{}, fmt.Errorf("%w: %q: %v", ErrCorrupt, keyID, err)

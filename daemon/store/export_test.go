@@ -107,3 +107,15 @@ func DeleteUnscrubbed(s *Bolt, owner, keyID string) error {
 	now := s.now()
 	return s.modifyOwned(context.Background(), owner, keyID, func(r *Record) (bool, error) { *r = tombstone(*r, now); return true, nil })
 }
+
+// DecodeRecord parses raw as a read does; cached says whether through the
+// decode cache (for comparing the two).
+func DecodeRecord(keyID string, raw []byte, cached bool) (Record, error) {
+	if cached {
+		return decode([]byte(keyID), raw)
+	}
+	return decodeRecord([]byte(keyID), raw)
+}
+
+// EncodeRecord is the stored form of r.
+func EncodeRecord(r Record) ([]byte, error) { return encode(&r) }

@@ -16,8 +16,10 @@ import (
 // BatchSignLabel versions the batch signing protocol inside every session
 // id; it shares sign/v3's rules (partial signatures in one broadcast of
 // boxes, one encrypted to each other signer; the key's transcript bound,
-// certificates on the nonces).
-const BatchSignLabel = "quorumd/batch-sign/v2"
+// certificates on the nonces). v3: as sign/v4, the signer count is not in
+// the session id (round 1 is posted before the room's size is known); the
+// view of round 1 that opens round 2 binds the signers.
+const BatchSignLabel = "quorumd/batch-sign/v3"
 
 // itemTag domain-separates the per-item digest that signers compare in
 // round 1.
@@ -62,9 +64,6 @@ type BatchItem struct {
 type BatchParams struct {
 	SignParams
 	Items []BatchItem
-
-	// split lets this package's tests play an equivocating signer.
-	split splitFunc
 }
 
 // BatchResult is one item's outcome: a verified signature, or Err (an
@@ -106,7 +105,6 @@ func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
 	pt.split = p.split
 	// The room is left by leaveLater above; the ECDH secrets go now.
 	defer pt.ch.Zero()
-	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	res, err := runBatch(ctx, pt, p, myID, session)
 	if err != nil {
 		return nil, pt.fail(err)
@@ -114,12 +112,12 @@ func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
 	return res, nil
 }
 
-// batchContext binds the key and its generation, the signer count and the
-// number of items into the session id; the items themselves are compared in
-// round 1, so that one disagreement costs one item, not the batch.
+// batchContext binds the key and its generation and the number of items
+// into the session id; the items themselves are compared in round 1, so
+// that one disagreement costs one item, not the batch, and the signers by
+// round 2's view of round 1.
 func batchContext(k *KeyInfo, p BatchParams) []byte {
 	b := append(append([]byte(nil), k.ThreshPK[:]...), k.Transcript[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(p.Signers))
 	return binary.BigEndian.AppendUint32(b, uint32(len(p.Items)))
 }
 
@@ -181,7 +179,11 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 	if err := pt.send(ctx, roundNonce, envelope.Broadcast, payload, false); err != nil {
 		return nil, err
 	}
-	got, err := pt.collect(ctx, roundNonce, pt.others(), p.Signers-1, nil)
+	u, err := signerCount(ctx, p.SignParams)
+	if err != nil {
+		return nil, err
+	}
+	got, err := pt.collect(ctx, roundNonce, pt.others(), u-1, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +246,7 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 		return results(items), nil
 	}
 	// Round 2: this signer's partial signatures of the agreed items.
-	out := append(make([]byte, 0, 32+agreed*frost.PartialSigSize), seen[:]...)
+	out := make([]byte, 0, agreed*frost.PartialSigSize)
 	for i := range items {
 		bi := &items[i]
 		if bi.err != nil {
@@ -275,19 +277,34 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 			others = append(others, s)
 		}
 	}
-	if err := pt.broadcastBoxes(ctx, roundPsig, others, out); err != nil {
+	// Posted while the others' partial signatures are verified and
+	// aggregated; the results wait for the post.
+	posted := pt.broadcastBoxesAsync(ctx, roundPsig, others, seen[:], out)
+	err = aggregateBatch(ctx, pt, p, items, signers, others, seen)
+	if perr := posted(); err == nil {
+		err = perr
+	}
+	if err != nil {
 		return nil, err
 	}
-	_, err = pt.collect(ctx, roundPsig, others, len(others), func(e *envelope.Envelope) error {
-		raw, err := pt.openBox(e, boxesFrom(signers, e.From))
+	return results(items), nil
+}
+
+// aggregateBatch takes the other signers' round-2 envelopes and
+// aggregates and verifies each agreed item's signature.
+func aggregateBatch(ctx context.Context, pt *party, p BatchParams, items []batchItem, signers, others []envelope.Party, seen [32]byte) error {
+	_, err := pt.collect(ctx, roundPsig, others, len(others), func(e *envelope.Envelope) error {
+		if err := checkView(e, seen); err != nil {
+			return err
+		}
+		raw, err := pt.openBox(e, len(seen), boxesFrom(signers, e.From))
 		if err != nil {
 			return err
 		}
-		e.Payload = raw
-		return takePsigs(e, items, signers, seen)
+		return takePsigs(e.From, raw, items, signers)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range items {
 		bi := &items[i]
@@ -296,33 +313,27 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 		}
 		sig, err := frost.PartialSigAgg(bi.psigs, bi.sess)
 		if err != nil {
-			return nil, blame(roundPsig, signers, err)
+			return blame(roundPsig, signers, err)
 		}
 		if err := bip340.Verify(bi.outKey[:], p.Items[i].Msg, sig[:]); err != nil {
-			return nil, abortf(roundPsig, envelope.Broadcast, ErrProtocol, "item %d: aggregate signature does not verify: %v", i, err)
+			return abortf(roundPsig, envelope.Broadcast, ErrProtocol, "item %d: aggregate signature does not verify: %v", i, err)
 		}
 		bi.sig = [64]byte(sig)
 	}
-	return results(items), nil
+	return nil
 }
 
-// takePsigs checks one signer's round-2 envelope: the same view of round 1,
-// then a valid partial signature for each agreed item, in order.
-func takePsigs(e *envelope.Envelope, items []batchItem, signers []envelope.Party, seen [32]byte) error {
-	if len(e.Payload) < 32 || [32]byte(e.Payload[:32]) != seen {
-		// Signed, but who equivocated (a signer or the relay's delivery of
-		// its broadcast) cannot be told from here.
-		return abortf(roundPsig, envelope.Broadcast, ErrProtocol, "signer %s saw other round 1 broadcasts than this signer", envelope.Short(e.From))
-	}
-	pos := slices.Index(signers, e.From)
-	rest := e.Payload[32:]
+// takePsigs checks from's round-2 partial signatures (its box, opened): a
+// valid one for each agreed item, in order.
+func takePsigs(from envelope.Party, rest []byte, items []batchItem, signers []envelope.Party) error {
+	pos := slices.Index(signers, from)
 	for i := range items {
 		bi := &items[i]
 		if bi.err != nil {
 			continue
 		}
 		if len(rest) < frost.PartialSigSize {
-			return abortf(roundPsig, e.From, ErrProtocol, "too few partial signatures")
+			return abortf(roundPsig, from, ErrProtocol, "too few partial signatures")
 		}
 		ps, err := frost.ParsePartialSig(rest[:frost.PartialSigSize])
 		rest = rest[frost.PartialSigSize:]
@@ -330,12 +341,12 @@ func takePsigs(e *envelope.Envelope, items []batchItem, signers []envelope.Party
 			err = frost.PartialSigVerifyInternal(ps, bi.ids[pos], bi.pns[pos], bi.shares[pos], bi.sess)
 		}
 		if err != nil {
-			return abortf(roundPsig, e.From, ErrBadPartialSig, "item %d, signer id %d", i, bi.ids[pos])
+			return abortf(roundPsig, from, ErrBadPartialSig, "item %d, signer id %d", i, bi.ids[pos])
 		}
 		bi.psigs[pos] = ps
 	}
 	if len(rest) != 0 {
-		return abortf(roundPsig, e.From, ErrProtocol, "too many partial signatures")
+		return abortf(roundPsig, from, ErrProtocol, "too many partial signatures")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/quorumd/quorumd/mpc/envelope"
@@ -106,34 +107,62 @@ func sendAbort(ctx context.Context, round uint8, err error) *AbortError {
 	return abortf(round, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "sending round %d", round)
 }
 
-// broadcastBoxes sends payload to each of to, each copy sealed to its
+// broadcastBoxesAsync seals payload to each of to, each copy sealed to its
 // recipient (envelope.SealBox, ECDH from the party's Channels), all in one
-// broadcast of round: one envelope signature and one relay post instead of
-// one encrypted envelope per recipient. The boxes follow the order of to;
-// openBox finds a recipient's.
-func (p *party) broadcastBoxes(ctx context.Context, round uint8, to []envelope.Party, payload []byte) error {
-	b := make([]byte, 0, len(to)*(len(payload)+envelope.BoxOverhead))
+// broadcast of round after head (public, e.g. a view of the round before):
+// one envelope signature and one relay post instead of one encrypted
+// envelope per recipient. The boxes follow the order of to; openBox finds a
+// recipient's. Sealing happens now; the post runs in the background, and
+// the returned func waits for it and returns its error: call it before
+// anything else is sent and before the ceremony ends.
+func (p *party) broadcastBoxesAsync(ctx context.Context, round uint8, to []envelope.Party, head, payload []byte) func() error {
+	b := make([]byte, 0, len(head)+len(to)*(len(payload)+envelope.BoxOverhead))
+	b = append(b, head...)
 	for _, m := range to {
 		box, err := envelope.SealBox(p.id, p.ch, m, p.in.Session(), []byte{'b', round}, payload)
 		if err != nil {
-			return abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err)
+			return failed(abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err))
 		}
 		b = append(b, box...)
 	}
-	return p.send(ctx, round, envelope.Broadcast, b, false)
+	return p.sendAsync(ctx, round, envelope.Broadcast, b)
 }
 
-// openBox returns this party's payload from a broadcastBoxes envelope e
-// whose sender sealed to recipients to (this party among them; the boxes
-// are of equal size). A malformed broadcast or a box that does not open
-// aborts naming the sender, whose signature the envelope carries.
-func (p *party) openBox(e *envelope.Envelope, to []envelope.Party) ([]byte, error) {
+// sendAsync seals a broadcast now and posts it in the background; the
+// returned func waits for the post (see broadcastBoxesAsync).
+func (p *party) sendAsync(ctx context.Context, round uint8, to envelope.Party, payload []byte) func() error {
+	if p.split != nil {
+		return failed(p.send(ctx, round, to, payload, false))
+	}
+	raw, err := p.out.Seal(round, to, payload, false)
+	if err != nil {
+		return failed(abortf(round, envelope.Broadcast, ErrProtocol, "sealing: %v", err))
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.tr.Send(ctx, to, raw) }()
+	return sync.OnceValue(func() error {
+		if err := <-done; err != nil {
+			return sendAbort(ctx, round, err)
+		}
+		return nil
+	})
+}
+
+func failed(err error) func() error { return func() error { return err } }
+
+// openBox returns this party's payload from a broadcastBoxesAsync envelope
+// e, after its head of skip bytes, whose sender sealed to recipients to
+// (this party among them; the boxes are of equal size). A malformed
+// broadcast or a box that does not open aborts naming the sender, whose
+// signature the envelope carries.
+func (p *party) openBox(e *envelope.Envelope, skip int, to []envelope.Party) ([]byte, error) {
 	i := slices.Index(to, p.me)
-	if i < 0 || len(e.Payload)%len(to) != 0 || len(e.Payload)/len(to) < envelope.BoxOverhead {
+	boxes := e.Payload[min(skip, len(e.Payload)):]
+	if i < 0 || len(e.Payload) < skip || len(boxes)%len(to) != 0 || len(boxes)/len(to) < envelope.BoxOverhead {
 		return nil, abortf(e.Round, e.From, ErrProtocol, "round %d broadcast of %d bytes for %d recipients", e.Round, len(e.Payload), len(to))
 	}
-	boxSize := len(e.Payload) / len(to)
-	pt, err := envelope.OpenBox(p.id, p.ch, e.From, p.in.Session(), []byte{'b', e.Round}, e.Payload[i*boxSize:(i+1)*boxSize])
+	boxSize := len(boxes) / len(to)
+	pt, err := envelope.OpenBox(p.id, p.ch, e.From, p.in.Session(), []byte{'b', e.Round}, boxes[i*boxSize:(i+1)*boxSize])
 	if err != nil {
 		return nil, abortf(e.Round, e.From, ErrProtocol, "round %d: this party's box does not open", e.Round)
 	}

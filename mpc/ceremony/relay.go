@@ -28,6 +28,7 @@ type RelaySeat struct {
 	// envelopes the ceremony expects and queues them, so that a fetch is
 	// already waiting at the relay while this party computes and posts.
 	ahead   int             // envelopes the reader is to fetch, once it starts
+	all     bool            // they are all the ceremony reads (readAll)
 	in      chan recvResult // the reader's queue, closed once it is done
 	stopped bool
 	stop    context.CancelFunc
@@ -138,13 +139,24 @@ func readAhead(tr Transport, n int) {
 	}
 }
 
+// readAll is readAhead for a ceremony that reads exactly n envelopes in
+// all (signing): the seat leaves with the fetch that brings the last one,
+// one relay request fewer per party, and a Recv beyond n fails.
+func readAll(tr Transport, n int) {
+	if rs, ok := tr.(*RelaySeat); ok {
+		rs.setReadAhead(n, true)
+	}
+}
+
 // readAhead makes the first Recv start a goroutine that fetches the next n
 // envelopes (all the ceremony expects, so that no fetch is left waiting at
 // its end) into a queue Recv reads; later ones are read directly. The
 // reader stops early at Leave or at a relay error, which Recv returns.
-func (t *RelaySeat) readAhead(n int) {
+func (t *RelaySeat) readAhead(n int) { t.setReadAhead(n, false) }
+
+func (t *RelaySeat) setReadAhead(n int, all bool) {
 	t.mu.Lock()
-	t.ahead = n
+	t.ahead, t.all = n, all
 	t.mu.Unlock()
 }
 
@@ -163,6 +175,11 @@ func (t *RelaySeat) reader(ctx context.Context, conn *relay.Conn) chan recvResul
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	in := make(chan recvResult, readAheadQueue)
 	t.in, t.stop = in, cancel
+	if t.all {
+		// n is all the ceremony reads: the fetch that brings the last of
+		// them also leaves the seat, and Leave has no request left to make.
+		conn.LeaveAfter(n)
+	}
 	go func() {
 		defer close(in)
 		for range n {

@@ -2,6 +2,7 @@ package ceremony
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,15 +26,23 @@ const (
 // transcript is bound into the session, certificates ride on the nonces.
 // v3: a signer's partial signature goes to the others in one broadcast of
 // boxes, one sealed to each other signer, rather than one envelope each.
-const SignLabel = "quorumd/sign/v3"
+// v4: the signer count is no longer in the session id (a signer posts its
+// nonce before the relay has told it the room's size); instead round 2
+// carries a hash of the round-1 nonces the signer saw, so signers that
+// disagree on who signs (or were sent different nonces) abort without
+// blaming an honest one.
+const SignLabel = "quorumd/sign/v4"
 
 // SignParams are one signer's inputs to a signing ceremony.
 type SignParams struct {
-	Room      string
-	Identity  *envelope.Identity
-	Key       *KeyInfo
-	Share     *btcec.ModNScalar // this party's secret share (not modified)
-	Signers   int               // u: the room's size, t ≤ u ≤ n
+	Room     string
+	Identity *envelope.Identity
+	Key      *KeyInfo
+	Share    *btcec.ModNScalar // this party's secret share (not modified)
+	// Signers is u, the room's size (t ≤ u ≤ n); 0 asks the transport
+	// (RoomSizer) once this signer's nonce is posted, so that a seat claim
+	// still in flight overlaps the nonce's computation.
+	Signers   int
 	Msg       []byte
 	Tweaks    []frost.Tweak
 	Transport Transport
@@ -49,8 +58,10 @@ type SignParams struct {
 	Pending     bool
 	OnCertified func(Certificate) error
 
-	// tamperPsig lets this package's tests play a cheating signer.
+	// tamperPsig and split let this package's tests play a cheating or an
+	// equivocating signer.
 	tamperPsig func(*frost.PartialSig)
+	split      splitFunc
 }
 
 // Sign runs one signer's side of BIP445 signing: broadcast a public nonce,
@@ -75,9 +86,9 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	}
 	session := envelope.SessionID(SignLabel, p.Room, k.Parties, k.T, k.N, signContext(k, p))
 	pt := newParty(p.Identity, envelope.KindSign, session, k.Parties, p.Transport)
+	pt.split = p.split
 	// The room is left by leaveLater above; the ECDH secrets go now.
 	defer pt.ch.Zero()
-	readAhead(p.Transport, 2*(p.Signers-1)) // the others' nonces and partial signatures
 	sig, err := runSign(ctx, pt, p, myID, session, outKey)
 	if err != nil {
 		return zero, pt.fail(err)
@@ -96,10 +107,49 @@ func signerID(p SignParams) (int, error) {
 	if myID < 0 {
 		return 0, &AbortError{Err: ErrInput, Detail: "this party is not a participant of the key"}
 	}
-	if p.Signers < k.T || p.Signers > k.N || p.Signers < 1 {
-		return 0, &AbortError{Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", p.Signers, k.T, k.N)}
+	if p.Signers != 0 {
+		if err := checkSigners(k, p.Signers, 0); err != nil {
+			return 0, err
+		}
 	}
 	return myID, nil
+}
+
+// checkSigners refuses a signer count u outside t..n (in round, 0 before
+// any).
+func checkSigners(k *KeyInfo, u int, round uint8) error {
+	if u < k.T || u > k.N || u < 1 {
+		return &AbortError{Round: round, Err: ErrInput, Detail: fmt.Sprintf("%d signers for a %d-of-%d key", u, k.T, k.N)}
+	}
+	return nil
+}
+
+// RoomSizer is a transport that knows its room's size (RelaySeat: the seat
+// claim's answer).
+type RoomSizer interface {
+	RoomSize(ctx context.Context) (int, error)
+}
+
+// signerCount returns u once this signer's round 1 is posted: p.Signers, or
+// the transport's room size, checked against the key; it then reads the
+// others' nonces and partial signatures ahead (relay transports).
+func signerCount(ctx context.Context, p SignParams) (int, error) {
+	u := p.Signers
+	if u == 0 {
+		rs, ok := p.Transport.(RoomSizer)
+		if !ok {
+			return 0, abortf(roundNonce, envelope.Broadcast, ErrInput, "no signer count, and the transport cannot tell the room's size")
+		}
+		var err error
+		if u, err = rs.RoomSize(ctx); err != nil {
+			return 0, abortf(roundNonce, envelope.Broadcast, fmt.Errorf("%w: %w", ErrTransport, err), "room size")
+		}
+		if err := checkSigners(p.Key, u, roundNonce); err != nil {
+			return 0, err
+		}
+	}
+	readAll(p.Transport, 2*(u-1)) // the others' nonces and partial signatures: all a signer reads
+	return u, nil
 }
 
 // outputKey is the x-only key a signature under tweaks verifies against.
@@ -116,11 +166,12 @@ func outputKey(k *KeyInfo, tweaks []frost.Tweak) ([32]byte, error) {
 
 // signContext binds the key and its generation (the transcript that
 // certified its shares: after a refresh, old and new shares never meet), the
-// signer count, the message and the tweaks into the session id: parties
-// that disagree on any of them never accept each other's envelopes.
+// message and the tweaks into the session id: parties that disagree on any
+// of them never accept each other's envelopes. The signers are not known
+// yet (round 1 is posted before the room's size is); round 2's view of
+// round 1 (nonceView) binds them.
 func signContext(k *KeyInfo, p SignParams) []byte {
 	b := append(append([]byte(nil), k.ThreshPK[:]...), k.Transcript[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(p.Signers))
 	return appendItem(b, p.Msg, p.Tweaks)
 }
 
@@ -153,7 +204,11 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 	if err := pt.send(ctx, roundNonce, envelope.Broadcast, append(pubnonce[:], p.Certificate.marshal()...), false); err != nil {
 		return zero, err
 	}
-	got, err := pt.collect(ctx, roundNonce, pt.others(), p.Signers-1, nil)
+	u, err := signerCount(ctx, p)
+	if err != nil {
+		return zero, err
+	}
+	got, err := pt.collect(ctx, roundNonce, pt.others(), u-1, nil)
 	if err != nil {
 		return zero, err
 	}
@@ -211,45 +266,78 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 			otherSigners = append(otherSigners, s)
 		}
 	}
+	seen := nonceView(ids, pubnonces)
 	// Encrypted to each other signer (the relay cannot link the session to
-	// the signature that gets published), in one broadcast.
-	if err := pt.broadcastBoxes(ctx, roundPsig, otherSigners, sent[:]); err != nil {
-		return zero, err
-	}
-	pos := make(map[envelope.Party]int, len(signers))
-	for i, s := range signers {
-		pos[s] = i
-	}
-	psigs := make([]frost.PartialSig, len(signers))
-	psigs[pos[pt.me]] = psig
-	// Each partial signature is verified as it arrives: identifiable abort.
-	_, err = pt.collect(ctx, roundPsig, otherSigners, len(otherSigners), func(e *envelope.Envelope) error {
-		i := pos[e.From]
-		raw, err := pt.openBox(e, boxesFrom(signers, e.From))
+	// the signature that gets published), in one broadcast after this
+	// signer's view of round 1. The post runs while the others' partial
+	// signatures (read ahead) are verified and aggregated; the signature is
+	// returned only once the post is done.
+	posted := pt.broadcastBoxesAsync(ctx, roundPsig, otherSigners, seen[:], sent[:])
+	sig, err := func() ([64]byte, error) {
+		pos := make(map[envelope.Party]int, len(signers))
+		for i, s := range signers {
+			pos[s] = i
+		}
+		psigs := make([]frost.PartialSig, len(signers))
+		psigs[pos[pt.me]] = psig
+		// Each partial signature is verified as it arrives: identifiable abort.
+		_, err := pt.collect(ctx, roundPsig, otherSigners, len(otherSigners), func(e *envelope.Envelope) error {
+			i := pos[e.From]
+			if err := checkView(e, seen); err != nil {
+				return err
+			}
+			raw, err := pt.openBox(e, len(seen), boxesFrom(signers, e.From))
+			if err != nil {
+				return err
+			}
+			ps, err := frost.ParsePartialSig(raw)
+			if err == nil {
+				err = frost.PartialSigVerifyInternal(ps, ids[i], pubnonces[i], pubshares[i], sess)
+			}
+			if err != nil {
+				return abortf(roundPsig, e.From, ErrBadPartialSig, "signer id %d", ids[i])
+			}
+			psigs[i] = ps
+			return nil
+		})
 		if err != nil {
-			return err
+			return zero, err
 		}
-		ps, err := frost.ParsePartialSig(raw)
-		if err == nil {
-			err = frost.PartialSigVerifyInternal(ps, ids[i], pubnonces[i], pubshares[i], sess)
-		}
+		sig, err := frost.PartialSigAgg(psigs, sess)
 		if err != nil {
-			return abortf(roundPsig, e.From, ErrBadPartialSig, "signer id %d", ids[i])
+			return zero, blame(roundPsig, signers, err)
 		}
-		psigs[i] = ps
-		return nil
-	})
-	if err != nil {
-		return zero, err
+		if err := bip340.Verify(outKey[:], p.Msg, sig[:]); err != nil {
+			return zero, abortf(roundPsig, envelope.Broadcast, ErrProtocol, "aggregate signature does not verify: %v", err)
+		}
+		return [64]byte(sig), nil
+	}()
+	if perr := posted(); err == nil {
+		err = perr
 	}
-	sig, err := frost.PartialSigAgg(psigs, sess)
-	if err != nil {
-		return zero, blame(roundPsig, signers, err)
+	return sig, err
+}
+
+// nonceView hashes the signer set and its public nonces as this signer
+// saw them in round 1 (public data).
+func nonceView(ids []uint32, pubnonces []frost.PubNonce) [32]byte {
+	h := sha256.New()
+	for i, id := range ids {
+		h.Write(binary.BigEndian.AppendUint32(nil, id))
+		h.Write(pubnonces[i][:])
 	}
-	if err := bip340.Verify(outKey[:], p.Msg, sig[:]); err != nil {
-		return zero, abortf(roundPsig, envelope.Broadcast, ErrProtocol, "aggregate signature does not verify: %v", err)
+	return [32]byte(h.Sum(nil))
+}
+
+// checkView compares the round-1 view (32 bytes) that opens a round-2
+// payload with this signer's own.
+func checkView(e *envelope.Envelope, seen [32]byte) error {
+	if len(e.Payload) < len(seen) || [32]byte(e.Payload[:len(seen)]) != seen {
+		// Signed, but who equivocated (a signer or the relay's delivery of
+		// its broadcast) cannot be told from here.
+		return abortf(roundPsig, envelope.Broadcast, ErrProtocol, "signer %s saw other round 1 broadcasts than this signer", envelope.Short(e.From))
 	}
-	return [64]byte(sig), nil
+	return nil
 }
 
 // othersIndex maps a member id to its index in party.others().

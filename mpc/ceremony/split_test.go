@@ -309,9 +309,11 @@ func TestSignPartialSignaturesEncrypted(t *testing.T) {
 	boxSize := frost.PartialSigSize + envelope.BoxOverhead
 	ad := []byte{'b', roundPsig}
 	for _, e := range psigs {
-		if !e.To.IsBroadcast() || len(e.Payload) != 2*boxSize {
-			t.Fatalf("partial signature round: to %x, %d bytes, want a broadcast of 2 boxes", e.To[:4], len(e.Payload))
+		// A 32-byte view of round 1, then the boxes.
+		if !e.To.IsBroadcast() || len(e.Payload) != 32+2*boxSize {
+			t.Fatalf("partial signature round: to %x, %d bytes, want a broadcast of a view and 2 boxes", e.To[:4], len(e.Payload))
 		}
+		e.Payload = e.Payload[32:]
 		var to []*envelope.Identity // the sender's recipients, in id order
 		for _, id := range q.ids {
 			if id.Public() != e.From {
@@ -327,5 +329,50 @@ func TestSignPartialSignaturesEncrypted(t *testing.T) {
 				t.Fatalf("box %d opens for another signer", i)
 			}
 		}
+	}
+}
+
+// TestSignEquivocation: a signer broadcasting different nonces to different
+// signers is caught by round 2's view of round 1 before anyone checks a
+// partial signature, so no honest signer is blamed.
+func TestSignEquivocation(t *testing.T) {
+	q := newQuorum(t, testkit.Relay(t), 3)
+	keys := importedKeys(t, q, 2)
+	liar := 0
+	out := q.runSign(keys, []int{0, 1, 2}, bytes.Repeat([]byte{3}, 32), nil, slow*30*time.Second, func(i int, p *SignParams) {
+		if i == liar {
+			p.split = func(round uint8, to envelope.Party, payload []byte) ([]byte, bool) {
+				if round == roundNonce && to == q.ids[2].Public() {
+					_, pn, _ := frost.NonceGen(nil, &frost.NonceGenArgs{})
+					copy(payload, pn[:]) // party 2 hears another nonce
+				}
+				return payload, true
+			}
+		}
+	})
+	for _, j := range []int{1, 2} {
+		var ae *AbortError
+		if !errors.As(out[j].err, &ae) {
+			t.Fatalf("signer %d: %v, want an abort", j, out[j].err)
+		}
+		for _, honest := range []int{1, 2} {
+			if ae.Culprit == q.ids[honest].Public() {
+				t.Errorf("signer %d blames honest signer %d: %v", j, honest, ae)
+			}
+		}
+	}
+}
+
+// TestSignRoomSizeFromSeat: with no signer count, a signer takes the
+// room's size from its seat claim's answer (after posting its nonce).
+func TestSignRoomSizeFromSeat(t *testing.T) {
+	q := newQuorum(t, testkit.Relay(t), 3)
+	keys := importedKeys(t, q, 2)
+	msg := bytes.Repeat([]byte{4}, 32)
+	for j, s := range q.runSign(keys, []int{0, 2}, msg, nil, slow*30*time.Second, func(i int, p *SignParams) { p.Signers = 0 }) {
+		if s.err != nil {
+			t.Fatalf("signer %d: %v", j, s.err)
+		}
+		verifyBTCEC(t, keys[0].info.XOnly(), msg, s.sig)
 	}
 }

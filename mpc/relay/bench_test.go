@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,14 @@ var benchCfg = relay.Config{MaxRoomMessages: 1 << 20, MaxRoomBytes: 1 << 30, Max
 
 // benchEnvelope is sized like a signed, encrypted share envelope.
 var benchEnvelope = make([]byte, 256)
+
+// cpuTime is the process's user+system CPU time so far: relay and clients
+// share the process, so per-op CPU covers both sides of a delivery.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 func reportLatency(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {
@@ -114,6 +123,7 @@ func pingPong(b *testing.B, ca, cb *relay.Client) {
 	}()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for range b.N {
 		t0 := time.Now()
 		if err := a.Send(ctx, p.Party(), benchEnvelope); err != nil {
@@ -125,6 +135,8 @@ func pingPong(b *testing.B, ca, cb *relay.Client) {
 		lat = append(lat, time.Since(t0))
 	}
 	b.StopTimer()
+	// Two deliveries per op (ping and pong).
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/msg")
 	cancel()
 	wg.Wait()
 	reportLatency(b, lat)

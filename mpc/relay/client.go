@@ -56,6 +56,11 @@ type ClientConfig struct {
 	// Transport replaces the built-in pooled transport (TLS and the
 	// connection limits above are then ignored).
 	Transport http.RoundTripper
+	// OnRequest, when set, is called after each request to the relay
+	// (answered or failed) with its method, path without the query, and
+	// start time: a hook for traces and latency metrics, whatever the
+	// transport. It must be quick and safe for concurrent use.
+	OnRequest func(method, path string, start time.Time)
 }
 
 // expectThreshold is the body size above which requests announce
@@ -67,6 +72,7 @@ const expectThreshold = 32 << 10
 // against the wire contract and violations reported as ErrProtocol.
 type Client struct {
 	bases []string     // relay instances serving the same rooms (JetStream), in order of preference
+	wire  []*wirePool  // per base: the client's own transport (wire.go); nil = net/http
 	cur   atomic.Int32 // index of the instance in use: moves on when one fails
 	hc    *http.Client
 	tr    *http.Transport // nil when the caller supplied a Transport
@@ -123,6 +129,13 @@ func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 			return nil, err
 		}
 		c.bases = append(c.bases, nb)
+		var wp *wirePool
+		if cfg.Transport == nil {
+			if wp, err = newWirePool(nb, &cfg); err != nil {
+				return nil, err
+			}
+		}
+		c.wire = append(c.wire, wp)
 	}
 	rt := cfg.Transport
 	if rt == nil {
@@ -173,6 +186,11 @@ func (c *Client) BaseURL() string { return c.bases[int(c.cur.Load())%len(c.bases
 func (c *Client) Close() {
 	if c.tr != nil {
 		c.tr.CloseIdleConnections()
+	}
+	for _, wp := range c.wire {
+		if wp != nil {
+			wp.closeIdle()
+		}
 	}
 }
 
@@ -356,6 +374,7 @@ type Seat struct {
 
 	c     *Client
 	token string
+	left  atomic.Bool // the relay ended the seat's reading with a fetch (Conn.LeaveAfter): nothing to leave
 }
 
 // Token returns the seat's bearer token (sent as "Authorization: Seat
@@ -390,19 +409,35 @@ func (st *Seat) Post(ctx context.Context, to string, body []byte) (uint64, error
 // wait for the first one; an empty result means the wait expired. wait
 // must not exceed the relay's MaxWait.
 func (st *Seat) Fetch(ctx context.Context, after uint64, wait time.Duration) ([]Message, error) {
+	return st.fetch(ctx, after, wait, 0)
+}
+
+// fetch is Fetch asking the relay to leave the seat with an answer of at
+// least leaveAfter envelopes (0: never); a relay that did says so, and
+// Leave then has nothing left to do.
+func (st *Seat) fetch(ctx context.Context, after uint64, wait time.Duration, leaveAfter int) ([]Message, error) {
 	if wait < 0 {
 		wait = 0
 	}
 	path := "/v1/rooms/" + st.Room + "/messages?after=" + strconv.FormatUint(after, 10) +
 		"&wait_ms=" + strconv.FormatInt(int64(wait/time.Millisecond), 10) +
 		"&max_bytes=" + strconv.FormatInt(st.c.cfg.MaxResponseBytes, 10)
+	if leaveAfter > 0 {
+		path += "&leave_after=" + strconv.Itoa(leaveAfter)
+	}
 	data, err := st.c.do(ctx, http.MethodGet, path, st.token, "", nil, wait+st.c.cfg.RequestTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
 	}
-	msgs, err := decodeFetch(data, st.Party, after)
+	msgs, left, err := decodeFetch(data, st.Party, after)
+	if err == nil && left && (leaveAfter == 0 || len(msgs) < leaveAfter) {
+		err = fmt.Errorf("%w: left the seat unasked", ErrProtocol)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
+	}
+	if left {
+		st.left.Store(true)
 	}
 	return msgs, nil
 }
@@ -410,6 +445,9 @@ func (st *Seat) Fetch(ctx context.Context, after uint64, wait time.Duration) ([]
 // Leave gives up the seat; once every seat of the set has left, the room
 // closes for good. Leaving twice is harmless.
 func (st *Seat) Leave(ctx context.Context) error {
+	if st.left.Load() {
+		return nil
+	}
 	if _, err := st.c.do(ctx, http.MethodDelete, "/v1/rooms/"+st.Room, st.token, "", nil, st.c.cfg.RequestTimeout); err != nil {
 		return fmt.Errorf("relay: leave room %s: %w", st.Room, err)
 	}
@@ -431,6 +469,9 @@ func (c *Client) Health(ctx context.Context) error {
 // carry a post id the relay deduplicates on). Query strings are built from
 // validated hex and digits only, so they need no escaping.
 func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+	if c.cfg.OnRequest != nil {
+		defer c.cfg.OnRequest(method, pathOnly(pathQuery), time.Now())
+	}
 	var postID string
 	if method == http.MethodPost && strings.Contains(pathQuery, "/messages") && len(c.bases) > 1 {
 		var b [12]byte
@@ -445,7 +486,12 @@ func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType s
 		start := c.cur.Load()
 		base := c.bases[int(start)%len(c.bases)]
 		var data []byte
-		data, err = c.doOnce(ctx, base, method, pathQuery, token, contentType, postID, body, timeout)
+		if wp := c.wire[int(start)%len(c.bases)]; wp != nil && len(body) <= expectThreshold {
+			data, err = c.doWire(ctx, wp, &wireRequest{method: method, pathQuery: pathQuery, token: token,
+				contentType: contentType, postID: postID, body: body}, timeout)
+		} else {
+			data, err = c.doOnce(ctx, base, method, pathQuery, token, contentType, postID, body, timeout)
+		}
 		if err == nil || !retry || attempt == len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
 			return data, err
 		}
@@ -515,6 +561,21 @@ func (c *Client) doOnce(ctx context.Context, base, method, pathQuery, token, con
 	return nil, decodeError(resp.StatusCode, data)
 }
 
+// doWire is doOnce through the client's own transport (wire.go).
+func (c *Client) doWire(ctx context.Context, wp *wirePool, r *wireRequest, timeout time.Duration) ([]byte, error) {
+	status, data, err := wp.do(ctx, r, timeout, c.cfg.MaxResponseBytes)
+	if err != nil {
+		if errors.Is(err, ErrProtocol) {
+			return nil, err
+		}
+		return nil, &transportError{op: r.method + " " + pathOnly(r.pathQuery), err: err}
+	}
+	if status == http.StatusOK {
+		return data, nil
+	}
+	return nil, decodeError(status, data)
+}
+
 func pathOnly(pq string) string {
 	p, _, _ := strings.Cut(pq, "?")
 	return p
@@ -543,41 +604,42 @@ func decodeError(status int, data []byte) *Error {
 // decodeFetch parses a fetch answer and checks it against the contract:
 // strictly increasing seqs above after, each addressed to party or a
 // broadcast from another valid party.
-func decodeFetch(data []byte, party string, after uint64) ([]Message, error) {
+func decodeFetch(data []byte, party string, after uint64) (_ []Message, left bool, _ error) {
 	var resp struct {
 		Messages *[]Message `json:"messages"`
+		Left     bool       `json:"left"`
 	}
 	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
 	if resp.Messages == nil {
-		return nil, fmt.Errorf("%w: answer has no messages list", ErrProtocol)
+		return nil, false, fmt.Errorf("%w: answer has no messages list", ErrProtocol)
 	}
 	msgs := *resp.Messages
 	last := after
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Seq <= last {
-			return nil, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
+			return nil, false, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
 		}
 		last = m.Seq
 		if !ValidParty(m.From) {
-			return nil, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
+			return nil, false, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
 		}
 		switch m.To {
 		case party:
 		case "":
 			if m.From == party {
-				return nil, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
+				return nil, false, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
 			}
 		default:
-			return nil, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
+			return nil, false, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
 		}
 	}
 	if len(msgs) == 0 {
-		return nil, nil
+		return nil, resp.Left, nil
 	}
-	return msgs, nil
+	return msgs, resp.Left, nil
 }
 
 // isCtxDone reports whether err stems from ctx ending.

@@ -16,9 +16,22 @@ import (
 type Conn struct {
 	seat *Seat
 
-	mu    sync.Mutex
-	after uint64    // highest seq handed to buf
-	buf   []Message // fetched, not yet returned
+	mu      sync.Mutex
+	after   uint64    // highest seq handed to buf
+	buf     []Message // fetched, not yet returned
+	leaveIn int       // envelopes still to fetch before leaving (LeaveAfter); 0 = not set
+}
+
+// LeaveAfter says n more envelopes are all this party will read: the
+// fetch that brings the last of them also ends the seat's reading, when
+// the relay supports it (one request fewer than Leave, which then costs
+// nothing). Sends still work while the room is open, which it is until
+// every other seat has read all it needs, this party's posts included; a
+// later Recv fails with ErrPartyLeft.
+func (cn *Conn) LeaveAfter(n int) {
+	cn.mu.Lock()
+	cn.leaveIn = max(n, 0)
+	cn.mu.Unlock()
 }
 
 // Join claims signer's seat in room among members (see TakeSeat) and
@@ -65,7 +78,7 @@ func (cn *Conn) Recv(ctx context.Context) (Message, error) {
 				wait = rem
 			}
 		}
-		msgs, err := cn.seat.Fetch(ctx, cn.after, wait)
+		msgs, err := cn.seat.fetch(ctx, cn.after, wait, cn.leaveIn)
 		if err != nil {
 			if isCtxDone(ctx, err) {
 				return Message{}, fmt.Errorf("relay: recv in room %s: %w", cn.seat.Room, ctx.Err())
@@ -75,6 +88,9 @@ func (cn *Conn) Recv(ctx context.Context) (Message, error) {
 		if len(msgs) > 0 {
 			cn.buf = msgs
 			cn.after = msgs[len(msgs)-1].Seq
+			if cn.leaveIn > 0 {
+				cn.leaveIn = max(cn.leaveIn-len(msgs), 0)
+			}
 		}
 	}
 	m := cn.buf[0]

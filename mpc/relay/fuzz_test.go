@@ -235,7 +235,7 @@ func FuzzDecodeFetch(f *testing.F) {
 	f.Add([]byte(`{"messages":null}`), uint64(0), []byte{0, 1, 2})
 	f.Fuzz(func(t *testing.T, data []byte, after uint64, body []byte) {
 		const me = "aa"
-		if msgs, err := decodeFetch(data, me, after); err == nil {
+		if msgs, _, err := decodeFetch(data, me, after); err == nil {
 			last := after
 			for _, m := range msgs {
 				if m.Seq <= last || !ValidParty(m.From) || !(m.To == me || (m.To == "" && m.From != me)) {
@@ -255,8 +255,8 @@ func FuzzDecodeFetch(f *testing.F) {
 			return
 		}
 		enc := appendMessages(nil, stored)
-		got, err := decodeFetch(enc, me, after)
-		if err != nil || len(got) != 2 {
+		got, left, err := decodeFetch(enc, me, after)
+		if err != nil || len(got) != 2 || left {
 			t.Fatalf("round trip: %v %+v from %s", err, got, enc)
 		}
 		for i, m := range got {

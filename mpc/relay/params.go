@@ -184,6 +184,20 @@ func parseFetchParams(args *fasthttp.Args, maxWait time.Duration, maxBytes int) 
 	return after, wait, budget, nil
 }
 
+// parseLeaveAfter reads ?leave_after=<k>: the seat leaves with an answer
+// that holds at least k envelopes (0, or absent: never).
+func parseLeaveAfter(args *fasthttp.Args) (int, error) {
+	v, ok, err := singleArg(args, "leave_after")
+	if err != nil || !ok {
+		return 0, err
+	}
+	k, perr := strconv.ParseUint(v, 10, 31)
+	if perr != nil {
+		return 0, badParam(`query parameter "leave_after" must be a count of envelopes`)
+	}
+	return int(k), nil
+}
+
 // seatToken reads the "Authorization: Seat <token>" header; ok is false
 // when it is absent or not a well-formed token.
 func seatToken(h *fasthttp.RequestHeader) (tok string, ok bool) {

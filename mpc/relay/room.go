@@ -46,7 +46,15 @@ type seat struct {
 	tok    [32]byte // tokenKey of the current token
 	lastMs int64    // time of the last accepted claim: later claims must be newer
 	left   bool
+	// readDone: a fetch with leave_after brought all the seat will read.
+	// It may still post while the room is open, reads no more, and counts
+	// as left for closing the room: everyone else's last read includes
+	// its last post.
+	readDone bool
 }
+
+// gone reports whether the seat is done with the room (left, or done reading).
+func (st *seat) gone() bool { return st.left || st.readDone }
 
 // memberSet is the mailbox of the seats that declared one member set. Its
 // sequence numbers are its own: other sets of the room are invisible.
@@ -97,7 +105,7 @@ func (ms *memberSet) done() bool {
 		return false
 	}
 	for _, st := range ms.seats {
-		if !st.left {
+		if !st.gone() {
 			return false
 		}
 	}
@@ -203,7 +211,7 @@ func (r *room) doneLocked() bool {
 		}
 		for _, st := range ms.seats {
 			any = true
-			all = all && st.left
+			all = all && st.gone()
 		}
 	}
 	return any && all

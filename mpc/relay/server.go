@@ -33,7 +33,9 @@ import (
 //	GET    /v1/rooms/{room}                → {"room_uuid","size","expires_at"}
 //	POST   /v1/rooms/{room}/seats          SeatClaim → {"token","set","seats","size"}
 //	POST   /v1/rooms/{room}/messages?to=Q  raw envelope (to empty = broadcast) → {"seq":n}
-//	GET    /v1/rooms/{room}/messages?after=S&wait_ms=W&max_bytes=B   long-poll → {"messages":[{seq,from,to,body(base64)}]}
+//	GET    /v1/rooms/{room}/messages?after=S&wait_ms=W&max_bytes=B&leave_after=K   long-poll → {"messages":[{seq,from,to,body(base64)}]}
+//	                                       (K ≥ 1: an answer of at least K envelopes says "left":true and ends the seat's reading: it
+//	                                       may still post while the room is open, and counts as left for closing the room)
 //	DELETE /v1/rooms/{room}                leave; the room closes once a member set's ceremony is over
 //	GET    /healthz, /metrics
 //
@@ -453,7 +455,14 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
+	leaveAfter, err := parseLeaveAfter(ctx.QueryArgs())
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
 	if s.js != nil {
+		// JetStream relays do not leave with a fetch: the answer says
+		// nothing of it, and the client leaves with DELETE as before.
 		s.jsFetch(ctx, id, after, wait, budget)
 		return
 	}
@@ -461,7 +470,7 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 	if r == nil {
 		return
 	}
-	if st.left {
+	if st.gone() {
 		r.mu.Unlock()
 		s.rejectRoom(ctx, CodePartyLeft, id)
 		return
@@ -477,9 +486,24 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 	for {
 		// Invariant: r.mu held, r open, st seated and not left.
 		if batch := collectLocked(st, after, budget); len(batch) > 0 {
+			// The last fetch a seat needs may end its reading, which
+			// saves the ceremony's DELETE round trip (see seat.readDone).
+			left := leaveAfter > 0 && len(batch) >= leaveAfter
+			closed := false
+			if left {
+				st.readDone = true
+				closed = s.closeIfDoneLocked(r)
+			}
 			r.mu.Unlock()
+			if closed {
+				s.retire(r, roomClosed)
+			}
 			s.m.delivered.Add(uint64(len(batch)))
-			writeJSON(ctx, fasthttp.StatusOK, appendMessages(make([]byte, 0, 256), batch))
+			b := appendMessages(make([]byte, 0, 256), batch)
+			if left {
+				b = append(b[:len(b)-1], `,"left":true}`...)
+			}
+			writeJSON(ctx, fasthttp.StatusOK, b)
 			return
 		}
 		now := time.Now()
@@ -523,7 +547,7 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 			s.rejectRoom(ctx, CodeRoomExpired, id)
 			return
 		}
-		if st.left {
+		if st.gone() {
 			r.mu.Unlock()
 			s.rejectRoom(ctx, CodePartyLeft, id)
 			return
@@ -591,12 +615,7 @@ func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
 	if r == nil {
 		return
 	}
-	st.left = true // leaving twice is harmless
-	r.wakeLocked()
-	closed := false
-	if r.doneLocked() {
-		closed = r.endLocked(roomClosed, time.Now(), s.cfg.ForgetAfter)
-	}
+	closed := s.leaveLocked(r, st)
 	r.mu.Unlock()
 	if closed {
 		s.retire(r, roomClosed)
@@ -604,6 +623,23 @@ func (s *Server) leave(ctx *fasthttp.RequestCtx, id string) {
 	} else {
 		writeJSON(ctx, fasthttp.StatusOK, []byte(`{"left":true,"room_closed":false}`))
 	}
+}
+
+// leaveLocked makes st leave room r (leaving twice is harmless) and
+// reports whether that closed the room: the caller then retires it.
+func (s *Server) leaveLocked(r *room, st *seat) (closed bool) {
+	st.left = true
+	r.wakeLocked()
+	return s.closeIfDoneLocked(r)
+}
+
+// closeIfDoneLocked closes r if its ceremony is over (doneLocked) and
+// reports whether it did: the caller then retires it.
+func (s *Server) closeIfDoneLocked(r *room) bool {
+	if r.doneLocked() {
+		return r.endLocked(roomClosed, time.Now(), s.cfg.ForgetAfter)
+	}
+	return false
 }
 
 // retire accounts for a room that just ended (r.mu must not be held).
