@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ var cpuBenchSizes = []struct{ t, n int }{{2, 3}, {7, 10}, {67, 100}}
 // BenchmarkCeremonyCPU runs whole import and sign ceremonies of every party
 // in this process over channels: ns/op is the wall time of all parties'
 // compute on this machine's cores (the floor's ceremony crypto), so it shows
-// how the crypto scales with t and n. Sign uses t signers.
+// how the crypto scales with t and n. Sign uses t signers. cpu-ns/op is the
+// process's user+system CPU per ceremony, less noisy than wall time on a
+// shared machine.
 func BenchmarkCeremonyCPU(b *testing.B) {
 	for _, tc := range cpuBenchSizes {
 		q := &quorum{t: &testing.T{}}
@@ -29,18 +32,22 @@ func BenchmarkCeremonyCPU(b *testing.B) {
 		slices.SortFunc(q.ids, func(a, c *envelope.Identity) int { return compareParties(a.Public(), c.Public()) })
 		var keys []*importOutcome
 		b.Run(fmt.Sprintf("import/%d-of-%d", tc.t, tc.n), func(b *testing.B) {
+			cpu := startCPU()
 			for b.Loop() {
 				keys = q.memImport(b, tc.t)
 			}
+			cpu.report(b)
 		})
 		if keys == nil {
 			keys = q.memImport(b, tc.t)
 		}
 		b.Run(fmt.Sprintf("sign/%d-of-%d", tc.t, tc.n), func(b *testing.B) {
 			msg := make([]byte, 32)
+			cpu := startCPU()
 			for b.Loop() {
 				q.memSign(b, keys[:tc.t], msg)
 			}
+			cpu.report(b)
 		})
 	}
 }
@@ -95,5 +102,25 @@ func (q *quorum) memSign(b *testing.B, keys []*importOutcome, msg []byte) {
 		if err != nil {
 			b.Fatalf("signer %d: %v", i, err)
 		}
+	}
+}
+
+// cpuClock is the process's user+system CPU time at a benchmark's start.
+type cpuClock time.Duration
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuClock { return cpuClock(processCPU()) }
+
+// report adds cpu-ns/op: CPU used since startCPU per iteration.
+func (c cpuClock) report(b *testing.B) {
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU()-time.Duration(c))/float64(b.N), "cpu-ns/op")
 	}
 }

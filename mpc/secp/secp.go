@@ -10,25 +10,31 @@
 // data. They are fine, and faster, on public data only (commitments, public
 // shares, Lagrange coefficients, verification).
 //
-// # Why pure Go rather than cgo and libsecp256k1
+// # Two implementations
 //
-// libsecp256k1 is the better-reviewed implementation, but linking it through
-// cgo would make every build, test, race and fuzz run depend on a C toolchain
-// and a distribution package, lose static cross-compilation, and move secrets
-// across a language boundary where Go can neither see nor zero the copies.
-// The code here is small (two complete formulas, two table scans and an
-// inversion) and is built only from operations documented constant time:
-// dcrd's FieldVal Zero, Set, SetInt, SetBytes, PutBytes, Normalize,
-// IsZeroBit, Add, Add2, MulInt, Mul, Mul2, SquareVal, Negate and Inverse,
-// ModNScalar.Bytes, and crypto/subtle. It is cross-checked against btcec's
-// variable-time code on random and edge inputs and checked by a dudect-style
-// timing test (mpc/internal/dudect). It costs about twice btcec's
-// variable-time functions, well inside quorumd's budgets.
+// ScalarBaseMult, ScalarMult and ECDH run libsecp256k1's constant-time
+// routines through cgo (mpc/internal/libsecp): ecmult_gen under a context
+// randomized at start (secp256k1_ec_pubkey_create) and ecmult_const
+// (secp256k1_ecdh with a hash function that returns x, or x ‖ y). DESIGN §5
+// allows this because of cost, about 3× and 5× faster than the pure-Go code
+// here, and a ceremony does dozens of them per party. The secret crosses into
+// C only from locked memory: it is written into a slot of an mlocked, dump-
+// excluded page, read there in place and cleared after the call, and the C
+// side overwrites the stack libsecp256k1 used. libsecp256k1 is the better-
+// reviewed implementation; the cost is a C toolchain and Debian's
+// libsecp256k1-dev for every build (already needed for verification).
 //
-// The cgo objections are about secrets. BIP340 verification and FROST's
-// point·scalar on public points and coefficients, which see only public data
-// and are most of a ceremony's CPU, do go to libsecp256k1 (through
-// mpc/internal/libsecp).
+// The pure-Go implementation below stays: it is the reference the libsecp256k1
+// path is cross-checked against on edge and random inputs, the fallback when
+// locked memory cannot be had (the choice is made once per process, never per
+// scalar). It is built only from operations documented constant time: dcrd's
+// FieldVal Zero, Set, SetInt, SetBytes, PutBytes, Normalize, IsZeroBit, Add,
+// Add2, MulInt, Mul, Mul2, SquareVal, Negate and Inverse, ModNScalar.Bytes,
+// and crypto/subtle. Both paths carry a dudect-style timing test
+// (mpc/internal/dudect).
+//
+// Public-only work (BIP340 verification, FROST's point·scalar on public
+// points and coefficients) also goes to libsecp256k1.
 //
 // # Design
 //
@@ -47,8 +53,11 @@ package secp
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/internal/libsecp"
 )
 
 var (
@@ -62,12 +71,39 @@ var (
 // ScalarBaseMult sets result = k·G, constant time in k. result is affine (Z=1)
 // or the point at infinity (X=Y=Z=0) when k is zero.
 //
+// It runs libsecp256k1's ecmult_gen (randomized context, scalar passed from
+// and cleared in locked memory) when that backend is up, else the pure-Go
+// scalarBaseMultGo; the choice is per process, never per scalar.
+func ScalarBaseMult(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
+	if !useLibsecp {
+		scalarBaseMultGo(k, result)
+		return
+	}
+	var out [65]byte
+	isZero := libsecp.BaseMult(k, &out)
+	// out is k·G (or G for k = 0): public, and masked to infinity without a
+	// branch so k = 0 takes the same path.
+	var zero btcec.FieldVal
+	result.X.SetBytes((*[32]byte)(out[1:33]))
+	result.Y.SetBytes((*[32]byte)(out[33:65]))
+	selectField(&result.X, &result.X, &zero, isZero)
+	selectField(&result.Y, &result.Y, &zero, isZero)
+	result.Z.SetInt(uint16(1 ^ isZero))
+}
+
+// useLibsecp is fixed at start: libsecp256k1's secret backend came up (a
+// randomized context and locked memory).
+var useLibsecp = libsecp.SecretAvailable() == nil
+
+// scalarBaseMultGo is ScalarBaseMult in pure Go, the reference the libsecp256k1
+// path is cross-checked against.
+//
 // Constant time: the scalar recoded into 43 signed 6-bit digits with an
 // arithmetic carry, 43 complete additions of entries selected by full scans
 // of fixed per-window tables (y negated under a mask for negative digits),
 // then one constant-time inversion; no branch and no memory index depends
 // on k, including for k = 0.
-func ScalarBaseMult(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
+func scalarBaseMultGo(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
 	tab := baseTable()
 	kb := k.Bytes()
 	var mag, neg [windows]uint8
@@ -87,15 +123,58 @@ func ScalarBaseMult(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
 	q.zero()
 }
 
-// ScalarMult sets result = k·P, constant time in k (and in P). P must be a
-// valid point (or infinity). result is affine or infinity as above.
+// ScalarMult sets result = k·P, constant time in k. P must be a valid point
+// (or infinity). result is affine or infinity as above; P's Jacobian Z may be
+// any value; result may alias p.
+//
+// With the libsecp256k1 backend it runs ecmult_const (secp256k1_ecdh with a
+// hash function that returns x ‖ y); P is treated as public there (its
+// infinity and affine form are found in variable time; quorumd's one caller
+// passes a peer's public nonce). Without it, scalarMultGo, also constant
+// time in P.
+func ScalarMult(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
+	if !useLibsecp {
+		scalarMultGo(k, p, result)
+		return
+	}
+	var pa btcec.JacobianPoint
+	pa.Set(p)
+	if pa.Z.Normalize().IsZero() {
+		result.X.Zero()
+		result.Y.Zero()
+		result.Z.Zero()
+		return
+	}
+	pa.ToAffine()
+	var enc [65]byte
+	enc[0] = 4
+	pa.X.PutBytesUnchecked(enc[1:33])
+	pa.Y.PutBytesUnchecked(enc[33:65])
+	var out [64]byte
+	isZero, err := libsecp.Mul(k, &enc, &out)
+	if err != nil {
+		// Not a curve point (public): keep the documented garbage-in
+		// behaviour of the pure-Go path rather than panic.
+		scalarMultGo(k, p, result)
+		return
+	}
+	var zero btcec.FieldVal
+	result.X.SetBytes((*[32]byte)(out[:32]))
+	result.Y.SetBytes((*[32]byte)(out[32:]))
+	clear(out[:])
+	selectField(&result.X, &result.X, &zero, isZero)
+	selectField(&result.Y, &result.Y, &zero, isZero)
+	result.Z.SetInt(uint16(1 ^ isZero))
+}
+
+// scalarMultGo is ScalarMult in pure Go, the cross-check reference.
 //
 // Constant time: a 16-entry table of multiples of P built with complete
 // formulas, then 63 rounds of four doublings and one addition of an entry
 // selected by a full table scan, then one constant-time inversion. Infinity
 // (k = 0 or P = ∞) takes the same path. P's Jacobian Z may be any value;
 // result may alias p.
-func ScalarMult(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
+func scalarMultGo(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
 	var base projective
 	base.fromJacobian(p)
 	var tab varTable
@@ -124,14 +203,42 @@ func ScalarMult(k *btcec.ModNScalar, p, result *btcec.JacobianPoint) {
 }
 
 // ECDH returns the 32-byte x coordinate of priv·pub, constant time in priv.
-// It fails if the product is the point at infinity.
+// It fails if the product is the point at infinity. Like ScalarBaseMult it
+// runs libsecp256k1 (secp256k1_ecdh, ecmult_const) when that backend is up,
+// else ecdhGo.
+func ECDH(priv *btcec.ModNScalar, pub *btcec.PublicKey) ([32]byte, error) {
+	if !useLibsecp {
+		return ecdhGo(priv, pub)
+	}
+	// pub is public: validating and encoding it in variable time is fine.
+	if pub == nil || !pub.IsOnCurve() {
+		return [32]byte{}, ErrInvalidPublicKey
+	}
+	var p btcec.JacobianPoint
+	pub.AsJacobian(&p)
+	var enc [65]byte
+	enc[0] = 4
+	p.X.PutBytesUnchecked(enc[1:33])
+	p.Y.PutBytesUnchecked(enc[33:65])
+	x, ok, err := libsecp.ECDH(priv, &enc)
+	switch {
+	case err != nil:
+		return [32]byte{}, fmt.Errorf("%w: %w", ErrInvalidPublicKey, err)
+	case !ok:
+		// The one documented branch: priv ≡ 0.
+		return [32]byte{}, ErrPointAtInfinity
+	}
+	return x, nil
+}
+
+// ecdhGo is ECDH in pure Go over ScalarMult, the cross-check reference.
 //
 // Constant time: ScalarMult, then a single branch on whether the final result
 // is infinity. On the prime-order secp256k1 group with a valid pub that is
 // exactly priv ≡ 0, so the branch reveals nothing beyond "priv is zero",
 // which no caller may use as a key. The result equals btcec's
 // GenerateSharedSecret (raw x, unhashed); hash it before use as a key.
-func ECDH(priv *btcec.ModNScalar, pub *btcec.PublicKey) ([32]byte, error) {
+func ecdhGo(priv *btcec.ModNScalar, pub *btcec.PublicKey) ([32]byte, error) {
 	var out [32]byte
 	// pub is public: validating it in variable time is fine.
 	if pub == nil || !pub.IsOnCurve() {
@@ -139,7 +246,7 @@ func ECDH(priv *btcec.ModNScalar, pub *btcec.PublicKey) ([32]byte, error) {
 	}
 	var p, r btcec.JacobianPoint
 	pub.AsJacobian(&p)
-	ScalarMult(priv, &p, &r)
+	scalarMultGo(priv, &p, &r)
 	if r.Z.IsZero() {
 		return out, ErrPointAtInfinity
 	}

@@ -1,17 +1,20 @@
 // Package libsecp calls libsecp256k1 (Bitcoin Core's library, Debian's
-// libsecp256k1-dev) through cgo for operations on public data: BIP340
-// verification and point·scalar for public points and scalars.
+// libsecp256k1-dev) through cgo: BIP340 verification and point·scalar on
+// public data (this file), and the constant-time secret·G and ECDH that
+// mpc/secp runs on secret scalars (secret.go).
 //
-// Only public data crosses into C here: public keys and points, public
-// scalars (challenges, coefficients), messages and signatures. Secret keys,
-// shares and nonces never do; their operations stay in the pure-Go,
-// constant-time mpc/secp (its package doc says why). The reason for C on
-// this side is cost: verification is most of a ceremony's CPU, and
-// libsecp256k1 verifies about four times faster than btcec.
+// Secret scalars reach C only through secret.go, from locked memory, with a
+// randomized context and libsecp256k1's constant-time routines (ecmult_gen,
+// ecmult_const); everything in this file sees public data only: public keys
+// and points, public scalars (challenges, coefficients), messages and
+// signatures. Verification is most of a ceremony's CPU, and libsecp256k1
+// verifies about four times faster than btcec.
 package libsecp
 
 /*
 #cgo LDFLAGS: -lsecp256k1
+#cgo noescape quorumd_parse
+#cgo nocallback quorumd_parse
 #include <secp256k1.h>
 #include <secp256k1_extrakeys.h>
 #include <secp256k1_schnorrsig.h>
@@ -41,6 +44,14 @@ static int quorumd_mul(const unsigned char *pub65, const unsigned char *k32, uns
 	size_t len = 65;
 	if (!secp256k1_ec_pubkey_parse(verify_ctx, &pk, pub65, 65)) return 0;
 	if (!secp256k1_ec_pubkey_tweak_mul(verify_ctx, &pk, k32)) return 0;
+	return secp256k1_ec_pubkey_serialize(verify_ctx, out65, &len, &pk, SECP256K1_EC_UNCOMPRESSED);
+}
+// out65 = the uncompressed encoding of the point in (33 or 65 bytes).
+// Returns 0 when in is not a curve point.
+static int quorumd_parse(const unsigned char *in, size_t inlen, unsigned char *out65) {
+	secp256k1_pubkey pk;
+	size_t len = 65;
+	if (!secp256k1_ec_pubkey_parse(verify_ctx, &pk, in, inlen)) return 0;
 	return secp256k1_ec_pubkey_serialize(verify_ctx, out65, &len, &pk, SECP256K1_EC_UNCOMPRESSED);
 }
 */
@@ -94,4 +105,21 @@ func MulPoint(p *[65]byte, k *[32]byte) ([65]byte, bool) {
 	var out [65]byte
 	ok := C.quorumd_mul((*C.uchar)(unsafe.Pointer(&p[0])), (*C.uchar)(unsafe.Pointer(&k[0])), (*C.uchar)(unsafe.Pointer(&out[0])))
 	return out, ok == 1
+}
+
+// ParseCompressed decodes a 33-byte compressed SEC1 point into its affine
+// coordinates (32-byte big-endian x ‖ y in out), and reports false for any
+// other length or tag, x ≥ p, or an x off the curve. libsecp256k1's square
+// root costs about half of btcec.ParsePubKey's (BenchmarkParseCompressed).
+// Public data only.
+func ParseCompressed(in []byte, out *[64]byte) bool {
+	if len(in) != 33 || (in[0] != 2 && in[0] != 3) {
+		return false
+	}
+	var full [65]byte
+	if C.quorumd_parse((*C.uchar)(unsafe.Pointer(&in[0])), 33, (*C.uchar)(unsafe.Pointer(&full[0]))) != 1 {
+		return false
+	}
+	copy(out[:], full[1:])
+	return true
 }

@@ -1,6 +1,7 @@
 package libsecp
 
 import (
+	"bytes"
 	"crypto/rand"
 	"sync"
 	"testing"
@@ -144,6 +145,62 @@ func BenchmarkMulPoint(b *testing.B) {
 		var r btcec.JacobianPoint
 		for b.Loop() {
 			btcec.ScalarMultNonConst(&k, &p, &r)
+		}
+	})
+}
+
+// TestParseCompressed agrees with btcec on random points, both parities, and
+// refuses what btcec refuses: x ≥ p, x off the curve, a wrong tag or length.
+func TestParseCompressed(t *testing.T) {
+	for i := range 200 {
+		k, _ := btcec.NewPrivateKey()
+		pub := k.PubKey()
+		enc := pub.SerializeCompressed()
+		var out [64]byte
+		if !ParseCompressed(enc, &out) {
+			t.Fatalf("case %d: valid point refused", i)
+		}
+		if !bytes.Equal(out[:], pub.SerializeUncompressed()[1:]) {
+			t.Fatalf("case %d: coordinates differ from btcec", i)
+		}
+	}
+	k, _ := btcec.NewPrivateKey()
+	good := k.PubKey().SerializeCompressed()
+	bad := [][]byte{
+		nil, good[:32], append(append([]byte(nil), good...), 0),
+		append([]byte{4}, good[1:]...), append([]byte{0}, good[1:]...),
+		append([]byte{2}, bytes.Repeat([]byte{0xff}, 32)...), // x ≥ p
+	}
+	for x := byte(0); len(bad) < 8; x++ { // an x off the curve
+		b := append([]byte{2}, bytes.Repeat([]byte{x}, 32)...)
+		if _, err := btcec.ParsePubKey(b); err != nil {
+			bad = append(bad, b)
+		}
+	}
+	for i, b := range bad {
+		var out [64]byte
+		if ParseCompressed(b, &out) {
+			t.Fatalf("bad encoding %d (%x) accepted", i, b)
+		}
+	}
+}
+
+func BenchmarkParseCompressed(b *testing.B) {
+	k, _ := btcec.NewPrivateKey()
+	enc := k.PubKey().SerializeCompressed()
+	b.Run("libsecp", func(b *testing.B) {
+		var out [64]byte
+		for b.Loop() {
+			if !ParseCompressed(enc, &out) {
+				b.Fatal("rejected")
+			}
+		}
+	})
+	b.Run("btcec", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := btcec.ParsePubKey(enc); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
