@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/quorumd/quorumd/daemon/secmem"
+	"github.com/quorumd/quorumd/mpc/secp"
 )
 
 // lockSecrets makes the locked-memory arena that holds the secrets of calls
@@ -15,6 +16,11 @@ import (
 // cannot be locked the daemon does not start, rather than run with
 // swappable secrets. 0 turns locking off, loudly.
 func lockSecrets(slots int, log *slog.Logger) (*secmem.Arena, error) {
+	if name, why := secp.Backend(); why != nil {
+		log.Warn("secret curve arithmetic falls back to pure Go (constant time, 2-4x slower): libsecp256k1's secret backend is off", "backend", name, "reason", why.Error())
+	} else {
+		log.Info("secret curve arithmetic", "backend", name)
+	}
 	if slots == 0 {
 		log.Warn("secrets are NOT locked in memory: server.locked_secret_slots is 0, so keys and shares of calls in flight may be written to swap; set it (default 512) unless the host has no swap at all",
 			"locked_secret_slots", 0)

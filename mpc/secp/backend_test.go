@@ -17,6 +17,9 @@ func TestLibsecpBackendIsUsed(t *testing.T) {
 	if err := libsecp.SecretAvailable(); err != nil || !useLibsecp {
 		t.Fatalf("libsecp256k1 secret backend is off: %v", err)
 	}
+	if name, why := Backend(); name != "libsecp256k1" || why != nil {
+		t.Fatalf("Backend() = %q, %v; the daemon would log the wrong backend", name, why)
+	}
 }
 
 // TestLibsecpMatchesBtcecAndPureGo cross-checks the two implementations of

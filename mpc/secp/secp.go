@@ -95,6 +95,17 @@ func ScalarBaseMult(k *btcec.ModNScalar, result *btcec.JacobianPoint) {
 // randomized context and locked memory).
 var useLibsecp = libsecp.SecretAvailable() == nil
 
+// Backend names what secret·point runs on in this process, "libsecp256k1"
+// or "go", and, for "go", why libsecp256k1's secret backend is off (both
+// are constant time; the pure-Go one is 2–4× slower). Daemons log it at
+// start, since the fallback is otherwise silent.
+func Backend() (name string, why error) {
+	if useLibsecp {
+		return "libsecp256k1", nil
+	}
+	return "go", libsecp.SecretAvailable()
+}
+
 // scalarBaseMultGo is ScalarBaseMult in pure Go, the reference the libsecp256k1
 // path is cross-checked against.
 //
