@@ -102,17 +102,29 @@ type benchReport struct {
 	CPUs        int                     `json:"cpus"`
 	LoadBefore  string                  `json:"loadavg_before,omitempty"`
 	LoadAfter   string                  `json:"loadavg_after,omitempty"`
+	CPU         *cpuUsage               `json:"cpu,omitempty"` // per process, with -pids (Linux)
 }
 
 // benchLoop runs op from c workers until d has passed after warmup; ops
 // started during the warm-up are not counted. opTimeout bounds each op.
-func benchLoop(ctx context.Context, c int, warmup, d, opTimeout time.Duration, op func(ctx context.Context) benchSample) (samples []benchSample, elapsed time.Duration) {
+// opened, if not nil, runs when the measured window opens, and has
+// returned when benchLoop does.
+func benchLoop(ctx context.Context, c int, warmup, d, opTimeout time.Duration, op func(ctx context.Context) benchSample, opened func()) (samples []benchSample, elapsed time.Duration) {
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	deadline := measureFrom.Add(d)
 	var mu sync.Mutex
 	var lastEnd time.Time
 	var wg sync.WaitGroup
+	if opened != nil {
+		wg.Go(func() {
+			select {
+			case <-time.After(time.Until(measureFrom)):
+				opened()
+			case <-ctx.Done():
+			}
+		})
+	}
 	for range c {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -194,7 +206,18 @@ func (r *benchReport) human(w io.Writer) {
 		}
 		fmt.Fprintf(w, "failures: %s\nfirst error: %s\n", strings.Join(parts, ", "), r.FirstError)
 	}
+	if r.CPU != nil {
+		fmt.Fprintf(w, "CPU per %s: %s\n", r.unit(), r.CPU.summary())
+	}
 	fmt.Fprintf(w, "machine: %d CPUs, load average before %s, after %s\n", r.CPUs, r.LoadBefore, r.LoadAfter)
+}
+
+// unit is what one operation of the run is called.
+func (r *benchReport) unit() string {
+	if r.Mode == "sign" {
+		return "signature"
+	}
+	return "import"
 }
 
 // loadavg returns the first three fields of /proc/loadavg ("" elsewhere).
@@ -261,6 +284,7 @@ type benchOpts struct {
 	signers, keyIDs string
 	msgSize         int
 	perDaemon       int
+	procs           []benchProc
 }
 
 func (o *benchOpts) register(fs *flag.FlagSet) {
@@ -273,6 +297,11 @@ func (o *benchOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.keyIDs, "key-ids", "", "sign: an imported key's ids, one per daemon (default: import a fresh key first)")
 	fs.IntVar(&o.msgSize, "msg-size", 32, "sign: bytes of the random message signed each time")
 	fs.IntVar(&o.perDaemon, "parties-per-daemon", 1, "parties (key slots) each daemon plays, for quorums larger than the daemons at hand")
+	fs.Func("pids", "the quorum's processes whose CPU per operation to report, name=pid comma-separated (Linux; d0, d1, … are daemons, relay the relay)", func(s string) error {
+		var err error
+		o.procs, err = parseBenchProcs(s)
+		return err
+	})
 }
 
 func (o *benchOpts) check() error {
@@ -368,12 +397,15 @@ func runBench(ctx context.Context, mode string, parties []*client.Client, h *htt
 	}
 	out.step("bench %s: %s, concurrency %d, duration %s (+%s warm-up)", mode, what, o.conc, o.dur, o.warmup)
 	rep.LoadBefore = loadavg()
-	samples, elapsed := benchLoop(ctx, o.conc, o.warmup, o.dur, h.timeout, op)
+	var cpu0 cpuSample
+	samples, elapsed := benchLoop(ctx, o.conc, o.warmup, o.dur, h.timeout, op, func() { cpu0 = sampleCPU(o.procs) })
+	cpu1 := sampleCPU(o.procs)
 	rep.LoadAfter = loadavg()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bench interrupted: %w", err)
 	}
 	rep.fill(samples, elapsed)
+	rep.CPU = cpuBetween(o.procs, cpu0, cpu1, rep.OK, rep.CPUs)
 	switch {
 	case rep.OK == 0 && rep.Failed == 0:
 		return rep, fmt.Errorf("no %s completed in the measured window: raise -d (or -warmup)", mode)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,7 +54,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestBenchLoop(t *testing.T) {
-	var started, inWarmup atomic.Int64
+	var started, inWarmup, opened atomic.Int64
 	begin := time.Now()
 	warmup, d := 100*time.Millisecond, 300*time.Millisecond
 	samples, elapsed := benchLoop(context.Background(), 4, warmup, d, time.Second, func(ctx context.Context) benchSample {
@@ -64,8 +67,16 @@ func TestBenchLoop(t *testing.T) {
 			return benchSample{err: errors.New("op has no deadline")}
 		}
 		return benchSample{total: 10 * time.Millisecond}
+	}, func() {
+		if time.Since(begin) < warmup {
+			t.Error("the window opened during the warm-up")
+		}
+		opened.Add(1)
 	})
 	total := time.Since(begin)
+	if opened.Load() != 1 {
+		t.Errorf("the window opened %d times", opened.Load())
+	}
 	if total > warmup+d+2*time.Second { // one 10 ms op may run past the end; the slack is for a loaded machine
 		t.Errorf("ran %s for %s + %s", total, warmup, d)
 	}
@@ -155,6 +166,45 @@ func TestBenchCommand(t *testing.T) {
 	})
 }
 
+// TestBenchCPUAccounts: with -pids the report says what CPU each process
+// spent per operation in the measured window. The fake quorum's daemons
+// run in this test's process, which -pids names as daemon 0.
+func TestBenchCPUAccounts(t *testing.T) {
+	if !procCPUSupported {
+		t.Skip("process CPU is read on Linux only")
+	}
+	q := newFakeQuorum(t, 3)
+	env := map[string]string{"QUORUMCTL_KEYS": q.keys()}
+	pids := "d0=" + strconv.Itoa(os.Getpid())
+	code, stdout, stderr := runCLI(t, env, "bench", "sign", "-daemons", q.urls(), "-c", "2", "-d", "1s", "-warmup", "100ms", "-pids", pids, "-json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r struct {
+		OK  int `json:"ok"`
+		CPU struct {
+			Ops     int                 `json:"ops"`
+			WindowS float64             `json:"window_s"`
+			PerOp   map[string]*float64 `json:"per_op_ms"`
+		} `json:"cpu"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, stdout)
+	}
+	d0, self := r.CPU.PerOp["d0"], r.CPU.PerOp[benchClientName]
+	if r.CPU.Ops != r.OK || r.OK == 0 || r.CPU.WindowS <= 0 || d0 == nil || self == nil || *self <= 0 || len(r.CPU.PerOp) != 2 {
+		t.Errorf("CPU accounts %s", stdout)
+	}
+
+	code, stdout, stderr = runCLI(t, env, "bench", "import", "-daemons", q.urls(), "-c", "1", "-d", "300ms", "-warmup", "0s", "-pids", pids)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !regexp.MustCompile(`(?m)^CPU per import: daemons [0-9.]+ ms \(d0 [0-9.]+\), bench client [0-9.]+ ms, total [0-9.]+ ms of the [0-9]+ cores' [0-9.]+ ms$`).MatchString(stdout) {
+		t.Errorf("no CPU line in\n%s", stdout)
+	}
+}
+
 func TestBenchRefusals(t *testing.T) {
 	q := newFakeQuorum(t, 3)
 	tests := []struct {
@@ -166,6 +216,7 @@ func TestBenchRefusals(t *testing.T) {
 		{"remote daemon", []string{"import", "-daemons", "http://10.1.2.3:8080,http://10.1.2.4:8080", "-keys", "k"}, exitFailure, "loopback"},
 		{"concurrency 0", []string{"import", "-daemons", q.urls(), "-keys", q.keys(), "-c", "0"}, exitUsage, "-c 0"},
 		{"concurrency too high", []string{"import", "-daemons", q.urls(), "-keys", q.keys(), "-c", "5000"}, exitUsage, "-c 5000"},
+		{"bad -pids", []string{"sign", "-daemons", q.urls(), "-keys", q.keys(), "-pids", "d0:12"}, exitUsage, "name=pid"},
 		{"duration too long", []string{"sign", "-daemons", q.urls(), "-keys", q.keys(), "-d", "1h"}, exitUsage, "-d 1h"},
 		{"unknown mode", []string{"keygen"}, exitUsage, "bench import|sign"},
 		{"every op fails", []string{"import", "-daemons", q.urls(), "-keys", "0000000000000000.wrong", "-d", "100ms", "-warmup", "0s", "-c", "1"},

@@ -87,7 +87,7 @@ func runBenchAllCmd(ctx context.Context, c *cli, args []string) error {
 	}
 	all.Ratios = all.ratioLines()
 	if err := out.result(all, func(w io.Writer) {
-		fmt.Fprintln(w, strings.Join(all.Ratios, "\n"))
+		fmt.Fprintln(w, strings.Join(all.lines(), "\n"))
 	}); err != nil {
 		return err
 	}
@@ -101,34 +101,66 @@ func runBenchAllCmd(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// ratioLines puts each run beside its floor: at concurrency 1 the latency
-// (p50 over the floor's), above it the throughput (the floor's over the
-// run's; latency there is queueing, no floor applies).
+// ratioLines puts each run beside its floor.
 func (a *benchAll) ratioLines() []string {
-	f := a.Floor
 	var lines []string
-	lat := func(name string, s latencyStats, floor time.Duration, r *benchReport) {
-		lines = append(lines, fmt.Sprintf("%-12s C=%-3d p50 %7.2f ms p99 %7.2f ms floor %6.2f ms ratio %5.2f",
-			name, r.Concurrency, msf(s.P50), msf(s.P99), msf(floor), float64(s.P50)/float64(floor)))
-	}
-	thr := func(name string, r *benchReport, floor float64) {
-		lines = append(lines, fmt.Sprintf("%-12s C=%-3d p50 %7.2f ms p99 %7.2f ms throughput %6.1f/s floor %6.1f/s ratio %5.2f",
-			name, r.Concurrency, msf(r.Latency.P50), msf(r.Latency.P99), r.Throughput, floor, floor/r.Throughput))
-	}
 	for _, r := range a.Runs {
-		switch {
-		case r.Mode == "import" && r.Concurrency == 1:
-			lat("import", r.Phases["ceremony"], f.Import, r)
-			lat("import-whole", r.Latency, f.ImportWhole, r)
-		case r.Mode == "import":
-			thr("import-whole", r, f.ImportPerS)
-		case r.Concurrency == 1:
-			lat("sign", r.Latency, f.Sign, r)
-		default:
-			thr("sign", r, f.SignPerS)
+		lines = append(lines, a.runRatioLines(r)...)
+	}
+	return lines
+}
+
+// lines are the ratio lines, each run's followed by where its CPU went
+// (lines starting with "#", so that readers of the ratios skip them).
+func (a *benchAll) lines() []string {
+	var lines []string
+	for _, r := range a.Runs {
+		lines = append(lines, a.runRatioLines(r)...)
+		if l := a.cpuLine(r); l != "" {
+			lines = append(lines, l)
 		}
 	}
 	return lines
+}
+
+// runRatioLines puts a run beside its floor: at concurrency 1 the latency
+// (p50 over the floor's), above it the throughput (the floor's over the
+// run's; latency there is queueing, no floor applies).
+func (a *benchAll) runRatioLines(r *benchReport) []string {
+	f := a.Floor
+	lat := func(name string, s latencyStats, floor time.Duration) string {
+		return fmt.Sprintf("%-12s C=%-3d p50 %7.2f ms p99 %7.2f ms floor %6.2f ms ratio %5.2f",
+			name, r.Concurrency, msf(s.P50), msf(s.P99), msf(floor), float64(s.P50)/float64(floor))
+	}
+	thr := func(name string, floor float64) string {
+		return fmt.Sprintf("%-12s C=%-3d p50 %7.2f ms p99 %7.2f ms throughput %6.1f/s floor %6.1f/s ratio %5.2f",
+			name, r.Concurrency, msf(r.Latency.P50), msf(r.Latency.P99), r.Throughput, floor, floor/r.Throughput)
+	}
+	switch {
+	case r.Mode == "import" && r.Concurrency == 1:
+		return []string{lat("import", r.Phases["ceremony"], f.Import), lat("import-whole", r.Latency, f.ImportWhole)}
+	case r.Mode == "import":
+		return []string{thr("import-whole", f.ImportPerS)}
+	case r.Concurrency == 1:
+		return []string{lat("sign", r.Latency, f.Sign)}
+	default:
+		return []string{thr("sign", f.SignPerS)}
+	}
+}
+
+// cpuLine says where a run's CPU went, per operation and process, beside
+// the CPU the floor's arithmetic gives one operation; "" without -pids
+// accounts (not Linux). An import's CPU covers the whole import (slots,
+// room, ceremony): the C=1 run gives one line, under import-whole.
+func (a *benchAll) cpuLine(r *benchReport) string {
+	if r.CPU == nil {
+		return ""
+	}
+	name, floor := "sign", a.Floor.signCPU()
+	if r.Mode == "import" {
+		name, floor = "import-whole", a.Floor.importCPU()
+	}
+	return fmt.Sprintf("#   %s C=%d CPU per %s: %s; floor CPU %s", name, r.Concurrency, r.unit(), r.CPU.summary(), ms(floor))
 }
 
 // record writes the file `make bench` keeps: the ratios and what they were
@@ -138,7 +170,7 @@ func (a *benchAll) record(w io.Writer) {
 	fmt.Fprintf(w, "# quorumctl bench all, %s: %d-of-%d, %d signers, %d CPUs, load average before %s\n",
 		a.When, f.T, f.N, f.Signers, f.CPUs, a.LoadAvg)
 	fmt.Fprintln(w, "# latency ratio = p50 / floor; throughput ratio = floor / measured (lower is better, 1 = the floor)")
-	for _, l := range a.Ratios {
+	for _, l := range a.lines() {
 		fmt.Fprintln(w, l)
 	}
 	var b bytes.Buffer

@@ -71,16 +71,28 @@ func (f *floorReport) derive() {
 	f.ImportWhole = slots + room + f.Import
 	f.Sign = room + sig + 2*f.RelayDelivery + f.HSMOpen + f.HTTP
 	cores := float64(f.CPUs)
-	if c := f.ImportCPU + time.Duration(2*f.N)*f.HSMSeal; c > 0 {
+	if c := f.importCPU(); c > 0 {
 		f.ImportPerS = cores / c.Seconds()
 	}
 	// A token makes one data key at a time, and each daemon one per import.
 	if f.HSMDataKey > 0 {
 		f.ImportPerS = min(f.ImportPerS, 1/f.HSMDataKey.Seconds())
 	}
-	if c := f.SignCPU + time.Duration(f.Signers)*f.HSMOpen; c > 0 {
+	if c := f.signCPU(); c > 0 {
 		f.SignPerS = cores / c.Seconds()
 	}
+}
+
+// importCPU is the CPU a whole import needs by the floor's arithmetic: the
+// ceremony of every party, and a seal per party for its slot and its share.
+func (f *floorReport) importCPU() time.Duration {
+	return f.ImportCPU + time.Duration(2*f.N)*f.HSMSeal
+}
+
+// signCPU is the CPU a signature needs by the floor's arithmetic: the
+// ceremony of every signer and an HSM open each.
+func (f *floorReport) signCPU() time.Duration {
+	return f.SignCPU + time.Duration(f.Signers)*f.HSMOpen
 }
 
 func (f *floorReport) human(w io.Writer) {

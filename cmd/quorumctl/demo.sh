@@ -25,8 +25,10 @@
 # `demo.sh bench [C [D]]` runs the same setup, then `quorumctl bench all`:
 # the floor measured from its components (daemon 0's HSM token and state
 # dir, the relay), then 2-of-3 imports and signatures at concurrency 1 and C
-# (default 32), D (default 10s) each, and one ratio line per figure; with
-# QUORUM_BENCH_OUT set it also writes the ratios there (`make bench`).
+# (default 32), D (default 10s) each, and one ratio line per figure, each
+# run's followed by a "#" line of its CPU per operation, process by process
+# (the pids of the relay and the daemons are passed to it); with
+# QUORUM_BENCH_OUT set it also writes them there (`make bench`).
 # `demo.sh lifecycle` starts a fourth daemon and continues after the
 # signature (lifecycle_reshare): refresh → sign → reshare 2-of-3 to 2-of-4
 # with daemon 3 → sign with daemons 3 and 1 → remove daemon 0 (2-of-3 among
@@ -435,9 +437,16 @@ lifecycle_steps() {
 }
 
 if [ "$mode" = bench ]; then
+  # The processes whose CPU per operation the bench reports: relay, d0, d1, …
+  # (and a Vault dev server the demo started).
+  bench_pids=()
+  for i in "${!pids[@]}"; do
+    bench_pids+=("${names[$i]/#quorumd-/d}=${pids[$i]}")
+  done
+  [ -n "$vault_pid" ] && bench_pids+=("vault=$vault_pid")
   say "bench all: the floor, then $bench_t-of-$((ndaemons * bench_per)) import and sign at concurrency 1 and $bench_c, $bench_d each"
   "$ctl" bench all -daemons "$daemons" -parties-per-daemon "$bench_per" -threshold "$bench_t" -cs "$(if [ "$bench_c" = 1 ]; then echo 1; else echo "1,$bench_c"; fi)" -d "$bench_d" \
-    -config "$work/d0/quorumd.yaml" -relay "$relay_addr" ${QUORUM_BENCH_OUT:+-out "$QUORUM_BENCH_OUT"} | indent
+    -config "$work/d0/quorumd.yaml" -relay "$relay_addr" -pids "$(IFS=,; echo "${bench_pids[*]}")" ${QUORUM_BENCH_OUT:+-out "$QUORUM_BENCH_OUT"} | indent
   exit 0
 fi
 
