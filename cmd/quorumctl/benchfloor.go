@@ -50,6 +50,7 @@ type floorReport struct {
 	HTTP                     time.Duration // GET /healthz of a daemon
 	HSMSeal, HSMOpen         time.Duration
 	HSMDataKey               time.Duration // a per-key data key made on the token (key-slot creation)
+	HSMDataKeyCPU            time.Duration // process CPU time of the same (SoftHSM runs in the caller's process)
 	Fsync                    time.Duration // a 4 KiB rewrite + fsync in state_dir
 
 	Import      time.Duration // the import calls, first request to last 200
@@ -101,6 +102,9 @@ func (f *floorReport) human(w io.Writer) {
 	fmt.Fprintf(w, "  sign ceremony crypto (all signers, in-process)   %s (CPU %s)\n", ms(f.SignCrypto), ms(f.SignCPU))
 	fmt.Fprintf(w, "  relay delivery %s, room creation %s, HTTP round trip %s\n", ms(f.RelayDelivery), ms(f.RoomCreate), ms(f.HTTP))
 	fmt.Fprintf(w, "  HSM seal %s, open %s, data key creation %s; fsync in state_dir %s\n", ms(f.HSMSeal), ms(f.HSMOpen), ms(f.HSMDataKey), ms(f.Fsync))
+	if f.HSMDataKeyCPU > 0 {
+		fmt.Fprintf(w, "  HSM data key creation CPU %s (in the caller: a daemon, per party of an import)\n", ms(f.HSMDataKeyCPU))
+	}
 	fmt.Fprintf(w, "floor: import calls %s, whole import %s, sign %s\n", ms(f.Import), ms(f.ImportWhole), ms(f.Sign))
 	fmt.Fprintf(w, "floor throughput (%d cores): %.0f imports/s, %.0f signatures/s\n", f.CPUs, f.ImportPerS, f.SignPerS)
 }
@@ -171,7 +175,7 @@ func measureFloor(ctx context.Context, c *cli, o *floorOpts, d *client.Client) (
 	if f.HTTP, err = medianOf(ctx, o.budget, 10000, func() error { return d.Probe(ctx, "/healthz") }); err != nil {
 		return nil, fmt.Errorf("daemon %s: %w", d.Base(), err)
 	}
-	if f.HSMSeal, f.HSMOpen, f.HSMDataKey, err = measureHSM(ctx, cfg.HSM, o.budget); err != nil {
+	if f.HSMSeal, f.HSMOpen, f.HSMDataKey, f.HSMDataKeyCPU, err = measureHSM(ctx, cfg.HSM, o.budget); err != nil {
 		return nil, fmt.Errorf("HSM: %w", err)
 	}
 	if f.Fsync, err = measureFsync(ctx, cfg.StateDir, o.budget); err != nil {
@@ -203,7 +207,7 @@ func medianOf(ctx context.Context, budget time.Duration, limit int, op func() er
 // measureHSM seals and opens random bytes under the daemon's token and key
 // (a separate session; nothing is stored), and makes and destroys a few
 // per-key data keys as key-slot creation makes them.
-func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (seal, open, dataKey time.Duration, err error) {
+func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (seal, open, dataKey, dataKeyCPU time.Duration, err error) {
 	if c.SlotNumber != nil {
 		c.TokenLabel = ""
 	}
@@ -211,7 +215,7 @@ func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (
 		PINFile: c.PINFile, PINEnv: c.PINEnv, KeyLabel: c.KeyLabel, ReadKeyLabels: c.ReadKeyLabels,
 		MaxSessions: c.MaxSessions})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer h.Close()
 	secret := make([]byte, 32)
@@ -223,7 +227,7 @@ func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (
 		return err
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	open, err = medianOf(ctx, budget/3, 10000, func() error {
 		pt, err := h.Open(blob, aad)
@@ -231,7 +235,7 @@ func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (
 		return err
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	var made []string
 	defer func() {
@@ -241,14 +245,14 @@ func measureHSM(ctx context.Context, c daemon.HSMConfig, budget time.Duration) (
 			}
 		}
 	}()
-	dataKey, err = medianOf(ctx, budget/3, 20, func() error {
+	dataKey, dataKeyCPU, err = medianCPU(ctx, budget/3, 20, func() error {
 		var b [8]byte
 		rand.Read(b[:])
 		id := fmt.Sprintf("bench-floor-%x", b)
 		made = append(made, id)
 		return h.CreateDataKey(id)
 	})
-	return seal, open, dataKey, err
+	return seal, open, dataKey, dataKeyCPU, err
 }
 
 // measureFsync rewrites one 4 KiB page of a scratch file in dir and fsyncs
@@ -366,7 +370,7 @@ func measureCeremonies(ctx context.Context, o *floorOpts) (imp, impCPU, sig, sig
 	}()
 	var keys []*memDurable
 	room := 0
-	imp, impCPU, err = medianCPU(ctx, o.budget, func() error {
+	imp, impCPU, err = medianCPU(ctx, o.budget, 10000, func() error {
 		room++
 		var err error
 		keys, err = memImport(ctx, fmt.Sprintf("floor-import-%d", room), ids, o.t)
@@ -380,7 +384,7 @@ func measureCeremonies(ctx context.Context, o *floorOpts) (imp, impCPU, sig, sig
 			k.share.Zero()
 		}
 	}()
-	sig, sigCPU, err = medianCPU(ctx, o.budget, func() error {
+	sig, sigCPU, err = medianCPU(ctx, o.budget, 10000, func() error {
 		room++
 		return memSign(ctx, fmt.Sprintf("floor-sign-%d", room), ids[:o.u], keys[:o.u])
 	})
@@ -391,9 +395,9 @@ func measureCeremonies(ctx context.Context, o *floorOpts) (imp, impCPU, sig, sig
 // The floor takes the smaller of the two: CPU time is what the crypto needs
 // of this machine's cores, wall time adds the waits for them that a loaded
 // machine imposes.
-func medianCPU(ctx context.Context, budget time.Duration, op func() error) (wall, cpu time.Duration, err error) {
+func medianCPU(ctx context.Context, budget time.Duration, limit int, op func() error) (wall, cpu time.Duration, err error) {
 	var cpus []time.Duration
-	wall, err = medianOf(ctx, budget, 10000, func() error {
+	wall, err = medianOf(ctx, budget, limit, func() error {
 		c0 := processCPU()
 		err := op()
 		cpus = append(cpus, processCPU()-c0)

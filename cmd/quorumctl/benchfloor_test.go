@@ -80,6 +80,17 @@ func TestFloorArithmetic(t *testing.T) {
 	if g.Import != f.Import {
 		t.Errorf("import floor %s with wall > CPU, want %s", g.Import, f.Import)
 	}
+	var hb strings.Builder
+	f.human(&hb)
+	if strings.Contains(hb.String(), "data key creation CPU") {
+		t.Errorf("a data key CPU line with none measured:\n%s", hb.String())
+	}
+	g.HSMDataKeyCPU = 11500 * time.Microsecond
+	hb.Reset()
+	g.human(&hb)
+	if !strings.Contains(hb.String(), "  HSM data key creation CPU 11.50 ms (in the caller") {
+		t.Errorf("no data key CPU line:\n%s", hb.String())
+	}
 	a := &benchAll{Floor: f, Runs: []*benchReport{
 		{Mode: "import", Concurrency: 1, Latency: latencyStats{P50: 5 * time.Millisecond},
 			Phases: map[string]latencyStats{"ceremony": {P50: 4580 * time.Microsecond}}},
