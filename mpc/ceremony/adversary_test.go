@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
+
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/mpc/envelope"
 	"github.com/quorumd/quorumd/mpc/frost"
@@ -100,6 +102,34 @@ func TestImportAdversarial(t *testing.T) {
 		}
 		// The victim refused before signing: that proves no certificate can
 		// exist, so the others discarded what they had prepared.
+		expectStates(t, out, "none", "none", "none")
+	})
+
+	// The recipients' check of the deal against its commitments runs
+	// alongside their durable prepare (runDeal's overlap): a deal that fails
+	// it only there must still end with the prepared shares discarded and
+	// nobody signed (DESIGN §3).
+	t.Run("public shares that contradict the commitments", func(t *testing.T) {
+		q := newQuorum(t, testkit.Relay(t), n)
+		importer := 0
+		gen := btcec.Generator().SerializeCompressed()
+		out := q.runImport(x, importer, thr, slow*10*time.Second, func(i int, p *ImportParams) {
+			if i == importer {
+				p.split = dealSplit(q, func(to int, payload []byte) []byte {
+					off := 1 + 33*thr + 33*1 // party 1's published public share
+					copy(payload[off:off+33], gen)
+					return payload
+				})
+			}
+		}, nil)
+		culprit := q.ids[importer].Public()
+		expectAbort(t, out, []int{1, 2}, ErrProtocol, &culprit)
+		for _, i := range []int{1, 2} {
+			if out[i].prepared != 1 || out[i].discarded != 1 {
+				t.Errorf("party %d prepared %d and discarded %d times, want the check to fail after its prepare and discard it",
+					i, out[i].prepared, out[i].discarded)
+			}
+		}
 		expectStates(t, out, "none", "none", "none")
 	})
 
