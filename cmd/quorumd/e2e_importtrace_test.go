@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,7 +16,6 @@ import (
 	"github.com/quorumd/quorumd/daemon/boot"
 	"github.com/quorumd/quorumd/daemon/quorum"
 	"github.com/quorumd/quorumd/daemon/store"
-	"github.com/quorumd/quorumd/internal/testkit"
 )
 
 // BenchmarkE2EImportTrace imports 2-of-3 keys through HTTP into three
@@ -32,29 +29,13 @@ import (
 //	go test ./cmd/quorumd -run '^$' -bench E2EImportTrace -benchtime 200x -v
 func BenchmarkE2EImportTrace(b *testing.B) {
 	t := &testing.T{}
-	relayAddr := testkit.RelayProcess(b, "-max-rooms-per-client", "1000000",
-		"-client-room-rate", "100000", "-client-room-burst", "100000")
 	tr := &signTracer{}
-	q := &cluster{t: t}
-	for i := range 3 {
-		n := configureNode(t, tokens[i], relayAddr, e2eCeremonyTimeout, relayAddr)
-		n.editConfig("", "  user_rooms: 1000000\n  user_room_rate: 100000\n  user_room_burst: 100000\n")
-		raw, err := os.ReadFile(n.cfgPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		// No data-key pool: its refills (token searches that grow with the
-		// token) would run in the background of the timed imports; each
-		// untimed slot creation makes its key instead.
-		cfg := strings.Replace(string(raw), "level: debug", "level: info", 1)
-		cfg = strings.Replace(cfg, "hsm:\n", "hsm:\n  data_key_pool: 0\n", 1)
-		if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		n.base = startTraced(b, n, importTracedBackends(tr, i, relayAddr))
-		n.userKey, n.userID = n.createUser("alice")
-		q.nodes = append(q.nodes, n)
-	}
+	// No data-key pool: its refills (token searches that grow with the
+	// token) would run in the background of the timed imports; each untimed
+	// slot creation makes its key instead.
+	q := tracedCluster(b, t, "  data_key_pool: 0\n", func(i int, relayAddr string) boot.OpenFunc {
+		return importTracedBackends(tr, i, relayAddr)
+	})
 	priv, _ := newPrivateKey(t)
 	const call = "HTTP call (client)"
 	var walls []time.Duration

@@ -36,25 +36,8 @@ import (
 //	go test ./cmd/quorumd -run '^$' -bench E2ESignTrace -benchtime 300x -v
 func BenchmarkE2ESignTrace(b *testing.B) {
 	t := &testing.T{}
-	relayAddr := testkit.RelayProcess(b, "-max-rooms-per-client", "1000000",
-		"-client-room-rate", "100000", "-client-room-burst", "100000")
 	tr := &signTracer{}
-	q := &cluster{t: t}
-	for i := range 3 {
-		n := configureNode(t, tokens[i], relayAddr, e2eCeremonyTimeout, relayAddr)
-		n.editConfig("", "  user_rooms: 1000000\n  user_room_rate: 100000\n  user_room_burst: 100000\n")
-		raw, err := os.ReadFile(n.cfgPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		// The demo's and a deployment's level: debug lines cost time too.
-		if err := os.WriteFile(n.cfgPath, []byte(strings.Replace(string(raw), "level: debug", "level: info", 1)), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		n.base = startTraced(b, n, tracedBackends(tr, i, relayAddr))
-		n.userKey, n.userID = n.createUser("alice")
-		q.nodes = append(q.nodes, n)
-	}
+	q := tracedCluster(b, t, "", func(i int, relayAddr string) boot.OpenFunc { return tracedBackends(tr, i, relayAddr) })
 	priv, pub := newPrivateKey(t)
 	s := q.slots(q.nodes)
 	for i, a := range q.importKey(q.nodes, s, 2, priv) {
@@ -92,6 +75,33 @@ func BenchmarkE2ESignTrace(b *testing.B) {
 	b.StopTimer()
 	verify(t, pub, msg, out0(q, signers, keyIDs, msg))
 	b.Log("\n" + tr.report(0, "HTTP call (client)") + tr.report(1, "HTTP call (client)"))
+}
+
+// tracedCluster starts three in-process daemons (log level info, the
+// demo's and a deployment's: debug lines cost time too) with room limits
+// lifted, behind a quorum-relay process, each with a user alice and the
+// backends open returns; hsm adds lines to each daemon's hsm section.
+func tracedCluster(b *testing.B, t *testing.T, hsm string, open func(party int, relayAddr string) boot.OpenFunc) *cluster {
+	relayAddr := testkit.RelayProcess(b, "-max-rooms-per-client", "1000000",
+		"-client-room-rate", "100000", "-client-room-burst", "100000")
+	q := &cluster{t: t}
+	for i := range 3 {
+		n := configureNode(t, tokens[i], relayAddr, e2eCeremonyTimeout, relayAddr)
+		n.editConfig("", "  user_rooms: 1000000\n  user_room_rate: 100000\n  user_room_burst: 100000\n")
+		raw, err := os.ReadFile(n.cfgPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := strings.Replace(string(raw), "level: debug", "level: info", 1)
+		cfg = strings.Replace(cfg, "hsm:\n", "hsm:\n"+hsm, 1)
+		if err := os.WriteFile(n.cfgPath, []byte(cfg), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		n.base = startTraced(b, n, open(i, relayAddr))
+		n.userKey, n.userID = n.createUser("alice")
+		q.nodes = append(q.nodes, n)
+	}
+	return q
 }
 
 // startTraced runs n's configured daemon in-process as quorumd does, with
