@@ -67,6 +67,16 @@ func expectStates(t *testing.T, out []*importOutcome, want ...string) {
 	}
 }
 
+// refuseDeal is a transport whose relay refuses every deal post.
+type refuseDeal struct{ Transport }
+
+func (r refuseDeal) Send(ctx context.Context, to envelope.Party, body []byte) error {
+	if e, err := envelope.Unmarshal(body); err == nil && e.Round == roundDeal {
+		return errors.New("relay: 503 (test)")
+	}
+	return r.Transport.Send(ctx, to, body)
+}
+
 // dealSplit replaces the importer's deal broadcast with f's version per
 // recipient id.
 func dealSplit(q *quorum, f func(to int, payload []byte) []byte) splitFunc {
@@ -129,6 +139,24 @@ func TestImportAdversarial(t *testing.T) {
 				t.Errorf("party %d prepared %d and discarded %d times, want the check to fail after its prepare and discard it",
 					i, out[i].prepared, out[i].discarded)
 			}
+		}
+		expectStates(t, out, "none", "none", "none")
+	})
+
+	// The importer posts its deal in the background while it prepares
+	// (runDeal's overlap): a post the relay refuses must end with its
+	// prepared share discarded and nobody signed.
+	t.Run("the deal's post fails", func(t *testing.T) {
+		t.Parallel() // the recipients wait for their deadline
+		q := newQuorum(t, testkit.Relay(t), n)
+		importer := 0
+		out := q.runImport(x, importer, thr, slow*2*time.Second, func(i int, p *ImportParams) {
+			if i == importer {
+				p.Transport = refuseDeal{p.Transport}
+			}
+		}, nil)
+		if o := out[importer]; o.err == nil || o.prepared != 1 || o.discarded != 1 {
+			t.Errorf("importer: err %v, prepared %d, discarded %d; want an error after it prepared and discarded", o.err, o.prepared, o.discarded)
 		}
 		expectStates(t, out, "none", "none", "none")
 	})
