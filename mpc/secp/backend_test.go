@@ -7,7 +7,6 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
-	"github.com/quorumd/quorumd/mpc/internal/dudect"
 	"github.com/quorumd/quorumd/mpc/internal/libsecp"
 )
 
@@ -86,43 +85,9 @@ func crossCheckMult(t *testing.T, k *btcec.ModNScalar, r *rand.Rand) {
 
 // The pure-Go reference stays constant time too: it is the fallback when the
 // backend cannot lock memory.
-func TestConstantTimeScalarBaseMultGo(t *testing.T) {
-	baseTable()
-	var out btcec.JacobianPoint
-	for _, fc := range fixedClasses {
-		t.Run(fc.name, func(t *testing.T) {
-			dudect.Test(t, ctFixed(fc.v), ctRandScalar, func(k *btcec.ModNScalar) {
-				scalarBaseMultGo(k, &out)
-			})
-		})
-	}
-}
-
-func TestConstantTimeScalarMultGo(t *testing.T) {
-	p := ctPoint()
-	var out btcec.JacobianPoint
-	for _, fc := range fixedClasses {
-		t.Run(fc.name, func(t *testing.T) {
-			dudect.Test(t, ctFixed(fc.v), ctRandScalar, func(k *btcec.ModNScalar) {
-				scalarMultGo(k, &p, &out)
-			})
-		})
-	}
-}
-
-func TestConstantTimeECDHGo(t *testing.T) {
-	p := ctPoint()
-	pub := btcec.NewPublicKey(&p.X, &p.Y)
-	var sink [32]byte
-	dudect.Test(t, ctFixed(1), ctRandScalar, func(k *btcec.ModNScalar) {
-		out, err := ecdhGo(k, pub)
-		if err != nil {
-			panic("ECDH failed on a nonzero scalar")
-		}
-		sink = out
-	})
-	_ = sink
-}
+func TestConstantTimeScalarBaseMultGo(t *testing.T) { timeBaseMult(t, scalarBaseMultGo) }
+func TestConstantTimeScalarMultGo(t *testing.T)     { timeMult(t, scalarMultGo) }
+func TestConstantTimeECDHGo(t *testing.T)           { timeECDH(t, ecdhGo) }
 
 func BenchmarkScalarBaseMultGo(b *testing.B) {
 	ks, _ := benchInputs(b)
