@@ -231,17 +231,7 @@ func TestSignBatchEquivocation(t *testing.T) {
 			}
 		}
 	})
-	for _, j := range []int{1, 2} {
-		var ae *AbortError
-		if !errors.As(out[j].err, &ae) {
-			t.Fatalf("signer %d: %v, want an abort", j, out[j].err)
-		}
-		for _, honest := range []int{1, 2} {
-			if ae.Culprit == q.ids[honest].Public() {
-				t.Errorf("signer %d blames honest signer %d: %v", j, honest, ae)
-			}
-		}
-	}
+	expectNoHonestBlamed(t, q, []int{1, 2}, func(j int) error { return out[j].err })
 }
 
 // BenchmarkSignBatch16 compares, per message, one 2-of-3 batch of 16

@@ -350,17 +350,7 @@ func TestSignEquivocation(t *testing.T) {
 			}
 		}
 	})
-	for _, j := range []int{1, 2} {
-		var ae *AbortError
-		if !errors.As(out[j].err, &ae) {
-			t.Fatalf("signer %d: %v, want an abort", j, out[j].err)
-		}
-		for _, honest := range []int{1, 2} {
-			if ae.Culprit == q.ids[honest].Public() {
-				t.Errorf("signer %d blames honest signer %d: %v", j, honest, ae)
-			}
-		}
-	}
+	expectNoHonestBlamed(t, q, []int{1, 2}, func(j int) error { return out[j].err })
 }
 
 // TestSignRoomSizeFromSeat: with no signer count, a signer takes the
@@ -374,5 +364,22 @@ func TestSignRoomSizeFromSeat(t *testing.T) {
 			t.Fatalf("signer %d: %v", j, s.err)
 		}
 		verifyBTCEC(t, keys[0].info.XOnly(), msg, s.sig)
+	}
+}
+
+// expectNoHonestBlamed: every honest signer aborted, and none names another
+// honest signer as the culprit.
+func expectNoHonestBlamed(t *testing.T, q *quorum, honest []int, errOf func(int) error) {
+	t.Helper()
+	for _, j := range honest {
+		var ae *AbortError
+		if !errors.As(errOf(j), &ae) {
+			t.Fatalf("signer %d: %v, want an abort", j, errOf(j))
+		}
+		for _, h := range honest {
+			if ae.Culprit == q.ids[h].Public() {
+				t.Errorf("signer %d blames honest signer %d: %v", j, h, ae)
+			}
+		}
 	}
 }

@@ -4,8 +4,6 @@ package libsecp
 #cgo LDFLAGS: -lsecp256k1
 #cgo noescape quorumd_base_mult
 #cgo nocallback quorumd_base_mult
-#cgo noescape quorumd_ecdh
-#cgo nocallback quorumd_ecdh
 #cgo noescape quorumd_mul_secret
 #cgo nocallback quorumd_mul_secret
 #include <string.h>
@@ -44,25 +42,6 @@ static int quorumd_base_mult(const unsigned char *k32, unsigned char *out65) {
 	return ok;
 }
 
-static int quorumd_ecdh_x(unsigned char *out, const unsigned char *x32, const unsigned char *y32, void *data) {
-	(void)y32;
-	(void)data;
-	memcpy(out, x32, 32);
-	return 1;
-}
-
-// out32 = x(k32·pub65) with ecmult_const. Returns -1 when pub65 is not a
-// curve point (public), 0 when k32 is zero (the product computed in constant
-// time with k = 1 and discarded), 1 otherwise.
-static int quorumd_ecdh(const unsigned char *pub65, const unsigned char *k32, unsigned char *out32) {
-	secp256k1_pubkey pk;
-	int ok;
-	if (!secp256k1_ec_pubkey_parse(secret_ctx, &pk, pub65, 65)) return -1;
-	ok = secp256k1_ecdh(secret_ctx, out32, &pk, k32, quorumd_ecdh_x, NULL);
-	quorumd_scrub_stack();
-	return ok;
-}
-
 static int quorumd_ecdh_xy(unsigned char *out, const unsigned char *x32, const unsigned char *y32, void *data) {
 	(void)data;
 	memcpy(out, x32, 32);
@@ -70,7 +49,10 @@ static int quorumd_ecdh_xy(unsigned char *out, const unsigned char *x32, const u
 	return 1;
 }
 
-// out64 = x ‖ y of k32·pub65 with ecmult_const; results as quorumd_ecdh.
+// out64 = x ‖ y of k32·pub65 with ecmult_const (secp256k1_ecdh with a hash
+// function that keeps the point). Returns -1 when pub65 is not a curve point
+// (public), 0 when k32 is zero (the product computed in constant time with
+// k = 1 and discarded), 1 otherwise.
 static int quorumd_mul_secret(const unsigned char *pub65, const unsigned char *k32, unsigned char *out64) {
 	secp256k1_pubkey pk;
 	int ok;
@@ -173,7 +155,8 @@ func ECDH(k *btcec.ModNScalar, pub *[65]byte) (x [32]byte, ok bool, err error) {
 	b := secret()
 	s := b.take()
 	k.PutBytesUnchecked(s.mem[:32])
-	r := C.quorumd_ecdh((*C.uchar)(unsafe.Pointer(&pub[0])), s.in(), s.out())
+	// x ‖ y into the slot; only x leaves it, y is cleared with the slot.
+	r := C.quorumd_mul_secret((*C.uchar)(unsafe.Pointer(&pub[0])), s.in(), s.out())
 	copy(x[:], s.mem[32:64])
 	b.put(s)
 	switch r {
