@@ -40,6 +40,17 @@ func (q *Quorum) room(ctx context.Context, idx, size int) (string, string, error
 	return mk(ctx, size)
 }
 
+// newRoom makes a room of size on party idx's side (as room) and reports
+// it as a step.
+func (q *Quorum) newRoom(ctx context.Context, idx, size int) (string, error) {
+	room, where, err := q.room(ctx, idx, size)
+	if err != nil {
+		return "", fmt.Errorf("creating the room %s: %w", where, err)
+	}
+	q.step("room %s (size %d) created %s", room, size, where)
+	return room, nil
+}
+
 // bases lists the parties' base URLs.
 func (q *Quorum) bases() []string {
 	out := make([]string, len(q.Parties))
@@ -295,12 +306,11 @@ func (q *Quorum) Keygen(ctx context.Context, threshold int) (*KeygenResult, erro
 	for i, s := range slots {
 		res.KeyIDs[i], res.KeygenIDs[i] = s.KeyID, s.KeygenID
 	}
-	room, where, err := q.room(ctx, 0, n)
+	room, err := q.newRoom(ctx, 0, n)
 	if err != nil {
-		return nil, fmt.Errorf("creating the room %s: %w", where, err)
+		return nil, err
 	}
 	res.RoomUUID = room
-	q.step("room %s (size %d) created %s", room, n, where)
 	t0 := time.Now()
 	pubs := make([][]byte, n)
 	errs := parallel(ctx, n, func(ctx context.Context, i int) error {

@@ -105,12 +105,11 @@ func (q *Quorum) lifecycle(ctx context.Context, keyIDs []string, refresh bool, o
 			res.Dropped = append(res.Dropped, p)
 		}
 	}
-	room, where, err := q.room(ctx, 0, n)
+	room, err := q.newRoom(ctx, 0, n)
 	if err != nil {
-		return nil, fmt.Errorf("creating the room %s: %w", where, err)
+		return nil, err
 	}
 	res.RoomUUID = room
-	q.step("room %s (size %d) created %s", room, n, where)
 	t0 := time.Now()
 	pubs := make([][]byte, n)
 	errs = parallel(ctx, n, func(ctx context.Context, i int) error {
