@@ -185,9 +185,13 @@ func TestDealWrongDealer(t *testing.T) {
 	if err == nil || cert != nil {
 		t.Errorf("dealer: %v, want a failure", err)
 	}
+	// Both recipients share one deadline: one may hear of the other's
+	// timeout (its abort notice, naming the dealer it expected) before its
+	// own fires.
 	for i, o := range out {
-		if !errors.Is(o.err, ErrTimeout) {
-			t.Errorf("party %d: %v, want a timeout", i, o.err)
+		var ae *AbortError
+		if !errors.Is(o.err, ErrTimeout) && !(errors.As(o.err, &ae) && errors.Is(ae, ErrRemoteAbort) && ae.Culprit == other.Public()) {
+			t.Errorf("party %d: %v, want a timeout, its own or a peer's naming the expected dealer", i, o.err)
 		}
 	}
 	expectStates(t, out, "none", "none")
