@@ -1,7 +1,6 @@
 package hsm
 
 import (
-	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,11 +78,43 @@ func (h *HSM) CreateDataKey(keyID string) error {
 	} else if !errors.Is(err, ErrNoDataKey) {
 		return err
 	}
-	if err := generateKey(st.ctx, dataKeyID(time.Now()), label); err != nil {
+	if _, err := generateKey(st.ctx, dataKeyID(time.Now()), label); err != nil {
 		return err
 	}
+	// Look it up rather than trust the new handle: replicas sealing an
+	// existing slot's share (or migrating it) at once would each make one,
+	// and the label must then fail as ambiguous before anything is sealed.
 	_, err = h.key(st, label)
 	return err
+}
+
+// CreateNewDataKey makes the data key of a key_id the caller has just
+// minted at random (the pool, a new slot), so it cannot exist yet: no
+// search of the token precedes the creation (on SoftHSM's file store a
+// search costs a pass over every object file), and the handle the creation
+// returns is cached for the slot's first seal.
+func (h *HSM) CreateNewDataKey(keyID string) error {
+	label := DataKeyLabel(keyID)
+	if len(label) > maxKeyLabelLen {
+		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
+	}
+	h.dkCreate.Lock() // one creator or destroyer at a time, as in CreateDataKey
+	defer h.dkCreate.Unlock()
+	st, release, err := h.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	k, err := generateKey(st.ctx, dataKeyID(time.Now()), label)
+	if err != nil {
+		return err
+	}
+	aead, err := keyGCM(st.ctx, k, label)
+	if err != nil {
+		return err
+	}
+	st.remember(label, cachedDataKey{aead: aead, obj: k})
+	return nil
 }
 
 // hasDataKey reports whether the data key labelled label is configured or
@@ -126,9 +157,7 @@ func (h *HSM) DestroyDataKey(keyID string) error {
 		return err
 	}
 	defer release()
-	st.dkMu.Lock()
-	delete(st.dataKeys, label)
-	st.dkMu.Unlock()
+	st.forget(label, nil)
 	var keys []*crypto11.SecretKey
 	err = guard(func() error {
 		var e error
@@ -197,54 +226,4 @@ func (h *HSM) DataKeys() ([]DataKey, error) {
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-// maxCachedDataKeys bounds the data-key cache; past it an arbitrary entry
-// goes (a later use finds it on the token again).
-const maxCachedDataKeys = 4096
-
-// key returns the GCM of the key labelled label: a configured wrapping key,
-// or a data key found on the token (and cached, its policy checked once).
-// Called with the read lock of st held.
-func (h *HSM) key(st *tokenState, label string) (cipher.AEAD, error) {
-	if aead, ok := st.keys[label]; ok {
-		return aead, nil
-	}
-	if !strings.HasPrefix(label, DataKeyPrefix) {
-		return nil, fmt.Errorf("%w: blob is sealed under key %q, which is not configured", ErrKeyNotFound, label)
-	}
-	st.dkMu.Lock()
-	aead, ok := st.dataKeys[label]
-	st.dkMu.Unlock()
-	if ok {
-		return aead, nil
-	}
-	k, err := findKey(st.ctx, label)
-	if err == ErrKeyNotFound {
-		return nil, fmt.Errorf("%w: %q", ErrNoDataKey, label)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := checkKeyPolicy(st.ctx, k, label); err != nil {
-		return nil, err
-	}
-	err = guard(func() error {
-		var e error
-		aead, e = k.NewGCM()
-		return e
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: key %q: %w", ErrKeyPolicy, label, err)
-	}
-	st.dkMu.Lock()
-	if len(st.dataKeys) >= maxCachedDataKeys {
-		for l := range st.dataKeys {
-			delete(st.dataKeys, l)
-			break
-		}
-	}
-	st.dataKeys[label] = aead
-	st.dkMu.Unlock()
-	return aead, nil
 }

@@ -48,7 +48,7 @@ type pooledKey struct {
 
 // dataKeyMaker is what the pool needs from the token (*HSM).
 type dataKeyMaker interface {
-	CreateDataKey(keyID string) error
+	CreateNewDataKey(keyID string) error // the pool mints every keyID itself
 	DestroyDataKey(keyID string) error
 }
 
@@ -170,7 +170,7 @@ func (p *DataKeyPool) fill() {
 			continue
 		case short:
 			id, created := p.cfg.NewID(), p.now()
-			if err := p.h.CreateDataKey(id); err != nil {
+			if err := p.h.CreateNewDataKey(id); err != nil {
 				p.report(err)
 				p.sleep(poolRetry)
 				continue

@@ -109,7 +109,7 @@ type fakeMaker struct {
 	destroyed map[string]bool
 }
 
-func (f *fakeMaker) CreateDataKey(id string) error {
+func (f *fakeMaker) CreateNewDataKey(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created[id] = time.Now()

@@ -11,3 +11,22 @@ func (h *HSM) ForgetDataKeys() {
 		st.dkMu.Unlock()
 	}
 }
+
+// TokenContext identifies the current crypto11 context, so tests can tell
+// whether an operation dropped it (and reconnected).
+func (h *HSM) TokenContext() any {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.st
+}
+
+// CacheDataKeyAs makes keyID's cache entry name otherKeyID's object, as a
+// module that reused a destroyed object's handle for another object would.
+func (h *HSM) CacheDataKeyAs(keyID, otherKeyID string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	st := h.st
+	st.dkMu.Lock()
+	defer st.dkMu.Unlock()
+	st.dataKeys[DataKeyLabel(keyID)] = st.dataKeys[DataKeyLabel(otherKeyID)]
+}

@@ -39,6 +39,9 @@ type Sealer interface {
 	// it exists); SealFor seals under it and DestroyDataKey destroys it, so
 	// that every blob sealed for keyID becomes unopenable (datakey.go).
 	CreateDataKey(keyID string) error
+	// CreateNewDataKey is CreateDataKey for a keyID just minted at random,
+	// which cannot exist yet: it skips the search of the token.
+	CreateNewDataKey(keyID string) error
 	SealFor(keyID string, plaintext, aad []byte) ([]byte, error)
 	DestroyDataKey(keyID string) error
 }
@@ -71,9 +74,9 @@ type tokenState struct {
 	ctx  *crypto11.Context
 	keys map[string]cipher.AEAD
 
-	// dataKeys caches the GCMs of per-key data keys found on the token.
+	// dataKeys caches per-key data keys by label (datakeycache.go).
 	dkMu     sync.Mutex
-	dataKeys map[string]cipher.AEAD
+	dataKeys map[string]cachedDataKey
 }
 
 // Open loads the module, logs in to the token and finds (or, if allowed,
@@ -131,28 +134,51 @@ func (h *HSM) seal(label string, plaintext, aad []byte) ([]byte, error) {
 	// key the key must be rotated, far beyond this daemon's volume.
 	_, _ = rand.Read(nonce)
 	ad := gcmAAD(blob[:hdrLen], aad)
-
-	st, release, err := h.acquire()
+	out, err := h.sealOnce(label, blob, nonce, plaintext, ad, true)
+	if err == errStaleDataKey {
+		out, err = h.sealOnce(label, blob, nonce, plaintext, ad, false)
+	}
 	if err != nil {
 		return nil, err
-	}
-	aead, err := h.key(st, label)
-	if err != nil {
-		release()
-		return nil, err
-	}
-	var out []byte
-	err = guard(func() error {
-		out = aead.Seal(blob, nonce, plaintext, ad)
-		return nil
-	})
-	release()
-	if err != nil {
-		return nil, h.fail(st, "seal", err)
 	}
 	if len(out) != hdrLen+NonceSize+len(plaintext)+TagSize {
 		return nil, fmt.Errorf("%w: seal: token returned %d bytes of ciphertext for %d of plaintext",
 			ErrUnavailable, len(out)-hdrLen-NonceSize, len(plaintext))
+	}
+	return out, nil
+}
+
+// sealOnce appends the sealed plaintext to blob (header and nonce). With
+// mayRetry it answers errStaleDataKey when a cached data key turns out
+// stale (datakeycache.go), for the caller to try once more.
+func (h *HSM) sealOnce(label string, blob, nonce, plaintext, ad []byte, mayRetry bool) ([]byte, error) {
+	st, release, err := h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	ref, err := h.key(st, label)
+	if err == nil {
+		err = checkCachedLabel(st, ref, label)
+	}
+	if err != nil {
+		release()
+		if err == errStaleDataKey && !mayRetry {
+			err = fmt.Errorf("%w: data key %q: handle stale right after a lookup", ErrUnavailable, label)
+		}
+		return nil, err
+	}
+	var out []byte
+	err = guard(func() error {
+		out = ref.aead.Seal(blob, nonce, plaintext, ad)
+		return nil
+	})
+	release()
+	if err != nil {
+		if mayRetry && ref.obj != nil && staleHandle(err) {
+			st.forget(label, ref.obj)
+			return nil, errStaleDataKey
+		}
+		return nil, h.fail(st, "seal", err)
 	}
 	return out, nil
 }
@@ -172,12 +198,23 @@ func (h *HSM) Open(blob, aad []byte) ([]byte, error) {
 		return nil, err
 	}
 	ad := gcmAAD(p.header, aad)
+	pt, err := h.openOnce(p, ad, true)
+	if err == errStaleDataKey {
+		pt, err = h.openOnce(p, ad, false)
+	}
+	return pt, err
+}
 
+// openOnce is Open of a parsed blob. With mayRetry it answers
+// errStaleDataKey when a data key's handle is stale, or a cached one fails
+// to authenticate (it may name another object now: datakeycache.go), for
+// the caller to try once more after a fresh lookup.
+func (h *HSM) openOnce(p parsedBlob, ad []byte, mayRetry bool) ([]byte, error) {
 	st, release, err := h.acquire()
 	if err != nil {
 		return nil, err
 	}
-	aead, err := h.key(st, p.label)
+	ref, err := h.key(st, p.label)
 	if err != nil {
 		release()
 		return nil, err
@@ -185,7 +222,7 @@ func (h *HSM) Open(blob, aad []byte) ([]byte, error) {
 	var pt []byte
 	err = guard(func() error {
 		var e error
-		pt, e = aead.Open(nil, p.nonce, p.sealed, ad)
+		pt, e = ref.aead.Open(nil, p.nonce, p.sealed, ad)
 		return e
 	})
 	var probeErr error
@@ -193,11 +230,15 @@ func (h *HSM) Open(blob, aad []byte) ([]byte, error) {
 		// SoftHSM answers CKR_GENERAL_ERROR both for a bad tag and when it
 		// cannot use the key (e.g. the login was lost); a known-good round
 		// trip with the same key tells the two apart.
-		probeErr = probe(aead)
+		probeErr = probe(ref.aead)
 	}
 	release()
 	if err != nil {
 		clear(pt)
+		if mayRetry && ref.obj != nil && (staleHandle(err) || ref.cached && probeErr == nil && authFailure(err)) {
+			st.forget(p.label, ref.obj)
+			return nil, errStaleDataKey
+		}
 		switch {
 		case probeErr != nil:
 			h.drop(st)
@@ -404,7 +445,7 @@ func (h *HSM) connect() (*tokenState, error) {
 		}
 		keys[label] = aead
 	}
-	return &tokenState{ctx: ctx, keys: keys, dataKeys: map[string]cipher.AEAD{}}, nil
+	return &tokenState{ctx: ctx, keys: keys, dataKeys: map[string]cachedDataKey{}}, nil
 }
 
 // configureError maps crypto11.Configure failures; crypto11 does not export
@@ -431,7 +472,7 @@ func (h *HSM) configureError(err error) error {
 func loadKey(ctx *crypto11.Context, label string, create bool) (cipher.AEAD, error) {
 	key, err := findKey(ctx, label)
 	if err == ErrKeyNotFound && create {
-		if err = generateKey(ctx, []byte(label), label); err != nil {
+		if _, err = generateKey(ctx, []byte(label), label); err != nil {
 			return nil, err
 		}
 		// Find again rather than trusting the handle: two daemons creating
@@ -444,11 +485,16 @@ func loadKey(ctx *crypto11.Context, label string, create bool) (cipher.AEAD, err
 		}
 		return nil, err
 	}
+	return keyGCM(ctx, key, label)
+}
+
+// keyGCM checks a key's policy and returns its token-side GCM.
+func keyGCM(ctx *crypto11.Context, key *crypto11.SecretKey, label string) (cipher.AEAD, error) {
 	if err := checkKeyPolicy(ctx, key, label); err != nil {
 		return nil, err
 	}
 	var aead cipher.AEAD
-	err = guard(func() error {
+	err := guard(func() error {
 		var e error
 		aead, e = key.NewGCM()
 		return e
@@ -488,10 +534,10 @@ func findKey(ctx *crypto11.Context, label string) (*crypto11.SecretKey, error) {
 
 // generateKey creates a wrapping or data key as a private, sensitive,
 // non-extractable AES-256 token object usable only to encrypt and decrypt.
-func generateKey(ctx *crypto11.Context, id []byte, label string) error {
+func generateKey(ctx *crypto11.Context, id []byte, label string) (*crypto11.SecretKey, error) {
 	attrs, err := crypto11.NewAttributeSetWithIDAndLabel(id, []byte(label))
 	if err != nil {
-		return fmt.Errorf("%w: key template: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: key template: %w", ErrConfig, err)
 	}
 	for _, a := range []struct {
 		t crypto11.AttributeType
@@ -511,17 +557,19 @@ func generateKey(ctx *crypto11.Context, id []byte, label string) error {
 		{pkcs11.CKA_MODIFIABLE, false},
 	} {
 		if err := attrs.Set(a.t, a.v); err != nil {
-			return fmt.Errorf("%w: key template: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: key template: %w", ErrConfig, err)
 		}
 	}
+	var k *crypto11.SecretKey
 	err = guard(func() error {
-		_, e := ctx.GenerateSecretKeyWithAttributes(attrs, 256, crypto11.CipherAES)
+		var e error
+		k, e = ctx.GenerateSecretKeyWithAttributes(attrs, 256, crypto11.CipherAES)
 		return e
 	})
 	if err != nil {
-		return fmt.Errorf("%w: generating key %q: %w", ErrUnavailable, label, err)
+		return nil, fmt.Errorf("%w: generating key %q: %w", ErrUnavailable, label, err)
 	}
-	return nil
+	return k, nil
 }
 
 // checkKeyPolicy refuses keys that could leave the token or are not AES-256.

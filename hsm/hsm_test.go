@@ -26,25 +26,29 @@ import (
 // token get a token of their own so they cannot disturb the others.
 var tok struct {
 	main, pin, logout, closeall, policy testkit.SoftHSMToken
+	sized                               testkit.SoftHSMToken // BenchmarkDataKeyTokenSize fills it
 }
 
 // storeDir is the SoftHSM token store of this test binary.
 var storeDir string
 
 func TestMain(m *testing.M) {
+	if destroyHelper() {
+		return
+	}
 	dir, err := os.MkdirTemp("", "quorumd-hsm-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	storeDir = dir
-	toks, err := testkit.NewSoftHSMTokens(dir, "main", "pin", "logout", "closeall", "policy")
+	toks, err := testkit.NewSoftHSMTokens(dir, "main", "pin", "logout", "closeall", "policy", "sized")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "SoftHSM set-up:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	tok.main, tok.pin, tok.logout, tok.closeall, tok.policy = toks[0], toks[1], toks[2], toks[3], toks[4]
+	tok.main, tok.pin, tok.logout, tok.closeall, tok.policy, tok.sized = toks[0], toks[1], toks[2], toks[3], toks[4], toks[5]
 	// Several tests list wrap-b as a read-only key, which Open never creates.
 	for _, k := range []string{"wrap-a", "wrap-b"} {
 		h, err := hsm.Open(cfgFor(tok.main, k))

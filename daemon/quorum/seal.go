@@ -53,7 +53,7 @@ func (s *Service) sealIdentity(ctx context.Context, owner string, priv []byte) (
 	keyID, pooled := s.DataKeyPool.Take()
 	if !pooled {
 		keyID = daemon.NewKeyID()
-		if err := s.Sealer.CreateDataKey(keyID); err != nil {
+		if err := s.Sealer.CreateNewDataKey(keyID); err != nil {
 			return "", nil, fmt.Errorf("making the key's data key: %w", err)
 		}
 	}
