@@ -50,12 +50,22 @@ func dataKeyID(now time.Time) []byte {
 	return binary.BigEndian.AppendUint64([]byte(dataKeyIDMagic), uint64(now.Unix()))
 }
 
+// newDataKeyLabel is the label of a data key about to be made, which a
+// blob header must be able to name.
+func newDataKeyLabel(keyID string) (string, error) {
+	label := DataKeyLabel(keyID)
+	if len(label) > maxKeyLabelLen {
+		return "", fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
+	}
+	return label, nil
+}
+
 // CreateDataKey makes keyID's data key on the token unless it exists. It
 // must precede SealFor; the caller writes the record only after it.
 func (h *HSM) CreateDataKey(keyID string) error {
-	label := DataKeyLabel(keyID)
-	if len(label) > maxKeyLabelLen {
-		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
+	label, err := newDataKeyLabel(keyID)
+	if err != nil {
+		return err
 	}
 	// Most calls find the key made and cached (sealing a share under its
 	// slot's key): they must not queue behind creations of other keys (the
@@ -94,9 +104,9 @@ func (h *HSM) CreateDataKey(keyID string) error {
 // search costs a pass over every object file), and the handle the creation
 // returns is cached for the slot's first seal.
 func (h *HSM) CreateNewDataKey(keyID string) error {
-	label := DataKeyLabel(keyID)
-	if len(label) > maxKeyLabelLen {
-		return fmt.Errorf("%w: key_id of %d bytes is too long for a data-key label", ErrConfig, len(keyID))
+	label, err := newDataKeyLabel(keyID)
+	if err != nil {
+		return err
 	}
 	h.dkCreate.Lock() // one creator or destroyer at a time, as in CreateDataKey
 	defer h.dkCreate.Unlock()
