@@ -66,7 +66,7 @@ func NewSession(signers *SignersCtx, pubnonces []PubNonce, tweaks []Tweak, msg [
 		ctx:       SessionCtx{Signers: *signers, AggNonce: aggnonce, Tweaks: tweaks, Msg: msg},
 		pubnonces: slices.Clone(pubnonces),
 	}
-	tc, err := tweakCtxFor(signers.ThreshPK, tweaks)
+	tc, err := tweakCtxValidated(vc, tweaks)
 	if err != nil {
 		return nil, err
 	}

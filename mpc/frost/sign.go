@@ -85,7 +85,7 @@ func getSessionValuesUncached(sess *SessionCtx) (*sessionValues, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := tweakCtxFor(sess.Signers.ThreshPK, sess.Tweaks)
+	tc, err := tweakCtxValidated(vc, sess.Tweaks)
 	if err != nil {
 		return nil, err
 	}
@@ -391,10 +391,11 @@ func DeterministicSign(secshare *btcec.ModNScalar, myID uint32, aggOtherNonce *A
 	}
 	// The reference implementation validates the signers context before
 	// anything else (Sign repeats the check); the vectors depend on that order.
-	if err := ValidateSignersCtx(signers); err != nil {
+	vc, err := validateSignersCtx(signers)
+	if err != nil {
 		return PubNonce{}, PartialSig{}, err
 	}
-	tc, err := tweakCtxFor(signers.ThreshPK, tweaks)
+	tc, err := tweakCtxValidated(vc, tweaks)
 	if err != nil {
 		return PubNonce{}, PartialSig{}, err
 	}

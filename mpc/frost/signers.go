@@ -35,6 +35,7 @@ func ValidateSignersCtx(ctx *SignersCtx) error {
 type validatedCtx struct {
 	points  []btcec.JacobianPoint
 	lambdas []btcec.ModNScalar
+	q       btcec.JacobianPoint // ThreshPK, affine: what cpoint(ThreshPK) decodes to
 }
 
 // lambda returns λ for myID, which must be in the signer set.
@@ -103,14 +104,14 @@ func validateSignersCtxUncached(ctx *SignersCtx) (*validatedCtx, error) {
 	if hasDuplicates(ctx.IDs) {
 		return nil, inputErr(ErrDuplicateIDs)
 	}
-	q, lambdas, err := deriveThreshPubkey(ctx.IDs, vc.points)
+	q, qp, lambdas, err := deriveThreshPubkey(ctx.IDs, vc.points)
 	if err != nil {
 		return nil, err
 	}
 	if q != ctx.ThreshPK {
 		return nil, inputErr(ErrKeyMaterial)
 	}
-	vc.lambdas = lambdas
+	vc.lambdas, vc.q = lambdas, qp
 	return vc, nil
 }
 
@@ -178,12 +179,13 @@ func DeriveThreshPubkey(ids []uint32, pubshares []*btcec.PublicKey) ([ThreshPKSi
 	for i, p := range pubshares {
 		p.AsJacobian(&points[i])
 	}
-	q, _, err := deriveThreshPubkey(ids, points)
+	q, _, _, err := deriveThreshPubkey(ids, points)
 	return q, err
 }
 
-// deriveThreshPubkey also returns the Lagrange coefficients it used.
-func deriveThreshPubkey(ids []uint32, points []btcec.JacobianPoint) ([ThreshPKSize]byte, []btcec.ModNScalar, error) {
+// deriveThreshPubkey also returns the key as an affine point and the
+// Lagrange coefficients it used.
+func deriveThreshPubkey(ids []uint32, points []btcec.JacobianPoint) ([ThreshPKSize]byte, btcec.JacobianPoint, []btcec.ModNScalar, error) {
 	var q btcec.JacobianPoint
 	lambdas := make([]btcec.ModNScalar, len(ids))
 	for i, id := range ids {
@@ -193,7 +195,7 @@ func deriveThreshPubkey(ids []uint32, points []btcec.JacobianPoint) ([ThreshPKSi
 	}
 	q = affine(q)
 	if isInfinity(&q) {
-		return [ThreshPKSize]byte{}, nil, inputErr(ErrThreshPKInfinity)
+		return [ThreshPKSize]byte{}, q, nil, inputErr(ErrThreshPKInfinity)
 	}
-	return cbytes(&q), lambdas, nil
+	return cbytes(&q), q, lambdas, nil
 }

@@ -100,3 +100,13 @@ func tweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error)
 	}
 	return tc, nil
 }
+
+// tweakCtxValidated is tweakCtxFor for a validated signers context, whose
+// ThreshPK is already decoded (vc.q): TweakCtxInit cannot fail on it.
+func tweakCtxValidated(vc *validatedCtx, tweaks []Tweak) (*TweakCtx, error) {
+	tc := &TweakCtx{q: vc.q, gacc: *scalarOne}
+	if err := tc.ApplyTweaks(tweaks); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
