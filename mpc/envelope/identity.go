@@ -7,6 +7,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/internal/libsecp"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -143,11 +144,24 @@ func ParseParty(b []byte) (Party, error) {
 	if len(b) != PartySize {
 		return p, fmt.Errorf("envelope: party key must be %d bytes, got %d", PartySize, len(b))
 	}
-	if _, err := btcec.ParsePubKey(b); err != nil || (b[0] != 2 && b[0] != 3) {
-		return p, fmt.Errorf("envelope: party key is not a compressed curve point")
+	if _, err := partyPoint(b); err != nil {
+		return p, err
 	}
 	copy(p[:], b)
 	return p, nil
+}
+
+// partyPoint decodes a compressed party key. Public data: libsecp256k1
+// decompresses it at about half the cost of btcec.ParsePubKey.
+func partyPoint(b []byte) (*btcec.PublicKey, error) {
+	var xy [64]byte
+	if !libsecp.ParseCompressed(b, &xy) {
+		return nil, fmt.Errorf("envelope: party key is not a compressed curve point")
+	}
+	var x, y btcec.FieldVal
+	x.SetBytes((*[32]byte)(xy[:32]))
+	y.SetBytes((*[32]byte)(xy[32:]))
+	return btcec.NewPublicKey(&x, &y), nil
 }
 
 // PrivateScalar returns a copy of the private key for a signature the
