@@ -154,11 +154,8 @@ func signerCount(ctx context.Context, p SignParams) (int, error) {
 
 // outputKey is the x-only key a signature under tweaks verifies against.
 func outputKey(k *KeyInfo, tweaks []frost.Tweak) ([32]byte, error) {
-	tc, err := frost.NewTweakCtx(k.ThreshPK)
+	tc, err := frost.TweakCtxFor(k.ThreshPK, tweaks)
 	if err != nil {
-		return [32]byte{}, &AbortError{Err: ErrInput, Detail: err.Error()}
-	}
-	if err := tc.ApplyTweaks(tweaks); err != nil {
 		return [32]byte{}, &AbortError{Err: ErrInput, Detail: err.Error()}
 	}
 	return tc.XOnlyPubKey(), nil

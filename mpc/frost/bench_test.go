@@ -229,3 +229,38 @@ func BenchmarkSignerRound(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTweakCtxFor is the tweaked key of a BIP32 path of depth 5 plus
+// a BIP341 tweak: computed (a new path each time) and remembered (the
+// second use in the same signature: the session after the nonce).
+func BenchmarkTweakCtxFor(b *testing.B) {
+	rng := mrand.New(mrand.NewPCG(9, 10))
+	k := dealTestKey(b, rng, 2, 3)
+	path := func() []Tweak {
+		var tws []Tweak
+		for range 5 {
+			tws = append(tws, Tweak{Value: randTweak(b, rng)})
+		}
+		return append(tws, Tweak{Value: randTweak(b, rng), XOnly: true})
+	}
+	b.Run("computed", func(b *testing.B) {
+		paths := make([][]Tweak, b.N)
+		for i := range paths {
+			paths[i] = path()
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := TweakCtxFor(k.threshPK, paths[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		tws := path()
+		for b.Loop() {
+			if _, err := TweakCtxFor(k.threshPK, tws); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

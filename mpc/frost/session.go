@@ -66,7 +66,7 @@ func NewSession(signers *SignersCtx, pubnonces []PubNonce, tweaks []Tweak, msg [
 		ctx:       SessionCtx{Signers: *signers, AggNonce: aggnonce, Tweaks: tweaks, Msg: msg},
 		pubnonces: slices.Clone(pubnonces),
 	}
-	tc, err := tweakCtxValidated(vc, tweaks)
+	tc, err := tweakCtxValidated(vc, signers.ThreshPK, tweaks)
 	if err != nil {
 		return nil, err
 	}

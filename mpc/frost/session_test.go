@@ -217,3 +217,62 @@ func TestSessionOtherInputs(t *testing.T) {
 	}
 	_ = sns2
 }
+
+// TestTweakCtxCache: remembered tweak contexts are exactly what computing
+// them afresh gives, for their own inputs only (another key, another tweak
+// value or mode, another order, fewer tweaks: a wrong hit would differ from
+// the fresh context for at least one of these), and a caller changing the
+// context it got does not change what the next caller gets.
+func TestTweakCtxCache(t *testing.T) {
+	rng := testRNG(t)
+	keys := [][33]byte{dealTestKey(t, rng, 2, 3).threshPK, dealTestKey(t, rng, 2, 3).threshPK}
+	a, b := randTweak(t, rng), randTweak(t, rng)
+	lists := [][]Tweak{
+		nil,
+		{{Value: a}},
+		{{Value: a, XOnly: true}},
+		{{Value: a}, {Value: b}},
+		{{Value: b}, {Value: a}},
+		{{Value: a}, {Value: b, XOnly: true}},
+	}
+	fresh := func(pk [33]byte, tws []Tweak) *TweakCtx {
+		tc, err := NewTweakCtx(pk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.ApplyTweaks(tws); err != nil {
+			t.Fatal(err)
+		}
+		return tc
+	}
+	// Different inputs never share a cache key (some give equal contexts,
+	// e.g. plain tweaks in either order, so this is checked on the keys).
+	keysSeen := map[string]bool{}
+	for _, pk := range keys {
+		for _, tws := range lists {
+			k := tweakCacheKey(&pk, tws)
+			if keysSeen[k] {
+				t.Fatalf("two inputs share the cache key %x", k)
+			}
+			keysSeen[k] = true
+		}
+	}
+	for round := range 2 { // the second round is served from the cache
+		for _, pk := range keys {
+			for _, tws := range lists {
+				got, err := TweakCtxFor(pk, tws)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fresh(pk, tws)
+				if got.PlainPubKey() != want.PlainPubKey() || !got.gacc.Equals(&want.gacc) || !got.tacc.Equals(&want.tacc) {
+					t.Fatalf("round %d: cached tweak context differs from a fresh one", round)
+				}
+				// The caller's copy is its own.
+				if err := got.ApplyTweak(b, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}

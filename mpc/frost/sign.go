@@ -85,7 +85,7 @@ func getSessionValuesUncached(sess *SessionCtx) (*sessionValues, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := tweakCtxValidated(vc, sess.Tweaks)
+	tc, err := tweakCtxValidated(vc, sess.Signers.ThreshPK, sess.Tweaks)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func DeterministicSign(secshare *btcec.ModNScalar, myID uint32, aggOtherNonce *A
 	if err != nil {
 		return PubNonce{}, PartialSig{}, err
 	}
-	tc, err := tweakCtxValidated(vc, tweaks)
+	tc, err := tweakCtxValidated(vc, signers.ThreshPK, tweaks)
 	if err != nil {
 		return PubNonce{}, PartialSig{}, err
 	}

@@ -1,6 +1,8 @@
 package frost
 
 import (
+	"encoding/binary"
+
 	"github.com/btcsuite/btcd/btcec/v2"
 )
 
@@ -89,24 +91,62 @@ func (c *TweakCtx) XOnlyPubKey() [XOnlySize]byte { return xbytes(&c.q) }
 // & 1 is the parity bit of a BIP341 control block.
 func (c *TweakCtx) PlainPubKey() [ThreshPKSize]byte { return cbytes(&c.q) }
 
-// tweakCtxFor runs TweakCtxInit and all tweaks.
-func tweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
-	tc, err := NewTweakCtx(threshPK)
+// TweakCtxFor is TweakCtxInit(threshPK) followed by ApplyTweak of each
+// tweak in order. Results are remembered (public inputs only, keyed by
+// threshPK and every tweak's value and mode, in a small bounded cache): a
+// signer needs the tweaked key for its nonce and again for the session,
+// and each BIP32 level costs a point multiplication. The caller owns the
+// returned context.
+func TweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
+	return tweakCtxFor(threshPK, tweaks)
+}
+
+// tweakCache holds successful tweak contexts by value: a hit hands out a
+// copy, so no caller can change what the next one gets.
+var tweakCache = newBoundedCache[TweakCtx](256)
+
+func tweakCacheKey(threshPK *[ThreshPKSize]byte, tweaks []Tweak) string {
+	b := make([]byte, 0, ThreshPKSize+4+(TweakSize+1)*len(tweaks))
+	b = append(b, threshPK[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(tweaks)))
+	for _, tw := range tweaks {
+		b = append(b, tw.Value[:]...)
+		if tw.XOnly {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	return string(b)
+}
+
+// cachedTweakCtx applies tweaks to the context init returns for threshPK,
+// or returns a copy of the remembered result.
+func cachedTweakCtx(threshPK *[ThreshPKSize]byte, tweaks []Tweak, init func() (*TweakCtx, error)) (*TweakCtx, error) {
+	key := tweakCacheKey(threshPK, tweaks)
+	if tc, ok := tweakCache.get(key); ok {
+		return &tc, nil
+	}
+	tc, err := init()
 	if err != nil {
 		return nil, err
 	}
 	if err := tc.ApplyTweaks(tweaks); err != nil {
 		return nil, err
 	}
+	tweakCache.put(key, *tc)
 	return tc, nil
+}
+
+// tweakCtxFor runs TweakCtxInit and all tweaks.
+func tweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
+	return cachedTweakCtx(&threshPK, tweaks, func() (*TweakCtx, error) { return NewTweakCtx(threshPK) })
 }
 
 // tweakCtxValidated is tweakCtxFor for a validated signers context, whose
 // ThreshPK is already decoded (vc.q): TweakCtxInit cannot fail on it.
-func tweakCtxValidated(vc *validatedCtx, tweaks []Tweak) (*TweakCtx, error) {
-	tc := &TweakCtx{q: vc.q, gacc: *scalarOne}
-	if err := tc.ApplyTweaks(tweaks); err != nil {
-		return nil, err
-	}
-	return tc, nil
+func tweakCtxValidated(vc *validatedCtx, threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
+	return cachedTweakCtx(&threshPK, tweaks, func() (*TweakCtx, error) {
+		return &TweakCtx{q: vc.q, gacc: *scalarOne}, nil
+	})
 }
