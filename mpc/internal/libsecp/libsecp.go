@@ -15,6 +15,10 @@ package libsecp
 #cgo LDFLAGS: -lsecp256k1
 #cgo noescape quorumd_parse
 #cgo nocallback quorumd_parse
+#cgo noescape quorumd_mul
+#cgo nocallback quorumd_mul
+#cgo noescape quorumd_verify
+#cgo nocallback quorumd_verify
 #cgo noescape quorumd_xonly_parse
 #cgo nocallback quorumd_xonly_parse
 #cgo noescape quorumd_verify_parsed
