@@ -228,7 +228,7 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 			case [32]byte(ent[1:33]) != bi.digest:
 				bi.err = &ItemError{Index: i, By: signers[j], Err: ErrItemMismatch}
 			default:
-				// Decoded (once) by frost.NewSession, which blames an
+				// Decoded (once) by frost.NewSignerSession, which blames an
 				// undecodable nonce on its signer.
 				id := pt.index[signers[j]]
 				bi.ids = append(bi.ids, uint32(id))
@@ -250,8 +250,8 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 		if bi.err != nil {
 			continue
 		}
-		sess, err := frost.NewSession(&frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: bi.ids, PubShares: bi.shares, ThreshPK: k.ThreshPK},
-			bi.pns, p.Items[i].Tweaks, p.Items[i].Msg)
+		sess, err := frost.NewSignerSession(&frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: bi.ids, PubShares: bi.shares, ThreshPK: k.ThreshPK},
+			bi.pns, p.Items[i].Tweaks, p.Items[i].Msg, bi.nonce)
 		if err != nil {
 			return nil, blame(roundNonce, signers, err)
 		}

@@ -226,7 +226,7 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 			if len(e.Payload) < len(pubnonce) {
 				return zero, abortf(roundNonce, m, ErrProtocol, "public nonce of %d bytes", len(e.Payload))
 			}
-			// Decoded (once) by frost.NewSession, which blames an
+			// Decoded (once) by frost.NewSignerSession, which blames an
 			// undecodable nonce on its signer.
 			signers = append(signers, m)
 			nonces[m] = frost.PubNonce(e.Payload[:len(pubnonce)])
@@ -239,8 +239,8 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 		id := pt.index[s]
 		ids[i], pubnonces[i], pubshares[i] = uint32(id), nonces[s], frost.PubShare(k.PubShares[id])
 	}
-	sess, err := frost.NewSession(&frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: ids, PubShares: pubshares, ThreshPK: k.ThreshPK},
-		pubnonces, p.Tweaks, p.Msg)
+	sess, err := frost.NewSignerSession(&frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: ids, PubShares: pubshares, ThreshPK: k.ThreshPK},
+		pubnonces, p.Tweaks, p.Msg, secnonce)
 	if err != nil {
 		return zero, blame(roundNonce, signers, err)
 	}

@@ -209,7 +209,7 @@ func BenchmarkSignerRound(b *testing.B) {
 						}
 						continue
 					}
-					s, err := NewSession(sc, rd.pns, nil, rd.msg)
+					s, err := NewSignerSession(sc, rd.pns, nil, rd.msg, rd.mine)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -37,6 +37,14 @@ func (n *SecNonce) PubNonce() PubNonce {
 	return n.pub
 }
 
+// public returns the public nonce and its points (public data; kept after
+// the secret halves are consumed).
+func (n *SecNonce) public() (PubNonce, [2]btcec.JacobianPoint) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pub, n.r
+}
+
 // Used reports whether the nonce was consumed or destroyed.
 func (n *SecNonce) Used() bool {
 	n.mu.Lock()

@@ -29,6 +29,17 @@ type Session struct {
 // an invalid signers context, a nonce count that is not the signer
 // count, or an undecodable nonce (blamed on its index, as NonceAgg does).
 func NewSession(signers *SignersCtx, pubnonces []PubNonce, tweaks []Tweak, msg []byte) (*Session, error) {
+	return NewSignerSession(signers, pubnonces, tweaks, msg, nil)
+}
+
+// NewSignerSession is NewSession for the signer holding own, whose public
+// nonce among pubnonces need not be decoded: its points are own's.
+func NewSignerSession(signers *SignersCtx, pubnonces []PubNonce, tweaks []Tweak, msg []byte, own *SecNonce) (*Session, error) {
+	var ownPub PubNonce
+	var ownPoints [2]btcec.JacobianPoint
+	if own != nil {
+		ownPub, ownPoints = own.public()
+	}
 	vc, err := validateSignersCtx(signers)
 	if err != nil {
 		return nil, err
@@ -44,7 +55,12 @@ func NewSession(signers *SignersCtx, pubnonces []PubNonce, tweaks []Tweak, msg [
 	for j, rs := range [2][]btcec.JacobianPoint{r1s, r2s} {
 		var agg btcec.JacobianPoint
 		for i := range pubnonces {
-			p, ok := cpoint(pubnonces[i][j*33 : (j+1)*33])
+			// (A zero secret nonce half, reachable only from vectors, has
+			// no point: it is decoded, and refused, as anyone's.)
+			p, ok := ownPoints[j], own != nil && pubnonces[i] == ownPub && !isInfinity(&ownPoints[j])
+			if !ok {
+				p, ok = cpoint(pubnonces[i][j*33 : (j+1)*33])
+			}
 			if !ok {
 				return nil, &InvalidContributionError{Signer: i, Contrib: ContribPubNonce}
 			}

@@ -28,14 +28,14 @@ func TestSessionVectors(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					s, err := NewSession(g.signers(t, tc.IDs, tc.PubShareIdx), g.pubnonces(t, tc.PubNonceIdx), tweaks, unhex(t, tc.Msg))
+					sn := secNonceFromVector(t, g.SecNonces[tc.SecNonceIdx])
+					s, err := NewSignerSession(g.signers(t, tc.IDs, tc.PubShareIdx), g.pubnonces(t, tc.PubNonceIdx), tweaks, unhex(t, tc.Msg), sn)
 					if err != nil {
 						t.Fatal(err)
 					}
 					if s.AggNonce() != AggNonce(unhexLen(t, tc.AggNonce, AggNonceSize)) {
 						t.Fatalf("aggnonce %x, want %s", s.AggNonce(), tc.AggNonce)
 					}
-					sn := secNonceFromVector(t, g.SecNonces[tc.SecNonceIdx])
 					psig, err := s.Sign(sn, scalarRaw(t, g.SecShares[tc.SecShareIdx]), tc.MyID)
 					if err != nil || psig != PartialSig(unhexLen(t, tc.Expected, PartialSigSize)) {
 						t.Fatalf("psig %x, %v; want %s", psig, err, tc.Expected)
@@ -107,7 +107,12 @@ func TestSessionMatchesSpec(t *testing.T) {
 			sns[i] = nonces{newSecNonce(&k1, &k2), newSecNonce(&k1, &k2)}
 			pns[i] = sns[i].a.pub
 		}
-		s, err := NewSession(sc, pns, tweaks, msg)
+		// Odd trials: the first signer's session, its own nonce not decoded.
+		var own *SecNonce
+		if trial%2 == 1 {
+			own = sns[0].a
+		}
+		s, err := NewSignerSession(sc, pns, tweaks, msg, own)
 		if err != nil {
 			t.Fatalf("trial %d: %v", trial, err)
 		}
