@@ -57,5 +57,6 @@ func Tweaks(q [33]byte, tw daemon.Tweaks) ([]frost.Tweak, [32]byte, error) {
 		}
 		tweaks = append(tweaks, t)
 	}
+	tc.Remember() // the signing ceremony that follows needs the same context
 	return tweaks, tc.XOnlyPubKey(), nil
 }

@@ -281,3 +281,50 @@ func TestTweakCtxCache(t *testing.T) {
 		}
 	}
 }
+
+// TestTweakCtxRemember: a context built step by step and remembered is
+// what TweakCtxFor then hands out for exactly its own key and tweaks, and
+// nothing else: another key with the same tweaks, or the same key with
+// one tweak fewer, still gets its own fresh result.
+func TestTweakCtxRemember(t *testing.T) {
+	rng := testRNG(t)
+	pkA, pkB := dealTestKey(t, rng, 2, 3).threshPK, dealTestKey(t, rng, 2, 3).threshPK
+	tws := []Tweak{{Value: randTweak(t, rng)}, {Value: randTweak(t, rng)}, {Value: randTweak(t, rng), XOnly: true}}
+	tc, err := NewTweakCtx(pkA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tw := range tws {
+		if err := tc.ApplyTweak(tw.Value, tw.XOnly); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.Remember()
+	want := tc.PlainPubKey()
+	// The remembered copy is not the caller's: changing tc changes nothing.
+	if err := tc.ApplyTweak(tws[0].Value, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := TweakCtxFor(pkA, tws)
+	if err != nil || got.PlainPubKey() != want {
+		t.Fatalf("remembered context: %x %v, want %x", got.PlainPubKey(), err, want)
+	}
+	for name, c := range map[string]struct {
+		pk  [33]byte
+		tws []Tweak
+	}{"other key": {pkB, tws}, "fewer tweaks": {pkA, tws[:2]}} {
+		got, err := TweakCtxFor(c.pk, c.tws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := NewTweakCtx(c.pk)
+		if err := fresh.ApplyTweaks(c.tws); err != nil {
+			t.Fatal(err)
+		}
+		if got.PlainPubKey() != fresh.PlainPubKey() {
+			t.Fatalf("%s: got another input's context", name)
+		}
+	}
+	var zero TweakCtx
+	zero.Remember() // not from a threshold key: ignored
+}

@@ -2,6 +2,7 @@ package frost
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 )
@@ -37,6 +38,12 @@ type TweakCtx struct {
 	q    btcec.JacobianPoint // affine, never infinity
 	gacc btcec.ModNScalar
 	tacc btcec.ModNScalar
+
+	// The inputs that produced q, so that Remember files the context under
+	// exactly those. applied is never appended to in place (copies share it).
+	origin  [ThreshPKSize]byte
+	applied []Tweak
+	init    bool
 }
 
 // NewTweakCtx is TweakCtxInit: it starts from the 33-byte threshold key.
@@ -45,7 +52,17 @@ func NewTweakCtx(threshPK [ThreshPKSize]byte) (*TweakCtx, error) {
 	if !ok {
 		return nil, inputErr(ErrInvalidThreshPK)
 	}
-	return &TweakCtx{q: q, gacc: *scalarOne}, nil
+	return &TweakCtx{q: q, gacc: *scalarOne, origin: threshPK, init: true}, nil
+}
+
+// Remember adds c to the contexts TweakCtxFor hands out, under the
+// threshold key and tweaks that produced it: a caller that derives its
+// tweaks step by step (BIP32, where each level's tweak hashes the key
+// before it) spares the signing that follows a second derivation.
+func (c *TweakCtx) Remember() {
+	if c.init {
+		tweakCache.put(tweakCacheKey(&c.origin, c.applied), *c)
+	}
 }
 
 // ApplyTweak applies one tweak (spec ApplyTweak). On error the context is
@@ -71,6 +88,7 @@ func (c *TweakCtx) ApplyTweak(tweak [TweakSize]byte, isXOnly bool) error {
 		c.tacc.Negate()
 	}
 	c.tacc.Add(&t)
+	c.applied = append(slices.Clip(c.applied), Tweak{Value: tweak, XOnly: isXOnly})
 	return nil
 }
 
@@ -147,6 +165,6 @@ func tweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error)
 // ThreshPK is already decoded (vc.q): TweakCtxInit cannot fail on it.
 func tweakCtxValidated(vc *validatedCtx, threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
 	return cachedTweakCtx(&threshPK, tweaks, func() (*TweakCtx, error) {
-		return &TweakCtx{q: vc.q, gacc: *scalarOne}, nil
+		return &TweakCtx{q: vc.q, gacc: *scalarOne, origin: threshPK, init: true}, nil
 	})
 }
