@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
 
 // processCPU is the process's user+system CPU time: per-operation CPU is
@@ -184,7 +186,7 @@ func BenchmarkSignerRound(b *testing.B) {
 						}
 					}
 				}
-				sessionCache = newBoundedCache[*sessionValues](64) // as in a daemon: each session new
+				sessionCache = bounded.New[string, *sessionValues](64) // as in a daemon: each session new
 				b.ResetTimer()
 				cpu0 := processCPU()
 				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -45,7 +46,7 @@ func serializeIDs(ids []uint32) []byte {
 
 // sessionCache holds computed session values, keyed by a hash of the whole
 // session context.
-var sessionCache = newBoundedCache[*sessionValues](64)
+var sessionCache = bounded.New[string, *sessionValues](64)
 
 func sessionCacheKey(sess *SessionCtx) string {
 	h := sha256.New()
@@ -69,14 +70,14 @@ func sessionCacheKey(sess *SessionCtx) string {
 // The result is shared: callers must not modify it.
 func getSessionValues(sess *SessionCtx) (*sessionValues, error) {
 	key := sessionCacheKey(sess)
-	if sv, ok := sessionCache.get(key); ok {
+	if sv, ok := sessionCache.Get(key); ok {
 		return sv, nil
 	}
 	sv, err := getSessionValuesUncached(sess)
 	if err != nil {
 		return nil, err
 	}
-	sessionCache.put(key, sv)
+	sessionCache.Put(key, sv)
 	return sv, nil
 }
 

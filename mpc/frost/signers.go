@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
 
 // SignersCtx is the spec's Signers Context: public data common to all signers
@@ -44,7 +46,7 @@ func (v *validatedCtx) lambda(ids []uint32, myID uint32) btcec.ModNScalar {
 }
 
 // signersCache holds successfully validated contexts.
-var signersCache = newBoundedCache[*validatedCtx](64)
+var signersCache = bounded.New[string, *validatedCtx](64)
 
 // signersCacheKey serializes every field of ctx: equal keys mean equal
 // contexts.
@@ -68,14 +70,14 @@ func signersCacheKey(ctx *SignersCtx) string {
 // result is shared: callers must not modify it.
 func validateSignersCtx(ctx *SignersCtx) (*validatedCtx, error) {
 	key := signersCacheKey(ctx)
-	if vc, ok := signersCache.get(key); ok {
+	if vc, ok := signersCache.Get(key); ok {
 		return vc, nil
 	}
 	vc, err := validateSignersCtxUncached(ctx)
 	if err != nil {
 		return nil, err
 	}
-	signersCache.put(key, vc)
+	signersCache.Put(key, vc)
 	return vc, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
 
 // Tweak is one tweak of the threshold public key: plain (BIP32-style) or
@@ -61,7 +63,7 @@ func NewTweakCtx(threshPK [ThreshPKSize]byte) (*TweakCtx, error) {
 // before it) spares the signing that follows a second derivation.
 func (c *TweakCtx) Remember() {
 	if c.init {
-		tweakCache.put(tweakCacheKey(&c.origin, c.applied), *c)
+		tweakCache.Put(tweakCacheKey(&c.origin, c.applied), *c)
 	}
 }
 
@@ -121,7 +123,7 @@ func TweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error)
 
 // tweakCache holds successful tweak contexts by value: a hit hands out a
 // copy, so no caller can change what the next one gets.
-var tweakCache = newBoundedCache[TweakCtx](256)
+var tweakCache = bounded.New[string, TweakCtx](256)
 
 func tweakCacheKey(threshPK *[ThreshPKSize]byte, tweaks []Tweak) string {
 	b := make([]byte, 0, ThreshPKSize+4+(TweakSize+1)*len(tweaks))
@@ -142,7 +144,7 @@ func tweakCacheKey(threshPK *[ThreshPKSize]byte, tweaks []Tweak) string {
 // or returns a copy of the remembered result.
 func cachedTweakCtx(threshPK *[ThreshPKSize]byte, tweaks []Tweak, init func() (*TweakCtx, error)) (*TweakCtx, error) {
 	key := tweakCacheKey(threshPK, tweaks)
-	if tc, ok := tweakCache.get(key); ok {
+	if tc, ok := tweakCache.Get(key); ok {
 		return &tc, nil
 	}
 	tc, err := init()
@@ -152,7 +154,7 @@ func cachedTweakCtx(threshPK *[ThreshPKSize]byte, tweaks []Tweak, init func() (*
 	if err := tc.ApplyTweaks(tweaks); err != nil {
 		return nil, err
 	}
-	tweakCache.put(key, *tc)
+	tweakCache.Put(key, *tc)
 	return tc, nil
 }
 

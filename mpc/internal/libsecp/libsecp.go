@@ -84,8 +84,9 @@ static int quorumd_parse(const unsigned char *in, size_t inlen, unsigned char *o
 import "C"
 
 import (
-	"sync"
 	"unsafe"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
 
 func init() {
@@ -130,7 +131,7 @@ func VerifySchnorr(pub *[32]byte, msg []byte, sig *[64]byte) Result {
 // VerifySchnorrKnownKey is VerifySchnorr with pub's parse remembered
 // (xonlyKeys): same answers, one square root fewer for a key seen before.
 func VerifySchnorrKnownKey(pub *[32]byte, msg []byte, sig *[64]byte) Result {
-	pk, ok := xonlyKeys.parse(pub)
+	pk, ok := parseXOnly(pub)
 	if !ok {
 		return BadPublicKey
 	}
@@ -149,34 +150,21 @@ func VerifySchnorrKnownKey(pub *[32]byte, msg []byte, sig *[64]byte) Result {
 // signatures under each of a few keys (its members' identity keys, the
 // output key). Public data only; the parsed form is a pure function of the
 // 32 bytes it is keyed by, so a hit is exactly what parsing again gives.
-var xonlyKeys = &xonlyCache{m: map[[32]byte][64]byte{}}
+var xonlyKeys = bounded.New[[32]byte, [64]byte](maxXOnlyKeys)
 
-// maxXOnlyKeys bounds the cache; beyond it, it starts over.
 const maxXOnlyKeys = 4096
 
-type xonlyCache struct {
-	mu sync.Mutex
-	m  map[[32]byte][64]byte
-}
-
-// parse returns pub's parsed form, or false if pub is not the x
+// parseXOnly returns pub's parsed form, or false if pub is not the x
 // coordinate of a curve point (never remembered).
-func (c *xonlyCache) parse(pub *[32]byte) ([64]byte, bool) {
-	c.mu.Lock()
-	pk, ok := c.m[*pub]
-	c.mu.Unlock()
-	if ok {
+func parseXOnly(pub *[32]byte) ([64]byte, bool) {
+	if pk, ok := xonlyKeys.Get(*pub); ok {
 		return pk, true
 	}
+	var pk [64]byte
 	if C.quorumd_xonly_parse((*C.uchar)(unsafe.Pointer(&pub[0])), (*C.uchar)(unsafe.Pointer(&pk[0]))) != 1 {
 		return pk, false
 	}
-	c.mu.Lock()
-	if len(c.m) >= maxXOnlyKeys {
-		clear(c.m)
-	}
-	c.m[*pub] = pk
-	c.mu.Unlock()
+	xonlyKeys.Put(*pub, pk)
 	return pk, true
 }
 
