@@ -7,6 +7,7 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 	"github.com/quorumd/quorumd/mpc/internal/libsecp"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
@@ -138,6 +139,10 @@ func compress(p *btcec.JacobianPoint) Party {
 	return out
 }
 
+// partyPoints holds decoded party keys (x ‖ y), public data only; failures
+// are never remembered.
+var partyPoints = bounded.New[Party, [64]byte](4096)
+
 // ParseParty checks that b is a valid compressed secp256k1 point.
 func ParseParty(b []byte) (Party, error) {
 	var p Party
@@ -152,11 +157,19 @@ func ParseParty(b []byte) (Party, error) {
 }
 
 // partyPoint decodes a compressed party key. Public data: libsecp256k1
-// decompresses it at about half the cost of btcec.ParsePubKey.
+// decompresses it at about half the cost of btcec.ParsePubKey, and the
+// same few keys (this daemon's identities, their peers) come back every
+// ceremony, so decoded keys are remembered.
 func partyPoint(b []byte) (*btcec.PublicKey, error) {
-	var xy [64]byte
-	if !libsecp.ParseCompressed(b, &xy) {
+	if len(b) != PartySize {
 		return nil, fmt.Errorf("envelope: party key is not a compressed curve point")
+	}
+	xy, ok := partyPoints.Get(Party(b))
+	if !ok {
+		if !libsecp.ParseCompressed(b, &xy) {
+			return nil, fmt.Errorf("envelope: party key is not a compressed curve point")
+		}
+		partyPoints.Put(Party(b), xy)
 	}
 	var x, y btcec.FieldVal
 	x.SetBytes((*[32]byte)(xy[:32]))
