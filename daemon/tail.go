@@ -21,9 +21,10 @@ import (
 //   - when the handler returns, the held work is armed on the connection
 //     (wipingConn.arm) and started right after the connection's next
 //     write returns: fasthttp flushes the answer in one write once the
-//     handler returned (a ceremony's answer is far smaller than its write
-//     buffer), so that is the answer written and flushed, or its write
-//     failed;
+//     handler returned, so that is the answer written and flushed, or its
+//     write failed (an answer larger than fasthttp's write buffer, 4 KiB,
+//     e.g. a long batch sign's, goes out in several writes: its tail
+//     starts after the first);
 //   - a connection that is closed first (the client went away), or that
 //     reads the next request first (a pipelined request keeps fasthttp from
 //     flushing), starts it then: a read of the key on the same connection
@@ -77,12 +78,10 @@ func (t *requestTails) holding() bool {
 var _ tail.Runner = (*requestTails)(nil)
 
 // armTails hands the request's held work, if any, to its connection, to
-// start once the answer is written (see above).
+// start once the answer is written (see above). With nothing held, work
+// deferred later (by a goroutine the handler left) starts at once.
 func armTails(rc *reqCtx) {
-	if !rc.tails.holding() {
-		return
-	}
-	if c := wipingOf(rc.fc); c != nil {
+	if c := wipingOf(rc.fc); c != nil && rc.tails.holding() {
 		c.arm(&rc.tails)
 		return
 	}
