@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon/secmem"
+	"github.com/quorumd/quorumd/internal/tail"
 )
 
 // Request order in every handler: decode and validate (400s), wipe the
@@ -63,11 +64,12 @@ func (s *Server) ceremonyContext(rc *reqCtx) (context.Context, context.CancelFun
 	return context.WithTimeout(s.idContext(rc), s.cfg.Ceremony.Timeout)
 }
 
-// idContext is the base context carrying the request id, made once per
-// request (a sign call takes three deadlines from it).
+// idContext is the base context carrying the request id and the request's
+// tail.Runner, made once per request (a sign call takes three deadlines
+// from it).
 func (s *Server) idContext(rc *reqCtx) context.Context {
 	if rc.idCtx == nil {
-		rc.idCtx = context.WithValue(s.base, requestIDKey, rc.requestID)
+		rc.idCtx = tail.With(context.WithValue(s.base, requestIDKey, rc.requestID), &rc.tails)
 	}
 	return rc.idCtx
 }

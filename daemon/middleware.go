@@ -29,6 +29,7 @@ type reqCtx struct {
 	path      string // the raw request path, for the access log
 	release   func() // gives back the caller's budget seat (see admit)
 	idCtx     context.Context
+	tails     requestTails // work started after the answer (tail.go)
 }
 
 type ctxKey int
@@ -43,12 +44,15 @@ func RequestID(ctx context.Context) string {
 }
 
 // Handler is the whole middleware chain: request id, in-flight gauge,
-// routing, concurrency limit, recover, the handler, body zeroing, metrics and
-// the access log.
+// routing, concurrency limit, recover, the handler, body zeroing, metrics,
+// the access log and the request's tail work, armed to start after the
+// answer (tail.go).
 func (s *Server) Handler(fc *fasthttp.RequestCtx) {
+	startArmedTails(fc)
 	start := time.Now()
 	s.metrics.inFlight.Add(1)
 	rc := &reqCtx{fc: fc, requestID: requestIDOf(fc)}
+	rc.tails.g = &s.tails
 	fc.Response.Header.Set("X-Request-Id", rc.requestID)
 	s.dispatch(rc)
 	// The body may have held a private key or an API key, the header an API
@@ -57,6 +61,7 @@ func (s *Server) Handler(fc *fasthttp.RequestCtx) {
 	wipeAfterAnswer(fc)
 	s.metrics.inFlight.Add(-1)
 	s.finish(rc, time.Since(start))
+	armTails(rc)
 }
 
 // dispatch routes and runs the handler; a panic anywhere below is answered

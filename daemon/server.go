@@ -35,6 +35,7 @@ type Server struct {
 	base     context.Context
 	stopBase context.CancelFunc
 	stopping atomic.Bool
+	tails    tailGroup // requests' work after their answers (tail.go)
 }
 
 // New builds a server from the configuration and backends; cfg must have
@@ -151,12 +152,17 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Shutdown stops accepting connections, makes /readyz fail and waits, until
-// ctx ends, for requests in flight (ceremonies included) to finish. If ctx
-// ends first, the remaining requests' contexts are cancelled so their
-// ceremonies fail cleanly, and ctx's error is returned.
+// ctx ends, for requests in flight (ceremonies included) to finish, and
+// then for the work they left after their answers (tail.go: certificate
+// broadcasts, leaves, ready marks). If ctx ends first, the remaining
+// requests' contexts are cancelled so their ceremonies fail cleanly, and
+// ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopping.Store(true)
 	err := s.srv.ShutdownWithContext(ctx)
+	if err == nil {
+		err = s.tails.wait(ctx)
+	}
 	if err != nil {
 		s.stopBase()
 	}

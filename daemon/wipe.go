@@ -57,7 +57,8 @@ func (l wipingListener) Accept() (net.Conn, error) {
 }
 
 // wipingConn zeroes the caller's buffer before each read and, once marked,
-// the whole read buffer after each write.
+// the whole read buffer after each write. It also starts a request's tail
+// work once the answer is written (tail.go).
 type wipingConn struct {
 	net.Conn
 	// buf is the widest region of the reader's buffer a Read was given: a
@@ -65,6 +66,8 @@ type wipingConn struct {
 	// touches it.
 	buf       []byte
 	wipeAfter atomic.Bool
+	// armed is the tail work of the request whose answer is being written.
+	armed atomic.Pointer[requestTails]
 }
 
 func (c *wipingConn) Read(p []byte) (int, error) {
@@ -80,7 +83,33 @@ func (c *wipingConn) Write(p []byte) (int, error) {
 	if c.wipeAfter.Load() {
 		clear(c.buf)
 	}
+	c.startArmed()
 	return n, err
+}
+
+// Close closes the connection and starts tail work still armed on it: the
+// answer will not be written.
+func (c *wipingConn) Close() error {
+	err := c.Conn.Close()
+	c.startArmed()
+	return err
+}
+
+// arm holds t until the connection's next write, read of a request or close.
+func (c *wipingConn) arm(t *requestTails) {
+	if prev := c.armed.Swap(t); prev != nil {
+		prev.start()
+	}
+}
+
+// startArmed starts the armed tail work, if any.
+func (c *wipingConn) startArmed() {
+	if c.armed.Load() == nil {
+		return
+	}
+	if t := c.armed.Swap(nil); t != nil {
+		t.start()
+	}
 }
 
 // sameEnd reports whether two non-empty slices end at the same address,
@@ -122,6 +151,19 @@ func wipeAfterAnswer(fc *fasthttp.RequestCtx) {
 			raw.wipeAfter.Store(true)
 		}
 	}
+}
+
+// wipingOf returns the wipingConn fasthttp serves fc on (under TLS, the
+// one above the TLS layer, which sees the answer's plaintext writes), or
+// nil.
+func wipingOf(fc *fasthttp.RequestCtx) *wipingConn {
+	switch c := fc.Conn().(type) {
+	case *wipingConn:
+		return c
+	case *wipingTLSConn:
+		return &c.wipingConn
+	}
+	return nil
 }
 
 // aliasString views b as a string without copying, so a secret is never

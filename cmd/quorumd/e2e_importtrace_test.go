@@ -78,6 +78,7 @@ func BenchmarkE2EImportTrace(b *testing.B) {
 	b.ReportMetric(msOf(walls[len(walls)/2]), "p50-ms")
 	b.ReportMetric(msOf(walls[len(walls)*9/10]), "p90-ms")
 	b.ReportMetric(msOf(cpu)/float64(len(walls)), "cpu-ms/op")
+	b.ReportMetric(msOf(tr.answerGap("key service import", call)), "gap-p50-ms")
 	b.Log("\n" + tr.report(0, call) + tr.report(1, call) + tr.report(2, call))
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -74,6 +75,7 @@ func BenchmarkE2ESignTrace(b *testing.B) {
 	}
 	b.StopTimer()
 	verify(t, pub, msg, out0(q, signers, keyIDs, msg))
+	b.ReportMetric(msOf(tr.answerGap("key service Sign", "HTTP call (client)")), "gap-p50-ms")
 	b.Log("\n" + tr.report(0, "HTTP call (client)") + tr.report(1, "HTTP call (client)"))
 }
 
@@ -234,6 +236,37 @@ func (t *signTracer) report(party int, whole string) string {
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// answerGap is the median, over calls and parties, of the time from the
+// end of the event inner (the key service's call) to the end of outer
+// (the client's HTTP call): writing the answer, and whatever competes with
+// it.
+func (t *signTracer) answerGap(inner, outer string) time.Duration {
+	var gaps []time.Duration
+	for _, r := range t.runs {
+		ends := map[int][2]time.Duration{}
+		for _, e := range r {
+			x := ends[e.party]
+			switch e.name {
+			case inner:
+				x[0] = e.end
+			case outer:
+				x[1] = e.end
+			}
+			ends[e.party] = x
+		}
+		for _, x := range ends {
+			if x[0] > 0 && x[1] > 0 {
+				gaps = append(gaps, x[1]-x[0])
+			}
+		}
+	}
+	if len(gaps) == 0 {
+		return 0
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
+}
 
 type tracedSign struct {
 	daemon.Ceremonies

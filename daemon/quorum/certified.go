@@ -13,6 +13,7 @@ import (
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/daemon/store"
+	"github.com/quorumd/quorumd/internal/tail"
 	"github.com/quorumd/quorumd/mpc/ceremony"
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
@@ -62,7 +63,7 @@ func (d *importDurable) Prepare(ks *ceremony.KeyShare, rd *ceremony.RecoveryData
 // not wait for a second fsync. Reads of the key wait for the mark (owned).
 func (d *importDurable) Certified(info *ceremony.KeyInfo, rd *ceremony.RecoveryData) error {
 	daemon.MarkPhase(d.ctx, "certify")
-	d.s.markReadyLater(d.r.Owner, d.r.KeyID, info.Transcript[:], rd.Marshal())
+	d.s.markReadyLater(d.ctx, d.r.Owner, d.r.KeyID, info.Transcript[:], rd.Marshal())
 	return nil
 }
 
@@ -93,7 +94,7 @@ func markKey(owner, keyID string) string { return owner + "\x00" + keyID }
 // markTimeout bounds a lazy mark's store write.
 const markTimeout = 30 * time.Second
 
-func (s *Service) markReadyLater(owner, keyID string, transcript, recovery []byte) {
+func (s *Service) markReadyLater(ctx context.Context, owner, keyID string, transcript, recovery []byte) {
 	k := markKey(owner, keyID)
 	done := make(chan struct{})
 	s.marks.mu.Lock()
@@ -102,7 +103,9 @@ func (s *Service) markReadyLater(owner, keyID string, transcript, recovery []byt
 	}
 	s.marks.inflight[k] = done
 	s.marks.mu.Unlock()
-	go func() {
+	// After the answer (tail.Go): the commit's fsyncs would compete with
+	// writing it. Reads of the key wait for done meanwhile (owned).
+	tail.Go(ctx, func() {
 		defer func() {
 			s.marks.mu.Lock()
 			if s.marks.inflight[k] == done {
@@ -111,15 +114,15 @@ func (s *Service) markReadyLater(owner, keyID string, transcript, recovery []byt
 			s.marks.mu.Unlock()
 			close(done)
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), markTimeout)
+		mctx, cancel := context.WithTimeout(context.Background(), markTimeout)
 		defer cancel()
-		if err := s.Store.MarkReady(ctx, owner, keyID, transcript, recovery); err != nil {
+		if err := s.Store.MarkReady(mctx, owner, keyID, transcript, recovery); err != nil {
 			// The record stays pending; any peer's recovery data or the next
 			// signing ceremony completes it.
 			s.log().Warn("marking a certified key ready failed; it stays pending until recovered",
 				"key_id", keyID, "err", err)
 		}
-	}()
+	})
 }
 
 // wait blocks while a ready mark for the key is in flight; it reports

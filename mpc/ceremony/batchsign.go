@@ -91,7 +91,7 @@ const itemEntrySize = 1 + sha256.Size + frost.PubNonceSize
 // batch naming its signer), and every aggregate is verified before it is
 // returned. Item failures are per item; the error is for the whole batch.
 func SignBatch(ctx context.Context, p BatchParams) ([]BatchResult, error) {
-	defer leaveLater(p.Transport) // as Sign
+	defer leaveLater(ctx, p.Transport) // as Sign
 	k := p.Key
 	myID, err := signerID(p.SignParams)
 	if err != nil {

@@ -24,6 +24,14 @@ type quorum struct {
 	t      *testing.T
 	client *relay.Client
 	ids    []*envelope.Identity // sorted by public key: index = BIP445 id
+	ctx    context.Context      // parent of the ceremonies' contexts; nil: Background
+}
+
+func (q *quorum) base() context.Context {
+	if q.ctx != nil {
+		return q.ctx
+	}
+	return context.Background()
 }
 
 func newQuorum(t *testing.T, addr string, n int) *quorum {
@@ -168,7 +176,7 @@ func (q *quorum) runImport(x *btcec.ModNScalar, importer, t int, timeout time.Du
 // parties' durable write fail.
 func (q *quorum) runImportIn(room string, x *btcec.ModNScalar, importer, t int, timeout time.Duration,
 	tweak func(i int, p *ImportParams), absent map[int]bool, failPrepare map[int]error) []*importOutcome {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(q.base(), timeout)
 	defer cancel()
 	out := make([]*importOutcome, len(q.ids))
 	var wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/quorumd/quorumd/internal/tail"
 	"github.com/quorumd/quorumd/mpc/bip340"
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
@@ -254,41 +255,48 @@ func (p *party) certify(ctx context.Context, transcript [32]byte, evidence []byt
 
 // sendCert broadcasts the certificate, best effort: it serves only members
 // that missed a signature. With lateTail it is signed now (the identity
-// key may be zeroed once the ceremony returns) and posted in the
-// background, off the answer's path; leaveLater leaves after it.
+// key may be zeroed once the ceremony returns) and posted after the
+// caller's answer (tail.Go), off the answer's path; leaveLater leaves
+// after it.
 func (p *party) sendCert(ctx context.Context, payload []byte) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
 	if !p.lateTail || p.split != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
 		defer cancel()
 		_ = p.send(sctx, roundCert, envelope.Broadcast, payload, false)
 		return
 	}
 	raw, err := p.out.Seal(roundCert, envelope.Broadcast, payload, false)
 	if err != nil {
-		cancel()
 		return
 	}
 	done := make(chan struct{})
 	p.tail = done
-	go func() {
+	tr := p.tr
+	tail.Go(ctx, func() {
 		defer close(done)
+		// The post's time starts when it does, not when it was deferred.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
 		defer cancel()
-		_ = p.tr.Send(sctx, envelope.Broadcast, raw)
-	}()
+		_ = tr.Send(sctx, envelope.Broadcast, raw)
+	})
 }
 
-// leaveLater leaves the room in the background, after the certificate's
-// broadcast if one is in flight: nothing of it is worth a caller's wait. The
-// ECDH secrets are wiped now (the certificate is already sealed).
-func (p *party) leaveLater() {
+// leaveLater leaves the room after the caller's answer (tail.Go), after
+// the certificate's broadcast if one is deferred: nothing of it is worth a
+// caller's wait. The ECDH secrets are wiped now (the certificate is
+// already sealed).
+func (p *party) leaveLater(ctx context.Context) {
 	p.ch.Zero()
-	tail := p.tail
-	go func() {
-		if tail != nil {
-			<-tail
+	posted, tr := p.tail, p.tr
+	if _, ok := tr.(Leaver); !ok {
+		return
+	}
+	tail.Go(ctx, func() {
+		if posted != nil {
+			<-posted
 		}
-		leave(p.tr)
-	}()
+		leave(tr)
+	})
 }
 
 // afterSigning is certify's failure once this party signed: pending, and

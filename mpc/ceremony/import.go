@@ -115,7 +115,7 @@ func Import(ctx context.Context, p ImportParams, d Durable) (*KeyInfo, error) {
 	pt.split = p.split
 	// The certificate's broadcast and the leave are off the answer's path.
 	pt.lateTail = true
-	defer pt.leaveLater()
+	defer pt.leaveLater(ctx)
 	ks, rd, overlap, err := runDeal(ctx, pt, p, session)
 	if err != nil {
 		return nil, pt.fail(err)

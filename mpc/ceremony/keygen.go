@@ -62,7 +62,9 @@ func Keygen(ctx context.Context, p KeygenParams, d Durable) (*KeyInfo, error) {
 	session := envelope.SessionID(KeygenLabel, p.Room, parties, t, n, nil)
 	pt := newParty(p.Identity, envelope.KindKeygen, session, parties, p.Transport)
 	pt.split = p.split
-	defer pt.leave()
+	// The certificate's broadcast and the leave are off the answer's path.
+	pt.lateTail = true
+	defer pt.leaveLater(ctx)
 
 	hostKey := p.HostKey
 	if len(hostKey) < 32 {

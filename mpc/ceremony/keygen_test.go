@@ -25,7 +25,7 @@ import (
 // adjusts a party's params, absent parties never start.
 func (q *quorum) runKeygen(t int, timeout time.Duration, tweak func(i int, p *KeygenParams), absent map[int]bool, failPrepare map[int]error) []*importOutcome {
 	room := q.room(len(q.ids))
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(q.base(), timeout)
 	defer cancel()
 	out := make([]*importOutcome, len(q.ids))
 	var wg sync.WaitGroup

@@ -147,7 +147,9 @@ func (r *redeal) run(ctx context.Context, id *envelope.Identity, tr Transport, d
 	pt := newParty(id, r.kind, r.session, r.parties, tr)
 	r.ch = pt.ch
 	pt.split = split
-	defer pt.leave()
+	// The certificate's broadcast and the leave are off the answer's path.
+	pt.lateTail = true
+	defer pt.leaveLater(ctx)
 	ks, rd, err := r.deal(ctx, pt)
 	if err != nil {
 		return nil, pt.fail(err)

@@ -73,7 +73,7 @@ func Sign(ctx context.Context, p SignParams) ([64]byte, error) {
 	// Nothing is stored after a signature: the caller's answer need not
 	// wait for the relay to free the room. Deferred first, so that a seat
 	// the caller claimed early is left even when the inputs are refused.
-	defer leaveLater(p.Transport)
+	defer leaveLater(ctx, p.Transport)
 	var zero [64]byte
 	k := p.Key
 	myID, err := signerID(p)

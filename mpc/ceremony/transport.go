@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/quorumd/quorumd/internal/tail"
 	"github.com/quorumd/quorumd/mpc/envelope"
 )
 
@@ -64,10 +65,10 @@ func leave(tr Transport) {
 	_ = l.Leave(ctx)
 }
 
-// leaveLater is leave in the background, for a ceremony whose outcome does
-// not depend on the relay hearing it leave.
-func leaveLater(tr Transport) {
+// leaveLater is leave after the caller's answer (tail.Go), for a ceremony
+// whose outcome does not depend on the relay hearing it leave.
+func leaveLater(ctx context.Context, tr Transport) {
 	if _, ok := tr.(Leaver); ok {
-		go leave(tr)
+		tail.Go(ctx, func() { leave(tr) })
 	}
 }
