@@ -166,6 +166,7 @@ func (s *Server) features() []string { return []string{FeatureClaimEnvelope} }
 
 // Handler serves one request; exposed so the relay can be mounted in-process.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	s.m.requests.Add(1)
 	path := ctx.Path()
 	method := string(ctx.Method())
 	switch {
