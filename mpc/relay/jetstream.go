@@ -284,7 +284,9 @@ func (s *Server) jsCreateRoom(ctx *fasthttp.RequestCtx, size int, ttl time.Durat
 		return
 	}
 	s.m.roomsCreated.Add(1)
-	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String(), "client", clientID(ctx))
+	if s.roomLogs() {
+		s.log.Debug("room created", "room", id, "size", size, "ttl", ttl.String(), "client", clientID(ctx))
+	}
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), &room{id: id, size: size, expires: r.Expires}))
 }
 

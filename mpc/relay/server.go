@@ -277,7 +277,9 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 	s.open++
 	s.mu.Unlock()
 	s.m.roomsCreated.Add(1)
-	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String(), "client", client)
+	if s.roomLogs() {
+		s.log.Debug("room created", "room", id, "size", size, "ttl", ttl.String(), "client", client)
+	}
 
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), r))
 }
@@ -726,9 +728,17 @@ func (s *Server) retire(r *room, st roomState) {
 	} else {
 		s.m.roomsClosedLeft.Add(1)
 	}
-	s.log.Info("room ended", "room", r.id, "reason", st.String(), "seats", final.seats, "sets", final.sets, "messages", final.msgs,
+	if !s.roomLogs() {
+		return
+	}
+	s.log.Debug("room ended", "room", r.id, "reason", st.String(), "seats", final.seats, "sets", final.sets, "messages", final.msgs,
 		"forget_at", forgetAt.UTC().Format(time.RFC3339))
 }
+
+// roomLogs reports whether per-room lines are logged: at debug level only,
+// since a busy relay would write two per ceremony (a write(2) each, on the
+// request's path); /metrics counts rooms created and ended.
+func (s *Server) roomLogs() bool { return s.log.Enabled(context.Background(), slog.LevelDebug) }
 
 // forgetLocked drops the oldest tombstone: its id answers 404 from now on.
 func (s *Server) forgetLocked() {
