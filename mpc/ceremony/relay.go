@@ -329,19 +329,14 @@ func (t *RelaySeat) reader(ctx context.Context, conn *relay.Conn) chan recvResul
 // reading ahead.
 func (t *RelaySeat) Leave(ctx context.Context) error {
 	t.mu.Lock()
-	pending := t.pending != nil
+	p := t.pending
+	t.pending = nil
 	t.stopped = true // Sends from now on post at once
 	t.mu.Unlock()
 	var ferr error
-	if pending {
+	if p != nil {
 		// The ceremony's last Send (an abort notice, say) was queued.
-		t.mu.Lock()
-		p := t.pending
-		t.pending = nil
-		t.mu.Unlock()
-		if p != nil {
-			ferr = t.post(ctx, p, false)
-		}
+		ferr = t.post(ctx, p, false)
 	}
 	t.mu.Lock()
 	conn := t.conn
