@@ -114,14 +114,17 @@ func drained(in chan recvResult) <-chan struct{} {
 // the seat claim (claim + nonce + fetch, partial signature + fetch +
 // leave). Against a relay from before those features the same signers
 // fall back to a claim, two posts and two fetches each, and still sign.
+// A signer slow to be woken may find the other's nonce and partial
+// signature in one fetch: then it posts alone and leaves with DELETE (one
+// request more in all), or saves a fetch on the older relay.
 func TestRelaySignRequests(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		start func(testing.TB, ...relay.Config) (*relay.Server, string)
-		want  uint64
+		name     string
+		start    func(testing.TB, ...relay.Config) (*relay.Server, string)
+		min, max uint64
 	}{
-		{"combined", testkit.RelayServer, 1 + 2*2},
-		{"v1 relay", relaytest.StartV1, 1 + 2*5},
+		{"combined", testkit.RelayServer, 1 + 2*2, 1 + 2*2 + 1},
+		{"v1 relay", relaytest.StartV1, 1 + 2*5 - 2, 1 + 2*5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, addr := tc.start(t)
@@ -154,8 +157,8 @@ func TestRelaySignRequests(t *testing.T) {
 					verifyBTCEC(t, xonly(x), msg, s.sig)
 				}
 				settle()
-				if got := srv.Stats().Requests - before; got != tc.want {
-					t.Fatalf("a signature took %d relay requests, want %d", got, tc.want)
+				if got := srv.Stats().Requests - before; got < tc.min || got > tc.max {
+					t.Fatalf("a signature took %d relay requests, want %d to %d", got, tc.min, tc.max)
 				}
 			}
 		})
