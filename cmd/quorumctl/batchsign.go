@@ -51,14 +51,9 @@ func runBatchSignCmd(ctx context.Context, c *cli, args []string) error {
 	if len(msgs) == 0 {
 		return usagef("-msgs must list at least one message")
 	}
-	idx := make([]int, len(parties))
-	for i := range idx {
-		idx[i] = i
-	}
-	if *signers != "" {
-		if idx, err = parseIndexes(*signers, len(parties)); err != nil {
-			return err
-		}
+	idx, err := signerIndexes(*signers, len(parties))
+	if err != nil {
+		return err
 	}
 	out := h.printer(c)
 	qu, closeRelay, err := newQuorum(parties, *relayAddr, out)

@@ -55,14 +55,9 @@ func runSignCmd(ctx context.Context, c *cli, args []string) error {
 	if err != nil || *msgHex == "" {
 		return usagef("-msg must be non-empty hex")
 	}
-	idx := make([]int, len(parties))
-	for i := range idx {
-		idx[i] = i
-	}
-	if *signers != "" {
-		if idx, err = parseIndexes(*signers, len(parties)); err != nil {
-			return err
-		}
+	idx, err := signerIndexes(*signers, len(parties))
+	if err != nil {
+		return err
 	}
 	out := h.printer(c)
 	qu, closeRelay, err := newQuorum(parties, *relayAddr, out)

@@ -43,6 +43,19 @@ func splitList(s string) []string {
 // are usage errors.
 func normalizeURL(s string) (string, error) { return client.ParseBase(s) }
 
+// signerIndexes parses -signers: the daemon indexes it lists, or all n
+// when it is empty.
+func signerIndexes(spec string, n int) ([]int, error) {
+	if spec != "" {
+		return parseIndexes(spec, n)
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx, nil
+}
+
 // parseIndexes parses "0,2" into distinct indexes below n.
 func parseIndexes(s string, n int) ([]int, error) {
 	var out []int

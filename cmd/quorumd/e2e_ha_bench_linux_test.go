@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumd/quorumd/internal/proclog"
 	"github.com/quorumd/quorumd/internal/testkit"
 )
 
@@ -110,21 +109,14 @@ func startBenchProc(b *testing.B, bin, cfgPath string) string {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	addr, read := proclog.Follow(stderr, "quorumd serving", func([]byte) {})
 	done := make(chan struct{})
-	b.Cleanup(func() { cmd.Process.Kill(); <-done })
-	addr := make(chan string, 1)
 	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "quorumd serving" && rec.Addr != "" {
-				addr <- rec.Addr
-			}
-		}
+		<-read // Wait closes the pipe: let the reader drain it first
 		cmd.Wait()
+		close(done)
 	}()
+	b.Cleanup(func() { cmd.Process.Kill(); <-done })
 	select {
 	case a := <-addr:
 		return a

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/quorumd/quorumd/daemon/secmem"
 	"github.com/quorumd/quorumd/internal/apispec"
+	"github.com/quorumd/quorumd/internal/proclog"
 	"github.com/quorumd/quorumd/internal/testkit"
 	"github.com/quorumd/quorumd/policy"
 )
@@ -49,7 +49,7 @@ type daemonProcess struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	logs strings.Builder
-	addr chan string
+	addr <-chan string
 	done chan error
 }
 
@@ -74,24 +74,14 @@ func startProcess(t *testing.T, env []string, argv ...string) *daemonProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProcess{cmd: cmd, addr: make(chan string, 1), done: make(chan error, 1)}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			_ = json.Unmarshal(sc.Bytes(), &rec)
-			p.mu.Lock()
-			p.logs.Write(sc.Bytes())
-			p.logs.WriteByte('\n')
-			p.mu.Unlock()
-			if rec.Msg == "quorumd serving" && rec.Addr != "" {
-				p.addr <- rec.Addr
-			}
-		}
-	}()
+	p := &daemonProcess{cmd: cmd, done: make(chan error, 1)}
+	var read <-chan struct{}
+	p.addr, read = proclog.Follow(stderr, "quorumd serving", func(line []byte) {
+		p.mu.Lock()
+		p.logs.Write(line)
+		p.logs.WriteByte('\n')
+		p.mu.Unlock()
+	})
 	go func() {
 		<-read
 		p.done <- cmd.Wait()

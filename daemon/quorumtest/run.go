@@ -1,10 +1,8 @@
 package quorumtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/quorumd/quorumd/daemon"
 	"github.com/quorumd/quorumd/daemon/boot"
+	"github.com/quorumd/quorumd/internal/proclog"
 )
 
 // startTimeout bounds a daemon's start (HSM, store, first listen); stopTimeout
@@ -111,29 +110,7 @@ func startProcess(binary, configPath string, logs io.Writer) (*process, error) {
 		return nil, err
 	}
 	p := &process{cmd: cmd, done: make(chan error, 1)}
-	addrc := make(chan string, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			logs.Write(append(line, '\n'))
-			if sent {
-				continue
-			}
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "quorumd serving" && rec.Addr != "" {
-				addrc <- rec.Addr
-				sent = true
-			}
-		}
-	}()
+	addrc, readDone := proclog.Follow(stderr, "quorumd serving", func(line []byte) { logs.Write(append(line, '\n')) })
 	go func() {
 		<-readDone // Wait closes the pipe: let the reader drain it first
 		p.done <- cmd.Wait()

@@ -1,9 +1,7 @@
 package testkit
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quorumd/quorumd/daemon/quorumtest/relaytest"
+	"github.com/quorumd/quorumd/internal/proclog"
 	"github.com/quorumd/quorumd/mpc/relay"
 )
 
@@ -64,29 +63,7 @@ func RelayProcessKillable(t testing.TB, args ...string) (addr string, kill func(
 		t.Fatalf("testkit.RelayProcess: start: %v", err)
 	}
 	logs := &relayLogBuf{}
-	addrc := make(chan string, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			logs.write(line)
-			if sent {
-				continue
-			}
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" && rec.Addr != "" {
-				addrc <- rec.Addr
-				sent = true
-			}
-		}
-	}()
+	addrc, readDone := proclog.Follow(stderr, "listening", logs.write)
 	waitc := make(chan error, 1)
 	go func() {
 		<-readDone // Wait closes the pipe; let the reader finish first
