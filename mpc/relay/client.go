@@ -507,7 +507,7 @@ type Seat struct {
 
 	c     *Client
 	token string
-	left  atomic.Bool // the relay ended the seat's reading with a fetch (Conn.LeaveAfter): nothing to leave
+	left  atomic.Bool // left, or its reading ended by the relay (Conn.LeaveAfter, a post that left): nothing to leave
 }
 
 // Token returns the seat's bearer token (sent as "Authorization: Seat
@@ -517,14 +517,24 @@ func (st *Seat) Token() string { return st.token }
 // Post appends an envelope from this seat, addressed to `to` (empty =
 // broadcast to every other seat of the set); it returns the envelope's seq.
 func (st *Seat) Post(ctx context.Context, to string, body []byte) (uint64, error) {
-	seq, _, err := st.postFetch(ctx, to, body, nil)
+	seq, _, err := st.postFetch(ctx, to, body, nil, false)
 	return seq, err
 }
 
+// PostLeave is Post of the seat's last envelope, then Leave: one request
+// where the relay leaves with a post (relays before it, and JetStream
+// relays, post only; then Leave sends DELETE).
+func (st *Seat) PostLeave(ctx context.Context, to string, body []byte) error {
+	if _, _, err := st.postFetch(ctx, to, body, nil, true); err != nil {
+		return err
+	}
+	return st.Leave(ctx)
+}
+
 // postFetch is Post whose request also runs fetch (if not nil) once the
-// envelope is stored; fetched says the relay did (relays before it only
-// post).
-func (st *Seat) postFetch(ctx context.Context, to string, body []byte, fetch *fetchQuery) (uint64, claimed, error) {
+// envelope is stored, or, with leave, leaves the seat; fetched and left
+// say the relay did (relays before it only post).
+func (st *Seat) postFetch(ctx context.Context, to string, body []byte, fetch *fetchQuery, leave bool) (uint64, claimed, error) {
 	if to != "" && !ValidParty(to) {
 		return 0, claimed{}, fmt.Errorf("relay: post: recipient is not a valid party name: %w", ErrBadRequest)
 	}
@@ -536,6 +546,9 @@ func (st *Seat) postFetch(ctx context.Context, to string, body []byte, fetch *fe
 	if fetch != nil {
 		path += "&" + fetch.query(st.c)
 		timeout += fetch.wait
+	}
+	if leave {
+		path += "&leave=1"
 	}
 	data, err := st.c.do(ctx, http.MethodPost, path, st.token, "application/octet-stream", body, timeout)
 	if err != nil {
@@ -550,6 +563,13 @@ func (st *Seat) postFetch(ctx context.Context, to string, body []byte, fetch *fe
 		return 0, claimed{}, fmt.Errorf("relay: post to room %s: %w: bad seq in answer", st.Room, ErrProtocol)
 	}
 	cl := claimed{posted: true}
+	if resp.Left && !leave && fetch == nil {
+		return 0, claimed{}, fmt.Errorf("relay: post to room %s: %w: left the seat unasked", st.Room, ErrProtocol)
+	}
+	if leave && resp.Left {
+		cl.left = true
+		st.left.Store(true)
+	}
 	if fetch != nil && resp.Messages != nil {
 		if cl.msgs, err = checkFetch(*resp.Messages, st.Party, fetch.after); err == nil {
 			err = fetch.checkLeft(resp.Left, len(cl.msgs))
@@ -605,6 +625,7 @@ func (st *Seat) Leave(ctx context.Context) error {
 	if _, err := st.c.do(ctx, http.MethodDelete, "/v1/rooms/"+st.Room, st.token, "", nil, st.c.cfg.RequestTimeout); err != nil {
 		return fmt.Errorf("relay: leave room %s: %w", st.Room, err)
 	}
+	st.left.Store(true)
 	return nil
 }
 

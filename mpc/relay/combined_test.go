@@ -227,3 +227,54 @@ func TestClaimEnvelopeRollingUpgrade(t *testing.T) {
 	_ = a.Leave(ctx)
 	_ = b.Leave(ctx)
 }
+
+// TestPostLeave: a seat's last post may leave with it (one request
+// instead of a post and a DELETE); the room closes once every seat left.
+// Relays without it (older ones, JetStream) only post, and the client
+// leaves with DELETE.
+func TestPostLeave(t *testing.T) {
+	run := func(t *testing.T, addr string, requests func() uint64, want uint64) {
+		c := newClient(t, addr)
+		ctx := ctxT(t)
+		room := mustRoom(t, c, 2)
+		a, err := c.Join(ctx, room, testIDs()[0], testMembers()[:2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.Join(ctx, room, testIDs()[1], testMembers()[:2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := requests()
+		if err := a.SendLeave(ctx, "", []byte("last")); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Leave(ctx); err != nil {
+			t.Fatalf("leaving again: %v", err)
+		}
+		if got := requests() - before; got != want {
+			t.Fatalf("post and leave took %d requests, want %d", got, want)
+		}
+		if m, err := b.Recv(ctx); err != nil || string(m.Body) != "last" {
+			t.Fatalf("the last post: %+v, %v", m, err)
+		}
+		if err := b.SendLeave(ctx, "", []byte("bye")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.RoomInfo(ctx, room); !errors.Is(err, relay.ErrRoomExpired) {
+			t.Fatalf("room after every seat left: %v", err)
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		srv, addr := testkit.RelayServer(t)
+		run(t, addr, func() uint64 { return srv.Stats().Requests }, 1)
+	})
+	t.Run("v1 relay", func(t *testing.T) {
+		srv, addr := relaytest.StartV1(t)
+		run(t, addr, func() uint64 { return srv.Stats().Requests }, 2)
+	})
+	t.Run("jetstream", func(t *testing.T) {
+		_, addrs := jsRelays(t, 1)
+		run(t, addrs[0], func() uint64 { return 0 }, 0)
+	})
+}

@@ -125,7 +125,7 @@ func (cn *Conn) SendRecv(ctx context.Context, to string, body []byte) (Message, 
 		}
 		return cn.recvLocked(ctx)
 	}
-	_, cl, err := cn.seat.postFetch(ctx, to, body, &fetchQuery{after: cn.after, wait: pollWait(ctx, cn.seat.c), leaveAfter: cn.leaveIn})
+	_, cl, err := cn.seat.postFetch(ctx, to, body, &fetchQuery{after: cn.after, wait: pollWait(ctx, cn.seat.c), leaveAfter: cn.leaveIn}, false)
 	if err != nil {
 		return Message{}, err
 	}
@@ -191,3 +191,8 @@ func pollWait(ctx context.Context, c *Client) time.Duration {
 
 // Leave gives up this party's seat.
 func (cn *Conn) Leave(ctx context.Context) error { return cn.seat.Leave(ctx) }
+
+// SendLeave posts the party's last envelope and leaves (Seat.PostLeave).
+func (cn *Conn) SendLeave(ctx context.Context, to string, body []byte) error {
+	return cn.seat.PostLeave(ctx, to, body)
+}

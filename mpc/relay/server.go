@@ -33,6 +33,7 @@ import (
 //	GET    /v1/rooms/{room}                → {"room_uuid","size","expires_at"}
 //	POST   /v1/rooms/{room}/seats?to=Q     SeatClaim → {"token","set","seats","size"} (+ "seq" when it carries an envelope)
 //	POST   /v1/rooms/{room}/messages?to=Q  raw envelope (to empty = broadcast) → {"seq":n}
+//	                                       (&leave=1: the seat leaves with it, as DELETE, → {"seq":n,"left":true})
 //	                                       (a post or claim with a fetch's parameters, wait_ms given, also fetches:
 //	                                       its answer adds the fetch's "messages" and "left")
 //	GET    /v1/rooms/{room}/messages?after=S&wait_ms=W&max_bytes=B&leave_after=K   long-poll → {"messages":[{seq,from,to,body(base64)}]}
@@ -360,11 +361,18 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
+	leave := string(ctx.QueryArgs().Peek("leave")) == "1"
+	if leave && fa.asked {
+		s.reject(ctx, CodeBadRequest, "a post that leaves cannot also fetch")
+		return
+	}
 	body, ok := s.envelopeBody(ctx, ctx.PostBody())
 	if !ok {
 		return
 	}
 	if s.js != nil {
+		// JetStream relays do not leave with a post: the answer says
+		// nothing of it, and the client leaves with DELETE.
 		s.jsPost(ctx, id, to, body, fa)
 		return
 	}
@@ -413,6 +421,17 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 		}
 	}
 	head := appendSeqField(append(make([]byte, 0, 32), '{'), s.storeLocked(r, st, to, body, drop))
+	if leave {
+		// The party's last post (a certificate, an abort notice): it
+		// leaves with it, saving its DELETE.
+		closed := s.leaveLocked(r, st)
+		r.mu.Unlock()
+		if closed {
+			s.retire(r, roomClosed)
+		}
+		writeJSON(ctx, fasthttp.StatusOK, append(head, `"left":true}`...))
+		return
+	}
 	if !fa.asked {
 		r.mu.Unlock()
 		writeJSON(ctx, fasthttp.StatusOK, closeHead(head))

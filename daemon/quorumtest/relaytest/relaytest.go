@@ -252,7 +252,7 @@ func relayWritePEM(t testing.TB, dir, name, typ string, der []byte) string {
 // relay.FeatureClaimEnvelope did: a real relay behind a handler that leaves
 // the features out of GET /v1/info, refuses a seat claim carrying an
 // envelope (400, an unknown field, as their strict decoder did) and drops
-// the fetch parameters of posts and claims (they ignored them). Clients
+// the fetch and leave parameters of posts and claims (they ignored them). Clients
 // must fall back to a claim, a post and a fetch of their own.
 func StartV1(t testing.TB, cfg ...relay.Config) (*relay.Server, string) {
 	t.Helper()
@@ -287,7 +287,7 @@ func StartV1(t testing.TB, cfg ...relay.Config) (*relay.Server, string) {
 			ctx.URI().SetQueryString("")
 		case post && strings.HasSuffix(path, "/messages"):
 			args := ctx.QueryArgs()
-			for _, k := range []string{"after", "wait_ms", "max_bytes", "leave_after"} {
+			for _, k := range []string{"after", "wait_ms", "max_bytes", "leave_after", "leave"} {
 				args.Del(k)
 			}
 			ctx.URI().SetQueryStringBytes(args.QueryString())
