@@ -32,6 +32,8 @@ type RelaySeat struct {
 	// Send during one posts at once, since that Recv may be waiting for
 	// answers to it.
 	lazy       bool
+	lazyNext   bool // only the next Send is lazy (sendBeforeRecv)
+	claimFetch bool // the first Recv's claim may fetch (recvFirst)
 	pending    *relay.Post
 	recving    int
 	leaveAfter int // readAll's count before the seat was claimed
@@ -156,8 +158,8 @@ func (t *RelaySeat) Send(ctx context.Context, to envelope.Party, body []byte) er
 		p.To = hex.EncodeToString(to[:])
 	}
 	t.mu.Lock()
-	if t.lazy && t.recving == 0 && t.pending == nil && !t.stopped {
-		t.pending = p
+	if (t.lazy || t.lazyNext) && t.recving == 0 && t.pending == nil && !t.stopped {
+		t.pending, t.lazyNext = p, false
 		t.mu.Unlock()
 		return nil
 	}
@@ -178,6 +180,7 @@ func (t *RelaySeat) Recv(ctx context.Context) ([]byte, error) {
 	t.mu.Lock()
 	p := t.pending
 	t.pending = nil
+	fetch := p != nil || t.claimFetch
 	t.recving++
 	t.mu.Unlock()
 	defer func() {
@@ -185,8 +188,9 @@ func (t *RelaySeat) Recv(ctx context.Context) ([]byte, error) {
 		t.recving--
 		t.mu.Unlock()
 	}()
-	// The claim's request fetches only for a queued post (see post).
-	conn, posted, err := t.seat(ctx, relay.JoinOptions{First: p, Fetch: p != nil})
+	// The claim's request fetches only for a queued post, or when nothing
+	// is sent meanwhile (recvFirst; see post).
+	conn, posted, err := t.seat(ctx, relay.JoinOptions{First: p, Fetch: fetch})
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +229,42 @@ func sendLazily(tr Transport) {
 	if rs, ok := tr.(*RelaySeat); ok {
 		rs.mu.Lock()
 		rs.lazy = true
+		rs.mu.Unlock()
+	}
+}
+
+// sendBeforeRecv is sendLazily for tr's next Send only: for a post the
+// ceremony follows at once with waiting for the others' (the durable
+// prepare's barrier), sending nothing else meanwhile.
+func sendBeforeRecv(tr Transport) {
+	if rs, ok := tr.(*RelaySeat); ok {
+		rs.mu.Lock()
+		rs.lazyNext = true
+		rs.mu.Unlock()
+	}
+}
+
+// sendLast makes tr's next Send wait for Leave, which posts it and leaves
+// in one request (a relay transport; others send at once): for a
+// ceremony's last envelope, left right after. It reports whether tr
+// queues it.
+func sendLast(tr Transport) bool {
+	rs, ok := tr.(*RelaySeat)
+	if ok {
+		rs.mu.Lock()
+		rs.lazyNext = true
+		rs.mu.Unlock()
+	}
+	return ok
+}
+
+// recvFirst says tr's party sends nothing until its first Recv returns (an
+// import's recipient waits for the deal first): that Recv's seat claim may
+// then also fetch, one request instead of two.
+func recvFirst(tr Transport) {
+	if rs, ok := tr.(*RelaySeat); ok {
+		rs.mu.Lock()
+		rs.claimFetch = true
 		rs.mu.Unlock()
 	}
 }
@@ -335,8 +375,16 @@ func (t *RelaySeat) Leave(ctx context.Context) error {
 	t.mu.Unlock()
 	var ferr error
 	if p != nil {
-		// The ceremony's last Send (an abort notice, say) was queued.
-		ferr = t.post(ctx, p, false)
+		// The ceremony's last Send (a certificate, an abort notice) was
+		// queued: it leaves with it, in one request where it can.
+		t.mu.Lock()
+		conn := t.conn
+		t.mu.Unlock()
+		if conn != nil {
+			ferr = conn.SendLeave(ctx, p.To, p.Body)
+		} else {
+			ferr = t.post(ctx, p, false)
+		}
 	}
 	t.mu.Lock()
 	conn := t.conn
