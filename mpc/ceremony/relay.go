@@ -32,7 +32,7 @@ type RelaySeat struct {
 	// Send during one posts at once, since that Recv may be waiting for
 	// answers to it.
 	lazy       bool
-	lazyNext   bool // only the next Send is lazy (sendBeforeRecv)
+	lazyNext   bool // only the next Send is lazy (queueNext)
 	claimFetch bool // the first Recv's claim may fetch (recvFirst)
 	pending    *relay.Post
 	recving    int
@@ -151,7 +151,8 @@ func (t *RelaySeat) post(ctx context.Context, p *relay.Post, fetch bool) error {
 }
 
 // Send posts body to `to`, or to every other member for envelope.Broadcast.
-// Sending lazily, it queues body for the next Recv instead.
+// Sending lazily, it queues body for the next Recv (or Leave) instead, so
+// the caller must not change body afterwards (sealed envelopes never are).
 func (t *RelaySeat) Send(ctx context.Context, to envelope.Party, body []byte) error {
 	p := &relay.Post{Body: body}
 	if !to.IsBroadcast() {
@@ -225,48 +226,32 @@ func (t *RelaySeat) Recv(ctx context.Context) ([]byte, error) {
 // the claim in the first). The ceremony must send from one goroutine, and
 // call RoomSize or Recv (or end) after each Send. Other transports ignore
 // it.
-func sendLazily(tr Transport) {
-	if rs, ok := tr.(*RelaySeat); ok {
-		rs.mu.Lock()
-		rs.lazy = true
-		rs.mu.Unlock()
-	}
-}
+func sendLazily(tr Transport) { setFlag(tr, func(t *RelaySeat) *bool { return &t.lazy }) }
 
-// sendBeforeRecv is sendLazily for tr's next Send only: for a post the
-// ceremony follows at once with waiting for the others' (the durable
-// prepare's barrier), sending nothing else meanwhile.
-func sendBeforeRecv(tr Transport) {
-	if rs, ok := tr.(*RelaySeat); ok {
-		rs.mu.Lock()
-		rs.lazyNext = true
-		rs.mu.Unlock()
-	}
-}
-
-// sendLast makes tr's next Send wait for Leave, which posts it and leaves
-// in one request (a relay transport; others send at once): for a
-// ceremony's last envelope, left right after. It reports whether tr
-// queues it.
-func sendLast(tr Transport) bool {
-	rs, ok := tr.(*RelaySeat)
-	if ok {
-		rs.mu.Lock()
-		rs.lazyNext = true
-		rs.mu.Unlock()
-	}
-	return ok
+// queueNext is sendLazily for tr's next Send only, which then rides on the
+// Recv or the Leave after it: for a post the ceremony follows at once with
+// waiting for the others' (the durable prepare's barrier), or with leaving
+// (its last envelope), sending nothing else meanwhile. It reports whether
+// tr queues it (a relay transport; others send at once).
+func queueNext(tr Transport) bool {
+	return setFlag(tr, func(t *RelaySeat) *bool { return &t.lazyNext })
 }
 
 // recvFirst says tr's party sends nothing until its first Recv returns (an
 // import's recipient waits for the deal first): that Recv's seat claim may
 // then also fetch, one request instead of two.
-func recvFirst(tr Transport) {
-	if rs, ok := tr.(*RelaySeat); ok {
+func recvFirst(tr Transport) { setFlag(tr, func(t *RelaySeat) *bool { return &t.claimFetch }) }
+
+// setFlag sets the flag of tr's RelaySeat that field names, and reports
+// whether tr is one.
+func setFlag(tr Transport, field func(*RelaySeat) *bool) bool {
+	rs, ok := tr.(*RelaySeat)
+	if ok {
 		rs.mu.Lock()
-		rs.claimFetch = true
+		*field(rs) = true
 		rs.mu.Unlock()
 	}
+	return ok
 }
 
 // sendsLazily reports whether tr queues its Sends (sendLazily): such a
