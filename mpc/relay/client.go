@@ -419,6 +419,7 @@ func (c *Client) claim(ctx context.Context, room string, sc SeatClaim, first *Po
 	}
 	path := "/v1/rooms/" + room + "/seats"
 	sep := "?"
+	sc.Envelope = nil // only first rides on the claim (its recipient is in the query)
 	if first != nil {
 		sc.Envelope = first.Body
 		path += "?to=" + first.To
