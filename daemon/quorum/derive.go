@@ -26,7 +26,8 @@ func ChainCode(q [33]byte) [32]byte {
 // Public data only.
 func Tweaks(q [33]byte, tw daemon.Tweaks) ([]frost.Tweak, [32]byte, error) {
 	var out [32]byte
-	tc, err := frost.NewTweakCtx(q)
+	// From the remembered untweaked context: no decompression of q per call.
+	tc, err := frost.TweakCtxFor(q, nil)
 	if err != nil {
 		return nil, out, err
 	}
@@ -56,5 +57,6 @@ func Tweaks(q [33]byte, tw daemon.Tweaks) ([]frost.Tweak, [32]byte, error) {
 		}
 		tweaks = append(tweaks, t)
 	}
+	tc.Remember() // the signing ceremony that follows needs the same context
 	return tweaks, tc.XOnlyPubKey(), nil
 }

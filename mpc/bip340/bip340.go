@@ -154,15 +154,17 @@ func SignWithPublicKey(priv *btcec.ModNScalar, pub *[33]byte, msg []byte, auxRan
 
 // sign is Sign given the x coordinate and y parity (public) of priv·G:
 // signCore, then BIP340's recommended self-check against fault attacks that
-// would otherwise leak d through a wrong signature. The check is Verify on
-// public values (variable time; its time depends on the public key, which
-// is public).
+// would otherwise leak d through a wrong signature. The check is a
+// verification on public values (variable time; its time depends on the
+// public key, which is public, but not on whether it was seen before).
 func sign(priv *btcec.ModNScalar, px *[32]byte, oddY uint32, msg []byte, auxRand [32]byte) ([64]byte, error) {
 	sig, err := signCore(priv, px, oddY, msg, auxRand)
 	if err != nil {
 		return sig, err
 	}
-	if err := Verify(px[:], msg, sig[:]); err != nil {
+	// libsecp.VerifySchnorr parses px afresh: signing takes the same time
+	// whether or not this key was verified under before.
+	if libsecp.VerifySchnorr(px, msg, &sig) != libsecp.Valid {
 		clear(sig[:])
 		return sig, fmt.Errorf("%w: self-verification failed", ErrSigningFailed)
 	}
@@ -289,7 +291,7 @@ func Verify(pub, msg, sig []byte) error {
 	if err := parseSignature(sig, &r, &s); err != nil {
 		return err
 	}
-	switch libsecp.VerifySchnorr((*[32]byte)(pub), msg, (*[64]byte)(sig)) {
+	switch libsecp.VerifySchnorrKnownKey((*[32]byte)(pub), msg, (*[64]byte)(sig)) {
 	case libsecp.Valid:
 		return nil
 	case libsecp.BadPublicKey:

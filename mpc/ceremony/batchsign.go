@@ -127,7 +127,7 @@ type batchItem struct {
 	outKey [32]byte
 	nonce  *frost.SecNonce
 	err    error // set once the item is out
-	sess   *frost.SessionCtx
+	sess   *frost.Session
 	ids    []uint32
 	pns    []frost.PubNonce
 	shares []frost.PubShare
@@ -229,13 +229,11 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 			case [32]byte(ent[1:33]) != bi.digest:
 				bi.err = &ItemError{Index: i, By: signers[j], Err: ErrItemMismatch}
 			default:
-				pn, err := frost.ParsePubNonce(ent[33:])
-				if err != nil {
-					return nil, abortf(roundNonce, signers[j], ErrProtocol, "item %d public nonce: %v", i, err)
-				}
+				// Decoded (once) by frost.NewSignerSession, which blames an
+				// undecodable nonce on its signer.
 				id := pt.index[signers[j]]
 				bi.ids = append(bi.ids, uint32(id))
-				bi.pns = append(bi.pns, pn)
+				bi.pns = append(bi.pns, frost.PubNonce(ent[33:]))
 				bi.shares = append(bi.shares, frost.PubShare(k.PubShares[id]))
 			}
 		}
@@ -253,15 +251,13 @@ func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [
 		if bi.err != nil {
 			continue
 		}
-		agg, err := frost.NonceAgg(bi.pns)
+		sess, err := frost.NewSignerSession(&frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: bi.ids, PubShares: bi.shares, ThreshPK: k.ThreshPK},
+			bi.pns, p.Items[i].Tweaks, p.Items[i].Msg, bi.nonce)
 		if err != nil {
 			return nil, blame(roundNonce, signers, err)
 		}
-		bi.sess = &frost.SessionCtx{
-			Signers:  frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: bi.ids, PubShares: bi.shares, ThreshPK: k.ThreshPK},
-			AggNonce: agg, Tweaks: p.Items[i].Tweaks, Msg: p.Items[i].Msg,
-		}
-		psig, err := frost.Sign(bi.nonce, p.Share, uint32(myID), bi.sess)
+		bi.sess = sess
+		psig, err := sess.Sign(bi.nonce, p.Share, uint32(myID))
 		if err != nil {
 			return nil, abortf(roundPsig, envelope.Broadcast, ErrInput, "item %d partial signature: %v", i, err)
 		}
@@ -312,7 +308,7 @@ func aggregateBatch(ctx context.Context, pt *party, p BatchParams, items []batch
 		if bi.err != nil {
 			continue
 		}
-		sig, err := frost.PartialSigAgg(bi.psigs, bi.sess)
+		sig, err := bi.sess.Agg(bi.psigs)
 		if err != nil {
 			return blame(roundPsig, signers, err)
 		}
@@ -339,7 +335,7 @@ func takePsigs(from envelope.Party, rest []byte, items []batchItem, signers []en
 		ps, err := frost.ParsePartialSig(rest[:frost.PartialSigSize])
 		rest = rest[frost.PartialSigSize:]
 		if err == nil {
-			err = frost.PartialSigVerifyInternal(ps, bi.ids[pos], bi.pns[pos], bi.shares[pos], bi.sess)
+			err = bi.sess.Verify(ps, pos)
 		}
 		if err != nil {
 			return abortf(roundPsig, from, ErrBadPartialSig, "item %d, signer id %d", i, bi.ids[pos])

@@ -154,11 +154,8 @@ func signerCount(ctx context.Context, p SignParams) (int, error) {
 
 // outputKey is the x-only key a signature under tweaks verifies against.
 func outputKey(k *KeyInfo, tweaks []frost.Tweak) ([32]byte, error) {
-	tc, err := frost.NewTweakCtx(k.ThreshPK)
+	tc, err := frost.TweakCtxFor(k.ThreshPK, tweaks)
 	if err != nil {
-		return [32]byte{}, &AbortError{Err: ErrInput, Detail: err.Error()}
-	}
-	if err := tc.ApplyTweaks(tweaks); err != nil {
 		return [32]byte{}, &AbortError{Err: ErrInput, Detail: err.Error()}
 	}
 	return tc.XOnlyPubKey(), nil
@@ -233,12 +230,10 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 			if len(e.Payload) < len(pubnonce) {
 				return zero, abortf(roundNonce, m, ErrProtocol, "public nonce of %d bytes", len(e.Payload))
 			}
-			pn, err := frost.ParsePubNonce(e.Payload[:len(pubnonce)])
-			if err != nil {
-				return zero, abortf(roundNonce, m, ErrProtocol, "public nonce: %v", err)
-			}
+			// Decoded (once) by frost.NewSignerSession, which blames an
+			// undecodable nonce on its signer.
 			signers = append(signers, m)
-			nonces[m] = pn
+			nonces[m] = frost.PubNonce(e.Payload[:len(pubnonce)])
 		}
 	}
 	ids := make([]uint32, len(signers))
@@ -248,15 +243,12 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 		id := pt.index[s]
 		ids[i], pubnonces[i], pubshares[i] = uint32(id), nonces[s], frost.PubShare(k.PubShares[id])
 	}
-	agg, err := frost.NonceAgg(pubnonces)
+	sess, err := frost.NewSignerSession(&frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: ids, PubShares: pubshares, ThreshPK: k.ThreshPK},
+		pubnonces, p.Tweaks, p.Msg, secnonce)
 	if err != nil {
 		return zero, blame(roundNonce, signers, err)
 	}
-	sess := &frost.SessionCtx{
-		Signers:  frost.SignersCtx{N: uint32(k.N), T: uint32(k.T), IDs: ids, PubShares: pubshares, ThreshPK: k.ThreshPK},
-		AggNonce: agg, Tweaks: p.Tweaks, Msg: p.Msg,
-	}
-	psig, err := frost.Sign(secnonce, p.Share, uint32(myID), sess)
+	psig, err := sess.Sign(secnonce, p.Share, uint32(myID))
 	if err != nil {
 		return zero, abortf(roundPsig, envelope.Broadcast, ErrInput, "partial signature: %v", err)
 	}
@@ -296,7 +288,7 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 			}
 			ps, err := frost.ParsePartialSig(raw)
 			if err == nil {
-				err = frost.PartialSigVerifyInternal(ps, ids[i], pubnonces[i], pubshares[i], sess)
+				err = sess.Verify(ps, i)
 			}
 			if err != nil {
 				return abortf(roundPsig, e.From, ErrBadPartialSig, "signer id %d", ids[i])
@@ -307,7 +299,7 @@ func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32
 		if err != nil {
 			return zero, err
 		}
-		sig, err := frost.PartialSigAgg(psigs, sess)
+		sig, err := sess.Agg(psigs)
 		if err != nil {
 			return zero, blame(roundPsig, signers, err)
 		}

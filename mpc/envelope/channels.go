@@ -76,7 +76,7 @@ func (c *Channels) Zero() {
 
 // ecdh sets out to the x coordinate of priv·peer, constant time in priv.
 func ecdh(priv *btcec.ModNScalar, peer Party, out *[32]byte) error {
-	pub, err := btcec.ParsePubKey(peer[:])
+	pub, err := partyPoint(peer[:])
 	if err != nil {
 		return fmt.Errorf("envelope: peer key: %w", err)
 	}

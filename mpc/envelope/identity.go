@@ -7,6 +7,8 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 
 	"github.com/quorumd/quorumd/mpc/bip340"
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
+	"github.com/quorumd/quorumd/mpc/internal/libsecp"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -137,17 +139,42 @@ func compress(p *btcec.JacobianPoint) Party {
 	return out
 }
 
+// partyPoints holds decoded party keys (x ‖ y), public data only; failures
+// are never remembered.
+var partyPoints = bounded.New[Party, [64]byte](4096)
+
 // ParseParty checks that b is a valid compressed secp256k1 point.
 func ParseParty(b []byte) (Party, error) {
 	var p Party
 	if len(b) != PartySize {
 		return p, fmt.Errorf("envelope: party key must be %d bytes, got %d", PartySize, len(b))
 	}
-	if _, err := btcec.ParsePubKey(b); err != nil || (b[0] != 2 && b[0] != 3) {
-		return p, fmt.Errorf("envelope: party key is not a compressed curve point")
+	if _, err := partyPoint(b); err != nil {
+		return p, err
 	}
 	copy(p[:], b)
 	return p, nil
+}
+
+// partyPoint decodes a compressed party key. Public data: libsecp256k1
+// decompresses it at about half the cost of btcec.ParsePubKey, and the
+// same few keys (this daemon's identities, their peers) come back every
+// ceremony, so decoded keys are remembered.
+func partyPoint(b []byte) (*btcec.PublicKey, error) {
+	if len(b) != PartySize {
+		return nil, fmt.Errorf("envelope: party key is not a compressed curve point")
+	}
+	xy, ok := partyPoints.Get(Party(b))
+	if !ok {
+		if !libsecp.ParseCompressed(b, &xy) {
+			return nil, fmt.Errorf("envelope: party key is not a compressed curve point")
+		}
+		partyPoints.Put(Party(b), xy)
+	}
+	var x, y btcec.FieldVal
+	x.SetBytes((*[32]byte)(xy[:32]))
+	y.SetBytes((*[32]byte)(xy[32:]))
+	return btcec.NewPublicKey(&x, &y), nil
 }
 
 // PrivateScalar returns a copy of the private key for a signature the

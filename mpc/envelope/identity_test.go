@@ -148,3 +148,34 @@ func TestIdentityWithPublic(t *testing.T) {
 		t.Fatal("accepted an invalid public key")
 	}
 }
+
+// TestPartyPointCache: decoded party keys, first parsed then remembered,
+// equal btcec's decoding of exactly their own bytes (the other parity is
+// the other point); invalid keys are refused every time.
+func TestPartyPointCache(t *testing.T) {
+	for range 8 {
+		id, err := GenerateIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range [][]byte{id.Public().Bytes(), append([]byte{id.Public()[0] ^ 1}, id.Public().Bytes()[1:]...)} {
+			want, err := btcec.ParsePubKey(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := range 2 {
+				got, err := partyPoint(b)
+				if err != nil || !got.IsEqual(want) {
+					t.Fatalf("round %d: %x decoded to another point (%v)", round, b, err)
+				}
+			}
+		}
+	}
+	bad := make([]byte, PartySize)
+	bad[0], bad[32] = 2, 5 // x = 5 is not on the curve
+	for round := range 2 {
+		if _, err := ParseParty(bad); err == nil {
+			t.Fatalf("round %d: off-curve party key accepted", round)
+		}
+	}
+}

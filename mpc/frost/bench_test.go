@@ -3,8 +3,22 @@ package frost
 import (
 	"fmt"
 	mrand "math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
+
+// processCPU is the process's user+system CPU time: per-operation CPU is
+// less noisy than wall time on a shared machine.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // benchSession is a ready signing session of the first u ids of a t-of-n key.
 type benchSession struct {
@@ -130,4 +144,125 @@ func BenchmarkVerifyAllAndAgg(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSignerRound is one signer's whole part of a session once every
+// nonce is in, as a ceremony signer runs it, in a new session each time:
+// aggregate the nonces, sign (with the self-check), verify every other
+// signer's partial signature and aggregate. "spec" runs the spec
+// functions on a SessionCtx, "session" runs Session.
+func BenchmarkSignerRound(b *testing.B) {
+	for _, c := range benchConfigs {
+		for _, mode := range []string{"spec", "session"} {
+			b.Run(fmt.Sprintf("%dof%d/%s", c[0], c[1], mode), func(b *testing.B) {
+				bs := newBenchSession(b, c[0], c[1])
+				sc := &bs.sess.Signers
+				rng := mrand.New(mrand.NewPCG(7, 8))
+				type round struct {
+					msg   []byte
+					mine  *SecNonce
+					pns   []PubNonce
+					psigs []PartialSig
+				}
+				rounds := make([]round, b.N)
+				for r := range rounds {
+					rd := &rounds[r]
+					rd.msg = []byte(fmt.Sprintf("message %d", r))
+					sns := make([]*SecNonce, len(bs.ids))
+					for i := range sns {
+						k1, k2 := randScalar(b, rng), randScalar(b, rng)
+						sns[i] = newSecNonce(&k1, &k2)
+						rd.pns = append(rd.pns, sns[i].pub)
+					}
+					k1, k2 := sns[0].k1, sns[0].k2
+					rd.mine = newSecNonce(&k1, &k2)
+					agg, _ := NonceAgg(rd.pns)
+					sess := &SessionCtx{Signers: *sc, AggNonce: agg, Msg: rd.msg}
+					rd.psigs = make([]PartialSig, len(bs.ids))
+					for i, id := range bs.ids {
+						var err error
+						if rd.psigs[i], err = Sign(sns[i], &bs.k.shares[id], id, sess); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				sessionCache = bounded.New[string, *sessionValues](64) // as in a daemon: each session new
+				b.ResetTimer()
+				cpu0 := processCPU()
+				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
+				for r := 0; r < b.N; r++ {
+					rd := &rounds[r]
+					if mode == "spec" {
+						agg, err := NonceAgg(rd.pns)
+						if err != nil {
+							b.Fatal(err)
+						}
+						sess := &SessionCtx{Signers: *sc, AggNonce: agg, Msg: rd.msg}
+						if _, err := Sign(rd.mine, &bs.k.shares[0], bs.ids[0], sess); err != nil {
+							b.Fatal(err)
+						}
+						for i := 1; i < len(bs.ids); i++ {
+							if err := PartialSigVerifyInternal(rd.psigs[i], bs.ids[i], rd.pns[i], sc.PubShares[i], sess); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if _, err := PartialSigAgg(rd.psigs, sess); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					s, err := NewSignerSession(sc, rd.pns, nil, rd.msg, rd.mine)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.Sign(rd.mine, &bs.k.shares[0], bs.ids[0]); err != nil {
+						b.Fatal(err)
+					}
+					for i := 1; i < len(bs.ids); i++ {
+						if err := s.Verify(rd.psigs[i], i); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := s.Agg(rd.psigs); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkTweakCtxFor is the tweaked key of a BIP32 path of depth 5 plus
+// a BIP341 tweak: computed (a new path each time) and remembered (the
+// second use in the same signature: the session after the nonce).
+func BenchmarkTweakCtxFor(b *testing.B) {
+	rng := mrand.New(mrand.NewPCG(9, 10))
+	k := dealTestKey(b, rng, 2, 3)
+	path := func() []Tweak {
+		var tws []Tweak
+		for range 5 {
+			tws = append(tws, Tweak{Value: randTweak(b, rng)})
+		}
+		return append(tws, Tweak{Value: randTweak(b, rng), XOnly: true})
+	}
+	b.Run("computed", func(b *testing.B) {
+		paths := make([][]Tweak, b.N)
+		for i := range paths {
+			paths[i] = path()
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := TweakCtxFor(k.threshPK, paths[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		tws := path()
+		for b.Loop() {
+			if _, err := TweakCtxFor(k.threshPK, tws); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

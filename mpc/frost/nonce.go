@@ -37,6 +37,14 @@ func (n *SecNonce) PubNonce() PubNonce {
 	return n.pub
 }
 
+// public returns the public nonce and its points (public data; kept after
+// the secret halves are consumed).
+func (n *SecNonce) public() (PubNonce, [2]btcec.JacobianPoint) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pub, n.r
+}
+
 // Used reports whether the nonce was consumed or destroyed.
 func (n *SecNonce) Used() bool {
 	n.mu.Lock()
@@ -55,19 +63,19 @@ func (n *SecNonce) Destroy() {
 }
 
 // take moves (k1, k2) into the caller's scalars and zeroes the nonce, so that
-// it can never be read twice. Constant time in the secret values.
-func (n *SecNonce) take(k1, k2 *btcec.ModNScalar) ([2]btcec.JacobianPoint, error) {
+// it can never be read twice; it returns the public nonce (points and bytes). Constant time in the secret values.
+func (n *SecNonce) take(k1, k2 *btcec.ModNScalar) ([2]btcec.JacobianPoint, PubNonce, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.used {
-		return [2]btcec.JacobianPoint{}, ErrNonceReused
+		return [2]btcec.JacobianPoint{}, PubNonce{}, ErrNonceReused
 	}
 	k1.Set(&n.k1)
 	k2.Set(&n.k2)
 	n.k1.Zero()
 	n.k2.Zero()
 	n.used = true
-	return n.r, nil
+	return n.r, n.pub, nil
 }
 
 // newSecNonce builds a SecNonce from its scalars, computing the public nonce

@@ -8,6 +8,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 	"github.com/quorumd/quorumd/mpc/secp"
 )
 
@@ -45,7 +46,7 @@ func serializeIDs(ids []uint32) []byte {
 
 // sessionCache holds computed session values, keyed by a hash of the whole
 // session context.
-var sessionCache = newBoundedCache[*sessionValues](64)
+var sessionCache = bounded.New[string, *sessionValues](64)
 
 func sessionCacheKey(sess *SessionCtx) string {
 	h := sha256.New()
@@ -69,14 +70,14 @@ func sessionCacheKey(sess *SessionCtx) string {
 // The result is shared: callers must not modify it.
 func getSessionValues(sess *SessionCtx) (*sessionValues, error) {
 	key := sessionCacheKey(sess)
-	if sv, ok := sessionCache.get(key); ok {
+	if sv, ok := sessionCache.Get(key); ok {
 		return sv, nil
 	}
 	sv, err := getSessionValuesUncached(sess)
 	if err != nil {
 		return nil, err
 	}
-	sessionCache.put(key, sv)
+	sessionCache.Put(key, sv)
 	return sv, nil
 }
 
@@ -85,7 +86,7 @@ func getSessionValuesUncached(sess *SessionCtx) (*sessionValues, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := tweakCtxFor(sess.Signers.ThreshPK, sess.Tweaks)
+	tc, err := tweakCtxValidated(vc, sess.Signers.ThreshPK, sess.Tweaks)
 	if err != nil {
 		return nil, err
 	}
@@ -98,22 +99,7 @@ func getSessionValuesUncached(sess *SessionCtx) (*sessionValues, error) {
 		pubshares: slices.Clone(sess.Signers.PubShares),
 	}
 	qx := xbytes(&sv.q)
-	// b = hash_noncecoef(bytes(4, ·) || ser_ids || aggnonce || xbytes(Q) || m).
-	// The spec text (v0.8.0) prefixes bytes(4, u); the v0.8.0 test vectors,
-	// i.e. the reference implementation that produced them, prefix
-	// bytes(4, len(ser_ids)) = bytes(4, 4u). We follow the vectors so that
-	// partial signatures interoperate with the reference; both prefixes make
-	// the encoding of (ids, aggnonce, Q, m) injective.
-	serIDs := serializeIDs(sv.ids)
-	h := taggedHasher(&tagNonceCoef)
-	h.Write(be4(uint32(len(serIDs))))
-	h.Write(serIDs)
-	h.Write(sess.AggNonce[:])
-	h.Write(qx[:])
-	h.Write(sess.Msg)
-	var hb [32]byte
-	sumInto(h, &hb)
-	sv.b = scalarWrapping(&hb)
+	sv.b = nonceCoef(sv.ids, &sess.AggNonce, &qx, sess.Msg)
 	if sv.b.IsZero() {
 		return nil, errors.New("frost: nonce coefficient is zero")
 	}
@@ -132,6 +118,25 @@ func getSessionValuesUncached(sess *SessionCtx) (*sessionValues, error) {
 		return nil, errors.New("frost: challenge is zero")
 	}
 	return sv, nil
+}
+
+// nonceCoef is b = hash_noncecoef(bytes(4, ·) || ser_ids || aggnonce ||
+// xbytes(Q) || m). The spec text (v0.8.0) prefixes bytes(4, u); the v0.8.0
+// test vectors, i.e. the reference implementation that produced them,
+// prefix bytes(4, len(ser_ids)) = bytes(4, 4u). We follow the vectors so
+// that partial signatures interoperate with the reference; both prefixes
+// make the encoding of (ids, aggnonce, Q, m) injective.
+func nonceCoef(ids []uint32, aggnonce *AggNonce, qx *[32]byte, msg []byte) btcec.ModNScalar {
+	serIDs := serializeIDs(ids)
+	h := taggedHasher(&tagNonceCoef)
+	h.Write(be4(uint32(len(serIDs))))
+	h.Write(serIDs)
+	h.Write(aggnonce[:])
+	h.Write(qx[:])
+	h.Write(msg)
+	var hb [32]byte
+	sumInto(h, &hb)
+	return scalarWrapping(&hb)
 }
 
 // challenge is the BIP340 challenge hash(xbytes(R) || xbytes(Q) || m) mod n.
@@ -158,20 +163,21 @@ func Sign(secnonce *SecNonce, secshare *btcec.ModNScalar, myID uint32, sess *Ses
 	var k1, k2 btcec.ModNScalar
 	defer k1.Zero()
 	defer k2.Zero()
-	noncePoints, err := secnonce.take(&k1, &k2)
+	noncePoints, _, err := secnonce.take(&k1, &k2)
 	if err != nil {
 		return PartialSig{}, err
 	}
-	return sign(&k1, &k2, &noncePoints, secshare, myID, sess)
-}
-
-// sign is Sign on extracted nonce scalars (and their public points); the
-// caller zeroes k1, k2.
-func sign(k1, k2 *btcec.ModNScalar, noncePoints *[2]btcec.JacobianPoint, secshare *btcec.ModNScalar, myID uint32, sess *SessionCtx) (PartialSig, error) {
 	sv, err := getSessionValues(sess)
 	if err != nil {
 		return PartialSig{}, err
 	}
+	return signWith(sv, &k1, &k2, &noncePoints, nil, secshare, myID)
+}
+
+// signWith is Sign on extracted nonce scalars (and their public points) in
+// the session sv; the caller zeroes k1, k2. re, when not nil, is this
+// signer's R1 + b·R2, already computed from the same nonce points.
+func signWith(sv *sessionValues, k1, k2 *btcec.ModNScalar, noncePoints *[2]btcec.JacobianPoint, re *btcec.JacobianPoint, secshare *btcec.ModNScalar, myID uint32) (PartialSig, error) {
 	if k1.IsZero() {
 		return PartialSig{}, inputErr(ErrSecNonce1OutOfRange)
 	}
@@ -199,7 +205,11 @@ func sign(k1, k2 *btcec.ModNScalar, noncePoints *[2]btcec.JacobianPoint, secshar
 	// PartialSigVerifyInternal(psig, my_id, pubnonce, pubshare), on the points
 	// behind pubnonce and pubshare that we already hold.
 	ps, _ := scalarChecked(psig[:])
-	if err := verifyPartial(sv, &ps, myID, &noncePoints[0], &noncePoints[1], &p); err != nil {
+	if re == nil {
+		r := nonceRe(sv, &noncePoints[0], &noncePoints[1])
+		re = &r
+	}
+	if err := verifyPartialRe(sv, &ps, myID, re, &p); err != nil {
 		return PartialSig{}, ErrSelfVerify
 	}
 	return psig, nil
@@ -258,8 +268,19 @@ func partialSigVerifyInternal(sv *sessionValues, psig PartialSig, myID uint32, p
 // verifyPartial checks s·G = Re + e·λ·g·gacc·P for decoded inputs, myID in
 // the signer set. Public data only.
 func verifyPartial(sv *sessionValues, s *btcec.ModNScalar, myID uint32, r1, r2, p *btcec.JacobianPoint) error {
+	re := nonceRe(sv, r1, r2)
+	return verifyPartialRe(sv, s, myID, &re, p)
+}
+
+// nonceRe is a signer's R1 + b·R2 (before R's parity is applied).
+func nonceRe(sv *sessionValues, r1, r2 *btcec.JacobianPoint) btcec.JacobianPoint {
 	br2 := mulPublic(&sv.b, r2)
-	re := addPublic(r1, &br2)
+	return addPublic(r1, &br2)
+}
+
+// verifyPartialRe is verifyPartial given the signer's nonceRe.
+func verifyPartialRe(sv *sessionValues, s *btcec.ModNScalar, myID uint32, reIn, p *btcec.JacobianPoint) error {
+	re := *reIn
 	if !hasEvenY(&sv.r) {
 		re = negatePoint(&re)
 	}
@@ -315,6 +336,10 @@ func PartialSigAgg(psigs []PartialSig, sess *SessionCtx) (Signature, error) {
 	if err != nil {
 		return Signature{}, err
 	}
+	return partialSigAgg(sv, psigs)
+}
+
+func partialSigAgg(sv *sessionValues, psigs []PartialSig) (Signature, error) {
 	if len(psigs) != len(sv.ids) {
 		return Signature{}, inputErr(ErrPsigsLength)
 	}
@@ -367,10 +392,11 @@ func DeterministicSign(secshare *btcec.ModNScalar, myID uint32, aggOtherNonce *A
 	}
 	// The reference implementation validates the signers context before
 	// anything else (Sign repeats the check); the vectors depend on that order.
-	if err := ValidateSignersCtx(signers); err != nil {
+	vc, err := validateSignersCtx(signers)
+	if err != nil {
 		return PubNonce{}, PartialSig{}, err
 	}
-	tc, err := tweakCtxFor(signers.ThreshPK, tweaks)
+	tc, err := tweakCtxValidated(vc, signers.ThreshPK, tweaks)
 	if err != nil {
 		return PubNonce{}, PartialSig{}, err
 	}

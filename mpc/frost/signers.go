@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
 
 // SignersCtx is the spec's Signers Context: public data common to all signers
@@ -35,6 +37,7 @@ func ValidateSignersCtx(ctx *SignersCtx) error {
 type validatedCtx struct {
 	points  []btcec.JacobianPoint
 	lambdas []btcec.ModNScalar
+	q       btcec.JacobianPoint // ThreshPK, affine: what cpoint(ThreshPK) decodes to
 }
 
 // lambda returns λ for myID, which must be in the signer set.
@@ -43,7 +46,7 @@ func (v *validatedCtx) lambda(ids []uint32, myID uint32) btcec.ModNScalar {
 }
 
 // signersCache holds successfully validated contexts.
-var signersCache = newBoundedCache[*validatedCtx](64)
+var signersCache = bounded.New[string, *validatedCtx](64)
 
 // signersCacheKey serializes every field of ctx: equal keys mean equal
 // contexts.
@@ -67,14 +70,14 @@ func signersCacheKey(ctx *SignersCtx) string {
 // result is shared: callers must not modify it.
 func validateSignersCtx(ctx *SignersCtx) (*validatedCtx, error) {
 	key := signersCacheKey(ctx)
-	if vc, ok := signersCache.get(key); ok {
+	if vc, ok := signersCache.Get(key); ok {
 		return vc, nil
 	}
 	vc, err := validateSignersCtxUncached(ctx)
 	if err != nil {
 		return nil, err
 	}
-	signersCache.put(key, vc)
+	signersCache.Put(key, vc)
 	return vc, nil
 }
 
@@ -103,14 +106,14 @@ func validateSignersCtxUncached(ctx *SignersCtx) (*validatedCtx, error) {
 	if hasDuplicates(ctx.IDs) {
 		return nil, inputErr(ErrDuplicateIDs)
 	}
-	q, lambdas, err := deriveThreshPubkey(ctx.IDs, vc.points)
+	q, qp, lambdas, err := deriveThreshPubkey(ctx.IDs, vc.points)
 	if err != nil {
 		return nil, err
 	}
 	if q != ctx.ThreshPK {
 		return nil, inputErr(ErrKeyMaterial)
 	}
-	vc.lambdas = lambdas
+	vc.lambdas, vc.q = lambdas, qp
 	return vc, nil
 }
 
@@ -178,12 +181,13 @@ func DeriveThreshPubkey(ids []uint32, pubshares []*btcec.PublicKey) ([ThreshPKSi
 	for i, p := range pubshares {
 		p.AsJacobian(&points[i])
 	}
-	q, _, err := deriveThreshPubkey(ids, points)
+	q, _, _, err := deriveThreshPubkey(ids, points)
 	return q, err
 }
 
-// deriveThreshPubkey also returns the Lagrange coefficients it used.
-func deriveThreshPubkey(ids []uint32, points []btcec.JacobianPoint) ([ThreshPKSize]byte, []btcec.ModNScalar, error) {
+// deriveThreshPubkey also returns the key as an affine point and the
+// Lagrange coefficients it used.
+func deriveThreshPubkey(ids []uint32, points []btcec.JacobianPoint) ([ThreshPKSize]byte, btcec.JacobianPoint, []btcec.ModNScalar, error) {
 	var q btcec.JacobianPoint
 	lambdas := make([]btcec.ModNScalar, len(ids))
 	for i, id := range ids {
@@ -193,7 +197,7 @@ func deriveThreshPubkey(ids []uint32, points []btcec.JacobianPoint) ([ThreshPKSi
 	}
 	q = affine(q)
 	if isInfinity(&q) {
-		return [ThreshPKSize]byte{}, nil, inputErr(ErrThreshPKInfinity)
+		return [ThreshPKSize]byte{}, q, nil, inputErr(ErrThreshPKInfinity)
 	}
-	return cbytes(&q), lambdas, nil
+	return cbytes(&q), q, lambdas, nil
 }

@@ -1,7 +1,12 @@
 package frost
 
 import (
+	"encoding/binary"
+	"slices"
+
 	"github.com/btcsuite/btcd/btcec/v2"
+
+	"github.com/quorumd/quorumd/mpc/internal/bounded"
 )
 
 // Tweak is one tweak of the threshold public key: plain (BIP32-style) or
@@ -35,6 +40,12 @@ type TweakCtx struct {
 	q    btcec.JacobianPoint // affine, never infinity
 	gacc btcec.ModNScalar
 	tacc btcec.ModNScalar
+
+	// The inputs that produced q, so that Remember files the context under
+	// exactly those. applied is never appended to in place (copies share it).
+	origin  [ThreshPKSize]byte
+	applied []Tweak
+	init    bool
 }
 
 // NewTweakCtx is TweakCtxInit: it starts from the 33-byte threshold key.
@@ -43,7 +54,17 @@ func NewTweakCtx(threshPK [ThreshPKSize]byte) (*TweakCtx, error) {
 	if !ok {
 		return nil, inputErr(ErrInvalidThreshPK)
 	}
-	return &TweakCtx{q: q, gacc: *scalarOne}, nil
+	return &TweakCtx{q: q, gacc: *scalarOne, origin: threshPK, init: true}, nil
+}
+
+// Remember adds c to the contexts TweakCtxFor hands out, under the
+// threshold key and tweaks that produced it: a caller that derives its
+// tweaks step by step (BIP32, where each level's tweak hashes the key
+// before it) spares the signing that follows a second derivation.
+func (c *TweakCtx) Remember() {
+	if c.init {
+		tweakCache.Put(tweakCacheKey(&c.origin, c.applied), *c)
+	}
 }
 
 // ApplyTweak applies one tweak (spec ApplyTweak). On error the context is
@@ -69,6 +90,7 @@ func (c *TweakCtx) ApplyTweak(tweak [TweakSize]byte, isXOnly bool) error {
 		c.tacc.Negate()
 	}
 	c.tacc.Add(&t)
+	c.applied = append(slices.Clip(c.applied), Tweak{Value: tweak, XOnly: isXOnly})
 	return nil
 }
 
@@ -89,14 +111,62 @@ func (c *TweakCtx) XOnlyPubKey() [XOnlySize]byte { return xbytes(&c.q) }
 // & 1 is the parity bit of a BIP341 control block.
 func (c *TweakCtx) PlainPubKey() [ThreshPKSize]byte { return cbytes(&c.q) }
 
-// tweakCtxFor runs TweakCtxInit and all tweaks.
-func tweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
-	tc, err := NewTweakCtx(threshPK)
+// TweakCtxFor is TweakCtxInit(threshPK) followed by ApplyTweak of each
+// tweak in order. Results are remembered (public inputs only, keyed by
+// threshPK and every tweak's value and mode, in a small bounded cache): a
+// signer needs the tweaked key for its nonce and again for the session,
+// and each BIP32 level costs a point multiplication. The caller owns the
+// returned context.
+func TweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
+	return tweakCtxFor(threshPK, tweaks)
+}
+
+// tweakCache holds successful tweak contexts by value: a hit hands out a
+// copy, so no caller can change what the next one gets.
+var tweakCache = bounded.New[string, TweakCtx](256)
+
+func tweakCacheKey(threshPK *[ThreshPKSize]byte, tweaks []Tweak) string {
+	b := make([]byte, 0, ThreshPKSize+4+(TweakSize+1)*len(tweaks))
+	b = append(b, threshPK[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(tweaks)))
+	for _, tw := range tweaks {
+		b = append(b, tw.Value[:]...)
+		if tw.XOnly {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	return string(b)
+}
+
+// cachedTweakCtx applies tweaks to the context init returns for threshPK,
+// or returns a copy of the remembered result.
+func cachedTweakCtx(threshPK *[ThreshPKSize]byte, tweaks []Tweak, init func() (*TweakCtx, error)) (*TweakCtx, error) {
+	key := tweakCacheKey(threshPK, tweaks)
+	if tc, ok := tweakCache.Get(key); ok {
+		return &tc, nil
+	}
+	tc, err := init()
 	if err != nil {
 		return nil, err
 	}
 	if err := tc.ApplyTweaks(tweaks); err != nil {
 		return nil, err
 	}
+	tweakCache.Put(key, *tc)
 	return tc, nil
+}
+
+// tweakCtxFor runs TweakCtxInit and all tweaks.
+func tweakCtxFor(threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
+	return cachedTweakCtx(&threshPK, tweaks, func() (*TweakCtx, error) { return NewTweakCtx(threshPK) })
+}
+
+// tweakCtxValidated is tweakCtxFor for a validated signers context, whose
+// ThreshPK is already decoded (vc.q): TweakCtxInit cannot fail on it.
+func tweakCtxValidated(vc *validatedCtx, threshPK [ThreshPKSize]byte, tweaks []Tweak) (*TweakCtx, error) {
+	return cachedTweakCtx(&threshPK, tweaks, func() (*TweakCtx, error) {
+		return &TweakCtx{q: vc.q, gacc: *scalarOne, origin: threshPK, init: true}, nil
+	})
 }

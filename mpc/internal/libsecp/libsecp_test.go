@@ -204,3 +204,55 @@ func BenchmarkParseCompressed(b *testing.B) {
 		}
 	})
 }
+
+// TestVerifySchnorrKeyCache: VerifySchnorrKnownKey, under remembered keys,
+// gives the answers of a fresh parse: a signature verifies under its own key only,
+// whichever key was parsed first, also once they were evicted;
+// an x that is not on the curve is refused every time.
+func TestVerifySchnorrKeyCache(t *testing.T) {
+	type signed struct {
+		pub [32]byte
+		sig [64]byte
+	}
+	msg := make([]byte, 32) // btcec/schnorr signs 32-byte messages
+	copy(msg, "cached keys")
+	var keys []signed
+	for range 3 {
+		k, err := btcec.NewPrivateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := schnorr.Sign(k, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, signed{[32]byte(schnorr.SerializePubKey(k.PubKey())), [64]byte(sig.Serialize())})
+	}
+	check := func(round int) {
+		for i := range keys {
+			for j := range keys {
+				want := Invalid
+				if i == j {
+					want = Valid
+				}
+				got := VerifySchnorrKnownKey(&keys[j].pub, msg, &keys[i].sig)
+				if fresh := VerifySchnorr(&keys[j].pub, msg, &keys[i].sig); got != want || fresh != want {
+					t.Fatalf("round %d: signature %d under key %d: %v (fresh parse %v), want %v", round, i, j, got, fresh, want)
+				}
+			}
+		}
+		var bad [32]byte
+		bad[31] = 5
+		if got := VerifySchnorrKnownKey(&bad, msg, &keys[0].sig); got != BadPublicKey {
+			t.Fatalf("round %d: x off the curve: %v", round, got)
+		}
+	}
+	check(0) // parsed
+	check(1) // remembered
+	var filler [32]byte
+	for i := range 3 * maxXOnlyKeys { // about half are curve points: the first keys are evicted
+		filler[0], filler[1] = byte(i), byte(i>>8)
+		parseXOnly(&filler)
+	}
+	check(2)
+}
