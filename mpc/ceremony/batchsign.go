@@ -136,6 +136,7 @@ type batchItem struct {
 }
 
 func runBatch(ctx context.Context, pt *party, p BatchParams, myID int, session [32]byte) ([]BatchResult, error) {
+	sendLazily(pt.tr) // as in runSign: each post rides on the fetch after it
 	k := p.Key
 	items := make([]batchItem, len(p.Items))
 	defer func() {

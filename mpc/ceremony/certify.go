@@ -269,6 +269,12 @@ func (p *party) sendCert(ctx context.Context, payload []byte) {
 	if err != nil {
 		return
 	}
+	if queueNext(p.tr) {
+		// Queued: leaveLater's Leave posts it and leaves in one request.
+		defer cancel()
+		_ = p.tr.Send(sctx, envelope.Broadcast, raw)
+		return
+	}
 	done := make(chan struct{})
 	p.tail = done
 	tr := p.tr
@@ -327,6 +333,7 @@ func (p *party) awaitPrepared(ctx context.Context, transcript [32]byte, evidence
 	have[p.index[p.me]] = true
 	got := 1
 	payload := append(append(make([]byte, 0, 32+len(evidence)), transcript[:]...), evidence...)
+	queueNext(p.tr) // on a relay, the post rides on the fetch that follows
 	if err := p.send(ctx, roundPrepared, envelope.Broadcast, payload, false); err != nil {
 		return err
 	}

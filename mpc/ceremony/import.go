@@ -206,6 +206,7 @@ func runDeal(ctx context.Context, pt *party, p ImportParams, session [32]byte) (
 	n, t := len(pt.members), p.Threshold
 	rd := &RecoveryData{Kind: envelope.KindImport, Room: p.Room, T: t, Parties: pt.members}
 	if p.PrivateKey == nil {
+		recvFirst(pt.tr) // nothing is sent before the deal arrives
 		from := pt.others()
 		if !p.Dealer.IsBroadcast() {
 			from = []envelope.Party{p.Dealer}

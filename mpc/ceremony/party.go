@@ -131,7 +131,8 @@ func (p *party) broadcastBoxesAsync(ctx context.Context, round uint8, to []envel
 // sendAsync seals a broadcast now and posts it in the background; the
 // returned func waits for the post (see broadcastBoxesAsync).
 func (p *party) sendAsync(ctx context.Context, round uint8, to envelope.Party, payload []byte) func() error {
-	if p.split != nil {
+	if p.split != nil || sendsLazily(p.tr) {
+		// A lazy transport's Send only queues: nothing to overlap.
 		return failed(p.send(ctx, round, to, payload, false))
 	}
 	raw, err := p.out.Seal(round, to, payload, false)

@@ -190,6 +190,10 @@ func appendItem(b, msg []byte, tweaks []frost.Tweak) []byte {
 func runSign(ctx context.Context, pt *party, p SignParams, myID int, session [32]byte, outKey [32]byte) ([64]byte, error) {
 	var zero [64]byte
 	k := p.Key
+	// Each post is followed by waiting for the others' (nonces, then
+	// partial signatures): on a relay, post and fetch go in one request,
+	// the first with the seat claim.
+	sendLazily(pt.tr)
 	secnonce, pubnonce, err := frost.NonceGen(p.Rand, &frost.NonceGenArgs{
 		SecShare: p.Share, PubShare: k.PubShares[myID][:], ThreshPKXOnly: outKey[:],
 		Msg: p.Msg, HasMsg: true, ExtraIn: session[:],

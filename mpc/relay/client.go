@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,9 +79,10 @@ type Client struct {
 	tr    *http.Transport // nil when the caller supplied a Transport
 	cfg   ClientConfig
 
-	nameMu sync.Mutex
-	name   string       // the relay's name, once known
-	lastMs atomic.Int64 // last claim time used: claims from this client strictly increase
+	nameMu   sync.Mutex
+	name     string       // the relay's name, once known
+	features int8         // FeatureClaimEnvelope: 0 not known yet, 1 offered, -1 not (guarded by nameMu)
+	lastMs   atomic.Int64 // last claim time used: claims from this client strictly increase
 }
 
 // Message is one envelope as delivered by the relay.
@@ -260,18 +262,54 @@ func (c *Client) Name(ctx context.Context) (string, error) {
 	if c.name != "" {
 		return c.name, nil
 	}
+	if err := c.infoLocked(ctx); err != nil {
+		return "", err
+	}
+	return c.name, nil
+}
+
+// ClaimsEnvelopes reports whether the relay takes a party's first envelope
+// with its seat claim (FeatureClaimEnvelope in GET /v1/info, asked once).
+// A relay that cannot be asked counts as one that does not.
+func (c *Client) ClaimsEnvelopes(ctx context.Context) bool {
+	c.nameMu.Lock()
+	defer c.nameMu.Unlock()
+	if c.features == 0 {
+		_ = c.infoLocked(ctx)
+	}
+	return c.features > 0
+}
+
+// forgetFeatures makes the next ClaimsEnvelopes ask the relay again (an
+// instance refused a claim with an envelope: it may be an older one).
+func (c *Client) forgetFeatures() {
+	c.nameMu.Lock()
+	c.features = 0
+	c.nameMu.Unlock()
+}
+
+// infoLocked asks GET /v1/info for the relay's name (unless configured)
+// and features.
+func (c *Client) infoLocked(ctx context.Context) error {
 	data, err := c.do(ctx, http.MethodGet, "/v1/info", "", "", nil, c.cfg.RequestTimeout)
 	if err != nil {
-		return "", fmt.Errorf("relay: info: %w", err)
+		return fmt.Errorf("relay: info: %w", err)
 	}
 	var resp struct {
-		Name string `json:"name"`
+		Name     string   `json:"name"`
+		Features []string `json:"features"` // absent from relays before it
 	}
 	if err := json.Unmarshal(data, &resp); err != nil || resp.Name == "" || len(resp.Name) > 255 {
-		return "", fmt.Errorf("relay: info: %w: bad relay name in answer", ErrProtocol)
+		return fmt.Errorf("relay: info: %w: bad relay name in answer", ErrProtocol)
 	}
-	c.name = resp.Name
-	return c.name, nil
+	if c.name == "" {
+		c.name = resp.Name
+	}
+	c.features = -1
+	if slices.Contains(resp.Features, FeatureClaimEnvelope) {
+		c.features = 1
+	}
+	return nil
 }
 
 // claimTime returns now in Unix milliseconds, strictly above every claim
@@ -291,12 +329,42 @@ func (c *Client) claimTime() int64 {
 // keygen_ids, signer's included; any order), signing a fresh claim for
 // this relay. Claiming again gives a new token and voids the old one.
 func (c *Client) TakeSeat(ctx context.Context, room string, signer Signer, members []envelope.Party) (*Seat, error) {
+	st, _, err := c.takeSeat(ctx, room, signer, members, nil, nil)
+	return st, err
+}
+
+// Post is an envelope to post: To is the recipient's name (hex; empty =
+// broadcast).
+type Post struct {
+	To   string
+	Body []byte
+}
+
+// claimed is what a claim's request did besides taking the seat: the
+// envelope it posted (posted) and the envelopes its fetch brought
+// (fetched: the relay fetched; left: it also ended the seat's reading).
+type claimed struct {
+	posted, fetched, left bool
+	msgs                  []Message
+}
+
+// takeSeat is TakeSeat whose request also posts first (if not nil; the
+// caller checked ClaimsEnvelopes) and runs fetch (if not nil).
+func (c *Client) takeSeat(ctx context.Context, room string, signer Signer, members []envelope.Party, first *Post, fetch *fetchQuery) (*Seat, claimed, error) {
 	if !ValidRoomID(room) {
-		return nil, fmt.Errorf("relay: take seat: room id is not a lowercase UUID v4: %w", ErrBadRequest)
+		return nil, claimed{}, fmt.Errorf("relay: take seat: room id is not a lowercase UUID v4: %w", ErrBadRequest)
 	}
 	name, err := c.Name(ctx)
 	if err != nil {
-		return nil, err
+		return nil, claimed{}, err
+	}
+	// One post id for every attempt: an instance that stored the envelope
+	// before dying makes the next one's copy a duplicate (JetStream).
+	postID := ""
+	if first != nil && len(c.bases) > 1 {
+		if postID, err = newPostID(); err != nil {
+			return nil, claimed{}, err
+		}
 	}
 	// Each attempt signs afresh: a claim the failed instance may have
 	// accepted before dying would be refused as stale elsewhere. A claim
@@ -307,19 +375,19 @@ func (c *Client) TakeSeat(ctx context.Context, room string, signer Signer, membe
 	for attempt, stale := 0, 0; ; {
 		var aux [32]byte
 		if _, err := rand.Read(aux[:]); err != nil {
-			return nil, fmt.Errorf("relay: take seat: randomness: %w", err)
+			return nil, claimed{}, fmt.Errorf("relay: take seat: randomness: %w", err)
 		}
 		sc, err := NewSeatClaim(signer, name, room, members, c.claimTime(), aux)
 		if err != nil {
-			return nil, err
+			return nil, claimed{}, err
 		}
-		st, err := c.Claim(ctx, room, sc)
+		st, cl, err := c.claim(ctx, room, sc, first, fetch, postID)
 		if err != nil && ctx.Err() == nil && stale < maxStaleReclaims && isCode(err, CodeStaleSeatClaim) {
 			stale++
 			continue
 		}
 		if err == nil || attempt >= len(c.bases)-1 || ctx.Err() != nil || !failoverWorthy(err) {
-			return st, err
+			return st, cl, err
 		}
 		attempt++
 		start := c.cur.Load()
@@ -339,28 +407,94 @@ func isCode(err error, code string) bool {
 
 // Claim presents a signed seat claim (see TakeSeat) and returns the seat.
 func (c *Client) Claim(ctx context.Context, room string, sc SeatClaim) (*Seat, error) {
-	if !ValidRoomID(room) || !ValidParty(sc.Party) {
-		return nil, fmt.Errorf("relay: claim seat: bad room id or party: %w", ErrBadRequest)
+	st, _, err := c.claim(ctx, room, sc, nil, nil, "")
+	return st, err
+}
+
+// claim presents sc, with first as its envelope and fetch's parameters
+// when not nil.
+func (c *Client) claim(ctx context.Context, room string, sc SeatClaim, first *Post, fetch *fetchQuery, postID string) (*Seat, claimed, error) {
+	if !ValidRoomID(room) || !ValidParty(sc.Party) || (first != nil && first.To != "" && !ValidParty(first.To)) {
+		return nil, claimed{}, fmt.Errorf("relay: claim seat: bad room id, party or recipient: %w", ErrBadRequest)
+	}
+	path := "/v1/rooms/" + room + "/seats"
+	sep := "?"
+	sc.Envelope = nil // only first rides on the claim (its recipient is in the query)
+	if first != nil {
+		sc.Envelope = first.Body
+		path += "?to=" + first.To
+		sep = "&"
+	}
+	if fetch != nil {
+		path += sep + fetch.query(c)
 	}
 	body, err := json.Marshal(sc)
 	if err != nil {
-		return nil, fmt.Errorf("relay: claim seat: %w", err)
+		return nil, claimed{}, fmt.Errorf("relay: claim seat: %w", err)
 	}
-	data, err := c.do(ctx, http.MethodPost, "/v1/rooms/"+room+"/seats", "", "application/json", body, c.cfg.RequestTimeout)
+	timeout := c.cfg.RequestTimeout
+	if fetch != nil {
+		timeout += fetch.wait
+	}
+	data, err := c.doID(ctx, http.MethodPost, path, "", "application/json", postID, body, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("relay: claim seat in room %s: %w", room, err)
+		return nil, claimed{}, fmt.Errorf("relay: claim seat in room %s: %w", room, err)
 	}
 	var resp struct {
-		Token string `json:"token"`
-		Set   string `json:"set"`
-		Seats int    `json:"seats"`
-		Size  int    `json:"size"` // absent from relays before it
+		Token    string     `json:"token"`
+		Set      string     `json:"set"`
+		Seats    int        `json:"seats"`
+		Size     int        `json:"size"` // absent from relays before it
+		Seq      *uint64    `json:"seq"`
+		Messages *[]Message `json:"messages"`
+		Left     bool       `json:"left"`
 	}
 	if err := json.Unmarshal(data, &resp); err != nil || len(resp.Token) != 2*seatTokenBytes || !isLowerHex(resp.Token) ||
-		len(resp.Set) != 64 || !isLowerHex(resp.Set) || resp.Seats < 1 || resp.Size < 0 || (resp.Size > 0 && resp.Size < resp.Seats) {
-		return nil, fmt.Errorf("relay: claim seat in room %s: %w: bad answer", room, ErrProtocol)
+		len(resp.Set) != 64 || !isLowerHex(resp.Set) || resp.Seats < 1 || resp.Size < 0 || (resp.Size > 0 && resp.Size < resp.Seats) ||
+		(first != nil && (resp.Seq == nil || *resp.Seq == 0)) {
+		return nil, claimed{}, fmt.Errorf("relay: claim seat in room %s: %w: bad answer", room, ErrProtocol)
 	}
-	return &Seat{Room: room, Party: sc.Party, Set: resp.Set, Seats: resp.Seats, Size: resp.Size, c: c, token: resp.Token}, nil
+	st := &Seat{Room: room, Party: sc.Party, Set: resp.Set, Seats: resp.Seats, Size: resp.Size, c: c, token: resp.Token}
+	cl := claimed{posted: first != nil}
+	if fetch != nil && resp.Messages != nil {
+		if cl.msgs, err = checkFetch(*resp.Messages, sc.Party, fetch.after); err == nil {
+			err = fetch.checkLeft(resp.Left, len(cl.msgs))
+		}
+		if err != nil {
+			return nil, claimed{}, fmt.Errorf("relay: claim seat in room %s: %w", room, err)
+		}
+		cl.fetched, cl.left = true, resp.Left
+		if resp.Left {
+			st.left.Store(true)
+		}
+	}
+	return st, cl, nil
+}
+
+// fetchQuery is a fetch's parameters, for a fetch of its own or one that
+// rides on a post or a claim.
+type fetchQuery struct {
+	after      uint64
+	wait       time.Duration
+	leaveAfter int
+}
+
+func (f *fetchQuery) query(c *Client) string {
+	q := "after=" + strconv.FormatUint(f.after, 10) +
+		"&wait_ms=" + strconv.FormatInt(int64(max(f.wait, 0)/time.Millisecond), 10) +
+		"&max_bytes=" + strconv.FormatInt(c.cfg.MaxResponseBytes, 10)
+	if f.leaveAfter > 0 {
+		q += "&leave_after=" + strconv.Itoa(f.leaveAfter)
+	}
+	return q
+}
+
+// checkLeft refuses an answer that left the seat without being asked to.
+func (f *fetchQuery) checkLeft(left bool, n int) error {
+	if left && (f.leaveAfter == 0 || n < f.leaveAfter) {
+		return fmt.Errorf("%w: left the seat unasked", ErrProtocol)
+	}
+	return nil
 }
 
 // Seat is a party's place in a room, as answered to its claim. Every
@@ -374,7 +508,7 @@ type Seat struct {
 
 	c     *Client
 	token string
-	left  atomic.Bool // the relay ended the seat's reading with a fetch (Conn.LeaveAfter): nothing to leave
+	left  atomic.Bool // left, or its reading ended by the relay (Conn.LeaveAfter, a post that left): nothing to leave
 }
 
 // Token returns the seat's bearer token (sent as "Authorization: Seat
@@ -384,24 +518,72 @@ func (st *Seat) Token() string { return st.token }
 // Post appends an envelope from this seat, addressed to `to` (empty =
 // broadcast to every other seat of the set); it returns the envelope's seq.
 func (st *Seat) Post(ctx context.Context, to string, body []byte) (uint64, error) {
+	seq, _, err := st.postFetch(ctx, to, body, nil, false)
+	return seq, err
+}
+
+// PostLeave is Post of the seat's last envelope, then Leave: one request
+// where the relay leaves with a post (relays before it, and JetStream
+// relays, post only; then Leave sends DELETE).
+func (st *Seat) PostLeave(ctx context.Context, to string, body []byte) error {
+	if _, _, err := st.postFetch(ctx, to, body, nil, true); err != nil {
+		return err
+	}
+	return st.Leave(ctx)
+}
+
+// postFetch is Post whose request also runs fetch (if not nil) once the
+// envelope is stored, or, with leave, leaves the seat; fetched and left
+// say the relay did (relays before it only post).
+func (st *Seat) postFetch(ctx context.Context, to string, body []byte, fetch *fetchQuery, leave bool) (uint64, claimed, error) {
 	if to != "" && !ValidParty(to) {
-		return 0, fmt.Errorf("relay: post: recipient is not a valid party name: %w", ErrBadRequest)
+		return 0, claimed{}, fmt.Errorf("relay: post: recipient is not a valid party name: %w", ErrBadRequest)
 	}
 	if len(body) == 0 {
-		return 0, fmt.Errorf("relay: post: empty envelope: %w", ErrBadRequest)
+		return 0, claimed{}, fmt.Errorf("relay: post: empty envelope: %w", ErrBadRequest)
 	}
 	path := "/v1/rooms/" + st.Room + "/messages?to=" + to
-	data, err := st.c.do(ctx, http.MethodPost, path, st.token, "application/octet-stream", body, st.c.cfg.RequestTimeout)
+	timeout := st.c.cfg.RequestTimeout
+	if fetch != nil {
+		path += "&" + fetch.query(st.c)
+		timeout += fetch.wait
+	}
+	if leave {
+		path += "&leave=1"
+	}
+	data, err := st.c.do(ctx, http.MethodPost, path, st.token, "application/octet-stream", body, timeout)
 	if err != nil {
-		return 0, fmt.Errorf("relay: post to room %s: %w", st.Room, err)
+		return 0, claimed{}, fmt.Errorf("relay: post to room %s: %w", st.Room, err)
 	}
 	var resp struct {
-		Seq *uint64 `json:"seq"`
+		Seq      *uint64    `json:"seq"`
+		Messages *[]Message `json:"messages"`
+		Left     bool       `json:"left"`
 	}
 	if err := json.Unmarshal(data, &resp); err != nil || resp.Seq == nil || *resp.Seq == 0 {
-		return 0, fmt.Errorf("relay: post to room %s: %w: bad seq in answer", st.Room, ErrProtocol)
+		return 0, claimed{}, fmt.Errorf("relay: post to room %s: %w: bad seq in answer", st.Room, ErrProtocol)
 	}
-	return *resp.Seq, nil
+	cl := claimed{posted: true}
+	if resp.Left && !leave && fetch == nil {
+		return 0, claimed{}, fmt.Errorf("relay: post to room %s: %w: left the seat unasked", st.Room, ErrProtocol)
+	}
+	if leave && resp.Left {
+		cl.left = true
+		st.left.Store(true)
+	}
+	if fetch != nil && resp.Messages != nil {
+		if cl.msgs, err = checkFetch(*resp.Messages, st.Party, fetch.after); err == nil {
+			err = fetch.checkLeft(resp.Left, len(cl.msgs))
+		}
+		if err != nil {
+			return 0, claimed{}, fmt.Errorf("relay: post to room %s: %w", st.Room, err)
+		}
+		cl.fetched, cl.left = true, resp.Left
+		if resp.Left {
+			st.left.Store(true)
+		}
+	}
+	return *resp.Seq, cl, nil
 }
 
 // Fetch returns the envelopes after seq `after` this seat may read
@@ -409,29 +591,22 @@ func (st *Seat) Post(ctx context.Context, to string, body []byte) (uint64, error
 // wait for the first one; an empty result means the wait expired. wait
 // must not exceed the relay's MaxWait.
 func (st *Seat) Fetch(ctx context.Context, after uint64, wait time.Duration) ([]Message, error) {
-	return st.fetch(ctx, after, wait, 0)
+	return st.fetch(ctx, &fetchQuery{after: after, wait: wait})
 }
 
 // fetch is Fetch asking the relay to leave the seat with an answer of at
-// least leaveAfter envelopes (0: never); a relay that did says so, and
+// least f.leaveAfter envelopes (0: never); a relay that did says so, and
 // Leave then has nothing left to do.
-func (st *Seat) fetch(ctx context.Context, after uint64, wait time.Duration, leaveAfter int) ([]Message, error) {
-	if wait < 0 {
-		wait = 0
-	}
-	path := "/v1/rooms/" + st.Room + "/messages?after=" + strconv.FormatUint(after, 10) +
-		"&wait_ms=" + strconv.FormatInt(int64(wait/time.Millisecond), 10) +
-		"&max_bytes=" + strconv.FormatInt(st.c.cfg.MaxResponseBytes, 10)
-	if leaveAfter > 0 {
-		path += "&leave_after=" + strconv.Itoa(leaveAfter)
-	}
-	data, err := st.c.do(ctx, http.MethodGet, path, st.token, "", nil, wait+st.c.cfg.RequestTimeout)
+func (st *Seat) fetch(ctx context.Context, f *fetchQuery) ([]Message, error) {
+	f.wait = max(f.wait, 0)
+	path := "/v1/rooms/" + st.Room + "/messages?" + f.query(st.c)
+	data, err := st.c.do(ctx, http.MethodGet, path, st.token, "", nil, f.wait+st.c.cfg.RequestTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
 	}
-	msgs, left, err := decodeFetch(data, st.Party, after)
-	if err == nil && left && (leaveAfter == 0 || len(msgs) < leaveAfter) {
-		err = fmt.Errorf("%w: left the seat unasked", ErrProtocol)
+	msgs, left, err := decodeFetch(data, st.Party, f.after)
+	if err == nil {
+		err = f.checkLeft(left, len(msgs))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("relay: fetch from room %s: %w", st.Room, err)
@@ -451,6 +626,7 @@ func (st *Seat) Leave(ctx context.Context) error {
 	if _, err := st.c.do(ctx, http.MethodDelete, "/v1/rooms/"+st.Room, st.token, "", nil, st.c.cfg.RequestTimeout); err != nil {
 		return fmt.Errorf("relay: leave room %s: %w", st.Room, err)
 	}
+	st.left.Store(true)
 	return nil
 }
 
@@ -469,18 +645,32 @@ func (c *Client) Health(ctx context.Context) error {
 // carry a post id the relay deduplicates on). Query strings are built from
 // validated hex and digits only, so they need no escaping.
 func (c *Client) do(ctx context.Context, method, pathQuery, token, contentType string, body []byte, timeout time.Duration) ([]byte, error) {
+	var postID string
+	if method == http.MethodPost && strings.HasSuffix(pathOnly(pathQuery), "/messages") && len(c.bases) > 1 {
+		var err error
+		if postID, err = newPostID(); err != nil {
+			return nil, err
+		}
+	}
+	return c.doID(ctx, method, pathQuery, token, contentType, postID, body, timeout)
+}
+
+// newPostID draws a post's id (X-Post-Id), which lets a JetStream relay
+// store a retried post once.
+func newPostID() (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("relay: post id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// doID is do with the post id given (empty: none).
+func (c *Client) doID(ctx context.Context, method, pathQuery, token, contentType, postID string, body []byte, timeout time.Duration) ([]byte, error) {
 	if c.cfg.OnRequest != nil {
 		defer c.cfg.OnRequest(method, pathOnly(pathQuery), time.Now())
 	}
-	var postID string
-	if method == http.MethodPost && strings.Contains(pathQuery, "/messages") && len(c.bases) > 1 {
-		var b [12]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("post id: %w", err)
-		}
-		postID = hex.EncodeToString(b[:])
-	}
-	retry := len(c.bases) > 1 && !strings.HasSuffix(pathQuery, "/seats") // a claim is re-signed by TakeSeat
+	retry := len(c.bases) > 1 && !strings.HasSuffix(pathOnly(pathQuery), "/seats") // a claim is re-signed by TakeSeat
 	var err error
 	for attempt := range len(c.bases) {
 		start := c.cur.Load()
@@ -615,31 +805,37 @@ func decodeFetch(data []byte, party string, after uint64) (_ []Message, left boo
 	if resp.Messages == nil {
 		return nil, false, fmt.Errorf("%w: answer has no messages list", ErrProtocol)
 	}
-	msgs := *resp.Messages
+	msgs, err := checkFetch(*resp.Messages, party, after)
+	return msgs, resp.Left, err
+}
+
+// checkFetch checks fetched envelopes against the contract (see
+// decodeFetch); none is returned as nil.
+func checkFetch(msgs []Message, party string, after uint64) ([]Message, error) {
 	last := after
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Seq <= last {
-			return nil, false, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
+			return nil, fmt.Errorf("%w: seq %d not above %d", ErrProtocol, m.Seq, last)
 		}
 		last = m.Seq
 		if !ValidParty(m.From) {
-			return nil, false, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
+			return nil, fmt.Errorf("%w: seq %d has an invalid sender", ErrProtocol, m.Seq)
 		}
 		switch m.To {
 		case party:
 		case "":
 			if m.From == party {
-				return nil, false, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
+				return nil, fmt.Errorf("%w: seq %d echoes our own broadcast", ErrProtocol, m.Seq)
 			}
 		default:
-			return nil, false, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
+			return nil, fmt.Errorf("%w: seq %d is addressed to another party", ErrProtocol, m.Seq)
 		}
 	}
 	if len(msgs) == 0 {
-		return nil, resp.Left, nil
+		return nil, nil
 	}
-	return msgs, resp.Left, nil
+	return msgs, nil
 }
 
 // isCtxDone reports whether err stems from ctx ending.

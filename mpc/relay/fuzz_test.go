@@ -254,7 +254,7 @@ func FuzzDecodeFetch(f *testing.F) {
 		if stored[1].seq <= stored[0].seq { // overflow near the top
 			return
 		}
-		enc := appendMessages(nil, stored)
+		enc := appendAnswer(nil, stored, false)
 		got, left, err := decodeFetch(enc, me, after)
 		if err != nil || len(got) != 2 || left {
 			t.Fatalf("round trip: %v %+v from %s", err, got, enc)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -285,7 +284,9 @@ func (s *Server) jsCreateRoom(ctx *fasthttp.RequestCtx, size int, ttl time.Durat
 		return
 	}
 	s.m.roomsCreated.Add(1)
-	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String(), "client", clientID(ctx))
+	if s.roomLogs() {
+		s.log.Debug("room created", "room", id, "size", size, "ttl", ttl.String(), "client", clientID(ctx))
+	}
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), &room{id: id, size: size, expires: r.Expires}))
 }
 
@@ -300,13 +301,20 @@ func (s *Server) jsRoomInfo(ctx *fasthttp.RequestCtx, id string) {
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), &room{id: id, size: r.Size, expires: r.Expires}))
 }
 
-func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok, name string) (seats, size int, ok bool) {
-	jc, cancel := jsContext()
+// jsClaimSeat is claimSeat's store in JetStream: the seat in the room's
+// record (compare-and-set), then the claim's envelope, if any, in the
+// stream, then the fetch the request asked for. A refused envelope leaves
+// the seat taken (the record was written first); the client's next claim
+// takes it back with a fresh token.
+func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok, name, to string, drop bool, fa fetchArgs) {
+	jc, cancel := context.WithTimeout(context.Background(), fa.wait+jsOpTimeout)
 	defer cancel()
 	setID := hex.EncodeToString(c.set[:])
 	k := tokenKey(tok)
 	tokHash := hex.EncodeToString(k[:])
 	var msg string
+	var seats, size int
+	var expires time.Time
 	code := s.js.update(jc, id, func(r *jsRoom) string {
 		var ms *jsSet
 		for i := range r.Sets {
@@ -344,18 +352,33 @@ func (s *Server) jsClaimSeat(ctx *fasthttp.RequestCtx, id string, c *claim, tok,
 			st = &ms.Seats[len(ms.Seats)-1]
 		}
 		st.LastMs, st.Tok = c.timeMs, tokHash
-		seats, size = ms.Cap, r.Size
+		seats, size, expires = ms.Cap, r.Size, r.Expires
 		return ""
 	})
 	switch {
 	case code == "":
-		return seats, size, true
 	case msg != "":
 		s.reject(ctx, code, msg)
+		return
 	default:
 		s.rejectRoom(ctx, code, id)
+		return
 	}
-	return 0, 0, false
+	s.m.seatsClaimed.Add(1)
+	head := appendSeatHead(make([]byte, 0, 224), tok, c.set, seats, size)
+	subj := s.js.setSubject(id, setID)
+	if c.env != nil {
+		seq, ok := s.jsPublish(ctx, jc, id, subj, name, to, c.env, drop)
+		if !ok {
+			return
+		}
+		head = appendSeqField(head, seq)
+	}
+	if !fa.asked {
+		writeJSON(ctx, fasthttp.StatusOK, closeHead(head))
+		return
+	}
+	s.jsAwait(ctx, jc, id, subj, name, expires, fa, head)
 }
 
 // jsSeatOf loads the room and the seat the request's token holds, or
@@ -387,10 +410,10 @@ func (s *Server) jsSeatOf(ctx *fasthttp.RequestCtx, jc context.Context, id strin
 	return r, ms, st
 }
 
-func (s *Server) jsPost(ctx *fasthttp.RequestCtx, id, to string, body []byte) {
-	jc, cancel := jsContext()
+func (s *Server) jsPost(ctx *fasthttp.RequestCtx, id, to string, body []byte, fa fetchArgs) {
+	jc, cancel := context.WithTimeout(context.Background(), fa.wait+jsOpTimeout)
 	defer cancel()
-	_, ms, st := s.jsSeatOf(ctx, jc, id)
+	r, ms, st := s.jsSeatOf(ctx, jc, id)
 	if st == nil {
 		return
 	}
@@ -398,55 +421,90 @@ func (s *Server) jsPost(ctx *fasthttp.RequestCtx, id, to string, body []byte) {
 		s.reject(ctx, CodeBadRequest, "recipient is not a member of this seat's member set")
 		return
 	}
+	drop := false
 	if s.cfg.Intercept != nil {
-		nb, drop := s.cfg.Intercept(id, st.Party, to, body)
-		if nb != nil {
+		var nb []byte
+		if nb, drop = s.cfg.Intercept(id, st.Party, to, body); nb != nil {
 			body = nb
 		}
-		if drop {
-			s.m.dropped.Add(1)
-			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"seq":`+strconv.FormatUint(1<<62, 10)+`}`))
-			return
-		}
 	}
-	m := nats.NewMsg(s.js.setSubject(id, ms.ID))
-	m.Header.Set("From", st.Party)
+	subj := s.js.setSubject(id, ms.ID)
+	seq, ok := s.jsPublish(ctx, jc, id, subj, st.Party, to, body, drop)
+	if !ok {
+		return
+	}
+	head := appendSeqField(append(make([]byte, 0, 32), '{'), seq)
+	if !fa.asked {
+		writeJSON(ctx, fasthttp.StatusOK, closeHead(head))
+		return
+	}
+	s.jsAwait(ctx, jc, id, subj, st.Party, r.Expires, fa, head)
+}
+
+// jsPublish stores an envelope from `from` on subj and returns its seq, or
+// answers the request. The client's post id (X-Post-Id) makes a retry at
+// another instance a duplicate JetStream stores once.
+func (s *Server) jsPublish(ctx *fasthttp.RequestCtx, jc context.Context, id, subj, from, to string, body []byte, drop bool) (uint64, bool) {
+	if drop {
+		s.m.dropped.Add(1)
+		return 1 << 62, true
+	}
+	m := nats.NewMsg(subj)
+	m.Header.Set("From", from)
 	m.Header.Set("To", to)
 	m.Data = body
 	var opts []jetstream.PublishOpt
 	if pid := ctx.Request.Header.Peek(postIDHeader); len(pid) > 0 && len(pid) <= 64 {
-		opts = append(opts, jetstream.WithMsgID(id+"/"+st.Tok[:16]+"/"+string(pid)))
+		opts = append(opts, jetstream.WithMsgID(id+"/"+from+"/"+string(pid)))
 	}
 	ack, err := s.js.js.PublishMsg(jc, m, opts...)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "per subject") {
 			s.reject(ctx, CodeRoomMessageLimit, fmt.Sprintf("room set holds %d envelopes, the limit", s.cfg.MaxRoomMessages))
-			return
+			return 0, false
 		}
 		s.reject(ctx, CodeStorageFull, "envelope store refused the envelope: "+err.Error())
-		return
+		return 0, false
 	}
 	if !ack.Duplicate {
 		s.m.messages.Add(1)
 		s.m.messageBytes.Add(uint64(len(body)))
 	}
-	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"seq":`+strconv.FormatUint(ack.Sequence, 10)+`}`))
+	return ack.Sequence, true
 }
 
-func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait time.Duration, budget int) {
-	jc, cancel := context.WithTimeout(context.Background(), wait+jsOpTimeout)
+func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, fa fetchArgs) {
+	jc, cancel := context.WithTimeout(context.Background(), fa.wait+jsOpTimeout)
 	defer cancel()
 	r, ms, st := s.jsSeatOf(ctx, jc, id)
 	if st == nil {
 		return
 	}
-	subj := s.js.setSubject(id, ms.ID)
-	deadline := time.Now().Add(wait)
-	if r.Expires.Before(deadline) {
-		deadline = r.Expires
+	s.jsAwait(ctx, jc, id, s.js.setSubject(id, ms.ID), st.Party, r.Expires, fa, nil)
+}
+
+// jsAwait is awaitLocked over JetStream: party's envelopes on subj after
+// fa.after, waiting up to fa.wait (not past the room's expiry); head as
+// for awaitLocked. leave_after is not honoured: the client leaves with
+// DELETE.
+func (s *Server) jsAwait(ctx *fasthttp.RequestCtx, jc context.Context, id, subj, party string, expires time.Time, fa fetchArgs, head []byte) {
+	refuse := func(code, msg string) {
+		if head != nil {
+			writeJSON(ctx, fasthttp.StatusOK, closeHead(head))
+			return
+		}
+		if msg != "" {
+			s.reject(ctx, code, msg)
+			return
+		}
+		s.rejectRoom(ctx, code, id)
 	}
-	cursor := after
+	deadline := time.Now().Add(fa.wait)
+	if expires.Before(deadline) {
+		deadline = expires
+	}
+	cursor := fa.after
 	for {
 		// Watch before reading, so an envelope stored meanwhile still wakes us.
 		woken, done := s.js.watch(subj)
@@ -459,13 +517,13 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 			}
 			if err != nil {
 				done()
-				s.reject(ctx, CodeStorageFull, "envelope store unavailable")
+				refuse(CodeStorageFull, "envelope store unavailable")
 				return
 			}
 			m := &message{seq: raw.Sequence, from: raw.Header.Get("From"), to: raw.Header.Get("To"), body: raw.Data}
-			if m.to == st.Party || (m.to == "" && m.from != st.Party) {
+			if m.to == party || (m.to == "" && m.from != party) {
 				n := encodedSize(m)
-				if len(out) > 0 && total+n > budget {
+				if len(out) > 0 && total+n > fa.budget {
 					break
 				}
 				out = append(out, m)
@@ -476,18 +534,18 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 		if len(out) > 0 {
 			done()
 			s.m.delivered.Add(uint64(len(out)))
-			writeJSON(ctx, fasthttp.StatusOK, appendMessages(make([]byte, 0, 256), out))
+			writeJSON(ctx, fasthttp.StatusOK, appendAnswer(head, out, false))
 			return
 		}
 		now := time.Now()
-		if !now.Before(r.Expires) {
+		if !now.Before(expires) {
 			done()
-			s.rejectRoom(ctx, CodeRoomExpired, id)
+			refuse(CodeRoomExpired, "")
 			return
 		}
 		if !now.Before(deadline) {
 			done()
-			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"messages":[]}`))
+			writeJSON(ctx, fasthttp.StatusOK, appendAnswer(head, nil, false))
 			return
 		}
 		s.m.waiters.Add(1)
@@ -499,7 +557,7 @@ func (s *Server) jsFetch(ctx *fasthttp.RequestCtx, id string, after uint64, wait
 			timer.Stop()
 			done()
 			s.m.waiters.Add(-1)
-			s.reject(ctx, CodeShuttingDown, "relay is shutting down")
+			refuse(CodeShuttingDown, "relay is shutting down")
 			return
 		}
 		timer.Stop()

@@ -25,6 +25,7 @@ var rejectIndex = func() map[string]int {
 }()
 
 type metrics struct {
+	requests          atomic.Uint64
 	roomsCreated      atomic.Uint64
 	seatsClaimed      atomic.Uint64
 	roomsClosedLeft   atomic.Uint64
@@ -47,6 +48,7 @@ func (m *metrics) reject(code string) {
 type Stats struct {
 	RoomsOpen         int
 	Tombstones        int
+	Requests          uint64 // HTTP requests handled, /metrics and /healthz included
 	RoomsCreated      uint64
 	SeatsClaimed      uint64
 	StoredMessages    int64 // envelopes held in open rooms
@@ -70,6 +72,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		RoomsOpen:         open,
 		Tombstones:        tombs,
+		Requests:          s.m.requests.Load(),
 		RoomsCreated:      s.m.roomsCreated.Load(),
 		SeatsClaimed:      s.m.seatsClaimed.Load(),
 		StoredMessages:    s.totalMsgs.Load(),
@@ -121,6 +124,8 @@ func (s *Server) appendMetrics(b []byte) []byte {
 	sample("quorum_relay_stored_messages", "", uint64(max(st.StoredMessages, 0)))
 	family("quorum_relay_clients", "gauge", "Client identities tracked for per-client room limits.")
 	sample("quorum_relay_clients", "", uint64(st.Clients))
+	family("quorum_relay_requests_total", "counter", "HTTP requests handled.")
+	sample("quorum_relay_requests_total", "", st.Requests)
 	family("quorum_relay_seats_claimed_total", "counter", "Seat claims accepted.")
 	sample("quorum_relay_seats_claimed_total", "", st.SeatsClaimed)
 	family("quorum_relay_rooms_created_total", "counter", "Rooms created.")

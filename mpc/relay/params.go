@@ -208,3 +208,27 @@ func seatToken(h *fasthttp.RequestHeader) (tok string, ok bool) {
 	}
 	return string(rest), true
 }
+
+// fetchArgs are a fetch's query parameters. On a post or a seat claim
+// they ask the same request to fetch afterwards, which it does only when
+// wait_ms is given (asked).
+type fetchArgs struct {
+	after      uint64
+	wait       time.Duration
+	budget     int
+	leaveAfter int
+	asked      bool
+}
+
+// parseFetch reads a fetch's parameters: after, wait_ms, max_bytes (see
+// parseFetchParams) and leave_after.
+func parseFetch(args *fasthttp.Args, maxWait time.Duration, maxBytes int) (fa fetchArgs, err error) {
+	if fa.after, fa.wait, fa.budget, err = parseFetchParams(args, maxWait, maxBytes); err != nil {
+		return fa, err
+	}
+	if fa.leaveAfter, err = parseLeaveAfter(args); err != nil {
+		return fa, err
+	}
+	fa.asked = args.Has("wait_ms")
+	return fa, nil
+}

@@ -55,6 +55,11 @@ type SeatClaim struct {
 	Members []string `json:"members"` // the ceremony's keygen_ids, sorted, unique, including Party
 	Time    int64    `json:"time_ms"` // Unix milliseconds
 	Sig     string   `json:"sig"`     // BIP340 signature of ClaimDigest, 128 lowercase hex
+	// Envelope, when not empty, is the party's first envelope (base64 in
+	// JSON), posted from the seat as the claim takes it: one request
+	// instead of two. The query's "to" addresses it. It is not part of the
+	// signed digest: it rides on the claim as a post rides on its token.
+	Envelope []byte `json:"envelope,omitempty"`
 }
 
 // claim is a decoded, well-formed (not yet verified) SeatClaim.
@@ -64,6 +69,7 @@ type claim struct {
 	timeMs  int64
 	sig     [64]byte
 	set     [32]byte // MemberSetID(members)
+	env     []byte   // the first envelope to post with the claim; nil: none
 }
 
 // MemberSetID names a member set: a tagged hash of the sorted 33-byte keys.
@@ -117,10 +123,10 @@ func NewSeatClaim(s Signer, relayName, room string, members []envelope.Party, ti
 	return c, nil
 }
 
-// parseClaim decodes a claim body strictly: known fields only, a valid
-// compressed key for the party and every member, members strictly sorted
-// (so the set id is canonical) and including the party. It does not verify
-// the signature.
+// parseClaim decodes a claim body strictly: known fields only, names shaped
+// as compressed keys for the party and every member (the party's is proved
+// a key by the signature), members strictly sorted (so the set id is
+// canonical) and including the party. It does not verify the signature.
 func parseClaim(body []byte, maxMembers int) (*claim, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -131,9 +137,11 @@ func parseClaim(body []byte, maxMembers int) (*claim, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, badParam("trailing data after seat claim")
 	}
-	c := &claim{timeMs: sc.Time}
+	c := &claim{timeMs: sc.Time, env: sc.Envelope}
 	var err error
-	if c.party, err = parsePartyHex(sc.Party); err != nil {
+	// Not decompressed here (a square root, ~15 µs): verify's BIP340 check
+	// lifts the x coordinate itself, so a name off the curve never verifies.
+	if c.party, err = parseNameHex(sc.Party); err != nil {
 		return nil, badParam("party: %v", err)
 	}
 	if len(sc.Members) == 0 || len(sc.Members) > maxMembers {
@@ -176,17 +184,6 @@ func (c *claim) verify(relayName, room string) error {
 	return bip340.Verify(c.party[1:], d[:], c.sig[:])
 }
 
-func parsePartyHex(s string) (envelope.Party, error) {
-	if len(s) != 2*envelope.PartySize || !isLowerHex(s) {
-		return envelope.Party{}, fmt.Errorf("want %d lowercase hex characters", 2*envelope.PartySize)
-	}
-	var b [envelope.PartySize]byte
-	if _, err := hex.Decode(b[:], []byte(s)); err != nil {
-		return envelope.Party{}, err
-	}
-	return envelope.ParseParty(b[:])
-}
-
 // parseNameHex reads a keygen_id shaped name: 33 bytes in lowercase hex
 // starting 02 or 03, not checked to be on the curve.
 func parseNameHex(s string) (envelope.Party, error) {
@@ -220,15 +217,40 @@ const seatTokenBytes = 32
 // claimSeat seats the claimer (POST /v1/rooms/{room}/seats): a new seat in
 // its member set, or, for a newer claim of a seat it holds, a fresh token
 // (the old one stops working). Nothing is stored unless every check passes.
+// A claim may carry the party's first envelope (SeatClaim.Envelope, to the
+// query's "to"), posted from the seat in the same step: refused together
+// (the envelope's size, recipient or the room's limits refuse the claim
+// too), and with the fetch parameters of a GET messages (wait_ms given),
+// the answer also waits for the seat's first envelopes.
 func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	if !ValidRoomID(id) {
 		s.reject(ctx, CodeBadRequest, "room id must be a lowercase UUID v4")
+		return
+	}
+	to, err := parsePostParams(ctx.QueryArgs())
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
+		return
+	}
+	fa, err := parseFetch(ctx.QueryArgs(), s.cfg.MaxWait, s.cfg.MaxFetchBytes)
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
 	c, err := parseClaim(ctx.PostBody(), min(MaxMembers, 4*s.cfg.MaxRoomSize))
 	if err != nil {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
+	}
+	if c.env != nil {
+		if len(c.env) > s.cfg.MaxEnvelopeBytes {
+			s.reject(ctx, CodeTooLarge, fmt.Sprintf("envelope of %d bytes exceeds %d", len(c.env), s.cfg.MaxEnvelopeBytes))
+			return
+		}
+		if to != "" && !c.isMember(to) {
+			s.reject(ctx, CodeBadRequest, "recipient is not a member of this seat's member set")
+			return
+		}
 	}
 	now := time.Now()
 	if d := now.Sub(time.UnixMilli(c.timeMs)); d > s.cfg.MaxClockSkew || d < -s.cfg.MaxClockSkew {
@@ -247,12 +269,17 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	}
 	tok := hex.EncodeToString(raw[:])
 	name := hex.EncodeToString(c.party[:])
-	if s.js != nil {
-		seats, size, ok := s.jsClaimSeat(ctx, id, c, tok, name)
-		if ok {
-			s.m.seatsClaimed.Add(1)
-			writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats, size))
+	drop := false
+	if c.env != nil && s.cfg.Intercept != nil {
+		// The test hook runs without the room lock, as for a post.
+		nb, d := s.cfg.Intercept(id, name, to, c.env)
+		if nb != nil {
+			c.env = nb
 		}
+		drop = d
+	}
+	if s.js != nil {
+		s.jsClaimSeat(ctx, id, c, tok, name, to, drop, fa)
 		return
 	}
 
@@ -290,7 +317,11 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	case st == nil:
 		cost += seatOverhead
 	}
-	if code, msg := s.limitLocked(r, cost, 0); code != "" {
+	envCost, msgs := 0, 0 // the envelope's share, counted by storeLocked
+	if c.env != nil && !drop {
+		envCost, msgs = messageCost(c.env), 1
+	}
+	if code, msg := s.limitLocked(r, cost+envCost, msgs); code != "" {
 		r.mu.Unlock()
 		s.reject(ctx, code, msg)
 		return
@@ -310,17 +341,34 @@ func (s *Server) claimSeat(ctx *fasthttp.RequestCtx, id string) {
 	r.tokens[st.tok] = st
 	r.bytes += cost
 	s.totalBytes.Add(int64(cost))
-	seats, size := ms.cap, r.size
-	r.mu.Unlock()
 	s.m.seatsClaimed.Add(1)
-
-	writeJSON(ctx, fasthttp.StatusOK, appendSeatJSON(make([]byte, 0, 192), tok, c.set, seats, size))
+	head := appendSeatHead(make([]byte, 0, 224), tok, c.set, ms.cap, r.size)
+	if c.env != nil {
+		head = appendSeqField(head, s.storeLocked(r, st, ms.member(to), c.env, drop))
+	}
+	if !fa.asked {
+		r.mu.Unlock()
+		writeJSON(ctx, fasthttp.StatusOK, closeHead(head))
+		return
+	}
+	s.awaitLocked(ctx, r, st, fa, head)
 }
 
-// appendSeatJSON encodes a claim's answer. The room's size rides along so
-// that a party given only the room id (a signer) needs no room-info round
-// trip before its first post.
-func appendSeatJSON(b []byte, tok string, set [32]byte, seats, size int) []byte {
+// isMember reports whether the hex name is one of the claim's members.
+func (c *claim) isMember(name string) bool {
+	p, err := parseNameHex(name)
+	if err != nil {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(c.members, p, func(a, b envelope.Party) int { return bytes.Compare(a[:], b[:]) })
+	return found
+}
+
+// appendSeatHead starts a claim's answer, `{"token",…,"size":N,`, closed
+// by closeHead or continued by the envelope's seq and a fetch's answer.
+// The room's size rides along so that a party given only the room id (a
+// signer) needs no room-info round trip before its first post.
+func appendSeatHead(b []byte, tok string, set [32]byte, seats, size int) []byte {
 	b = append(b, `{"token":"`...)
 	b = append(b, tok...)
 	b = append(b, `","set":"`...)
@@ -329,5 +377,12 @@ func appendSeatJSON(b []byte, tok string, set [32]byte, seats, size int) []byte 
 	b = strconv.AppendInt(b, int64(seats), 10)
 	b = append(b, `,"size":`...)
 	b = strconv.AppendInt(b, int64(size), 10)
-	return append(b, '}')
+	return append(b, ',')
+}
+
+// appendSeqField adds a posted envelope's `"seq":n,` to an answer's head.
+func appendSeqField(b []byte, seq uint64) []byte {
+	b = append(b, `"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, ',')
 }

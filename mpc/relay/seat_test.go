@@ -255,7 +255,9 @@ func TestOutsiderCannotDisturbCeremonies(t *testing.T) {
 		t.Fatalf("room not closed once the honest set left: %+v", st)
 	}
 	for _, tr := range trs {
-		if err := tr.Leave(ctx); !errors.Is(err, relay.ErrRoomExpired) {
+		// Harmless: nothing to do for a seat that left (its last post
+		// left it), or the relay's answer that the room is closed.
+		if err := tr.Leave(ctx); err != nil && !errors.Is(err, relay.ErrRoomExpired) {
 			t.Fatalf("leaving again: %v", err)
 		}
 	}

@@ -28,11 +28,14 @@ import (
 
 // Server is the relay. Routes (all JSON, errors as {"error": code, "message": text}):
 //
-//	GET    /v1/info                        → {"name"}: the relay name seat claims sign
+//	GET    /v1/info                        → {"name","features"}: the relay name seat claims sign; FeatureClaimEnvelope
 //	POST   /v1/rooms                       {"size":N,"ttl_seconds":opt} → {"room_uuid","size","expires_at"}
 //	GET    /v1/rooms/{room}                → {"room_uuid","size","expires_at"}
-//	POST   /v1/rooms/{room}/seats          SeatClaim → {"token","set","seats","size"}
+//	POST   /v1/rooms/{room}/seats?to=Q     SeatClaim → {"token","set","seats","size"} (+ "seq" when it carries an envelope)
 //	POST   /v1/rooms/{room}/messages?to=Q  raw envelope (to empty = broadcast) → {"seq":n}
+//	                                       (&leave=1: the seat leaves with it, as DELETE, → {"seq":n,"left":true})
+//	                                       (a post or claim with a fetch's parameters, wait_ms given, also fetches:
+//	                                       its answer adds the fetch's "messages" and "left")
 //	GET    /v1/rooms/{room}/messages?after=S&wait_ms=W&max_bytes=B&leave_after=K   long-poll → {"messages":[{seq,from,to,body(base64)}]}
 //	                                       (K ≥ 1: an answer of at least K envelopes says "left":true and ends the seat's reading: it
 //	                                       may still post while the room is open, and counts as left for closing the room)
@@ -154,8 +157,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// FeatureClaimEnvelope, listed by GET /v1/info, says a seat claim may carry
+// the party's first envelope (SeatClaim.Envelope). Relays before it refuse
+// such a claim (400, unknown field), so clients ask first.
+const FeatureClaimEnvelope = "claim_envelope"
+
+// features lists what this relay supports beyond the v1 base contract.
+func (s *Server) features() []string { return []string{FeatureClaimEnvelope} }
+
 // Handler serves one request; exposed so the relay can be mounted in-process.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	s.m.requests.Add(1)
 	path := ctx.Path()
 	method := string(ctx.Method())
 	switch {
@@ -179,8 +191,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		b, _ := json.Marshal(struct {
-			Name string `json:"name"`
-		}{s.cfg.Name})
+			Name     string   `json:"name"`
+			Features []string `json:"features"`
+		}{s.cfg.Name, s.features()})
 		writeJSON(ctx, fasthttp.StatusOK, b)
 	case bytes.Equal(path, []byte("/v1/rooms")):
 		if method != fasthttp.MethodPost {
@@ -265,7 +278,9 @@ func (s *Server) createRoom(ctx *fasthttp.RequestCtx) {
 	s.open++
 	s.mu.Unlock()
 	s.m.roomsCreated.Add(1)
-	s.log.Info("room created", "room", id, "size", size, "ttl", ttl.String(), "client", client)
+	if s.roomLogs() {
+		s.log.Debug("room created", "room", id, "size", size, "ttl", ttl.String(), "client", client)
+	}
 
 	writeJSON(ctx, fasthttp.StatusOK, appendRoomJSON(make([]byte, 0, 128), r))
 }
@@ -341,21 +356,24 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
-	in := ctx.PostBody()
-	if len(in) == 0 {
-		s.reject(ctx, CodeBadRequest, "empty envelope")
+	fa, err := parseFetch(ctx.QueryArgs(), s.cfg.MaxWait, s.cfg.MaxFetchBytes)
+	if err != nil {
+		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
-	if len(in) > s.cfg.MaxEnvelopeBytes { // fasthttp lets up to bodySlack more through to get here
-		s.reject(ctx, CodeTooLarge, fmt.Sprintf("envelope of %d bytes exceeds %d", len(in), s.cfg.MaxEnvelopeBytes))
+	leave := string(ctx.QueryArgs().Peek("leave")) == "1"
+	if leave && fa.asked {
+		s.reject(ctx, CodeBadRequest, "a post that leaves cannot also fetch")
 		return
 	}
-	// fasthttp reuses the request buffer after the handler returns. append
-	// rounds the capacity up to the allocation's size class, which is what
-	// messageCost counts.
-	body := append([]byte(nil), in...)
+	body, ok := s.envelopeBody(ctx, ctx.PostBody())
+	if !ok {
+		return
+	}
 	if s.js != nil {
-		s.jsPost(ctx, id, to, body)
+		// JetStream relays do not leave with a post: the answer says
+		// nothing of it, and the client leaves with DELETE.
+		s.jsPost(ctx, id, to, body, fa)
 		return
 	}
 
@@ -402,29 +420,63 @@ func (s *Server) post(ctx *fasthttp.RequestCtx, id string) {
 			return
 		}
 	}
+	head := appendSeqField(append(make([]byte, 0, 32), '{'), s.storeLocked(r, st, to, body, drop))
+	if leave {
+		// The party's last post (a certificate, an abort notice): it
+		// leaves with it, saving its DELETE.
+		closed := s.leaveLocked(r, st)
+		r.mu.Unlock()
+		if closed {
+			s.retire(r, roomClosed)
+		}
+		writeJSON(ctx, fasthttp.StatusOK, append(head, `"left":true}`...))
+		return
+	}
+	if !fa.asked {
+		r.mu.Unlock()
+		writeJSON(ctx, fasthttp.StatusOK, closeHead(head))
+		return
+	}
+	s.awaitLocked(ctx, r, st, fa, head)
+}
+
+// envelopeBody checks a posted envelope's size and returns a copy of it
+// (fasthttp reuses the request buffer after the handler returns), or
+// answers the request. append rounds the capacity up to the allocation's
+// size class, which is what messageCost counts.
+func (s *Server) envelopeBody(ctx *fasthttp.RequestCtx, in []byte) ([]byte, bool) {
+	if len(in) == 0 {
+		s.reject(ctx, CodeBadRequest, "empty envelope")
+		return nil, false
+	}
+	if len(in) > s.cfg.MaxEnvelopeBytes { // fasthttp lets up to bodySlack more through to get here
+		s.reject(ctx, CodeTooLarge, fmt.Sprintf("envelope of %d bytes exceeds %d", len(in), s.cfg.MaxEnvelopeBytes))
+		return nil, false
+	}
+	return append([]byte(nil), in...), true
+}
+
+// storeLocked appends body from st to `to` (a member's name from st's set,
+// or "" to broadcast) once the limits were checked, or counts it dropped
+// (the test hook), and returns its seq.
+func (s *Server) storeLocked(r *room, st *seat, to string, body []byte, drop bool) uint64 {
 	ms := st.set
 	ms.lastSeq++
 	seq := ms.lastSeq
 	if drop {
 		s.m.dropped.Add(1)
-	} else {
-		cost := messageCost(body)
-		ms.msgs = append(ms.msgs, &message{seq: seq, from: from, to: to, body: body})
-		r.nmsgs++
-		r.bytes += cost
-		s.totalBytes.Add(int64(cost))
-		s.totalMsgs.Add(1)
-		r.wakeLocked()
-		s.m.messages.Add(1)
-		s.m.messageBytes.Add(uint64(len(body)))
+		return seq
 	}
-	r.mu.Unlock()
-
-	b := make([]byte, 0, 32)
-	b = append(b, `{"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, '}')
-	writeJSON(ctx, fasthttp.StatusOK, b)
+	cost := messageCost(body)
+	ms.msgs = append(ms.msgs, &message{seq: seq, from: st.party, to: to, body: body})
+	r.nmsgs++
+	r.bytes += cost
+	s.totalBytes.Add(int64(cost))
+	s.totalMsgs.Add(1)
+	r.wakeLocked()
+	s.m.messages.Add(1)
+	s.m.messageBytes.Add(uint64(len(body)))
+	return seq
 }
 
 // roomLimitLocked checks the room's and the relay's bounds for cost more
@@ -450,33 +502,45 @@ func (s *Server) limitLocked(r *room, cost, msgs int) (code, msg string) {
 }
 
 func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
-	after, wait, budget, err := parseFetchParams(ctx.QueryArgs(), s.cfg.MaxWait, s.cfg.MaxFetchBytes)
-	if err != nil {
-		s.reject(ctx, CodeBadRequest, err.Error())
-		return
-	}
-	leaveAfter, err := parseLeaveAfter(ctx.QueryArgs())
+	fa, err := parseFetch(ctx.QueryArgs(), s.cfg.MaxWait, s.cfg.MaxFetchBytes)
 	if err != nil {
 		s.reject(ctx, CodeBadRequest, err.Error())
 		return
 	}
 	if s.js != nil {
-		// JetStream relays do not leave with a fetch: the answer says
-		// nothing of it, and the client leaves with DELETE as before.
-		s.jsFetch(ctx, id, after, wait, budget)
+		s.jsFetch(ctx, id, fa)
 		return
 	}
 	r, st := s.seatFromRequest(ctx, id)
 	if r == nil {
 		return
 	}
+	s.awaitLocked(ctx, r, st, fa, nil)
+}
+
+// awaitLocked answers a fetch by st in r (locked on entry, unlocked on
+// return): the envelopes after fa.after once there are any, or none when
+// fa.wait has passed. head, when not nil, is what the same request already
+// did (a post, a seat claim: `{"seq":n,`): the answer starts with it, and
+// where a lone fetch would be refused (room ended, seat gone, shutdown) the
+// answer is head alone, without "messages", so the client learns what was
+// done and fetches again to hear why.
+func (s *Server) awaitLocked(ctx *fasthttp.RequestCtx, r *room, st *seat, fa fetchArgs, head []byte) {
+	id := r.id
+	refuse := func(code string) {
+		if head != nil {
+			writeJSON(ctx, fasthttp.StatusOK, closeHead(head))
+			return
+		}
+		s.rejectRoom(ctx, code, id)
+	}
 	if st.gone() {
 		r.mu.Unlock()
-		s.rejectRoom(ctx, CodePartyLeft, id)
+		refuse(CodePartyLeft)
 		return
 	}
 	start := time.Now()
-	deadline := start.Add(wait)
+	deadline := start.Add(fa.wait)
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -485,10 +549,10 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 	}()
 	for {
 		// Invariant: r.mu held, r open, st seated and not left.
-		if batch := collectLocked(st, after, budget); len(batch) > 0 {
+		if batch := collectLocked(st, fa.after, fa.budget); len(batch) > 0 {
 			// The last fetch a seat needs may end its reading, which
 			// saves the ceremony's DELETE round trip (see seat.readDone).
-			left := leaveAfter > 0 && len(batch) >= leaveAfter
+			left := fa.leaveAfter > 0 && len(batch) >= fa.leaveAfter
 			closed := false
 			if left {
 				st.readDone = true
@@ -499,11 +563,7 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 				s.retire(r, roomClosed)
 			}
 			s.m.delivered.Add(uint64(len(batch)))
-			b := appendMessages(make([]byte, 0, 256), batch)
-			if left {
-				b = append(b[:len(b)-1], `,"left":true}`...)
-			}
-			writeJSON(ctx, fasthttp.StatusOK, b)
+			writeJSON(ctx, fasthttp.StatusOK, appendAnswer(head, batch, left))
 			return
 		}
 		now := time.Now()
@@ -513,12 +573,12 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 			if ended {
 				s.retire(r, roomExpired)
 			}
-			s.rejectRoom(ctx, CodeRoomExpired, id)
+			refuse(CodeRoomExpired)
 			return
 		}
 		if !now.Before(deadline) {
 			r.mu.Unlock()
-			writeJSON(ctx, fasthttp.StatusOK, []byte(`{"messages":[]}`))
+			writeJSON(ctx, fasthttp.StatusOK, appendAnswer(head, nil, false))
 			return
 		}
 		ch := r.waitChanLocked()
@@ -537,6 +597,10 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 		case <-timer.C:
 		case <-s.closing:
 			s.m.waiters.Add(-1)
+			if head != nil {
+				refuse(CodeShuttingDown)
+				return
+			}
 			s.reject(ctx, CodeShuttingDown, "relay is shutting down")
 			return
 		}
@@ -544,21 +608,42 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, id string) {
 		r.mu.Lock()
 		if r.state != roomOpen {
 			r.mu.Unlock()
-			s.rejectRoom(ctx, CodeRoomExpired, id)
+			refuse(CodeRoomExpired)
 			return
 		}
 		if st.gone() {
 			r.mu.Unlock()
-			s.rejectRoom(ctx, CodePartyLeft, id)
+			refuse(CodePartyLeft)
 			return
 		}
 	}
 }
 
-// appendMessages encodes a fetch answer. Party names are validated hex, so
-// only the body needs encoding.
+// appendAnswer encodes a fetch answer after head (nil: a lone fetch).
+func appendAnswer(head []byte, batch []*message, left bool) []byte {
+	b := make([]byte, 0, 256)
+	if head == nil {
+		b = append(b, '{')
+	} else {
+		b = append(b, head...)
+	}
+	b = appendMessages(b, batch)
+	if left {
+		b = append(b, `,"left":true`...)
+	}
+	return append(b, '}')
+}
+
+// closeHead turns a combined answer's head (`{"seq":n,`) into a whole
+// answer without a fetch part.
+func closeHead(head []byte) []byte {
+	return append(head[:len(head)-1:len(head)-1], '}')
+}
+
+// appendMessages encodes a fetch answer's "messages" member. Party names
+// are validated hex, so only the body needs encoding.
 func appendMessages(b []byte, batch []*message) []byte {
-	b = append(b, `{"messages":[`...)
+	b = append(b, `"messages":[`...)
 	for i, m := range batch {
 		if i > 0 {
 			b = append(b, ',')
@@ -573,7 +658,7 @@ func appendMessages(b []byte, batch []*message) []byte {
 		b = base64.StdEncoding.AppendEncode(b, m.body)
 		b = append(b, `"}`...)
 	}
-	return append(b, "]}"...)
+	return append(b, ']')
 }
 
 // roomInfo answers an open room's size and expiry, so a party that was
@@ -662,9 +747,17 @@ func (s *Server) retire(r *room, st roomState) {
 	} else {
 		s.m.roomsClosedLeft.Add(1)
 	}
-	s.log.Info("room ended", "room", r.id, "reason", st.String(), "seats", final.seats, "sets", final.sets, "messages", final.msgs,
+	if !s.roomLogs() {
+		return
+	}
+	s.log.Debug("room ended", "room", r.id, "reason", st.String(), "seats", final.seats, "sets", final.sets, "messages", final.msgs,
 		"forget_at", forgetAt.UTC().Format(time.RFC3339))
 }
+
+// roomLogs reports whether per-room lines are logged: at debug level only,
+// since a busy relay would write two per ceremony (a write(2) each, on the
+// request's path); /metrics counts rooms created and ended.
+func (s *Server) roomLogs() bool { return s.log.Enabled(context.Background(), slog.LevelDebug) }
 
 // forgetLocked drops the oldest tombstone: its id answers 404 from now on.
 func (s *Server) forgetLocked() {

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,9 +21,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/quorumd/quorumd/mpc/relay"
 )
@@ -242,4 +246,72 @@ func relayWritePEM(t testing.TB, dir, name, typ string, der []byte) string {
 		t.Fatalf("relaytest.NewPKI: %v", err)
 	}
 	return path
+}
+
+// StartV1 is Start for a relay that answers as relays before
+// relay.FeatureClaimEnvelope did: a real relay behind a handler that leaves
+// the features out of GET /v1/info, refuses a seat claim carrying an
+// envelope (400, an unknown field, as their strict decoder did) and drops
+// the fetch and leave parameters of posts and claims (they ignored them). Clients
+// must fall back to a claim, a post and a fetch of their own.
+func StartV1(t testing.TB, cfg ...relay.Config) (*relay.Server, string) {
+	t.Helper()
+	var c relay.Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	srv, err := relay.New(c)
+	if err != nil {
+		t.Fatalf("relaytest.StartV1: %v", err)
+	}
+	name := srv.Config().Name
+	hs := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		path := string(ctx.Path())
+		post := string(ctx.Method()) == fasthttp.MethodPost
+		switch {
+		case path == "/v1/info":
+			b, _ := json.Marshal(struct {
+				Name string `json:"name"`
+			}{name})
+			ctx.SetContentType("application/json")
+			ctx.SetBody(b)
+			return
+		case post && strings.HasSuffix(path, "/seats"):
+			var probe map[string]json.RawMessage
+			if json.Unmarshal(ctx.PostBody(), &probe) == nil && probe["envelope"] != nil {
+				ctx.SetStatusCode(fasthttp.StatusBadRequest)
+				ctx.SetContentType("application/json")
+				ctx.SetBodyString(`{"error":"bad_request","message":"invalid seat claim JSON: json: unknown field \"envelope\""}`)
+				return
+			}
+			ctx.URI().SetQueryString("")
+		case post && strings.HasSuffix(path, "/messages"):
+			args := ctx.QueryArgs()
+			for _, k := range []string{"after", "wait_ms", "max_bytes", "leave_after", "leave"} {
+				args.Del(k)
+			}
+			ctx.URI().SetQueryStringBytes(args.QueryString())
+		}
+		srv.Handler(ctx)
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("relaytest.StartV1: listen: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx) // answers its long-polls
+		if err := hs.ShutdownWithContext(ctx); err != nil {
+			t.Errorf("relaytest.StartV1: shutdown: %v", err)
+		}
+		<-done
+	})
+	addr := ln.Addr().String()
+	if err := WaitHealthy(addr, false, 10*time.Second); err != nil {
+		t.Fatalf("relaytest.StartV1: %v", err)
+	}
+	return srv, addr
 }
