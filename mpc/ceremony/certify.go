@@ -270,7 +270,10 @@ func (p *party) sendCert(ctx context.Context, payload []byte) {
 		return
 	}
 	if queueNext(p.tr) {
-		// Queued: leaveLater's Leave posts it and leaves in one request.
+		// Queued, no request: leaveLater's Leave (after the answer) posts
+		// it and leaves in one request. (A Send that cannot queue posts at
+		// once, within the certificate's own budget.)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), certSendTimeout)
 		defer cancel()
 		_ = p.tr.Send(sctx, envelope.Broadcast, raw)
 		return
