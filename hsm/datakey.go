@@ -123,7 +123,7 @@ func (h *HSM) CreateNewDataKey(keyID string) error {
 	if err != nil {
 		return err
 	}
-	st.remember(label, cachedDataKey{aead: aead, obj: k})
+	st.remember(label, cachedDataKey{aead: aead, obj: k, minted: true})
 	return nil
 }
 

@@ -36,8 +36,9 @@ const maxCachedDataKeys = 4096
 
 // cachedDataKey is a data key's token-side GCM and the object behind it.
 type cachedDataKey struct {
-	aead cipher.AEAD
-	obj  *crypto11.SecretKey
+	aead   cipher.AEAD
+	obj    *crypto11.SecretKey
+	minted bool // made by this process (CreateNewDataKey), not found
 }
 
 // keyRef is the key a blob operation uses.
@@ -45,6 +46,7 @@ type keyRef struct {
 	aead   cipher.AEAD
 	obj    *crypto11.SecretKey // nil for a configured wrapping key
 	cached bool                // a data key taken from the cache: it may be stale
+	minted bool                // ... and one this process made (see checkCachedLabel)
 }
 
 // errStaleDataKey: a cached data-key handle no longer names its key; the
@@ -66,7 +68,7 @@ func (h *HSM) key(st *tokenState, label string) (keyRef, error) {
 	c, ok := st.dataKeys[label]
 	st.dkMu.Unlock()
 	if ok {
-		return keyRef{aead: c.aead, obj: c.obj, cached: true}, nil
+		return keyRef{aead: c.aead, obj: c.obj, cached: true, minted: c.minted}, nil
 	}
 	k, err := findKey(st.ctx, label)
 	if err == ErrKeyNotFound {
@@ -110,8 +112,18 @@ func (st *tokenState) forget(label string, obj *crypto11.SecretKey) {
 // object labelled label before anything is sealed under it; if not, it
 // drops the entry and returns errStaleDataKey. Called with the read lock
 // of st held.
+//
+// A key this process minted skips the check (a label read costs SoftHSM a
+// file open and lock, ≈0.2 ms, on the import's durable prepare). Its key_id
+// is fresh and random, so until its record is written nobody else can name
+// it, and the orphan sweep spares it for longer than the pool keeps it;
+// afterwards only deleting the record destroys it, and the record's
+// tombstone then refuses every write of what was sealed (Prepare, Commit,
+// Reseal read the live record), so a reused handle cannot tie a stored
+// secret to another key. A key found on the token may be older than any
+// of that and is checked.
 func checkCachedLabel(st *tokenState, ref keyRef, label string) error {
-	if !ref.cached {
+	if !ref.cached || ref.minted {
 		return nil
 	}
 	var attrs crypto11.AttributeSet

@@ -21,12 +21,16 @@ func (h *HSM) TokenContext() any {
 }
 
 // CacheDataKeyAs makes keyID's cache entry name otherKeyID's object, as a
-// module that reused a destroyed object's handle for another object would.
+// module that reused a destroyed object's handle for another object would,
+// in an entry a lookup made (a key this process minted is not checked:
+// checkCachedLabel says why).
 func (h *HSM) CacheDataKeyAs(keyID, otherKeyID string) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	st := h.st
 	st.dkMu.Lock()
 	defer st.dkMu.Unlock()
-	st.dataKeys[DataKeyLabel(keyID)] = st.dataKeys[DataKeyLabel(otherKeyID)]
+	c := st.dataKeys[DataKeyLabel(otherKeyID)]
+	c.minted = false
+	st.dataKeys[DataKeyLabel(keyID)] = c
 }
