@@ -188,7 +188,7 @@ func TestE2EPostgresRestart(t *testing.T) {
 
 	type tally struct{ ok, internal, other int }
 	var mu sync.Mutex
-	var phase string
+	phase := "before" // the callers may finish a call before the first setPhase
 	counts := map[string]*tally{"before": {}, "down": {}, "after": {}}
 	var bad []string
 	stop := make(chan struct{})
