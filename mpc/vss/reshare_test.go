@@ -179,7 +179,7 @@ func TestDealSubSharesConstantTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixed := new(btcec.ModNScalar).SetInt(1)
-	dudect.Test(t, func() *btcec.ModNScalar { return fixed }, func() *btcec.ModNScalar { return randScalar(t) },
+	dudect.Test(t, func() *btcec.ModNScalar { return new(btcec.ModNScalar).Set(fixed) }, func() *btcec.ModNScalar { return randScalar(t) },
 		func(s *btcec.ModNScalar) {
 			d, err := DealSubShares(s, l, th, n, nil)
 			if err != nil {

@@ -773,7 +773,7 @@ func TestDealConstantTime(t *testing.T) {
 func TestVerifySharePublicConstantTime(t *testing.T) {
 	pub := btcec.Generator()
 	fixed := new(btcec.ModNScalar).SetInt(7)
-	dudect.Test(t, func() *btcec.ModNScalar { return fixed }, func() *btcec.ModNScalar { return randScalar(t) },
+	dudect.Test(t, func() *btcec.ModNScalar { return new(btcec.ModNScalar).Set(fixed) }, func() *btcec.ModNScalar { return randScalar(t) },
 		func(share *btcec.ModNScalar) {
 			if VerifySharePublic(pub, 0, share) == nil {
 				panic("a share matched")
